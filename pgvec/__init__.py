@@ -1,0 +1,3 @@
+"""pgvec: a vector database layered on PostgreSQL."""
+
+__version__ = "0.1.0"

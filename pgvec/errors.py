@@ -1,0 +1,108 @@
+"""The one exception hierarchy of pgvec.
+
+Every error carries the SQLSTATE sent to PostgreSQL clients and the Milvus status code
+sent to gRPC clients, so the edges (proxy, Milvus service, CLI) convert without guessing.
+Classes register by SQLSTATE, in the way psycopg's error classes do.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class PgvecError(Exception):
+    """Root of every error pgvec raises on purpose."""
+
+    sqlstate: ClassVar[str] = "XX000"
+    #: Milvus ErrorCode (common.proto): 1 = UnexpectedError.
+    milvus_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DataError(PgvecError):
+    """A value is wrong: SQLSTATE class 22."""
+
+    sqlstate = "22000"
+    milvus_code = 5  # IllegalArgument
+
+
+class InvalidVector(DataError):
+    """Text that is not a vector, e.g. ``'[1,2,x]'``."""
+
+    sqlstate = "22P02"
+
+
+class NonFiniteVector(DataError):
+    """NaN or infinity in a vector."""
+
+    sqlstate = "22000"
+
+
+class DimensionMismatch(DataError):
+    """A vector with the wrong number of dimensions."""
+
+    sqlstate = "22000"
+    milvus_code = 5
+
+
+class InvalidParameter(DataError):
+    """An index or search option that is unknown or out of range."""
+
+    sqlstate = "22023"
+
+
+class FeatureNotSupported(PgvecError):
+    sqlstate = "0A000"
+    milvus_code = 1
+
+
+class InvalidTableDefinition(PgvecError):
+    """A table pgvec cannot index, e.g. one without a single-column primary key."""
+
+    sqlstate = "42P16"
+    milvus_code = 5
+
+
+class UndefinedObject(PgvecError):
+    sqlstate = "42704"
+    milvus_code = 4  # CollectionNotExists (closest)
+
+
+class UndefinedColumn(PgvecError):
+    sqlstate = "42703"
+    milvus_code = 5
+
+
+class DuplicateObject(PgvecError):
+    sqlstate = "42710"
+    milvus_code = 5
+
+
+class ActiveTransaction(PgvecError):
+    """A statement that cannot run inside a transaction block."""
+
+    sqlstate = "25001"
+
+
+class EngineError(PgvecError):
+    """The index engine failed (FAISS, files on disk)."""
+
+    sqlstate = "XX000"
+
+
+class CorruptIndex(EngineError):
+    sqlstate = "XX001"
+
+
+class CatalogError(PgvecError):
+    """The pgvec schema is missing, too old or inconsistent."""
+
+    sqlstate = "55000"
