@@ -106,3 +106,11 @@ class CatalogError(PgvecError):
     """The pgvec schema is missing, too old or inconsistent."""
 
     sqlstate = "55000"
+
+
+class UpstreamError(PgvecError):
+    """An error PostgreSQL raised for a statement pgvec ran on a client's behalf."""
+
+    def __init__(self, sqlstate: str, message: str, **kw: str | None) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.sqlstate = sqlstate  # type: ignore[misc]

@@ -1,0 +1,97 @@
+"""Running a pgvec server: the core, the proxy, and the state file ``pgvec status`` reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+from pgvec.proxy.server import ProxyServer
+from pgvec.proxy.upstream import Upstream
+from pgvec.service.core import Core
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "pgvec.json"
+
+
+@dataclass
+class ServerState:
+    pid: int
+    host: str
+    port: int
+    upstream: str
+    data_dir: str
+    embedded: bool
+
+    @property
+    def client_uri(self) -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/postgres"
+
+
+def read_state(data_dir: Path) -> ServerState | None:
+    path = data_dir / STATE_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return ServerState(**raw)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def serve(
+    upstream_dsn: str,
+    data_dir: Path,
+    host: str,
+    port: int,
+    *,
+    embedded: bool,
+    on_ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    core = Core(Upstream(upstream_dsn), data_dir)
+    server = ProxyServer(core, host, port)
+    await server.start()
+    # open the default database now, so its indexes load before the first client
+    default_db = str(conninfo_to_dict(upstream_dsn).get("dbname") or "postgres")
+    try:
+        await core.database(default_db)
+    except Exception as exc:
+        log.warning("could not open database %s yet: %s", default_db, exc)
+    state = ServerState(os.getpid(), host, server.port, upstream_dsn, str(data_dir), embedded)
+    state_path = data_dir / STATE_FILE
+    state_path.write_text(json.dumps(asdict(state)))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    if on_ready is not None:
+        on_ready(server.port)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.close()
+        await core.close()
+        with contextlib.suppress(OSError):
+            state_path.unlink()

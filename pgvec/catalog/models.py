@@ -1,0 +1,58 @@
+"""Typed rows read from the pgvec catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One live column of a table, in attnum order."""
+
+    name: str
+    type: str  # format_type(), e.g. "bigint", "character varying(20)", "bytea"
+    attnum: int
+
+
+@dataclass(frozen=True)
+class VectorColumn:
+    """A bytea column with a ``CHECK (pgvec.is_vector(col, dim))`` constraint."""
+
+    name: str
+    attnum: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table with at least one vector column."""
+
+    relid: int
+    schema: str
+    name: str
+    pk: str | None  # the single-column primary key, None if there is none
+    pk_type: str | None  # format_type() of the primary key
+    columns: list[ColumnInfo] = field(default_factory=list)
+    vectors: dict[str, VectorColumn] = field(default_factory=dict)
+    tracked: bool = False  # change-log triggers installed (pgvec.track())
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """A row of ``pgvec.indexes``."""
+
+    index_name: str
+    schema_name: str
+    relid: int
+    attnum: int
+    column_name: str
+    method: str
+    metric: str
+    options: dict[str, Any]
+    state: str
+    progress: float
+    rows_indexed: int
+    created_at: datetime
+    updated_at: datetime

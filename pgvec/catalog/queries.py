@@ -1,0 +1,82 @@
+"""Typed read helpers over the pgvec catalog (sync psycopg)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from pgvec.catalog.models import ColumnInfo, IndexRow, TableInfo, VectorColumn
+
+_TABLES_SQL = """
+SELECT relid::int8, schema_name::text, table_name::text, pk_column::text, pk_type,
+       column_names::text[], column_types, column_attnums::int4[], tracked
+FROM pgvec.table_info
+ORDER BY relid
+"""
+
+_VECTORS_SQL = """
+SELECT relid::int8, column_name::text, attnum::int4, dim
+FROM pgvec.vector_columns
+ORDER BY relid, attnum
+"""
+
+_INDEXES_SQL = """
+SELECT index_name::text, schema_name::text, relid::int8, attnum::int4, column_name::text,
+       method, metric, options, state, progress, rows_indexed, created_at, updated_at
+FROM pgvec.indexes
+ORDER BY schema_name, index_name
+"""
+
+
+def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
+    """Every table with at least one vector column, by relid."""
+    vectors: dict[int, dict[str, VectorColumn]] = {}
+    for relid, name, attnum, dim in conn.execute(_VECTORS_SQL).fetchall():
+        vectors.setdefault(int(relid), {})[name] = VectorColumn(name, int(attnum), int(dim))
+    out: dict[int, TableInfo] = {}
+    for row in conn.execute(_TABLES_SQL).fetchall():
+        relid, schema, name, pk, pk_type, names, types, attnums, tracked = row
+        cols = zip(names, types, attnums, strict=True)
+        out[int(relid)] = TableInfo(
+            relid=int(relid),
+            schema=schema,
+            name=name,
+            pk=pk,
+            pk_type=pk_type,
+            columns=[ColumnInfo(n, t, int(a)) for n, t, a in cols],
+            vectors=vectors.get(int(relid), {}),
+            tracked=bool(tracked),
+        )
+    return out
+
+
+def list_indexes(conn: psycopg.Connection[Any]) -> list[IndexRow]:
+    """All rows of pgvec.indexes, ordered by (schema_name, index_name)."""
+    return [
+        IndexRow(
+            index_name=r[0],
+            schema_name=r[1],
+            relid=int(r[2]),
+            attnum=int(r[3]),
+            column_name=r[4],
+            method=r[5],
+            metric=r[6],
+            options=dict(r[7] or {}),
+            state=r[8],
+            progress=float(r[9]),
+            rows_indexed=int(r[10]),
+            created_at=r[11],
+            updated_at=r[12],
+        )
+        for r in conn.execute(_INDEXES_SQL).fetchall()
+    ]
+
+
+def database_oid(conn: psycopg.Connection[Any]) -> int:
+    """OID of the connected database (part of an index's identity on disk)."""
+    row = conn.execute(
+        "SELECT oid::int8 FROM pg_database WHERE datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

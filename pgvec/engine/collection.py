@@ -1,0 +1,435 @@
+"""VectorCollection: all vectors of one (table, vector column), plus at most one index.
+
+Rows live in an append-only float32 matrix; a row's position is its *label* (int64),
+which is also its FAISS id. An update appends a new row and marks the old label dead;
+a delete marks it dead. Labels [0, sealed_upto) are covered by the FAISS index (the
+sealed part); later rows form the growing part, searched exactly. ``build_index``
+compacts (drops dead rows, renumbers) and rebuilds; ``seal`` adds the growing rows to
+a clone of the index. Both work on snapshots outside the lock and swap under it, so
+searches and upserts never wait for a build.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from pgvec.engine import faiss_index
+from pgvec.engine.distances import exact_topk, rerank
+from pgvec.engine.faiss_index import Progress
+from pgvec.engine.spec import IndexSpec, Metric, SearchParams
+from pgvec.errors import (
+    DimensionMismatch,
+    EngineError,
+    InvalidParameter,
+    NonFiniteVector,
+)
+
+Key = int | str
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: ``allowed`` sets smaller than this (or than 1% of live rows) are searched exactly.
+SMALL_FILTER = 2000
+
+
+def check_finite(vectors: npt.NDArray[Any]) -> None:
+    if not np.isfinite(vectors).all():
+        if np.isnan(vectors).any():
+            raise NonFiniteVector("NaN not allowed in vector")
+        raise NonFiniteVector("infinite value not allowed in vector")
+
+
+@dataclass
+class _Snapshot:
+    vecs: F32
+    sqnorms: F32
+    keys: list[Key]
+    n: int
+    index: Any
+    spec: IndexSpec | None
+    sealed_upto: int
+
+
+class VectorCollection:
+    def __init__(self, dim: int) -> None:
+        if not 1 <= dim <= 65535:
+            raise InvalidParameter(f"dimension {dim} out of range", detail="Valid: 1..65535.")
+        self._dim = int(dim)
+        self._lock = threading.RLock()
+        self._build_lock = threading.Lock()  # one build / seal / save at a time
+        self._key_kind: str | None = None
+        self._reset_rows(16)
+        self._index: Any = None
+        self._spec: IndexSpec | None = None
+        self._sealed_upto = 0
+        self._epoch = 0  # bumped by clear(): in-flight builds are discarded
+        self.builds = 0  # FAISS indexes built by this object (not loaded)
+
+    def _reset_rows(self, capacity: int) -> None:
+        self._vecs: F32 = np.zeros((capacity, self._dim), np.float32)
+        self._sqnorms: F32 = np.zeros(capacity, np.float32)
+        self._alive: Bools = np.zeros(capacity, np.bool_)
+        self._keys: list[Key] = []
+        self._labels: dict[Key, int] = {}
+        self._n = 0
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def key_kind(self) -> str | None:
+        return self._key_kind
+
+    @property
+    def live_count(self) -> int:
+        return len(self._labels)
+
+    @property
+    def growing_count(self) -> int:
+        with self._lock:
+            if self._spec is None or self._spec.index_type == "FLAT":
+                return 0
+            return int(self._alive[self._sealed_upto : self._n].sum())
+
+    @property
+    def index_spec(self) -> IndexSpec | None:
+        return self._spec
+
+    def contains(self, key: Key) -> bool:
+        return key in self._labels
+
+    def get(self, key: Key) -> F32 | None:
+        with self._lock:
+            label = self._labels.get(key)
+            return None if label is None else self._vecs[label].copy()
+
+    # ------------------------------------------------------------------ writes
+    def _check_keys(self, keys: Sequence[Key]) -> list[Key]:
+        out: list[Key] = []
+        for key in keys:
+            if isinstance(key, str):
+                kind = "str"
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+                key = int(key)
+                if not INT64_MIN <= key <= INT64_MAX:
+                    raise InvalidParameter(f"key {key} is out of range for bigint")
+                kind = "int"
+            else:
+                raise InvalidParameter(f"unsupported key type {type(key).__name__}")
+            if self._key_kind is None:
+                self._key_kind = kind
+            elif kind != self._key_kind:
+                raise InvalidParameter(
+                    f"key {key!r} is a {kind}, this collection has {self._key_kind} keys"
+                )
+            out.append(key)
+        return out
+
+    def _check_vectors(self, vectors: npt.ArrayLike) -> F32:
+        arr = np.asarray(vectors)
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2 or arr.shape[1] != self._dim:
+            got = arr.shape[-1] if arr.ndim else 0
+            raise DimensionMismatch(f"expected {self._dim} dimensions, not {got}")
+        check_finite(arr)
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+        check_finite(out)  # float64 values beyond float32's range
+        return out
+
+    def upsert(self, keys: Sequence[Key], vectors: npt.ArrayLike) -> None:
+        """Insert or replace rows; duplicate keys in one call: the last one wins."""
+        vecs = self._check_vectors(vectors)
+        with self._lock:
+            keys = self._check_keys(keys)
+            if len(keys) != len(vecs):
+                raise InvalidParameter(f"{len(keys)} keys but {len(vecs)} vectors")
+            n, m = self._n, len(keys)
+            self._ensure_capacity(n + m)
+            self._vecs[n : n + m] = vecs
+            self._sqnorms[n : n + m] = np.einsum("ij,ij->i", vecs, vecs)
+            self._alive[n : n + m] = True
+            labels = self._labels
+            alive = self._alive
+            for i, key in enumerate(keys):
+                old = labels.get(key)
+                if old is not None:
+                    alive[old] = False
+                labels[key] = n + i
+            self._keys.extend(keys)
+            self._n = n + m
+
+    def _ensure_capacity(self, need: int) -> None:
+        cap = len(self._vecs)
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        # New arrays: searches holding the old ones keep a consistent view.
+        vecs = np.zeros((cap, self._dim), np.float32)
+        vecs[: self._n] = self._vecs[: self._n]
+        sq = np.zeros(cap, np.float32)
+        sq[: self._n] = self._sqnorms[: self._n]
+        alive = np.zeros(cap, np.bool_)
+        alive[: self._n] = self._alive[: self._n]
+        self._vecs, self._sqnorms, self._alive = vecs, sq, alive
+
+    def delete(self, keys: Iterable[Key]) -> int:
+        """Remove rows by key; returns how many existed."""
+        count = 0
+        with self._lock:
+            for key in keys:
+                label = self._labels.pop(key, None)
+                if label is not None:
+                    self._alive[label] = False
+                    count += 1
+        return count
+
+    def clear(self) -> None:
+        """Remove every row and the FAISS index; the index spec stays (rebuilt by seal)."""
+        with self._lock:
+            self._reset_rows(16)
+            self._key_kind = None
+            self._index = None
+            self._sealed_upto = 0
+            self._epoch += 1
+
+    # ------------------------------------------------------------------ index
+    def build_index(self, spec: IndexSpec, progress: Progress | None = None) -> None:
+        """Compact the rows and build ``spec`` over all live rows (searches continue)."""
+        spec = spec.for_dim(self._dim)
+        with self._build_lock:
+            self._build_locked(spec, progress)
+
+    def _build_locked(self, spec: IndexSpec, progress: Progress | None) -> None:
+        with self._lock:
+            n0, epoch = self._n, self._epoch
+            vecs, keys = self._vecs, self._keys
+            live = np.flatnonzero(self._alive[:n0])
+        faiss_index._report(progress, "snapshot", 0.0)
+        new_vecs = vecs[live]
+        new_keys: list[Key] = [keys[i] for i in live.tolist()]
+        new_labels = {key: i for i, key in enumerate(new_keys)}
+        index = faiss_index.build(spec, new_vecs, self._dim, progress)
+        m = len(live)
+        with self._lock:
+            if self._epoch != epoch:
+                raise EngineError("index build aborted: the collection was cleared meanwhile")
+            n1 = self._n
+            tail = n1 - n0
+            # Replay what happened since the snapshot: deaths of snapshot rows, new rows.
+            died = live[~self._alive[live]]
+            new_alive = np.ones(m, np.bool_)
+            if len(died):
+                pos = np.searchsorted(live, died)
+                new_alive[pos] = False
+                for p in pos.tolist():
+                    key = new_keys[p]
+                    if new_labels.get(key) == p:
+                        del new_labels[key]
+            self._vecs = np.concatenate([new_vecs, self._vecs[n0:n1]])
+            self._sqnorms = np.concatenate([self._sqnorms[live], self._sqnorms[n0:n1]])
+            self._alive = np.concatenate([new_alive, self._alive[n0:n1]])
+            for j in range(tail):
+                if self._alive[m + j]:
+                    new_labels[self._keys[n0 + j]] = m + j
+            self._keys = new_keys + self._keys[n0:n1]
+            self._labels = new_labels
+            self._n = m + tail
+            self._ensure_capacity(max(16, self._n + 1))
+            self._index, self._spec, self._sealed_upto = index, spec, m
+            self.builds += 1
+
+    def drop_index(self) -> None:
+        with self._lock:
+            self._index, self._spec, self._sealed_upto = None, None, 0
+
+    def needs_seal(self) -> bool:
+        """True when the growing part is large enough to be worth adding to the index."""
+        if self._spec is None or self._spec.index_type == "FLAT":
+            return False
+        return self.growing_count > max(1000, self._sealed_upto // 10)
+
+    def needs_compaction(self) -> bool:
+        """True when dead rows exceed 20% of the stored rows (call build_index)."""
+        with self._lock:
+            dead = self._n - len(self._labels)
+            return self._spec is not None and dead > max(1000, self._n // 5)
+
+    def seal(self, progress: Progress | None = None) -> bool:
+        """Add growing rows to a clone of the index and swap it in; False if nothing to do."""
+        with self._build_lock:
+            with self._lock:
+                spec, index, s0, n1 = self._spec, self._index, self._sealed_upto, self._n
+                vecs, alive, epoch = self._vecs, self._alive[s0:n1].copy(), self._epoch
+            if spec is None or spec.index_type == "FLAT" or n1 == s0:
+                return False
+            if index is None:  # after clear(): build afresh once there are enough rows
+                if spec.index_type != "HNSW" and int(alive.sum()) < int(spec.params["nlist"]):
+                    return False
+                self._build_locked(spec, progress)
+                return True
+            clone = faiss.clone_index(index)
+            faiss_index.add(clone, spec, vecs[s0:n1], s0, progress, alive)
+            with self._lock:
+                if self._epoch != epoch:
+                    return False
+                self._index, self._sealed_upto = clone, n1
+            return True
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            spec, n, live = self._spec, self._n, len(self._labels)
+            sealed = self._sealed_upto
+            sealed_live = int(self._alive[:sealed].sum())
+            mem = (
+                len(self._vecs) * (self._dim * 4 + 5)
+                + n * 100
+                + faiss_index.memory_estimate(spec, self._index, self._dim)
+            )
+        return {
+            "dim": self._dim,
+            "live_rows": live,
+            "sealed_rows": sealed_live,
+            "growing_rows": live - sealed_live,
+            "dead_rows": n - live,
+            "index_type": spec.index_type if spec else None,
+            "metric": spec.metric.value if spec else None,
+            "params": dict(spec.params) if spec else {},
+            "memory_bytes": mem,
+        }
+
+    # ------------------------------------------------------------------ search
+    def _check_query(self, query: npt.ArrayLike) -> F64:
+        q = np.asarray(query, dtype=np.float64)
+        if q.ndim == 2 and q.shape[0] == 1:
+            q = q[0]
+        if q.ndim != 1 or q.shape[0] != self._dim:
+            raise DimensionMismatch(f"expected {self._dim} dimensions, not {q.shape[-1]}")
+        check_finite(q)
+        return q
+
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int,
+        metric: Metric,
+        params: SearchParams | None = None,
+        allowed: Collection[Key] | None = None,
+    ) -> tuple[list[Key], F64]:
+        """The k nearest live rows (only ``allowed`` keys if given), nearest first.
+
+        Distances follow pgvector: L2 Euclidean, IP negative inner product, COSINE
+        1 - cosine similarity, L1 taxicab. Always min(k, eligible rows) results.
+        """
+        q = self._check_query(query)
+        if k < 0:
+            raise InvalidParameter(f"LIMIT must not be negative: {k}")
+        params = params or SearchParams()
+        with self._lock:
+            snap = _Snapshot(
+                self._vecs,
+                self._sqnorms,
+                self._keys,
+                self._n,
+                self._index,
+                self._spec,
+                self._sealed_upto,
+            )
+            n = snap.n
+            if allowed is None:
+                mask = self._alive[:n].copy()
+                rows = None
+                eligible = len(self._labels)
+            else:
+                labels = self._labels
+                found = [labels[key] for key in allowed if key in labels]
+                rows = np.unique(np.array(found, dtype=np.int64))
+                eligible = len(rows)
+                mask = None
+            live = len(self._labels)
+        if k == 0 or eligible == 0:
+            return [], np.empty(0, np.float64)
+        index, spec = snap.index, snap.spec
+        use_index = index is not None and spec is not None and spec.metric is metric
+        small = rows is not None and (eligible < SMALL_FILTER or eligible < live // 100)
+        if not use_index or small:
+            if rows is not None:
+                labs, dists = exact_topk(snap.vecs, snap.sqnorms, q, metric, k, rows=rows)
+            else:
+                labs, dists = exact_topk(
+                    snap.vecs, snap.sqnorms, q, metric, k, lo=0, hi=n, alive=mask
+                )
+        else:
+            assert spec is not None
+            if mask is None:
+                assert rows is not None
+                mask = np.zeros(n, np.bool_)
+                mask[rows] = True
+            labs, dists = self._ann(snap, spec, q, k, metric, params, mask)
+        return [snap.keys[i] for i in labs.tolist()], dists
+
+    def _ann(
+        self,
+        snap: _Snapshot,
+        spec: IndexSpec,
+        q: F64,
+        k: int,
+        metric: Metric,
+        params: SearchParams,
+        mask: Bools,
+    ) -> tuple[I64, F64]:
+        s = snap.sealed_upto
+        sealed_mask = mask[:s]
+        sealed_eligible = int(sealed_mask.sum())
+        parts: list[I64] = []
+        if sealed_eligible:
+            need = min(k, sealed_eligible)
+            kk = min(sealed_eligible, k * faiss_index.fetch_factor(spec))
+            bitmap = None
+            if sealed_eligible < s:
+                bitmap = np.packbits(sealed_mask, bitorder="little")
+            # Widen the search by 1 / selectivity so a filter (or deletes) leaves about
+            # as many eligible candidates as an unfiltered search would see.
+            boost = min(64.0, s / sealed_eligible)
+            found = faiss_index.search(
+                snap.index, spec, q.astype(np.float32), kk, params, bitmap, boost
+            )
+            if len(found) < need:
+                # The index ran out of eligible candidates: the filter is correlated with
+                # the query, and a wider graph walk would return poor neighbours. Exact.
+                found, _ = exact_topk(
+                    snap.vecs, snap.sqnorms, q, metric, kk, lo=0, hi=s, alive=sealed_mask
+                )
+            parts.append(found)
+        if snap.n > s:
+            grow, _ = exact_topk(snap.vecs, snap.sqnorms, q, metric, k, lo=s, hi=snap.n, alive=mask)
+            parts.append(grow)
+        return rerank(snap.vecs, np.concatenate(parts), q, metric, k)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        from pgvec.engine import persist
+
+        with self._build_lock:
+            persist.save(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory: Path) -> VectorCollection:
+        from pgvec.engine import persist
+
+        return persist.load(Path(directory))

@@ -1,0 +1,116 @@
+"""Exact distances in pgvector's SQL convention, and exact top-k over stored rows.
+
+Candidate selection runs in float32 (BLAS) chunk by chunk; the winners (plus a margin)
+are re-scored in float64 so that every distance pgvec returns is the exact value the
+SQL operator would compute, whichever path (exact or FAISS) found the row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from pgvec.engine.spec import Metric
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+CHUNK = 32768
+
+
+def exact_distances(rows: npt.NDArray[np.floating], query: F64, metric: Metric) -> F64:
+    """SQL-convention distances between each row and the query, in float64."""
+    x = np.asarray(rows, dtype=np.float64)
+    if metric is Metric.L2:
+        diff = x - query
+        out: F64 = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    elif metric is Metric.IP:
+        out = -(x @ query)
+    elif metric is Metric.L1:
+        out = np.abs(x - query).sum(axis=1)
+    else:
+        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(query)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = 1.0 - (x @ query) / norms  # NaN for zero vectors, as pgvector
+    return out
+
+
+def _scores(block: F32, sq: F32, q32: F32, metric: Metric) -> F32:
+    """Order-preserving float32 scores (smaller is nearer); inf where undefined."""
+    s: F32
+    if metric is Metric.L2:
+        s = sq - np.float32(2.0) * (block @ q32)
+    elif metric is Metric.IP:
+        s = -(block @ q32)
+    elif metric is Metric.L1:
+        s = np.abs(block - q32).sum(axis=1).astype(np.float32, copy=False)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = (-(block @ q32) / np.sqrt(sq)).astype(np.float32, copy=False)
+        s[~np.isfinite(s)] = np.inf
+    return s
+
+
+def _best(scores: F32, labels: I64, keep: int) -> tuple[F32, I64]:
+    if len(scores) > keep:
+        part = np.argpartition(scores, keep - 1)[:keep]
+        return scores[part], labels[part]
+    return scores, labels
+
+
+def exact_topk(
+    vecs: F32,
+    sqnorms: F32,
+    query: F64,
+    metric: Metric,
+    k: int,
+    *,
+    rows: I64 | None = None,
+    lo: int = 0,
+    hi: int = 0,
+    alive: Bools | None = None,
+) -> tuple[I64, F64]:
+    """Top-k labels among ``rows`` (or among live labels in [lo, hi)), nearest first."""
+    if k <= 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    keep = 2 * k + 16  # margin against float32 rounding before the float64 re-score
+    q32 = query.astype(np.float32)
+    cand_s: list[F32] = []
+    cand_l: list[I64] = []
+    if rows is not None:
+        for start in range(0, len(rows), CHUNK):
+            lab = rows[start : start + CHUNK]
+            s = _scores(vecs[lab], sqnorms[lab], q32, metric)
+            bs, bl = _best(s, lab, keep)
+            cand_s.append(bs)
+            cand_l.append(bl)
+    else:
+        assert alive is not None
+        for start in range(lo, hi, CHUNK):
+            stop = min(hi, start + CHUNK)
+            live = alive[start:stop]
+            if not live.any():
+                continue
+            s = _scores(vecs[start:stop], sqnorms[start:stop], q32, metric)
+            lab = np.arange(start, stop, dtype=np.int64)
+            if not live.all():
+                s, lab = s[live], lab[live]
+            bs, bl = _best(s, lab, keep)
+            cand_s.append(bs)
+            cand_l.append(bl)
+    if not cand_l:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    scores = np.concatenate(cand_s)
+    labels = np.concatenate(cand_l)
+    scores, labels = _best(scores, labels, keep)
+    return rerank(vecs, labels, query, metric, k)
+
+
+def rerank(vecs: F32, labels: I64, query: F64, metric: Metric, k: int) -> tuple[I64, F64]:
+    """Exact float64 distances for candidate labels; the k nearest, sorted (NaN last)."""
+    labels = np.unique(labels)
+    dists = exact_distances(vecs[labels], query, metric)
+    order = np.argsort(dists, kind="stable")[:k]
+    return labels[order], dists[order]

@@ -1,0 +1,195 @@
+"""Building, extending and searching the FAISS index of a collection.
+
+FAISS ids are always the collection's labels (row positions):
+
+* HNSW (IndexHNSWFlat) numbers rows sequentially and cannot remove them, so *every*
+  position in [0, sealed_upto) is added, dead ones included; dead rows are hidden at
+  search time by an IDSelectorBitmap. A build compacts the collection first, so only
+  rows that die after a build cost graph memory until the next build.
+* IVF indexes add live rows with ``add_with_ids``.
+* FLAT has no FAISS object: the stored matrix is searched exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import faiss as _faiss
+import numpy as np
+import numpy.typing as npt
+
+from pgvec.engine.spec import IndexSpec, Metric, SearchParams
+from pgvec.errors import EngineError, InvalidParameter
+
+faiss: Any = _faiss  # the SWIG module is only partly typed
+
+Progress = Callable[[str, float], None]
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+ADD_CHUNK = 20000
+TRAIN_PER_LIST = 256  # FAISS's own k-means sample cap (max_points_per_centroid)
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set FAISS's OpenMP thread count (process-wide); default: all CPUs.
+
+    Builds parallelise over rows; a single-query search barely uses OpenMP, so a server
+    running many concurrent searches on a thread pool may prefer ``configure_threads(1)``
+    to avoid oversubscription. Returns the number set.
+    """
+    count = n if n is not None else (os.cpu_count() or 1)
+    faiss.omp_set_num_threads(max(1, int(count)))
+    return max(1, int(count))
+
+
+def faiss_metric(metric: Metric) -> int:
+    if metric is Metric.L2:
+        return int(faiss.METRIC_L2)
+    if metric is Metric.L1:
+        return int(faiss.METRIC_L1)
+    return int(faiss.METRIC_INNER_PRODUCT)  # IP, and COSINE on normalised vectors
+
+
+def prepare(vectors: F32, metric: Metric) -> F32:
+    """Rows as FAISS must see them: contiguous float32, unit length for COSINE."""
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    if metric is Metric.COSINE:
+        out = out.copy()
+        faiss.normalize_L2(out)
+    return out
+
+
+def _report(progress: Progress | None, stage: str, fraction: float) -> None:
+    if progress is not None:
+        progress(stage, fraction)
+
+
+def build(spec: IndexSpec, vectors: F32, dim: int, progress: Progress | None = None) -> Any:
+    """A FAISS index over all rows of ``vectors`` with ids 0..n-1 (None for FLAT)."""
+    n = len(vectors)
+    if spec.index_type == "FLAT":
+        _report(progress, "done", 1.0)
+        return None
+    metric = faiss_metric(spec.metric)
+    index: Any
+    quantizer: Any
+    try:
+        if spec.index_type == "HNSW":
+            index = faiss.IndexHNSWFlat(dim, int(spec.params["M"]), metric)
+            index.hnsw.efConstruction = int(spec.params["efConstruction"])
+        else:
+            nlist = int(spec.params["nlist"])
+            if n < nlist:
+                raise InvalidParameter(
+                    f"nlist ({nlist}) must not exceed the number of rows ({n})",
+                    hint="Load more rows before building the index, or choose fewer lists.",
+                )
+            quantizer = (
+                faiss.IndexFlatL2(dim) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(dim)
+            )
+            if spec.index_type == "IVF_FLAT":
+                index = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
+            elif spec.index_type == "IVF_SQ8":
+                index = faiss.IndexIVFScalarQuantizer(
+                    quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, metric
+                )
+            else:
+                m, nbits = int(spec.params["m"]), int(spec.params["nbits"])
+                index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, nbits, metric)
+            index.own_fields = True
+            quantizer.this.disown()
+            _report(progress, "train", 0.0)
+            sample_size = min(n, TRAIN_PER_LIST * nlist)
+            if sample_size < n:
+                pick = np.random.default_rng(1234).choice(n, sample_size, replace=False)
+                sample = prepare(vectors[np.sort(pick)], spec.metric)
+            else:
+                sample = prepare(vectors, spec.metric)
+            index.train(sample)
+        add(index, spec, vectors, 0, progress)
+    except (RuntimeError, MemoryError) as exc:
+        raise EngineError(f"building the {spec.index_type} index failed: {exc}") from exc
+    _report(progress, "done", 1.0)
+    return index
+
+
+def add(
+    index: Any,
+    spec: IndexSpec,
+    vectors: F32,
+    first_label: int,
+    progress: Progress | None = None,
+    alive: Bools | None = None,
+) -> None:
+    """Add rows labelled first_label.. (HNSW: all of them; IVF: the live ones)."""
+    n = len(vectors)
+    if spec.index_type == "HNSW" and index.ntotal != first_label:
+        raise EngineError(f"HNSW holds {index.ntotal} rows, cannot add label {first_label}")
+    for start in range(0, n, ADD_CHUNK):
+        stop = min(n, start + ADD_CHUNK)
+        _report(progress, "add", start / max(n, 1))
+        chunk = prepare(vectors[start:stop], spec.metric)
+        if spec.index_type == "HNSW":
+            index.add(chunk)
+            continue
+        ids = np.arange(first_label + start, first_label + stop, dtype=np.int64)
+        if alive is not None:
+            live = alive[start:stop]
+            chunk, ids = np.ascontiguousarray(chunk[live]), ids[live]
+        if len(ids):
+            index.add_with_ids(chunk, ids)
+
+
+def fetch_factor(spec: IndexSpec) -> int:
+    """Candidates fetched per result; lossy codes are re-ranked with exact distances."""
+    return {"IVF_PQ": 4, "IVF_SQ8": 2}.get(spec.index_type, 1)
+
+
+def search(
+    index: Any,
+    spec: IndexSpec,
+    query: F32,
+    kk: int,
+    params: SearchParams,
+    bitmap: npt.NDArray[np.uint8] | None,
+    boost: float = 1.0,
+) -> I64:
+    """Labels of up to kk candidates from the FAISS index (no -1 padding)."""
+    sel = None
+    if bitmap is not None:
+        sel = faiss.IDSelectorBitmap(len(bitmap) * 8, faiss.swig_ptr(bitmap))
+    if spec.index_type == "HNSW":
+        ef = min(max(int(params.ef_for(kk) * boost), kk), max(index.ntotal, kk))
+        sp = faiss.SearchParametersHNSW(efSearch=ef)
+    else:
+        nlist = int(spec.params["nlist"])
+        nprobe = min(nlist, math.ceil(params.nprobe_for(nlist) * boost))
+        sp = faiss.SearchParametersIVF(nprobe=nprobe)
+    if sel is not None:
+        sp.sel = sel
+    q = prepare(query.reshape(1, -1), spec.metric)
+    _, labels = index.search(q, kk, params=sp)
+    del sel
+    found: I64 = labels[0]
+    return found[found >= 0].astype(np.int64)
+
+
+def memory_estimate(spec: IndexSpec | None, index: Any, dim: int) -> int:
+    if index is None or spec is None:
+        return 0
+    n = int(index.ntotal)
+    if spec.index_type == "HNSW":
+        return n * (dim * 4 + int(spec.params["M"]) * 2 * 4 * 2)
+    nlist = int(spec.params["nlist"])
+    if spec.index_type == "IVF_FLAT":
+        code = dim * 4
+    elif spec.index_type == "IVF_SQ8":
+        code = dim
+    else:
+        code = (int(spec.params["m"]) * int(spec.params["nbits"]) + 7) // 8
+    return n * (code + 8) + nlist * dim * 4

@@ -1,0 +1,1 @@
+"""The PostgreSQL-protocol server: accepts clients, relays to PostgreSQL, rewrites vector SQL."""

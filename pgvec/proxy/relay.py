@@ -1,0 +1,179 @@
+"""Backend -> client relay, with an ordered queue of what each reply belongs to.
+
+PostgreSQL answers requests strictly in order, so the proxy keeps one FIFO of
+``Pending`` entries, one per request it sent upstream (or per synthesized reply). The
+relay task reads the server's messages, matches each to the head of the queue, and
+forwards, transforms, drops or captures it. After an ErrorResponse in the extended
+protocol the server skips everything up to the next Sync, so the relay drops the entries
+of the skipped requests too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pgvec.wire.framing import FrameBuffer, Message
+
+log = logging.getLogger(__name__)
+
+# Messages the server may send at any time, unrelated to the request being answered.
+ASYNC_TYPES = frozenset({b"N", b"A", b"S"})
+
+Transform = Callable[[Message], bytes | None]
+
+
+@dataclass(eq=False)
+class Pending:
+    """What the next replies from the server belong to."""
+
+    #: message types that end this entry's replies
+    ends: frozenset[bytes]
+    #: extended-protocol request (subject to skip-to-Sync after an error)
+    extended: bool = False
+    #: maps a reply to the bytes sent to the client (None drops it); default: forward
+    transform: Transform | None = None
+    #: collect the replies here instead of forwarding them
+    capture: list[Message] | None = None
+    #: resolved with the captured/handled replies when the entry ends
+    done: asyncio.Future[list[Message]] | None = None
+    #: bytes to send to the client in order, without waiting for any server reply
+    emit: bytes | None = None
+    is_sync: bool = False
+    seen: list[Message] = field(default_factory=list)
+
+
+def ends_for(type_: bytes) -> frozenset[bytes]:
+    return _ENDS[type_]
+
+
+_ENDS = {
+    b"P": frozenset({b"1"}),
+    b"B": frozenset({b"2"}),
+    b"D": frozenset({b"T", b"n"}),
+    b"E": frozenset({b"C", b"I", b"s"}),
+    b"C": frozenset({b"3"}),
+    b"S": frozenset({b"Z"}),
+    b"Q": frozenset({b"Z"}),
+    b"F": frozenset({b"Z"}),
+}
+
+
+class Relay:
+    """Forwards server replies to the client according to the pending queue."""
+
+    def __init__(self, server: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+        self._server = server
+        self._client = client
+        self._queue: deque[Pending] = deque()
+        self._skipping = False
+        #: transaction status from the last ReadyForQuery: I, T or E
+        self.txn_status = b"I"
+        self.closed = asyncio.Event()
+
+    # -- used by the frontend -------------------------------------------------------
+
+    def expect(self, entry: Pending) -> None:
+        self._queue.append(entry)
+
+    def expect_request(self, type_: bytes, transform: Transform | None = None) -> None:
+        self._queue.append(
+            Pending(_ENDS[type_], extended=type_ not in (b"Q", b"F"), transform=transform,
+                    is_sync=type_ == b"S")
+        )
+
+    def emit(self, data: bytes) -> None:
+        """Send bytes to the client after every reply still owed to it."""
+        if not self._queue:
+            self._client.write(data)
+        else:
+            self._queue.append(Pending(frozenset(), emit=data))
+
+    def idle(self) -> bool:
+        return not self._queue
+
+    async def wait_idle(self) -> None:
+        """Wait until every reply owed to the client has been relayed."""
+        if not self._queue:
+            return
+        done: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
+        self._queue.append(Pending(frozenset(), emit=b"", done=done))
+        await done
+
+    # -- the task ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        buf = FrameBuffer()
+        try:
+            while True:
+                data = await self._server.read(1 << 16)
+                if not data:
+                    break
+                buf.feed(data)
+                out: list[bytes] = []
+                while (msg := buf.next_message()) is not None:
+                    self._dispatch(msg, out)
+                if out:
+                    self._client.write(b"".join(out))
+                    if self._client.transport.get_write_buffer_size() > (1 << 20):
+                        await self._client.drain()
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.debug("server connection lost: %s", exc)
+        finally:
+            self.closed.set()
+            for entry in self._queue:
+                if entry.done is not None and not entry.done.done():
+                    entry.done.set_exception(ConnectionError("server connection closed"))
+            self._queue.clear()
+
+    def _flush_emits(self, out: list[bytes]) -> None:
+        q = self._queue
+        while q and q[0].emit is not None:
+            entry = q.popleft()
+            out.append(entry.emit or b"")
+            self._finish(entry)
+
+    def _dispatch(self, msg: Message, out: list[bytes]) -> None:
+        self._flush_emits(out)
+        t = msg.type
+        q = self._queue
+        if not q:
+            out.append(msg.raw)
+            return
+        if t in ASYNC_TYPES and q[0].capture is None:
+            out.append(msg.raw)
+            return
+        if self._skipping:
+            # after an error in the extended protocol, only the Sync's entry gets replies
+            while q and not q[0].is_sync and q[0].emit is None:
+                self._finish(q.popleft())
+            self._skipping = False
+            self._flush_emits(out)
+            if not q:
+                out.append(msg.raw)
+                return
+        head = q[0]
+        if head.capture is not None:
+            head.capture.append(msg)
+        elif head.transform is not None:
+            replaced = head.transform(msg)
+            if replaced is not None:
+                out.append(replaced)
+        else:
+            out.append(msg.raw)
+        if t == b"Z":
+            self.txn_status = msg.body[:1]
+        if t == b"E" and head.extended:
+            self._finish(q.popleft())
+            self._skipping = True
+        elif t in head.ends:
+            self._finish(q.popleft())
+            self._flush_emits(out)
+
+    @staticmethod
+    def _finish(entry: Pending) -> None:
+        if entry.done is not None and not entry.done.done():
+            entry.done.set_result(entry.capture or [])

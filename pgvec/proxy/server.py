@@ -1,0 +1,105 @@
+"""The asyncio server: accepts PostgreSQL clients and runs a Session for each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+from pgvec.errors import PgvecError
+from pgvec.proxy.relay import Relay
+from pgvec.proxy.session import Session
+from pgvec.proxy.startup import accept
+from pgvec.service.core import Core
+from pgvec.wire.framing import FrameBuffer, ProtocolViolation
+from pgvec.wire.messages import error_response
+
+log = logging.getLogger(__name__)
+
+
+class ProxyServer:
+    def __init__(self, core: Core, host: str = "127.0.0.1", port: int = 5433) -> None:
+        self.core = core
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._client, self.host, self.port)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        log.info("pgvec listening on %s:%d", self.host, self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._sessions):
+            task.cancel()
+        if self._sessions:
+            await asyncio.gather(*self._sessions, return_exceptions=True)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except ProtocolViolation as exc:
+            log.info("protocol violation from client: %s", exc)
+            writer.write(error_response("08P01", str(exc), severity="FATAL"))
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("session failed")
+        finally:
+            self._sessions.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buf = FrameBuffer()
+        est = await accept(reader, writer, buf, self.core.upstream)
+        if est is None:
+            return
+        dbname = est.params.get("database") or est.params.get("user") or "postgres"
+        try:
+            db = await self.core.database(dbname)
+        except PgvecError as exc:
+            writer.write(error_response(exc.sqlstate, str(exc), severity="FATAL", hint=exc.hint))
+            await writer.drain()
+            return
+        except Exception as exc:
+            log.exception("could not open database %s", dbname)
+            writer.write(error_response(
+                "58000", f"pgvec could not prepare database {dbname}: {exc}", severity="FATAL"
+            ))
+            await writer.drain()
+            return
+        relay = Relay(est.server_reader, writer)
+        relay_task = asyncio.create_task(relay.run())
+        session = Session(db, reader, writer, buf, est.server_writer, relay)
+        try:
+            client_task = asyncio.create_task(session.run())
+            done, _ = await asyncio.wait(
+                {client_task, relay_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in done:
+                if t is client_task and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+            if client_task in done:
+                # client finished (Terminate): let the relay deliver what is owed
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(relay_task), 0.5)
+            await writer.drain()
+        finally:
+            for t in (relay_task, client_task):
+                t.cancel()
+            with contextlib.suppress(Exception):
+                est.server_writer.close()

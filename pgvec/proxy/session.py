@@ -1,0 +1,456 @@
+"""One client connection: the frontend loop that forwards, rewrites or intercepts.
+
+Simple protocol (psql): each Query is split into statements; statements pgvec does not
+own are forwarded byte for byte; vector statements are rewritten and spliced back in by
+position; top-k queries are answered by the engine first and sent as a join of the hits
+with the table. CREATE/DROP INDEX on pgvec indexes run in pgvec itself.
+
+Extended protocol (psycopg, asyncpg, JDBC): a Parse of vector SQL is rewritten into a
+template with two extra parameters (hit keys and distances); its Bind is held until the
+engine has answered, then completed with the hits. The extra parameters are hidden from
+the ParameterDescription the client sees.
+
+Errors pgvec detects are raised by PostgreSQL itself (``pgvec.raise_error``), so the
+client gets a real ErrorResponse and the transaction state stays right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pgvec import vectors
+from pgvec.errors import FeatureNotSupported, PgvecError
+from pgvec.proxy.hits import distances_array, keys_array, sql_literal
+from pgvec.proxy.relay import Pending, Relay
+from pgvec.rewrite.decision import (
+    CreateIndex,
+    Decision,
+    DropIndex,
+    Knn,
+    Passthrough,
+    Rewritten,
+    SetParam,
+)
+from pgvec.rewrite.split import split_statements
+from pgvec.service.search import FilterArgs, SearchSettings
+from pgvec.wire import messages as m
+from pgvec.wire.framing import FrameBuffer, Message
+
+if TYPE_CHECKING:
+    from pgvec.rewrite.decision import KnnPlan
+    from pgvec.service.database import Database
+
+log = logging.getLogger(__name__)
+
+_DDL = re.compile(r"\b(create|alter|drop|rename|truncate)\b", re.IGNORECASE)
+_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\d+)")
+
+
+def max_param(sql: str) -> int:
+    n = 0
+    for match in _PARAM.finditer(sql):
+        if match.group(1):
+            n = max(n, int(match.group(1)))
+    return n
+
+
+@dataclass
+class Statement:
+    """What pgvec remembers about a prepared statement it rewrote."""
+
+    param_types: list[int]  # as declared to PostgreSQL (client's, extended, vectors -> bytea)
+    client_nparams: int
+    vector_params: dict[int, int | None] = field(default_factory=dict)  # 0-based -> dim
+    knn: KnnPlan | None = None
+    intercept: Decision | None = None
+
+
+class Session:
+    def __init__(
+        self,
+        db: Database,
+        client_reader: asyncio.StreamReader,
+        client_writer: asyncio.StreamWriter,
+        client_buf: FrameBuffer,
+        server_writer: asyncio.StreamWriter,
+        relay: Relay,
+    ) -> None:
+        self.db = db
+        self.client_reader = client_reader
+        self.client_writer = client_writer
+        self.client_buf = client_buf
+        self.server = server_writer
+        self.relay = relay
+        self.settings = SearchSettings()
+        self.statements: dict[str, Statement] = {}
+        self.portals: dict[str, Statement] = {}
+        self._out: list[bytes] = []
+        self._skip_to_sync = False
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        if self._out:
+            self.server.write(b"".join(self._out))
+            self._out.clear()
+
+    def _forward(self, msg: Message) -> None:
+        if msg.type in (b"P", b"B", b"D", b"E", b"C", b"S", b"Q", b"F"):
+            self.relay.expect_request(msg.type)
+        self._send(msg.raw)
+
+    async def run(self) -> None:
+        buf = self.client_buf
+        while True:
+            while (msg := buf.next_message()) is not None:
+                if msg.type == b"X":
+                    self._send(msg.raw)
+                    self._flush()
+                    return
+                await self.handle(msg)
+            self._flush()
+            if self.server.transport.get_write_buffer_size() > (1 << 20):
+                await self.server.drain()
+            data = await self.client_reader.read(1 << 16)
+            if not data:
+                return
+            buf.feed(data)
+
+    async def handle(self, msg: Message) -> None:
+        t = msg.type
+        if self._skip_to_sync:
+            if t != b"S":
+                return
+            self._skip_to_sync = False
+        if t == b"Q":
+            await self.on_query(msg)
+        elif t == b"P":
+            await self.on_parse(msg)
+        elif t == b"B":
+            await self.on_bind(msg)
+        elif t == b"D":
+            self.on_describe(msg)
+        elif t == b"E":
+            await self.on_execute(msg)
+        elif t == b"C":
+            close = m.Close.decode(msg.body)
+            (self.statements if close.kind == "S" else self.portals).pop(close.name, None)
+            self._forward(msg)
+        else:
+            self._forward(msg)
+
+    # -- errors -----------------------------------------------------------------------
+
+    @staticmethod
+    def _raise_sql(err: PgvecError) -> str:
+        hint = sql_literal(err.hint) if err.hint else "NULL"
+        return (
+            f"SELECT pgvec.raise_error({sql_literal(err.sqlstate)}, "
+            f"{sql_literal(err.message)}, {hint})"
+        )
+
+    @staticmethod
+    def _drop_rows(msg: Message) -> bytes | None:
+        """Replies to pgvec.raise_error(): only the error, without its PL/pgSQL context."""
+        if msg.type in (b"T", b"D", b"C", b"1", b"2"):
+            return None
+        if msg.type == b"E":
+            fields = m.error_fields(msg.body)
+            return m.error_response(
+                fields.get("C", "XX000"), fields.get("M", ""),
+                severity=fields.get("V", fields.get("S", "ERROR")),
+                detail=fields.get("D"), hint=fields.get("H"),
+            )
+        return msg.raw
+
+    def raise_simple(self, err: PgvecError) -> None:
+        """Answer the current Query with ``err``, raised by PostgreSQL."""
+        log.debug("raising %s: %s", err.sqlstate, err.message)
+        self.relay.expect(Pending(frozenset({b"Z"}), transform=self._drop_rows))
+        self._send(m.Query(self._raise_sql(err)).encode())
+
+    def raise_extended(self, err: PgvecError) -> None:
+        """Answer the current extended-protocol message with ``err``; skip to Sync."""
+        log.debug("raising %s: %s", err.sqlstate, err.message)
+        drop = self._drop_rows
+        self.relay.expect(Pending(frozenset({b"1"}), extended=True, transform=drop))
+        self.relay.expect(Pending(frozenset({b"2"}), extended=True, transform=drop))
+        self.relay.expect(Pending(frozenset({b"C"}), extended=True, transform=drop))
+        self._send(m.Parse("", self._raise_sql(err)).encode())
+        self._send(m.Bind("", "", [], [], []).encode())
+        self._send(m.execute())
+        self._skip_to_sync = True
+
+    # -- simple protocol --------------------------------------------------------------
+
+    async def on_query(self, msg: Message) -> None:
+        self.statements.pop("", None)
+        self.portals.pop("", None)
+        sql = m.Query.decode(msg.body).sql
+        try:
+            await self._query(msg, sql)
+        except PgvecError as err:
+            self.raise_simple(err)
+        if _DDL.search(sql):
+            self.db.note_ddl()
+
+    async def _query(self, msg: Message, sql: str) -> None:
+        rewriter = await self.db.rewriter()
+        if not rewriter.catalog.may_concern(sql):
+            self._forward(msg)
+            return
+        pieces = split_statements(sql)
+        decisions = [rewriter.rewrite(p.text) for p in pieces]
+        if all(isinstance(d, Passthrough) for d in decisions):
+            self._forward(msg)
+            return
+        if any(isinstance(d, CreateIndex | DropIndex) for d in decisions):
+            if len(pieces) == 1:
+                await self._intercept_simple(msg, decisions[0])
+                return
+            raise FeatureNotSupported(
+                "CREATE INDEX or DROP INDEX on a pgvec index must be sent as its own statement"
+            )
+        parts: list[str] = []
+        pos = 0
+        for piece, decision in zip(pieces, decisions, strict=True):
+            parts.append(sql[pos : piece.start])
+            parts.append(await self._render_simple(piece.text, decision))
+            pos = piece.end
+        parts.append(sql[pos:])
+        self.relay.expect_request(b"Q")
+        self._send(m.Query("".join(parts)).encode())
+
+    async def _render_simple(self, text: str, decision: Decision) -> str:
+        if isinstance(decision, Passthrough):
+            return text
+        if isinstance(decision, SetParam):
+            self.settings.apply(decision.name, decision.value)
+            return text
+        if isinstance(decision, Rewritten):
+            return decision.sql
+        if isinstance(decision, Knn):
+            plan = decision.plan
+            assert plan.query_literal is not None, "simple-protocol knn has a literal query"
+            query = vectors.from_bytes(plan.query_literal, plan.column.dim)
+            limit = plan.limit
+            if limit is None:
+                raise FeatureNotSupported("LIMIT must be a constant")
+            filt = FilterArgs(plan.filter_sql, [], [], []) if plan.filter_sql else None
+            self._flush()
+            keys, dists = await self.db.knn(
+                plan, query, limit + plan.offset, filt, self.settings
+            )
+            return plan.render(
+                sql_literal(keys_array(keys)), sql_literal(distances_array(dists))
+            )
+        raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
+
+    async def _intercept_simple(self, msg: Message, decision: Decision) -> None:
+        self._flush()
+        if isinstance(decision, DropIndex):
+            owned = [await self.db.owns_index(s, n) for s, n in decision.names]
+            if not any(owned):
+                self._forward(msg)
+                return
+            if not all(owned):
+                raise FeatureNotSupported(
+                    "drop pgvec indexes and PostgreSQL indexes in separate statements"
+                )
+        tag = await self.intercept(decision)
+        self.relay.emit(m.command_complete(tag) + m.ready_for_query(self.relay.txn_status))
+
+    async def intercept(self, decision: Decision) -> str:
+        """Run a statement pgvec owns; returns its command tag."""
+        await self.relay.wait_idle()
+        if isinstance(decision, CreateIndex):
+            if self.relay.txn_status != b"I":
+                from pgvec.errors import ActiveTransaction
+
+                raise ActiveTransaction(
+                    f"CREATE INDEX ... USING {decision.index.method} cannot run inside a "
+                    "transaction block",
+                    hint="pgvec builds the index outside the transaction; COMMIT first.",
+                )
+            await self.db.create_index(decision.index)
+            return "CREATE INDEX"
+        if isinstance(decision, DropIndex):
+            for schema, name in decision.names:
+                await self.db.drop_index(schema, name, if_exists=decision.if_exists)
+            return "DROP INDEX"
+        raise FeatureNotSupported(f"cannot run {type(decision).__name__}")
+
+    # -- extended protocol ------------------------------------------------------------
+
+    async def on_parse(self, msg: Message) -> None:
+        parse = m.Parse.decode(msg.body)
+        self.statements.pop(parse.name, None)
+        try:
+            rewriter = await self.db.rewriter()
+            if not rewriter.catalog.may_concern(parse.sql):
+                self._forward(msg)
+                return
+            decision = rewriter.rewrite(parse.sql)
+            self._parse_decision(msg, parse, decision)
+        except PgvecError as err:
+            self.raise_extended(err)
+        if _DDL.search(parse.sql):
+            self.db.note_ddl()
+
+    def _parse_decision(self, msg: Message, parse: m.Parse, decision: Decision) -> None:
+        if isinstance(decision, Passthrough):
+            self._forward(msg)
+            return
+        if isinstance(decision, SetParam):
+            self.settings.apply(decision.name, decision.value)
+            self._forward(msg)
+            return
+        if isinstance(decision, CreateIndex | DropIndex):
+            self.statements[parse.name] = Statement([], 0, intercept=decision)
+            self.relay.emit(m.frame_parse_complete())
+            return
+        client_n = max(len(parse.param_types), max_param(parse.sql))
+        types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
+        info = Statement(types, client_n)
+        if isinstance(decision, Rewritten):
+            sql = decision.sql
+            for n, dim in decision.vector_params.items():
+                info.vector_params[n - 1] = dim
+        elif isinstance(decision, Knn):
+            plan = decision.plan
+            info.knn = plan
+            for n, dim in plan.vector_params.items():
+                info.vector_params[n - 1] = dim
+            sql = plan.render(f"${client_n + 1}", f"${client_n + 2}")
+            types += [0, 0]
+        else:
+            raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
+        for i in info.vector_params:
+            types[i] = vectors.BYTEA_OID
+        self.statements[parse.name] = info
+        self.relay.expect_request(b"P")
+        self._send(m.Parse(parse.name, sql, types).encode())
+        # remember what the client declared, to decode binary array parameters
+        info.param_types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
+
+    async def on_bind(self, msg: Message) -> None:
+        bind = m.Bind.decode(msg.body)
+        info = self.statements.get(bind.statement)
+        if info is None:
+            self.portals.pop(bind.portal, None)
+            self._forward(msg)
+            return
+        self.portals[bind.portal] = info
+        if info.intercept is not None:
+            self.relay.emit(m.frame_bind_complete())
+            return
+        try:
+            await self._bind(bind, info)
+        except PgvecError as err:
+            self.raise_extended(err)
+
+    async def _bind(self, bind: m.Bind, info: Statement) -> None:
+        # vector parameters become bytea, in the format the client chose
+        formats = [bind.param_format(i) for i in range(len(bind.params))]
+        decoded: dict[int, np.ndarray] = {}
+        for i, dim in info.vector_params.items():
+            value = bind.params[i]
+            if value is None:
+                continue
+            declared = info.param_types[i] if i < len(info.param_types) else 0
+            vec = vectors.from_param(value, formats[i], declared, dim)
+            decoded[i] = vec
+            bind.params[i] = (
+                vectors.bytea_hex(vec).encode() if formats[i] == 0 else vectors.to_bytes(vec)
+            )
+        if info.knn is not None:
+            plan = info.knn
+            limit = plan.limit
+            if plan.limit_param is not None:
+                limit = _int_param(bind, plan.limit_param - 1)
+            offset = plan.offset
+            if plan.offset_param is not None:
+                offset = _int_param(bind, plan.offset_param - 1)
+            if limit is None:
+                raise FeatureNotSupported("a top-k query needs a LIMIT")
+            if plan.query_param is not None:
+                if plan.query_param - 1 not in decoded:
+                    raise FeatureNotSupported("the query vector must not be NULL")
+                query = decoded[plan.query_param - 1]
+            else:
+                assert plan.query_literal is not None
+                query = vectors.from_bytes(plan.query_literal, plan.column.dim)
+            filt = None
+            if plan.filter_sql is not None:
+                idx = [p - 1 for p in plan.filter_params]
+                filt = FilterArgs(
+                    plan.filter_sql,
+                    [bind.params[i] for i in idx],
+                    [
+                        vectors.BYTEA_OID if i in info.vector_params
+                        else (info.param_types[i] if i < len(info.param_types) else 0)
+                        for i in idx
+                    ],
+                    [formats[i] for i in idx],
+                )
+            self._flush()
+            keys, dists = await self.db.knn(plan, query, limit + (offset or 0), filt,
+                                            self.settings)
+            bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
+            formats += [0, 0]
+        bind.param_formats = formats if any(formats) else []
+        self.relay.expect_request(b"B")
+        self._send(bind.encode())
+
+    def on_describe(self, msg: Message) -> None:
+        desc = m.Describe.decode(msg.body)
+        info = (self.statements if desc.kind == "S" else self.portals).get(desc.name)
+        if info is not None and info.intercept is not None:
+            if desc.kind == "S":
+                self.relay.emit(m.encode_parameter_description([]))
+            self.relay.emit(m.frame_no_data())
+            return
+        if info is not None and info.knn is not None and desc.kind == "S":
+            n = info.client_nparams
+
+            def strip(reply: Message) -> bytes | None:
+                if reply.type == b"t":
+                    return m.encode_parameter_description(m.parameter_description(reply.body)[:n])
+                return reply.raw
+
+            self.relay.expect_request(b"D", transform=strip)
+            self._send(msg.raw)
+            return
+        self._forward(msg)
+
+    async def on_execute(self, msg: Message) -> None:
+        portal = msg.body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        info = self.portals.get(portal)
+        if info is None or info.intercept is None:
+            self._forward(msg)
+            return
+        try:
+            self._flush()
+            tag = await self.intercept(info.intercept)
+        except PgvecError as err:
+            self.raise_extended(err)
+            return
+        self.relay.emit(m.command_complete(tag))
+
+
+def _int_param(bind: m.Bind, i: int) -> int:
+    value = bind.params[i]
+    if value is None:
+        raise FeatureNotSupported("LIMIT and OFFSET of a top-k query must not be NULL")
+    if bind.param_format(i) == 0:
+        return int(value.decode())
+    return int.from_bytes(value, "big", signed=True)

@@ -1,0 +1,35 @@
+"""Rewriting pgvector-style SQL for pgvec (pure code: no I/O)."""
+
+from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
+from pgvec.rewrite.decision import (
+    CreateIndex,
+    Decision,
+    DropIndex,
+    IndexDef,
+    Knn,
+    KnnPlan,
+    Passthrough,
+    Rewritten,
+    SetParam,
+)
+from pgvec.rewrite.rewriter import Rewriter, rewrite
+from pgvec.rewrite.split import Piece, split_statements
+
+__all__ = [
+    "Catalog",
+    "CreateIndex",
+    "Decision",
+    "DropIndex",
+    "IndexDef",
+    "Knn",
+    "KnnPlan",
+    "Passthrough",
+    "Piece",
+    "Rewriter",
+    "Rewritten",
+    "SetParam",
+    "TableInfo",
+    "VectorColumn",
+    "rewrite",
+    "split_statements",
+]

@@ -1,0 +1,98 @@
+"""What the rewriter decided for one statement: a closed set of frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Union
+
+from pgvec.rewrite.catalog import TableInfo, VectorColumn
+
+IDS_MARK = "{ids}"
+DISTS_MARK = "{dists}"
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    """Forward the client's original bytes."""
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """Send ``sql`` instead; parameters in ``vector_params`` ($n -> dim) are vectors."""
+
+    sql: str
+    vector_params: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KnnPlan:
+    table: TableInfo
+    alias: str
+    column: VectorColumn
+    operator: str
+    query_literal: bytes | None
+    query_param: int | None
+    limit: int | None
+    limit_param: int | None
+    offset: int
+    offset_param: int | None
+    filter_sql: str | None
+    filter_params: tuple[int, ...]
+    #: the template's text around the two hit arrays: before ids, between, after dists
+    template_parts: tuple[str, str, str]
+    #: vector parameters of the template ($n -> dim), the query parameter included
+    vector_params: Mapping[int, int] = field(default_factory=dict)
+    #: vector parameters of filter_sql, numbered as in filter_sql ($i -> dim)
+    filter_vector_params: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def template(self) -> str:
+        """The final statement with ``{ids}`` and ``{dists}`` where the hit arrays go."""
+        return self.render(IDS_MARK, DISTS_MARK)
+
+    def render(self, ids: str, dists: str) -> str:
+        before, between, after = self.template_parts
+        return f"{before}{ids}{between}{dists}{after}"
+
+
+@dataclass(frozen=True)
+class Knn:
+    plan: KnnPlan
+
+
+@dataclass(frozen=True)
+class IndexDef:
+    name: str | None
+    if_not_exists: bool
+    table: TableInfo
+    column: VectorColumn
+    method: str
+    opclass: str | None
+    options: dict[str, str]
+
+    @property
+    def default_name(self) -> str:
+        return self.name or f"{self.table.name}_{self.column.name}_idx"
+
+
+@dataclass(frozen=True)
+class CreateIndex:
+    index: IndexDef
+
+
+@dataclass(frozen=True)
+class DropIndex:
+    names: tuple[tuple[str | None, str], ...]
+    if_exists: bool
+    cascade: bool
+
+
+@dataclass(frozen=True)
+class SetParam:
+    name: str
+    value: str | None  # None: RESET
+    local: bool
+
+
+Decision = Union[Passthrough, Rewritten, Knn, CreateIndex, DropIndex, SetParam]  # noqa: UP007

@@ -1,0 +1,87 @@
+"""rewrite(sql, catalog) -> Decision for one statement, and a caching Rewriter."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.tokenizer_core import TokenType
+
+from pgvec.rewrite.catalog import Catalog
+from pgvec.rewrite.decision import Decision, Passthrough, Rewritten
+from pgvec.rewrite.dialect import DIALECT
+from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
+from pgvec.rewrite.rules.index import rewrite_create_index, rewrite_drop_index
+from pgvec.rewrite.rules.query import rewrite_query
+from pgvec.rewrite.rules.settings import rewrite_set
+
+_PASS = Passthrough()
+
+
+def rewrite(sql: str, catalog: Catalog) -> Decision:
+    """Decide what to do with ONE statement (no top-level semicolons).
+
+    Statements pgvec need not touch, or cannot parse, pass through; vector SQL it cannot
+    handle correctly raises a PgvecError.
+    """
+    if not catalog.may_concern(sql):
+        return _PASS
+    try:
+        tokens = DIALECT.tokenize(sql)
+    except SqlglotError:
+        return _PASS
+    tokens = [t for t in tokens if t.token_type != TokenType.SEMICOLON]
+    if not tokens:
+        return _PASS
+    head = tokens[0].text.upper()
+    second = tokens[1].text.upper() if len(tokens) > 1 else ""
+    if head in ("SET", "RESET"):
+        return rewrite_set(sql, tokens) or _PASS
+    if head == "DROP" and second == "INDEX":
+        return rewrite_drop_index(tokens) or _PASS
+    if head == "CREATE":
+        words = {t.text.upper() for t in tokens[1:4]}
+        if "INDEX" in words:
+            return rewrite_create_index(tokens, catalog) or _PASS
+        if "TABLE" in words:
+            text = rewrite_create_table(sql, tokens)
+            return Rewritten(text, {}) if text is not None else _PASS
+    if head == "ALTER" and second == "TABLE":
+        text = rewrite_alter_table(sql, tokens)
+        return Rewritten(text, {}) if text is not None else _PASS
+    if head not in ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "(", "VALUES", "TABLE"):
+        return _PASS
+    try:
+        trees = DIALECT.parser().parse(tokens, sql)
+    except SqlglotError:
+        return _PASS
+    if len(trees) != 1 or trees[0] is None or isinstance(trees[0], exp.Command):
+        return _PASS
+    return rewrite_query(sql, tokens, trees[0], catalog)
+
+
+class Rewriter:
+    """``rewrite`` with an LRU cache keyed by statement text; one per catalog version."""
+
+    def __init__(self, catalog: Catalog, maxsize: int = 1024) -> None:
+        self.catalog = catalog
+        self.maxsize = maxsize
+        self._cache: OrderedDict[str, Decision | Exception] = OrderedDict()
+
+    def rewrite(self, sql: str) -> Decision:
+        cache = self._cache
+        hit = cache.get(sql)
+        if hit is None:
+            try:
+                hit = rewrite(sql, self.catalog)
+            except Exception as e:  # errors are cached too: same text, same error
+                hit = e
+            cache[sql] = hit
+            if len(cache) > self.maxsize:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(sql)
+        if isinstance(hit, Exception):
+            raise hit
+        return hit

@@ -1,0 +1,183 @@
+"""CREATE TABLE / ALTER TABLE ADD COLUMN with ``vector(n)`` columns, spliced by token position.
+
+Regenerating DDL through sqlglot changes it (``bigserial`` becomes an identity column), so
+only the vector type is replaced and a CHECK constraint appended; the rest stays as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot.tokenizer_core import Token, TokenType
+
+from pgvec.errors import FeatureNotSupported, InvalidParameter
+from pgvec.rewrite.tokens import TokenCursor, quote_ident
+from pgvec.rewrite.vectors import MAX_DIM
+
+Edit = tuple[int, int, str]  # replace sql[start:end] by text
+
+_NOT_COLUMNS = frozenset(
+    {
+        "CONSTRAINT",
+        "PRIMARY",
+        "PRIMARY KEY",
+        "UNIQUE",
+        "CHECK",
+        "FOREIGN",
+        "FOREIGN KEY",
+        "EXCLUDE",
+        "LIKE",
+    }
+)
+
+
+def rewrite_create_table(sql: str, tokens: Sequence[Token]) -> str | None:
+    """The statement with vector columns turned into checked bytea, or None if it has none."""
+    cur = TokenCursor(tokens)
+    if not cur.accept("CREATE"):
+        return None
+    cur.accept("OR REPLACE")
+    if cur.accept("GLOBAL") or cur.accept("LOCAL"):
+        pass
+    if not (cur.accept("TEMPORARY") or cur.accept("TEMP") or cur.accept("UNLOGGED")):
+        pass
+    if not cur.accept("TABLE"):
+        return None
+    cur.accept("IF NOT EXISTS")
+    if cur.qualified_name() is None:
+        return None
+    tok = cur.peek()
+    if tok is None or tok.token_type != TokenType.L_PAREN:
+        return None
+    edits: list[Edit] = []
+    for element in _split_list(tokens, cur.i):
+        if element and element[0].text.upper() not in _NOT_COLUMNS:
+            edits.extend(_column_def(element))
+    return _apply(sql, edits)
+
+
+def rewrite_alter_table(sql: str, tokens: Sequence[Token]) -> str | None:
+    cur = TokenCursor(tokens)
+    if not cur.accept("ALTER", "TABLE"):
+        return None
+    cur.accept("IF EXISTS")
+    cur.accept("ONLY")
+    if cur.qualified_name() is None:
+        return None
+    tok = cur.peek()
+    if tok is not None and tok.token_type == TokenType.STAR:
+        cur.next()
+    edits: list[Edit] = []
+    for action in _split_actions(tokens, cur.i):
+        act = TokenCursor(action)
+        if act.accept("ADD"):
+            act.accept("COLUMN")
+            act.accept("IF NOT EXISTS")
+            rest = action[act.i :]
+            if rest and rest[0].text.upper() not in _NOT_COLUMNS:
+                edits.extend(_column_def(rest))
+        elif act.accept("ALTER"):
+            act.accept("COLUMN")
+            act.ident()
+            if (act.accept("TYPE") or act.accept("SET DATA TYPE")) and _is_vector_type(
+                action[act.i :]
+            ):
+                raise FeatureNotSupported("changing a column's type to vector is not supported")
+    return _apply(sql, edits)
+
+
+def _is_vector_type(tokens: Sequence[Token]) -> bool:
+    return (
+        bool(tokens)
+        and tokens[0].token_type != TokenType.IDENTIFIER
+        and (tokens[0].text.lower() == "vector")
+    )
+
+
+def _column_def(element: Sequence[Token]) -> list[Edit]:
+    """Edits for one column definition (name first), empty unless its type is vector."""
+    if len(element) < 2 or not _is_vector_type(element[1:]):
+        return []
+    name_tok, type_tok = element[0], element[1]
+    name = name_tok.text if name_tok.token_type == TokenType.IDENTIFIER else name_tok.text.lower()
+    rest = element[2:]
+    if (
+        len(rest) >= 3
+        and rest[0].token_type == TokenType.L_PAREN
+        and (rest[2].token_type == TokenType.R_PAREN)
+    ):
+        try:
+            dim = int(rest[1].text)
+        except ValueError:
+            raise InvalidParameter(f'invalid type modifier for vector: "{rest[1].text}"') from None
+        type_end = rest[2].end + 1
+        after = rest[3:]
+    else:
+        raise FeatureNotSupported(
+            "vector columns need a dimension, e.g. vector(768)",
+            hint="pgvec stores vectors of one fixed dimension per column",
+        )
+    if dim < 1:
+        raise InvalidParameter("dimensions for type vector must be at least 1")
+    if dim > MAX_DIM:
+        raise InvalidParameter(f"dimensions for type vector cannot exceed {MAX_DIM}")
+    if (after and after[0].token_type in (TokenType.L_BRACKET,)) or (
+        after and after[0].text.upper() == "ARRAY"
+    ):
+        raise FeatureNotSupported("arrays of vectors are not supported")
+    end = element[-1].end + 1
+    check = (
+        f" CONSTRAINT {quote_ident(name + '_pgvec_dims')}"
+        f" CHECK (pgvec.is_vector({quote_ident(name)}, {dim}))"
+    )
+    return [(type_tok.start, type_end, "bytea"), (end, end, check)]
+
+
+def _split_list(tokens: Sequence[Token], open_at: int) -> list[list[Token]]:
+    """The comma-separated elements inside the parenthesis that opens at tokens[open_at]."""
+    elements: list[list[Token]] = [[]]
+    depth = 0
+    for tok in tokens[open_at:]:
+        kind = tok.token_type
+        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+            if depth == 1:
+                continue
+        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+            if depth == 0:
+                break
+        elif kind == TokenType.COMMA and depth == 1:
+            elements.append([])
+            continue
+        elements[-1].append(tok)
+    return elements
+
+
+def _split_actions(tokens: Sequence[Token], start: int) -> list[list[Token]]:
+    actions: list[list[Token]] = [[]]
+    depth = 0
+    for tok in tokens[start:]:
+        kind = tok.token_type
+        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif kind == TokenType.COMMA and depth == 0:
+            actions.append([])
+            continue
+        actions[-1].append(tok)
+    return actions
+
+
+def _apply(sql: str, edits: list[Edit]) -> str | None:
+    if not edits:
+        return None
+    out: list[str] = []
+    pos = 0
+    for start, end, text in sorted(edits, key=lambda e: (e[0], e[1])):
+        out.append(sql[pos:start])
+        out.append(text)
+        pos = end
+    out.append(sql[pos:])
+    return "".join(out)

@@ -1,0 +1,118 @@
+"""CREATE INDEX ... USING <vector method> and DROP INDEX, parsed by hand over tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot.tokenizer_core import Token, TokenType
+
+from pgvec.rewrite.catalog import Catalog
+from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexDef
+from pgvec.rewrite.tokens import TokenCursor
+
+VECTOR_METHODS = frozenset({"hnsw", "ivfflat", "flat", "ivf_flat", "ivf_sq8", "ivf_pq"})
+
+
+def rewrite_drop_index(tokens: Sequence[Token]) -> DropIndex | None:
+    cur = TokenCursor(tokens)
+    if not cur.accept("DROP", "INDEX"):
+        return None
+    cur.accept("CONCURRENTLY")
+    if_exists = cur.accept("IF EXISTS")
+    names: list[tuple[str | None, str]] = []
+    while True:
+        name = cur.qualified_name()
+        if name is None:
+            return None
+        names.append(name)
+        tok = cur.peek()
+        if tok is None or tok.token_type != TokenType.COMMA:
+            break
+        cur.next()
+    cascade = cur.accept("CASCADE")
+    if not cascade:
+        cur.accept("RESTRICT")
+    if not cur.done:
+        return None
+    return DropIndex(tuple(names), if_exists, cascade)
+
+
+def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateIndex | None:
+    """CreateIndex for a vector method on a catalog vector column, else None (passthrough)."""
+    cur = TokenCursor(tokens)
+    if not cur.accept("CREATE"):
+        return None
+    cur.accept("UNIQUE")
+    if not cur.accept("INDEX"):
+        return None
+    cur.accept("CONCURRENTLY")
+    if_not_exists = cur.accept("IF NOT EXISTS")
+    name: str | None = None
+    if cur.word() != "ON":
+        name = cur.ident()
+        if name is None:
+            return None
+    if not cur.accept("ON"):
+        return None
+    cur.accept("ONLY")
+    qname = cur.qualified_name()
+    if qname is None or not cur.accept("USING"):
+        return None
+    method_tok = cur.next()
+    if method_tok is None:
+        return None
+    method = method_tok.text.lower()
+    if method not in VECTOR_METHODS:
+        return None
+    table = catalog.lookup(qname[1], qname[0])
+    if table is None or not _accept(cur, TokenType.L_PAREN):
+        return None
+    col = cur.ident()
+    column = table.vectors.get(col) if col is not None else None
+    if column is None:
+        return None
+    opclass: str | None = None
+    if not _accept(cur, TokenType.R_PAREN):
+        opclass = cur.ident()
+        if opclass is None or not _accept(cur, TokenType.R_PAREN):
+            return None
+    options: dict[str, str] = {}
+    if cur.accept("WITH"):
+        if not _accept(cur, TokenType.L_PAREN):
+            return None
+        while True:
+            key = cur.ident()
+            if key is None or not _accept(cur, TokenType.EQ):
+                return None
+            value = _option_value(cur)
+            if value is None:
+                return None
+            options[key] = value
+            if _accept(cur, TokenType.COMMA):
+                continue
+            if _accept(cur, TokenType.R_PAREN):
+                break
+            return None
+    if not cur.done:  # TABLESPACE, WHERE (partial index), INCLUDE: not ours to judge
+        return None
+    return CreateIndex(IndexDef(name, if_not_exists, table, column, method, opclass, options))
+
+
+def _accept(cur: TokenCursor, kind: TokenType) -> bool:
+    tok = cur.peek()
+    if tok is not None and tok.token_type == kind:
+        cur.next()
+        return True
+    return False
+
+
+def _option_value(cur: TokenCursor) -> str | None:
+    sign = ""
+    if _accept(cur, TokenType.DASH):
+        sign = "-"
+    tok = cur.next()
+    if tok is None or tok.token_type in (TokenType.COMMA, TokenType.R_PAREN):
+        return None
+    if tok.token_type == TokenType.STRING:
+        return sign + tok.text
+    return sign + (tok.text if tok.token_type == TokenType.NUMBER else tok.text.lower())

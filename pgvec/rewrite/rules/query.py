@@ -1,0 +1,666 @@
+"""INSERT/UPDATE values, vector operators (exact form) and the top-k (Knn) shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+from sqlglot.tokenizer_core import Token, TokenType
+
+from pgvec.errors import FeatureNotSupported
+from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
+from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
+from pgvec.rewrite.dialect import Raw, VectorDistance, generate
+from pgvec.rewrite.tokens import quote_ident
+from pgvec.rewrite.vectors import bytea_literal, parse_vector_text
+
+EXACT_FUNCTIONS = {
+    "<->": "l2_distance",
+    "<#>": "negative_inner_product",
+    "<=>": "cosine_distance",
+    "<+>": "l1_distance",
+}
+HIT = "__pgvec_hit"
+HIT_KEY = "__pgvec_key"
+HIT_DIST = "__pgvec_dist"
+_IDS = "\x00ids\x00"  # NUL never occurs in a statement from the wire
+_DISTS = "\x00dists\x00"
+
+
+@dataclass(frozen=True)
+class Binding:
+    table: TableInfo
+    alias: str
+    column: VectorColumn
+    scope: exp.Expr  # the statement node whose FROM holds the table
+
+
+@dataclass
+class _Ctx:
+    sql: str
+    tokens: Sequence[Token]
+    catalog: Catalog
+    vector_params: dict[int, int] = field(default_factory=dict)
+    # leaf replacements that can be spliced into the original text: (start, end, text)
+    splices: list[tuple[int, int, str]] = field(default_factory=list)
+    structural: bool = False  # an edit that needs regeneration
+    changed: bool = False
+    _tok_at: dict[int, int] | None = None
+
+    def token_index(self, start: int) -> int | None:
+        if self._tok_at is None:
+            self._tok_at = {t.start: i for i, t in enumerate(self.tokens)}
+        return self._tok_at.get(start)
+
+
+def ident_name(node: exp.Expr | None) -> str:
+    """An identifier as Postgres folds it."""
+    if isinstance(node, exp.Identifier):
+        return str(node.this) if node.quoted else str(node.this).lower()
+    if node is None:
+        return ""
+    return node.name.lower()
+
+
+# ---------------------------------------------------------------- name resolution
+
+
+def _sources(scope: exp.Expr) -> list[exp.Table]:
+    tables: list[exp.Table] = []
+    if isinstance(scope, exp.Select):
+        frm = scope.args.get("from_")
+        if frm is not None and isinstance(frm.this, exp.Table):
+            tables.append(frm.this)
+        tables.extend(
+            j.this for j in scope.args.get("joins") or () if isinstance(j.this, exp.Table)
+        )
+    elif isinstance(scope, (exp.Update, exp.Delete, exp.Insert)):
+        target = scope.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if isinstance(target, exp.Table):
+            tables.append(target)
+        frm = scope.args.get("from_")
+        if frm is not None and isinstance(frm.this, exp.Table):
+            tables.append(frm.this)
+        tables.extend(
+            j.this for j in scope.args.get("joins") or () if isinstance(j.this, exp.Table)
+        )
+        using = scope.args.get("using")
+        if isinstance(using, list):
+            tables.extend(t for t in using if isinstance(t, exp.Table))
+    return tables
+
+
+def _cte_names(node: exp.Expr) -> set[str]:
+    names: set[str] = set()
+    cur: exp.Expr | None = node
+    while cur is not None:
+        w = cur.args.get("with_") if isinstance(cur, exp.Expr) else None
+        if isinstance(w, exp.With):
+            names.update(ident_name(c.args["alias"].this) for c in w.expressions)
+        cur = cur.parent
+    return names
+
+
+def _table_info(table: exp.Table, catalog: Catalog, ctes: set[str]) -> TableInfo | None:
+    name = ident_name(table.this)
+    schema = ident_name(table.args.get("db")) or None
+    if schema is None and name in ctes:
+        return None
+    return catalog.lookup(name, schema)
+
+
+def _alias_of(table: exp.Table) -> str:
+    alias = table.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.this is not None:
+        return ident_name(alias.this)
+    return ident_name(table.this)
+
+
+def resolve(col: exp.Expr, catalog: Catalog) -> Binding | None:
+    """The catalog vector column a Column node refers to, if any."""
+    if not isinstance(col, exp.Column) or not isinstance(col.this, exp.Identifier):
+        return None
+    name = ident_name(col.this)
+    qualifier = ident_name(col.args.get("table")) or None
+    ctes: set[str] | None = None
+    scope: exp.Expr | None = col.parent
+    while scope is not None:
+        if isinstance(scope, (exp.Select, exp.Update, exp.Delete, exp.Insert)):
+            if ctes is None:
+                ctes = _cte_names(scope)
+            for table in _sources(scope):
+                alias = _alias_of(table)
+                if qualifier is not None and qualifier != alias:
+                    continue
+                info = _table_info(table, catalog, ctes)
+                if info is None:
+                    if qualifier is not None:
+                        return None
+                    continue
+                vcol = info.vectors.get(name)
+                if vcol is not None:
+                    return Binding(info, alias, vcol, scope)
+                if qualifier is not None:
+                    return None
+        scope = scope.parent
+    return None
+
+
+# ---------------------------------------------------------------- vector values
+
+
+def _unparen(node: exp.Expr) -> exp.Expr:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
+
+
+def _is_vector_cast(node: exp.Expr) -> bool:
+    if not isinstance(node, exp.Cast):
+        return False
+    to = node.args.get("to")
+    return isinstance(to, exp.DataType) and to.this == exp.DataType.Type.VECTOR
+
+
+def _param_number(node: exp.Expr) -> int | None:
+    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
+        text = str(node.this.this)
+        if text.isdigit():
+            return int(text)
+    return None
+
+
+@dataclass(frozen=True)
+class QueryValue:
+    literal: bytes | None = None
+    param: int | None = None
+
+
+def classify(node: exp.Expr, dim: int) -> QueryValue | None:
+    """A vector literal (parsed, checked against dim) or $n, else None."""
+    node = _unparen(node)
+    if _is_vector_cast(node):
+        node = _unparen(node.this)
+    if isinstance(node, exp.Literal) and node.is_string:
+        return QueryValue(literal=parse_vector_text(str(node.this), dim))
+    n = _param_number(node)
+    if n is not None:
+        return QueryValue(param=n)
+    return None
+
+
+def convert_value(node: exp.Expr, dim: int, ctx: _Ctx) -> None:
+    """Turn a value bound for a vector column into bytea (literal) or record it ($n)."""
+    inner = _unparen(node)
+    if _is_vector_cast(inner):
+        base = _unparen(inner.this)
+        if not (isinstance(base, exp.Literal) and base.is_string) and _param_number(base) is None:
+            raise FeatureNotSupported(
+                "only vector literals and parameters can be cast to vector",
+                hint="write the vector as text, e.g. '[1,2,3]'",
+            )
+    value = classify(inner, dim)
+    if value is None:
+        return
+    ctx.changed = True
+    if value.param is not None:
+        ctx.vector_params[value.param] = dim
+        if inner is node and not _is_vector_cast(inner):
+            return  # a bare $n: nothing to change in the text
+        replacement: exp.Expr = exp.Parameter(this=exp.Literal.number(value.param))
+        text = f"${value.param}"
+    else:
+        assert value.literal is not None
+        text = bytea_literal(value.literal)
+        replacement = Raw(this=text)
+    span = _span(node, ctx)
+    if span is None:
+        ctx.structural = True
+    else:
+        ctx.splices.append((span[0], span[1], text))
+    node.replace(replacement)
+
+
+def _span(node: exp.Expr, ctx: _Ctx) -> tuple[int, int] | None:
+    """[start, end) of a literal, $n or a cast of one to vector in the original text."""
+    if isinstance(node, exp.Literal):
+        meta = node.meta
+        if "start" in meta and "end" in meta:
+            return int(meta["start"]), int(meta["end"]) + 1
+        return None
+    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
+        inner = _span(node.this, ctx)
+        return (inner[0] - 1, inner[1]) if inner else None
+    if not _is_vector_cast(node):
+        return None
+    inner = _span(node.this, ctx)
+    if inner is None:
+        return None
+    idx = ctx.token_index(inner[0])
+    if idx is None:
+        return None
+    tokens = ctx.tokens
+    if isinstance(node.this, exp.Parameter):
+        idx += 1  # '$' then the number
+    j = idx + 1
+    if j < len(tokens) and tokens[j].token_type == TokenType.DCOLON:
+        end = _type_end(tokens, j + 1)
+        return (inner[0], end) if end is not None else None
+    # CAST ( x AS vector [(n)] )
+    if (
+        idx >= 2
+        and tokens[idx - 1].token_type == TokenType.L_PAREN
+        and (tokens[idx - 2].text.upper() == "CAST")
+    ):
+        if j < len(tokens) and tokens[j].token_type == TokenType.ALIAS:
+            end = _type_end(tokens, j + 1)
+            close = [t for t in tokens[j + 2 :] if end is not None and t.start >= end][:1]
+            if close and close[0].token_type == TokenType.R_PAREN:
+                return tokens[idx - 2].start, close[0].end + 1
+    return None
+
+
+def _type_end(tokens: Sequence[Token], i: int) -> int | None:
+    if i >= len(tokens) or tokens[i].text.lower() != "vector":
+        return None
+    if i + 1 < len(tokens) and tokens[i + 1].token_type == TokenType.L_PAREN:
+        if i + 3 < len(tokens) and tokens[i + 3].token_type == TokenType.R_PAREN:
+            return tokens[i + 3].end + 1
+        return None
+    return tokens[i].end + 1
+
+
+# ---------------------------------------------------------------- INSERT / UPDATE
+
+
+def _target(stmt: exp.Expr, catalog: Catalog) -> tuple[TableInfo | None, list[str] | None]:
+    target = stmt.this
+    cols: list[str] | None = None
+    if isinstance(target, exp.Schema):
+        cols = [ident_name(c) for c in target.expressions]
+        target = target.this
+    if not isinstance(target, exp.Table):
+        return None, None
+    return _table_info(target, catalog, _cte_names(stmt)), cols
+
+
+def _assignments(eqs: Sequence[exp.Expr], table: TableInfo, ctx: _Ctx) -> None:
+    for eq in eqs:
+        if not isinstance(eq, exp.EQ):
+            continue
+        left = eq.this
+        name = ident_name(left.this) if isinstance(left, exp.Column) else ident_name(left)
+        vcol = table.vectors.get(name)
+        if vcol is not None:
+            convert_value(eq.expression, vcol.dim, ctx)
+
+
+def rewrite_values(tree: exp.Expr, ctx: _Ctx) -> None:
+    if isinstance(tree, exp.Insert):
+        table, cols = _target(tree, ctx.catalog)
+        if table is None or not table.vectors:
+            return
+        names = cols if cols is not None else list(table.columns)
+        values = tree.expression
+        if isinstance(values, exp.Values):
+            for row in values.expressions:
+                items = row.expressions if isinstance(row, exp.Tuple) else [row]
+                for name, item in zip(names, list(items), strict=False):
+                    vcol = table.vectors.get(name)
+                    if vcol is not None:
+                        convert_value(item, vcol.dim, ctx)
+        conflict = tree.args.get("conflict")
+        if isinstance(conflict, exp.OnConflict):
+            _assignments(conflict.expressions or [], table, ctx)
+    elif isinstance(tree, exp.Update):
+        table, _ = _target(tree, ctx.catalog)
+        if table is not None and table.vectors:
+            _assignments(tree.expressions, table, ctx)
+
+
+# ---------------------------------------------------------------- operators
+
+
+def _operand_binding(node: VectorDistance, catalog: Catalog) -> tuple[Binding, exp.Expr] | None:
+    """The vector column side of a distance and the other operand."""
+    for col, other in ((node.this, node.expression), (node.expression, node.this)):
+        binding = resolve(_unparen(col), catalog)
+        if binding is not None:
+            return binding, other
+    return None
+
+
+def exact_function(node: VectorDistance, binding: Binding, other: exp.Expr, ctx: _Ctx) -> exp.Expr:
+    """``pgvec.<fn>(column, query)`` for one distance; the query converted to bytea."""
+    args = [
+        _query_operand(operand, binding.column.dim, ctx) if operand is other else operand
+        for operand in (node.this, node.expression)
+    ]
+    return exp.Dot(
+        this=exp.to_identifier("pgvec"),
+        expression=exp.Anonymous(this=EXACT_FUNCTIONS[node.op], expressions=args),
+    )
+
+
+def _same_binding(a: Binding | None, b: Binding) -> bool:
+    return a is not None and a.alias == b.alias and a.column == b.column and a.scope is b.scope
+
+
+def _query_operand(operand: exp.Expr, dim: int, ctx: _Ctx) -> exp.Expr:
+    inner = _unparen(operand)
+    if _is_vector_cast(inner):
+        base = _unparen(inner.this)
+        if not (isinstance(base, exp.Literal) and base.is_string) and _param_number(base) is None:
+            raise FeatureNotSupported(
+                "only vector literals and parameters can be cast to vector",
+                hint="write the vector as text, e.g. '[1,2,3]'",
+            )
+    value = classify(inner, dim)
+    if value is None:
+        return operand.copy()
+    if value.param is not None:
+        ctx.vector_params[value.param] = dim
+        return exp.Parameter(this=exp.Literal.number(value.param))
+    assert value.literal is not None
+    return Raw(this=bytea_literal(value.literal))
+
+
+def rewrite_operators(tree: exp.Expr, ctx: _Ctx, skip: set[int]) -> None:
+    """Every distance on a catalog vector column becomes its exact function."""
+    nodes = [n for n in tree.find_all(VectorDistance) if id(n) not in skip]
+    # innermost first, so replacing an outer node keeps the converted inner ones
+    for node in reversed(nodes):
+        found = _operand_binding(node, ctx.catalog)
+        if found is None:
+            continue
+        binding, other = found
+        node.replace(exact_function(node, binding, other, ctx))
+        ctx.changed = True
+        ctx.structural = True
+
+
+# ---------------------------------------------------------------- top-k
+
+
+@dataclass
+class _KnnShape:
+    select: exp.Select
+    binding: Binding
+    operator: str
+    query: QueryValue
+    key: exp.Ordered
+    distances: list[VectorDistance]  # the distance nodes the hit distance replaces
+
+
+def _order_key(select: exp.Select, key: exp.Expr) -> exp.Expr:
+    key = _unparen(key)
+    if isinstance(key, exp.Column) and key.args.get("table") is None:
+        name = ident_name(key.this)
+        for item in select.expressions:
+            if isinstance(item, exp.Alias) and ident_name(item.args.get("alias")) == name:
+                return _unparen(item.this)
+    if isinstance(key, exp.Literal) and not key.is_string and str(key.this).isdigit():
+        pos = int(str(key.this))
+        if 1 <= pos <= len(select.expressions):
+            item = select.expressions[pos - 1]
+            return _unparen(item.this if isinstance(item, exp.Alias) else item)
+    return key
+
+
+def _limit_value(node: exp.Expr | None) -> tuple[int | None, int | None] | None:
+    """(literal, param) of a LIMIT/OFFSET expression, None when neither."""
+    if node is None:
+        return None
+    value = _unparen(node)
+    if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
+        return int(str(value.this)), None
+    n = _param_number(value)
+    if n is not None:
+        return None, n
+    return None
+
+
+def _same_distance(node: VectorDistance, shape: _KnnShape, catalog: Catalog) -> bool:
+    if node.op != shape.operator:
+        return False
+    found = _operand_binding(node, catalog)
+    if found is None or not _same_binding(found[0], shape.binding):
+        return False
+    try:
+        value = classify(found[1], shape.binding.column.dim)
+    except Exception:
+        return False
+    return value == shape.query
+
+
+def find_knn(tree: exp.Expr, catalog: Catalog) -> _KnnShape | None:
+    for select in tree.find_all(exp.Select):
+        shape = _knn_shape(select, catalog)
+        if shape is not None:
+            return shape
+    return None
+
+
+def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
+    order = select.args.get("order")
+    if not isinstance(order, exp.Order) or not order.expressions:
+        return None
+    first = order.expressions[0]
+    if not isinstance(first, exp.Ordered) or first.args.get("desc"):
+        return None
+    key = _order_key(select, first.this)
+    if not isinstance(key, VectorDistance):
+        return None
+    limit = select.args.get("limit")
+    if not isinstance(limit, exp.Limit) or _limit_value(limit.expression) is None:
+        return None
+    offset = select.args.get("offset")
+    if isinstance(offset, exp.Offset) and _limit_value(offset.expression) is None:
+        return None
+    for arg in ("group", "having", "distinct", "qualify", "windows", "into", "locks"):
+        if select.args.get(arg):
+            return None
+    if any(item.find(exp.AggFunc, exp.Window) for item in select.expressions):
+        return None
+    found = _operand_binding(key, catalog)
+    if found is None:
+        return None
+    binding, other = found
+    if binding.scope is not select or not binding.table.pk or not binding.table.pk_type:
+        return None
+    if _is_vector_cast(_unparen(other)) and classify(other, binding.column.dim) is None:
+        return None
+    query = classify(other, binding.column.dim)
+    if query is None:
+        return None
+    shape = _KnnShape(select, binding, key.op, query, first, [])
+    shape.distances = [
+        n
+        for n in select.find_all(VectorDistance)
+        if n is key or (_in_select_list(n, select) and _same_distance(n, shape, catalog))
+    ]
+    return shape
+
+
+def _in_select_list(node: exp.Expr, select: exp.Select) -> bool:
+    cur: exp.Expr | None = node
+    while cur is not None and cur.parent is not select:
+        if isinstance(cur, exp.Select):
+            return False
+        cur = cur.parent
+    return cur is not None and cur.arg_key == "expressions"
+
+
+def _hit_dist() -> exp.Expr:
+    return exp.column(HIT_DIST, table=HIT)
+
+
+def _build_filter(
+    shape: _KnnShape, ctx: _Ctx
+) -> tuple[str | None, tuple[int, ...], dict[int, int]]:
+    select = shape.select
+    where = select.args.get("where")
+    joins = select.args.get("joins") or []
+    if where is None and not joins:
+        return None, (), {}
+    table = shape.binding.table
+    assert table.pk is not None
+    filt = exp.Select(
+        expressions=[Raw(this=f"{quote_ident(shape.binding.alias)}.{quote_ident(table.pk)}")],
+        distinct=exp.Distinct(),
+    )
+    filt.set("from_", select.args["from_"].copy())
+    filt.set("joins", [j.copy() for j in joins])
+    if where is not None:
+        filt.set("where", where.copy())
+    ctes = _referenced_ctes(select)
+    if ctes:
+        filt.set("with_", exp.With(expressions=[c.copy() for c in ctes]))
+    mapping: dict[int, int] = {}
+    for param in filt.find_all(exp.Parameter, bfs=False):
+        old = _param_number(param)
+        if old is None:
+            continue
+        new = mapping.setdefault(old, len(mapping) + 1)
+        param.set("this", exp.Literal.number(new))
+    originals = tuple(sorted(mapping, key=lambda k: mapping[k]))
+    fvec = {mapping[o]: ctx.vector_params[o] for o in originals if o in ctx.vector_params}
+    return generate(filt), originals, fvec
+
+
+def _referenced_ctes(select: exp.Select) -> list[exp.CTE]:
+    names = {ident_name(t.this) for t in select.find_all(exp.Table) if not t.args.get("db")}
+    out: list[exp.CTE] = []
+    cur: exp.Expr | None = select.parent
+    while cur is not None:
+        w = cur.args.get("with_")
+        if isinstance(w, exp.With):
+            for cte in w.expressions:
+                if (
+                    ident_name(cte.args["alias"].this) in names
+                    and not cte.find(lambda n: n is select)
+                    and cte not in out
+                ):
+                    out.append(cte)
+        cur = cur.parent
+    return out
+
+
+def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
+    select = shape.select
+    binding = shape.binding
+    table = binding.table
+    assert table.pk is not None and table.pk_type is not None
+    filter_sql, filter_params, filter_vec = _build_filter(shape, ctx)
+    limit = _limit_value(select.args["limit"].expression)
+    assert limit is not None
+    offset_node = select.args.get("offset")
+    offset = _limit_value(offset_node.expression) if offset_node is not None else (0, None)
+    assert offset is not None
+    # the distances become the hit's distance
+    for node in shape.distances:
+        if node.parent is select and node.arg_key == "expressions":
+            node.replace(exp.alias_(_hit_dist(), "?column?", quoted=True))
+        elif (
+            isinstance(node.parent, exp.Paren)
+            and node.parent.parent is select
+            and (node.parent.arg_key == "expressions")
+        ):
+            node.parent.replace(exp.alias_(_hit_dist(), "?column?", quoted=True))
+        else:
+            node.replace(_hit_dist())
+    shape.key.set("this", _hit_dist())
+    # SELECT * would show the hit's columns
+    sources = [_from_item_name(j) for j in _from_items(select)]
+    new_items: list[exp.Expr] = []
+    for item in select.expressions:
+        if isinstance(item, exp.Star):
+            new_items.extend(Raw(this=f"{quote_ident(s)}.*") for s in sources if s)
+        else:
+            new_items.append(item)
+    select.set("expressions", new_items)
+    join = exp.Join(
+        this=Raw(
+            this=f"unnest(CAST({_IDS} AS {table.pk_type}[]), CAST({_DISTS} AS float8[]))"
+            f" AS {HIT}({HIT_KEY}, {HIT_DIST})"
+        ),
+        on=exp.EQ(
+            this=Raw(this=f"{quote_ident(binding.alias)}.{quote_ident(table.pk)}"),
+            expression=exp.column(HIT_KEY, table=HIT),
+        ),
+    )
+    joins = list(select.args.get("joins") or [])
+    position = 0
+    for i, j in enumerate(joins):
+        if isinstance(j.this, exp.Table) and _alias_of(j.this) == binding.alias:
+            position = i + 1
+    joins.insert(position, join)
+    select.set("joins", joins)
+    if shape.query.param is not None:
+        ctx.vector_params[shape.query.param] = binding.column.dim
+    text = generate(tree)
+    before, rest = text.split(_IDS, 1)
+    between, after = rest.split(_DISTS, 1)
+    return KnnPlan(
+        table=table,
+        alias=binding.alias,
+        column=binding.column,
+        operator=shape.operator,
+        query_literal=shape.query.literal,
+        query_param=shape.query.param,
+        limit=limit[0],
+        limit_param=limit[1],
+        offset=offset[0] or 0,
+        offset_param=offset[1],
+        filter_sql=filter_sql,
+        filter_params=filter_params,
+        template_parts=(before, between, after),
+        vector_params=dict(ctx.vector_params),
+        filter_vector_params=filter_vec,
+    )
+
+
+def _from_items(select: exp.Select) -> list[exp.Expr]:
+    items: list[exp.Expr] = []
+    frm = select.args.get("from_")
+    if frm is not None:
+        items.append(frm.this)
+    items.extend(j.this for j in select.args.get("joins") or [])
+    return items
+
+
+def _from_item_name(item: exp.Expr) -> str:
+    if isinstance(item, exp.Table):
+        return _alias_of(item)
+    alias = item.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.this is not None:
+        return ident_name(alias.this)
+    return ""
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Catalog) -> Decision:
+    ctx = _Ctx(sql, tokens, catalog)
+    rewrite_values(tree, ctx)
+    shape = find_knn(tree, catalog)
+    skip = {id(n) for n in shape.distances} if shape is not None else set()
+    rewrite_operators(tree, ctx, skip)
+    if shape is not None:
+        return Knn(_rewrite_knn(shape, ctx, tree))
+    if not ctx.changed:
+        return Passthrough()
+    if not ctx.structural:
+        out: list[str] = []
+        pos = 0
+        for start, end, text in sorted(ctx.splices):
+            out.append(sql[pos:start])
+            out.append(text)
+            pos = end
+        out.append(sql[pos:])
+        return Rewritten("".join(out), dict(ctx.vector_params))
+    return Rewritten(generate(tree), dict(ctx.vector_params))

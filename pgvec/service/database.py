@@ -1,0 +1,269 @@
+"""One PostgreSQL database behind pgvec: its connection pool, catalog and table states."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import psycopg
+from psycopg import pq
+from psycopg_pool import ConnectionPool
+
+from pgvec.catalog import queries
+from pgvec.catalog.install import install
+from pgvec.engine.collection import Key
+from pgvec.engine.spec import Metric, SearchParams
+from pgvec.errors import PgvecError, UpstreamError
+from pgvec.rewrite.catalog import Catalog
+from pgvec.rewrite.rewriter import Rewriter
+from pgvec.service import indexes
+from pgvec.service.search import FilterArgs, SearchSettings
+from pgvec.sync.table import TableState, key_parser
+
+if TYPE_CHECKING:
+    from pgvec.rewrite.decision import IndexDef, KnnPlan
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: how long a catalog snapshot is trusted without DDL seen through the proxy
+CATALOG_TTL = 5.0
+#: save an indexed table after this many applied changes, or this many seconds
+CHECKPOINT_CHANGES = 5_000
+CHECKPOINT_SECONDS = 30.0
+#: bounded consistency: apply the change log at most this often
+BOUNDED_MS = 200
+
+
+class Database:
+    def __init__(self, name: str, dsn: str, index_root: Path) -> None:
+        self.name = name
+        self.dsn = dsn
+        self.index_root = index_root
+        self.pool = ConnectionPool(
+            dsn, min_size=1, max_size=8, kwargs={"autocommit": True}, open=False,
+            name=f"pgvec-{name}",
+        )
+        self.oid = 0
+        self.tables: dict[int, TableState] = {}
+        self._catalog_at = 0.0
+        self._stale = True
+        self._rewriter: Rewriter | None = None
+        self._catalog_lock = asyncio.Lock()
+        self._table_locks: dict[int, asyncio.Lock] = {}
+        self._checkpointer: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.run(self._open_sync)
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+
+    def _open_sync(self) -> None:
+        self.pool.open(wait=True, timeout=30)
+        with self.pool.connection() as conn:
+            install(conn)
+            self.oid = queries.database_oid(conn)
+            for row in queries.list_indexes(conn):
+                tables = queries.load_tables(conn)
+                info = tables.get(row.relid)
+                if info is None:
+                    log.info("index %s: its table is gone; removing it", row.index_name)
+                    indexes.forget(conn, row.relid, self.table_dir(row.relid))
+                    continue
+                state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
+                self.tables[row.relid] = state
+                state.load_persisted([row.attnum])
+
+    async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+        await self.run(self._close_sync)
+
+    def _close_sync(self) -> None:
+        try:
+            self.checkpoint_all(force=True)
+        finally:
+            self.pool.close()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    def table_dir(self, relid: int) -> Path:
+        return self.index_root / str(self.oid) / str(relid)
+
+    # -- catalog ----------------------------------------------------------------------
+
+    def note_ddl(self) -> None:
+        self._stale = True
+
+    async def rewriter(self) -> Rewriter:
+        rw = self._rewriter
+        if rw is not None and not self._stale and time.monotonic() - self._catalog_at < CATALOG_TTL:
+            return rw
+        async with self._catalog_lock:
+            if self._rewriter is None or self._stale or (
+                time.monotonic() - self._catalog_at >= CATALOG_TTL
+            ):
+                self._stale = False
+                self._rewriter = await self.run(self._load_catalog)
+                self._catalog_at = time.monotonic()
+            return self._rewriter
+
+    def _load_catalog(self) -> Rewriter:
+        with self.pool.connection() as conn:
+            tables = queries.load_tables(conn)
+        for relid in [r for r in self.tables if r not in tables]:
+            log.info("table %d was dropped: forgetting its pgvec state", relid)
+            state = self.tables.pop(relid)
+            with self.pool.connection() as conn:
+                indexes.forget(conn, relid, state.directory)
+        for relid, info in tables.items():
+            if relid in self.tables:
+                self.tables[relid].info = info
+        version = (self._rewriter.catalog.version + 1) if self._rewriter else 1
+        return Rewriter(Catalog.from_tables(tables.values(), version))
+
+    # -- tables -----------------------------------------------------------------------
+
+    def _table_lock(self, relid: int) -> asyncio.Lock:
+        return self._table_locks.setdefault(relid, asyncio.Lock())
+
+    def ensure_loaded(self, conn: psycopg.Connection, info: Any, attnum: int) -> TableState:
+        """The table's state with ``attnum`` loaded and tracked. Caller holds the lock."""
+        state = self.tables.get(info.relid)
+        if state is None:
+            state = TableState(info, self.table_dir(info.relid))
+            self.tables[info.relid] = state
+        _ = state.pk  # no primary key: clear error before anything else
+        if attnum not in state.collections:
+            conn.execute("SELECT pgvec.track(%s::oid::regclass)", (info.relid,))
+            with state.lock:
+                state.apply_changes(conn)
+                state.full_load(conn, [attnum])
+        return state
+
+    # -- search -----------------------------------------------------------------------
+
+    async def knn(
+        self,
+        plan: KnnPlan,
+        query: np.ndarray,
+        k: int,
+        filt: FilterArgs | None,
+        settings: SearchSettings,
+    ) -> tuple[list[Key], list[float]]:
+        relid = plan.table.relid
+        state = self.tables.get(relid)
+        if state is None or plan.column.attnum not in state.collections:
+            async with self._table_lock(relid):
+                await self.run(self._load_for, plan.table, plan.column.attnum)
+        return await self.run(self._knn_sync, plan, query, k, filt, settings)
+
+    def _load_for(self, info: Any, attnum: int) -> None:
+        with self.pool.connection() as conn:
+            self.ensure_loaded(conn, info, attnum)
+
+    def _knn_sync(
+        self,
+        plan: KnnPlan,
+        query: np.ndarray,
+        k: int,
+        filt: FilterArgs | None,
+        settings: SearchSettings,
+    ) -> tuple[list[Key], list[float]]:
+        state = self.tables[plan.table.relid]
+        allowed: list[Key] | None = None
+        need_apply = settings.consistency == "strong" or (
+            settings.consistency == "bounded"
+            and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
+        )
+        if need_apply or filt is not None:
+            with self.pool.connection() as conn:
+                if need_apply:
+                    with state.lock:
+                        state.apply_changes(conn)
+                if filt is not None:
+                    allowed = self._filter_keys(conn, filt, key_parser(state.info.pk_type))
+        if k <= 0:
+            return [], []
+        collection = state.collections[plan.column.attnum]
+        params = SearchParams.create(settings.search_options())
+        keys, dists = collection.search(
+            query, k, Metric.from_operator(plan.operator), params, allowed
+        )
+        return list(keys), [float(d) for d in dists]
+
+    @staticmethod
+    def _filter_keys(
+        conn: psycopg.Connection, filt: FilterArgs, parse: Callable[[str], Key]
+    ) -> list[Key]:
+        res = conn.pgconn.exec_params(
+            filt.sql.encode(), filt.values, filt.types, filt.formats, 0
+        )
+        if res.status != pq.ExecStatus.TUPLES_OK:
+            code = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"XX000").decode()
+            msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+            raise UpstreamError(code, msg)
+        out: list[Key] = []
+        for i in range(res.ntuples):
+            v = res.get_value(i, 0)
+            if v is not None:
+                out.append(parse(v.decode()))
+        return out
+
+    # -- indexes ----------------------------------------------------------------------
+
+    async def create_index(self, idef: IndexDef) -> None:
+        relid = idef.table.relid
+        async with self._table_lock(relid):
+            await self.run(indexes.create, self, idef)
+        self.note_ddl()
+
+    async def owns_index(self, schema: str | None, name: str) -> bool:
+        return await self.run(self._owns_sync, schema, name)
+
+    def _owns_sync(self, schema: str | None, name: str) -> bool:
+        with self.pool.connection() as conn:
+            return indexes.find(conn, schema, name) is not None
+
+    async def drop_index(self, schema: str | None, name: str, *, if_exists: bool) -> None:
+        await self.run(indexes.drop, self, schema, name, if_exists)
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.run(self.checkpoint_all, False)
+            except PgvecError as exc:
+                log.warning("checkpoint failed: %s", exc)
+            except Exception:
+                log.exception("checkpoint failed")
+
+    def checkpoint_all(self, force: bool) -> None:
+        now = time.monotonic()
+        for state in list(self.tables.values()):
+            persisted = [a for a, c in state.collections.items() if c.index_spec is not None]
+            for attnum in persisted:
+                coll = state.collections[attnum]
+                if coll.needs_seal():
+                    coll.seal()
+            if not state.applied and not force:
+                continue
+            due = (
+                force
+                or not persisted
+                or len(state.applied) >= CHECKPOINT_CHANGES
+                or now - state.last_save >= CHECKPOINT_SECONDS
+            )
+            if due and (state.applied or force):
+                with self.pool.connection() as conn:
+                    state.checkpoint(conn, persisted)

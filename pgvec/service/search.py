@@ -1,0 +1,57 @@
+"""Search settings of a session and the filter pre-pass of a top-k query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pgvec.errors import InvalidParameter
+
+CONSISTENCY_LEVELS = ("strong", "bounded", "eventually")
+
+
+@dataclass
+class SearchSettings:
+    """Per-session search knobs, set with SET like pgvector's."""
+
+    ef_search: int | None = None
+    probes: int | None = None
+    consistency: str = "strong"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, name: str, value: str | None) -> None:
+        """Mirror ``SET name = value`` (``None`` for RESET)."""
+        name = name.lower()
+        if name == "hnsw.ef_search":
+            self.ef_search = None if value is None else int(value)
+        elif name == "ivfflat.probes":
+            self.probes = None if value is None else int(value)
+        elif name == "pgvec.consistency":
+            level = "strong" if value is None else value.strip("'\"").lower()
+            if level not in CONSISTENCY_LEVELS:
+                raise InvalidParameter(
+                    f'invalid value for parameter "pgvec.consistency": "{value}"',
+                    hint="Available values: strong, bounded, eventually.",
+                )
+            self.consistency = level
+        elif value is None:
+            self.extra.pop(name, None)
+        else:
+            self.extra[name] = value
+
+    def search_options(self) -> dict[str, int]:
+        opts: dict[str, int] = {}
+        if self.ef_search is not None:
+            opts["ef_search"] = self.ef_search
+        if self.probes is not None:
+            opts["probes"] = self.probes
+        return opts
+
+
+@dataclass(frozen=True)
+class FilterArgs:
+    """The statement returning the keys a WHERE clause admits, with the client's values."""
+
+    sql: str
+    values: list[bytes | None]
+    types: list[int]
+    formats: list[int]

@@ -1,0 +1,189 @@
+"""The engine state of one table: a VectorCollection per tracked vector column."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from pgvec.catalog.models import TableInfo
+from pgvec.engine.collection import Key, VectorCollection
+from pgvec.errors import InvalidTableDefinition
+
+log = logging.getLogger(__name__)
+
+_INT_TYPES = frozenset({"bigint", "integer", "smallint"})
+FETCH_BATCH = 20_000
+
+
+def key_parser(pk_type: str | None) -> type[int] | type[str]:
+    return int if pk_type in _INT_TYPES else str
+
+
+@dataclass
+class TableState:
+    """Everything pgvec holds in memory for one table, and where it persists it."""
+
+    info: TableInfo
+    directory: Path
+    collections: dict[int, VectorCollection] = field(default_factory=dict)
+    #: change-log sequence numbers applied in memory but not yet deleted from the log
+    applied: set[int] = field(default_factory=set)
+    last_save: float = field(default_factory=time.monotonic)
+    last_apply: float = 0.0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def relid(self) -> int:
+        return self.info.relid
+
+    @property
+    def pk(self) -> str:
+        if self.info.pk is None:
+            raise InvalidTableDefinition(
+                f'table "{self.info.name}" has no single-column primary key',
+                hint="pgvec joins search hits back on the primary key: "
+                "ALTER TABLE ... ADD PRIMARY KEY (...).",
+            )
+        return self.info.pk
+
+    def column_dir(self, attnum: int) -> Path:
+        return self.directory / str(attnum)
+
+    def parse_key(self, text: str) -> Key:
+        return key_parser(self.info.pk_type)(text)
+
+    def _table(self) -> sql.Composable:
+        return sql.Identifier(self.info.schema, self.info.name)
+
+    # -- loading ----------------------------------------------------------------------
+
+    def load_persisted(self, attnums: list[int]) -> None:
+        """Load the saved collections of indexed columns (no rebuild)."""
+        for attnum in attnums:
+            path = self.column_dir(attnum)
+            if (path / "manifest.json").exists():
+                self.collections[attnum] = VectorCollection.load(path)
+                log.info(
+                    "loaded %s.%s column %d from %s (%d rows)",
+                    self.info.schema, self.info.name, attnum, path,
+                    self.collections[attnum].live_count,
+                )
+
+    def full_load(self, conn: psycopg.Connection, attnums: list[int]) -> None:
+        """Read the given vector columns from the table into fresh collections.
+
+        Runs in one REPEATABLE READ snapshot; change-log rows visible in it are marked
+        applied (the snapshot contains their effect).
+        """
+        columns = {a: c for c in self.info.vectors.values() for a in [c.attnum] if a in attnums}
+        started = time.monotonic()
+        fresh = {a: VectorCollection(c.dim) for a, c in columns.items()}
+        names = [columns[a].name for a in fresh]
+        parse = key_parser(self.info.pk_type)
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            seqs = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT seq FROM pgvec.changes WHERE relid = %s", (self.relid,)
+                )
+            ]
+            query = sql.SQL("SELECT {pk}::text, {cols} FROM {table}").format(
+                pk=sql.Identifier(self.pk),
+                cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+                table=self._table(),
+            )
+            total = 0
+            with conn.cursor(name="pgvec_full_load", binary=True) as cur:
+                cur.itersize = FETCH_BATCH
+                cur.execute(query)
+                while rows := cur.fetchmany(FETCH_BATCH):
+                    for i, attnum in enumerate(fresh):
+                        got = [(r[0], r[i + 1]) for r in rows if r[i + 1] is not None]
+                        if got:
+                            keys = [parse(k) for k, _ in got]
+                            dim = fresh[attnum].dim
+                            mat = np.frombuffer(b"".join(v for _, v in got), "<f4")
+                            fresh[attnum].upsert(keys, mat.reshape(len(got), dim))
+                    total += len(rows)
+                    log.info("loading %s: %d rows", self.info.name, total)
+        self.collections.update(fresh)
+        self.applied.update(seqs)
+        log.info(
+            "loaded %d rows of %s.%s in %.2fs",
+            total, self.info.schema, self.info.name, time.monotonic() - started,
+        )
+
+    # -- applying the change log ------------------------------------------------------
+
+    def apply_changes(self, conn: psycopg.Connection) -> int:
+        """Apply every committed change not yet applied; returns how many keys changed."""
+        rows = conn.execute(
+            "SELECT seq, op, key FROM pgvec.changes WHERE relid = %s", (self.relid,)
+        ).fetchall()
+        new = [r for r in rows if r[0] not in self.applied]
+        self.last_apply = time.monotonic()
+        if not new:
+            return 0
+        if any(r[1] == "t" for r in new):
+            log.info("%s was truncated: reloading", self.info.name)
+            for c in self.collections.values():
+                c.clear()
+            self.full_load(conn, list(self.collections))
+            self.applied.update(r[0] for r in new)
+            return len(new)
+        parse = key_parser(self.info.pk_type)
+        texts = sorted({r[2] for r in new if r[2] is not None})
+        names = {a: c.name for c in self.info.vectors.values() for a in [c.attnum]}
+        attnums = list(self.collections)
+        query = sql.SQL(
+            "SELECT {pk}::text, {cols} FROM {table} WHERE {pk} = ANY(%s::text[]::{typ}[])"
+        ).format(
+            pk=sql.Identifier(self.pk),
+            cols=sql.SQL(", ").join(sql.Identifier(names[a]) for a in attnums),
+            table=self._table(),
+            typ=sql.SQL(self.info.pk_type or "text"),
+        )
+        with conn.cursor(binary=True) as cur:
+            cur.execute(query, (texts,))
+            found = cur.fetchall()
+        present = {r[0] for r in found}
+        for i, attnum in enumerate(attnums):
+            coll = self.collections[attnum]
+            rows_with = [(r[0], r[i + 1]) for r in found if r[i + 1] is not None]
+            if rows_with:
+                mat = np.frombuffer(b"".join(v for _, v in rows_with), "<f4")
+                coll.upsert([parse(k) for k, _ in rows_with], mat.reshape(len(rows_with), coll.dim))
+            gone = [parse(t) for t in texts if t not in present]
+            gone += [parse(r[0]) for r in found if r[i + 1] is None]
+            if gone:
+                coll.delete(gone)
+        self.applied.update(r[0] for r in new)
+        return len(texts)
+
+    # -- persistence ------------------------------------------------------------------
+
+    def checkpoint(self, conn: psycopg.Connection, persisted: list[int]) -> None:
+        """Save the indexed collections, then delete the log rows they include."""
+        with self.lock:
+            done = list(self.applied)
+            for attnum in persisted:
+                if attnum in self.collections:
+                    self.collections[attnum].save(self.column_dir(attnum))
+            self.last_save = time.monotonic()
+        if done:
+            conn.execute("DELETE FROM pgvec.changes WHERE seq = ANY(%s)", (done,))
+            with self.lock:
+                self.applied.difference_update(done)
+
+    def remove_files(self, attnum: int | None = None) -> None:
+        path = self.directory if attnum is None else self.column_dir(attnum)
+        shutil.rmtree(path, ignore_errors=True)

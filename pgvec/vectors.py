@@ -1,0 +1,143 @@
+"""Vector values in their three spellings: pgvector text, float arrays, and pgvec's bytea.
+
+The stored form is little-endian float32 without a header (``np.asarray(v, "<f4")``).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from pgvec.errors import DimensionMismatch, InvalidVector, NonFiniteVector
+
+# Type OIDs of parameter values the proxy converts into vectors.
+BYTEA_OID = 17
+TEXT_OID = 25
+UNKNOWN_OID = 0
+FLOAT4_ARRAY_OID = 1021
+FLOAT8_ARRAY_OID = 1022
+NUMERIC_ARRAY_OID = 1231
+ARRAY_OIDS = frozenset({FLOAT4_ARRAY_OID, FLOAT8_ARRAY_OID, NUMERIC_ARRAY_OID, 1005, 1007, 1016})
+
+
+def check_finite(v: np.ndarray) -> None:
+    if not np.isfinite(v).all():
+        if np.isnan(v).any():
+            raise NonFiniteVector("NaN not allowed in vector")
+        raise NonFiniteVector("infinite value not allowed in vector")
+
+
+def check_dim(v: np.ndarray, dim: int | None) -> None:
+    if dim is not None and v.shape[0] != dim:
+        raise DimensionMismatch(f"expected {dim} dimensions, not {v.shape[0]}")
+
+
+def parse_text(text: str, dim: int | None = None) -> np.ndarray:
+    """Parse pgvector's text form ``'[1,2.5,3]'`` (``{...}`` array text is accepted too)."""
+    s = text.strip()
+    if len(s) < 2 or (s[0], s[-1]) not in (("[", "]"), ("{", "}")):
+        raise InvalidVector(f'invalid input syntax for type vector: "{text}"')
+    body = s[1:-1].strip()
+    if not body:
+        raise DimensionMismatch("vector must have at least 1 dimension")
+    try:
+        values = [float(x) for x in body.split(",")]
+    except ValueError:
+        raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
+    v = np.asarray(values, dtype=np.float64)
+    check_finite(v)
+    if (np.abs(v) > np.finfo(np.float32).max).any():
+        raise NonFiniteVector(f'"{text}" is out of range for type vector')
+    out = v.astype("<f4")
+    check_dim(out, dim)
+    return out
+
+
+def to_bytes(v: np.ndarray) -> bytes:
+    return np.asarray(v, dtype="<f4").tobytes()
+
+
+def from_bytes(data: bytes, dim: int | None = None) -> np.ndarray:
+    if len(data) % 4:
+        raise InvalidVector(f"vector bytea length {len(data)} is not a multiple of 4")
+    v = np.frombuffer(data, dtype="<f4")
+    check_dim(v, dim)
+    check_finite(v)
+    return v
+
+
+def to_text(v: np.ndarray) -> str:
+    """pgvector's text output: shortest float32 round-trip spelling."""
+    parts = []
+    for x in np.asarray(v, dtype=np.float32):
+        r = repr(float(x))
+        # shortest repr that round-trips *as float32*
+        for digits in range(1, 10):
+            cand = f"{float(x):.{digits}g}"
+            if np.float32(cand) == x:
+                r = cand
+                break
+        parts.append(r)
+    return "[" + ",".join(parts) + "]"
+
+
+def bytea_hex(v: np.ndarray) -> str:
+    """The bytea text (hex) form, as sent in a text-format parameter."""
+    return "\\x" + to_bytes(v).hex()
+
+
+def bytea_literal(v: np.ndarray) -> str:
+    """A SQL literal for the vector: ``'\\x...'::bytea``."""
+    return "'" + bytea_hex(v) + "'::bytea"
+
+
+def _binary_array(data: bytes) -> np.ndarray:
+    ndim, _flags, elem_oid = struct.unpack_from("!iiI", data, 0)
+    if ndim == 0:
+        raise DimensionMismatch("vector must have at least 1 dimension")
+    if ndim != 1:
+        raise InvalidVector("a vector parameter must be a one-dimensional array")
+    (n, _lb) = struct.unpack_from("!ii", data, 12)
+    pos = 20
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        (length,) = struct.unpack_from("!i", data, pos)
+        pos += 4
+        if length < 0:
+            raise InvalidVector("a vector cannot contain NULL")
+        chunk = data[pos : pos + length]
+        pos += length
+        if elem_oid == 701:
+            out[i] = struct.unpack("!d", chunk)[0]
+        elif elem_oid == 700:
+            out[i] = struct.unpack("!f", chunk)[0]
+        elif elem_oid in (20, 23, 21):
+            out[i] = int.from_bytes(chunk, "big", signed=True)
+        else:
+            raise InvalidVector(f"cannot read a vector from an array of type oid {elem_oid}")
+    return out
+
+
+def from_param(value: bytes, fmt: int, type_oid: int, dim: int | None = None) -> np.ndarray:
+    """Decode a Bind parameter that stands for a vector.
+
+    Text format: pgvector text ``[..]``, array text ``{..}`` or bytea hex ``\\x..``.
+    Binary format: bytea (the stored bytes) or a float/int array.
+    """
+    if fmt == 0:
+        text = value.decode("utf-8", "replace")
+        if text.startswith("\\x"):
+            try:
+                raw = bytes.fromhex(text[2:])
+            except ValueError:
+                raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
+            return from_bytes(raw, dim)
+        return parse_text(text, dim)
+    if type_oid in ARRAY_OIDS:
+        v64 = _binary_array(value)
+        check_finite(v64)
+        v = v64.astype("<f4")
+        check_dim(v, dim)
+        return v
+    return from_bytes(value, dim)

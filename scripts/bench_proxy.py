@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""Top-k through pgvec (proxy + FAISS) next to pgvector and raw FAISS, on the same data.
+
+Loads N random-but-clustered vectors into one PostgreSQL (the pgserver wheel, which ships
+pgvector), builds HNSW (m=16, ef_construction=64) in both, then runs single-client
+top-10 queries with psycopg and reports build seconds, QPS, latency and recall@10.
+
+    python scripts/bench_proxy.py                 # 100,000 x 128, 1,000 queries
+    python scripts/bench_proxy.py --rows 20000 --queries 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import psycopg
+
+from pgvec.app import serve
+
+
+def clustered(rows: int, dim: int, queries: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((max(10, rows // 1000), dim)).astype("f4")
+    assign = rng.integers(0, len(centers), rows + queries)
+    points = centers[assign] + 0.35 * rng.standard_normal((rows + queries, dim)).astype("f4")
+    return points[:rows].astype("f4"), points[rows:].astype("f4")
+
+
+def exact_topk(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    index = faiss.IndexFlatL2(data.shape[1])
+    index.add(data)
+    _, ids = index.search(queries, k)
+    return ids
+
+
+def recall(got: list[list[int]], truth: np.ndarray) -> float:
+    hits = sum(len(set(g) & set(t.tolist())) for g, t in zip(got, truth, strict=True))
+    return hits / truth.size
+
+
+def text(v: np.ndarray) -> str:
+    return "[" + ",".join(map(str, v.tolist())) + "]"
+
+
+def run_queries(conn: psycopg.Connection, sql: str, queries: np.ndarray, as_text: bool,
+                k: int) -> tuple[list[list[int]], list[float]]:
+    out: list[list[int]] = []
+    lat: list[float] = []
+    for q in queries[:20]:  # warm-up (prepared statements, caches)
+        conn.execute(sql, (text(q) if as_text else q.tobytes(), k)).fetchall()
+    for q in queries:
+        arg = text(q) if as_text else q.tobytes()
+        t0 = time.perf_counter()
+        rows = conn.execute(sql, (arg, k)).fetchall()
+        lat.append(time.perf_counter() - t0)
+        out.append([r[0] for r in rows])
+    return out, lat
+
+
+def summary(name: str, build: float | None, lat: list[float], rec: float) -> dict[str, object]:
+    a = np.array(lat) * 1000
+    return {"system": name, "build_s": build, "qps": len(lat) / a.sum() * 1000,
+            "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+            "recall@10": rec}
+
+
+class ServerThread:
+    def __init__(self, upstream: str, data_dir: Path) -> None:
+        self.port = 0
+        ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+        def on_ready(port: int) -> None:
+            self.port = port
+            ready.set()
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve(upstream, data_dir, "127.0.0.1", 0, embedded=False,
+                        on_ready=on_ready, stop=self._stop)
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+        self._thread.start()
+        ready.wait(60)
+
+    def stop(self) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--dsn", help="use this PostgreSQL (needs pgvector) instead of pgserver")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    data, queries = clustered(args.rows, args.dim, args.queries)
+    truth = exact_topk(data, queries, args.k)
+    results = []
+
+    with tempfile.TemporaryDirectory(prefix="pgvec-bench-") as tmp:
+        if args.dsn:
+            dsn = args.dsn
+        else:
+            import pgserver
+
+            server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop")
+            dsn = server.get_uri()
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS bench")
+            admin.execute("CREATE DATABASE bench")
+        bench_dsn = psycopg.conninfo.make_conninfo(dsn, dbname="bench")
+
+        # -- pgvector, straight to PostgreSQL -------------------------------------
+        with psycopg.connect(bench_dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(f"CREATE TABLE pv (id bigint PRIMARY KEY, embedding vector({args.dim}))")
+            t0 = time.perf_counter()
+            with conn.cursor().copy("COPY pv FROM STDIN") as copy:
+                for i, v in enumerate(data):
+                    copy.write_row((i, text(v)))
+            load_pv = time.perf_counter() - t0
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            t0 = time.perf_counter()
+            conn.execute("CREATE INDEX ON pv USING hnsw (embedding vector_l2_ops)"
+                         " WITH (m = 16, ef_construction = 64)")
+            build_pv = time.perf_counter() - t0
+            got, lat = run_queries(
+                conn, "SELECT id FROM pv ORDER BY embedding <-> %s::vector LIMIT %s",
+                queries, True, args.k)
+            results.append(summary("pgvector 0.6 (direct)", build_pv, lat, recall(got, truth)))
+            conn.execute("DROP TABLE pv")
+
+        # -- pgvec, through the proxy ----------------------------------------------
+        pgvec = ServerThread(bench_dsn, Path(tmp) / "pgvec")
+        uri = f"postgresql://postgres@127.0.0.1:{pgvec.port}/bench"
+        try:
+            with psycopg.connect(uri, autocommit=True) as conn:
+                conn.execute(f"CREATE TABLE items (id bigint PRIMARY KEY, embedding vector({args.dim}))")
+                t0 = time.perf_counter()
+                with conn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int8", "bytea"])
+                    for i, v in enumerate(data):
+                        copy.write_row((i, v.tobytes()))
+                load_pgvec = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)"
+                             " WITH (m = 16, ef_construction = 64)")
+                build_pgvec = time.perf_counter() - t0
+                sql = "SELECT id FROM items ORDER BY embedding <-> %s LIMIT %s"
+                got, lat = run_queries(conn, sql, queries, True, args.k)
+                results.append(summary("pgvec (proxy, text param)", build_pgvec, lat,
+                                       recall(got, truth)))
+                got, lat = run_queries(conn, sql, queries, False, args.k)
+                results.append(summary("pgvec (proxy, bytea param)", None, lat,
+                                       recall(got, truth)))
+        finally:
+            pgvec.stop()
+
+        # -- raw FAISS: the ceiling --------------------------------------------------
+        index = faiss.IndexHNSWFlat(args.dim, 16)
+        index.hnsw.efConstruction = 64
+        t0 = time.perf_counter()
+        index.add(data)
+        build_faiss = time.perf_counter() - t0
+        index.hnsw.efSearch = 40
+        lat, got = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            _, ids = index.search(q[None, :], args.k)
+            lat.append(time.perf_counter() - t0)
+            got.append(ids[0].tolist())
+        results.append(summary("raw FAISS HNSW (in-process)", build_faiss, lat, recall(got, truth)))
+
+    print(f"\n{args.rows:,} x {args.dim} clustered vectors, {args.queries} queries, top-{args.k},"
+          f" 1 client; load: pgvector {load_pv:.1f}s (COPY text), pgvec {load_pgvec:.1f}s"
+          " (COPY binary)\n")
+    print(f"| {'system':28} | build s | QPS   | p50 ms | p99 ms | recall@10 |")
+    print(f"|{'-' * 30}|---------|-------|--------|--------|-----------|")
+    for r in results:
+        b = f"{r['build_s']:.1f}" if r["build_s"] is not None else "-"
+        print(f"| {r['system']:28} | {b:>7} | {r['qps']:5.0f} | {r['p50_ms']:6.2f} |"
+              f" {r['p99_ms']:6.2f} | {r['recall@10']:9.3f} |")
+    base = results[0]
+    for r in results[1:3]:
+        print(f"\n{r['system']}: QPS x{r['qps'] / base['qps']:.2f} of pgvector, recall"
+              f" {r['recall@10']:.3f} vs {base['recall@10']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+CREATE TABLE items (id bigint PRIMARY KEY, title text, price int, embedding vector(3));
+INSERT INTO items VALUES (1, 'a', 10, '[1,2,3]'), (2, 'b', 20, '[4,5,6]'), (3, 'c', 30, '[1,1,1]');
+CREATE INDEX ON items USING hnsw (embedding vector_l2_ops) WITH (m = 16, ef_construction = 64);
+SELECT id, title, embedding <-> '[1,1,2]' AS distance FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 2;
+SELECT id FROM items WHERE price > 15 ORDER BY embedding <-> '[1,1,2]' LIMIT 2;
+INSERT INTO items VALUES (4, 'd', 40, '[1,1,2]');
+SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 2;
+DELETE FROM items WHERE id = 3;
+SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 2;
+INSERT INTO items VALUES (5, 'e', 50, '[1,2]');
+SELECT count(*) FROM items;

@@ -1,0 +1,85 @@
+"""Fixtures that run a pgvec server (proxy + engine) in front of the test cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgvec.app import serve
+
+
+class PgvecServer:
+    """A pgvec server on an ephemeral port, run on its own event loop in a thread."""
+
+    def __init__(self, upstream: str, data_dir: Path) -> None:
+        self.upstream = upstream
+        self.data_dir = data_dir
+        self.port = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> PgvecServer:
+        ready = threading.Event()
+
+        def on_ready(port: int) -> None:
+            self.port = port
+            ready.set()
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve(self.upstream, self.data_dir, "127.0.0.1", 0, embedded=False,
+                        on_ready=on_ready, stop=self._stop)
+
+        def run() -> None:
+            try:
+                asyncio.run(main())
+            except BaseException as exc:
+                self._error = exc
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="pgvec-server", daemon=True)
+        self._thread.start()
+        ready.wait(60)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(60)
+        self._thread = None
+
+    def uri(self, dbname: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+
+@pytest.fixture
+def pgvec_server(pg_uri: str, dbname: str, tmp_path: Path) -> Iterator[PgvecServer]:
+    upstream = psycopg.conninfo.make_conninfo(pg_uri, dbname=dbname)
+    server = PgvecServer(upstream, tmp_path / "pgvec-data").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def proxy_uri(pgvec_server: PgvecServer, dbname: str) -> str:
+    return pgvec_server.uri(dbname)
+
+
+@pytest.fixture
+def pconn(proxy_uri: str) -> Iterator[psycopg.Connection]:
+    """An autocommit psycopg connection through pgvec."""
+    with psycopg.connect(proxy_uri, autocommit=True) as c:
+        yield c

@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from pgvec.errors import (
+    DimensionMismatch,
+    FeatureNotSupported,
+    InvalidParameter,
+    InvalidVector,
+    NonFiniteVector,
+)
+from pgvec.rewrite import (
+    Catalog,
+    CreateIndex,
+    DropIndex,
+    Passthrough,
+    Rewriter,
+    Rewritten,
+    SetParam,
+    rewrite,
+)
+
+HEX123 = "'\\x0000803f0000004000004040'::bytea"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SAVEPOINT s1",
+        "LISTEN x",
+        "NOTIFY x, 'x'",
+        "DEALLOCATE ALL",
+        "CREATE TABLE t (id bigserial PRIMARY KEY, name text)",
+        "SELECT point(1,2) <-> point(3,4)",
+        "SELECT point(1,2) <-> point(3,4) FROM items",
+        "SELECT 1",
+        "SELECT * FROM items WHERE id = $1",
+        "SELECT to_tsquery('a') <-> to_tsquery('b')",
+        "SET search_path = app",
+        "SET LOCAL statement_timeout = 5",
+        "SHOW hnsw.ef_search",
+        "CREATE INDEX ON items (price)",
+        "CREATE INDEX ON items USING hnsw (title)",
+        "CREATE INDEX ON unknown USING hnsw (e)",
+        "SELECT '[1,2' FROM",  # does not parse: fail open
+        "INSERT INTO cats VALUES (1, '[1,2]')",
+    ],
+)
+def test_passthrough(sql: str, catalog: Catalog) -> None:
+    assert rewrite(sql, catalog) == Passthrough()
+
+
+def test_prefilter(catalog: Catalog) -> None:
+    assert not catalog.may_concern("SELECT 1 FROM other_items_x WHERE a = 'b'")
+    assert catalog.may_concern("select * from ITEMS")
+    assert catalog.may_concern("select a <#> b")
+    assert catalog.may_concern("set local hnsw.ef_search = 3")
+    assert catalog.may_concern("create index on t using ivfflat (x)")
+    assert not catalog.may_concern("SELECT itemsx FROM t")
+
+
+def test_create_table_keeps_rest(catalog: Catalog) -> None:
+    sql = 'CREATE TABLE t (id bigserial PRIMARY KEY, "Emb" vector (3) NOT NULL, e2 VECTOR(2))'
+    d = rewrite(sql, catalog)
+    assert d == Rewritten(
+        'CREATE TABLE t (id bigserial PRIMARY KEY, "Emb" bytea NOT NULL CONSTRAINT '
+        '"Emb_pgvec_dims" CHECK (pgvec.is_vector("Emb", 3)), e2 bytea CONSTRAINT '
+        "e2_pgvec_dims CHECK (pgvec.is_vector(e2, 2)))",
+        {},
+    )
+
+
+def test_alter_table_add_column(catalog: Catalog) -> None:
+    d = rewrite("ALTER TABLE items ADD COLUMN IF NOT EXISTS e vector(4)", catalog)
+    assert d == Rewritten(
+        "ALTER TABLE items ADD COLUMN IF NOT EXISTS e bytea CONSTRAINT e_pgvec_dims "
+        "CHECK (pgvec.is_vector(e, 4))",
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        ("CREATE TABLE t (e vector)", FeatureNotSupported),
+        ("CREATE TABLE t (e vector, id int)", FeatureNotSupported),
+        ("CREATE TABLE t (e vector(0))", InvalidParameter),
+        ("CREATE TABLE t (e vector(16001))", InvalidParameter),
+        ("INSERT INTO items VALUES (1, 'a', 2, '[1,2]')", DimensionMismatch),
+        ("INSERT INTO items VALUES (1, 'a', 2, '[1,x,2]')", InvalidVector),
+        ("INSERT INTO items VALUES (1, 'a', 2, '1,2,3')", InvalidVector),
+        ("INSERT INTO items VALUES (1, 'a', 2, '[1,NaN,2]')", NonFiniteVector),
+        ("INSERT INTO items VALUES (1, 'a', 2, '[1,inf,2]')", NonFiniteVector),
+        ("SELECT id FROM items ORDER BY embedding <-> '[1,2]' LIMIT 1", DimensionMismatch),
+        ("SET hnsw.ef_search = 0", InvalidParameter),
+        ("SET hnsw.ef_search = abc", InvalidParameter),
+        ("SET ivfflat.probes TO 40000", InvalidParameter),
+    ],
+)
+def test_errors(sql: str, error: type[Exception], catalog: Catalog) -> None:
+    with pytest.raises(error):
+        rewrite(sql, catalog)
+
+
+def test_error_messages(catalog: Catalog) -> None:
+    with pytest.raises(InvalidVector, match=r'invalid input syntax for type vector: "\[1,x\]"'):
+        rewrite("UPDATE items SET embedding = '[1,x]'", catalog)
+    with pytest.raises(DimensionMismatch, match="expected 3 dimensions, not 2"):
+        rewrite("UPDATE items SET embedding = '[1,2]'", catalog)
+    with pytest.raises(NonFiniteVector, match="NaN not allowed in vector"):
+        rewrite("UPDATE items SET embedding = '[1,2,nan]'", catalog)
+    with pytest.raises(
+        InvalidParameter, match=r'invalid value for parameter "hnsw\.ef_search": "abc"'
+    ):
+        rewrite("SET hnsw.ef_search = 'abc'", catalog)
+    with pytest.raises(
+        InvalidParameter,
+        match=r'0 is outside the valid range for parameter "hnsw.ef_search" \(1 \.\. 1000\)',
+    ):
+        rewrite("SET hnsw.ef_search = 0", catalog)
+
+
+def test_insert_literal_and_param(catalog: Catalog) -> None:
+    d = rewrite("INSERT INTO items VALUES (1, 'a', 2, '[1,2,3]'), (2, 'b', 3, $1)", catalog)
+    expected = f"INSERT INTO items VALUES (1, 'a', 2, {HEX123}), (2, 'b', 3, $1)"
+    assert d == Rewritten(expected, {1: 3})
+    assert struct.unpack("<3f", bytes.fromhex("0000803f0000004000004040")) == (1.0, 2.0, 3.0)
+
+
+def test_insert_column_list_cast_and_conflict(catalog: Catalog) -> None:
+    sql = (
+        "INSERT INTO items (embedding, id) VALUES ('[1,2,3]'::vector(3), $2), ($1::vector, 3)"
+        " ON CONFLICT (id) DO UPDATE SET embedding = CAST('[1,2,3]' AS vector) RETURNING id"
+    )
+    d = rewrite(sql, catalog)
+    assert d == Rewritten(
+        f"INSERT INTO items (embedding, id) VALUES ({HEX123}, $2), ($1, 3)"
+        f" ON CONFLICT (id) DO UPDATE SET embedding = {HEX123} RETURNING id",
+        {1: 3},
+    )
+
+
+def test_insert_schema_qualified(catalog: Catalog) -> None:
+    d = rewrite("INSERT INTO app.docs (key, vec) VALUES ('k', '[1, 2]')", catalog)
+    assert d == Rewritten(
+        "INSERT INTO app.docs (key, vec) VALUES ('k', '\\x0000803f00000040'::bytea)", {}
+    )
+
+
+def test_update(catalog: Catalog) -> None:
+    assert rewrite("UPDATE items SET embedding = $1 WHERE id = $2", catalog) == Rewritten(
+        "UPDATE items SET embedding = $1 WHERE id = $2", {1: 3}
+    )
+    d = rewrite("UPDATE items SET embedding = '[1,2,3]' WHERE embedding <-> $1 < 1", catalog)
+    assert d == Rewritten(
+        f"UPDATE items SET embedding = {HEX123} WHERE pgvec.l2_distance(embedding, $1) < 1",
+        {1: 3},
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected", "params"),
+    [
+        (
+            "SELECT id FROM items WHERE embedding <-> $1 < 0.5",
+            "SELECT id FROM items WHERE pgvec.l2_distance(embedding, $1) < 0.5",
+            {1: 3},
+        ),
+        (
+            "SELECT embedding <#> '[1,2,3]' AS ip, '[1,2,3]' <=> i.embedding, embedding <+> $2"
+            " FROM items AS i",
+            f"SELECT pgvec.negative_inner_product(embedding, {HEX123}) AS ip,"
+            f" pgvec.cosine_distance({HEX123}, i.embedding), pgvec.l1_distance(embedding, $2)"
+            " FROM items AS i",
+            {2: 3},
+        ),
+        (  # no LIMIT: not top-k, exact
+            "SELECT id FROM items ORDER BY embedding <-> $1",
+            "SELECT id FROM items ORDER BY pgvec.l2_distance(embedding, $1)",
+            {1: 3},
+        ),
+        (  # DESC: not top-k
+            "SELECT id FROM items ORDER BY embedding <-> $1 DESC LIMIT 3",
+            "SELECT id FROM items ORDER BY pgvec.l2_distance(embedding, $1) DESC LIMIT 3",
+            {1: 3},
+        ),
+        (  # query vector is a column: exact form
+            "SELECT a.id FROM items a, items b ORDER BY a.embedding <-> b.embedding LIMIT 3",
+            "SELECT a.id FROM items AS a, items AS b"
+            " ORDER BY pgvec.l2_distance(a.embedding, b.embedding) LIMIT 3",
+            {},
+        ),
+        (  # no primary key: exact form
+            "SELECT v FROM nopk ORDER BY v <-> '[1,2]' LIMIT 1",
+            "SELECT v FROM nopk ORDER BY pgvec.l2_distance(v, '\\x0000803f00000040'::bytea)"
+            " LIMIT 1",
+            {},
+        ),
+    ],
+)
+def test_exact_form(sql: str, expected: str, params: dict[int, int], catalog: Catalog) -> None:
+    assert rewrite(sql, catalog) == Rewritten(expected, params)
+
+
+def test_create_index(catalog: Catalog) -> None:
+    d = rewrite(
+        "CREATE INDEX IF NOT EXISTS my_idx ON ONLY items USING hnsw (embedding vector_cosine_ops)"
+        " WITH (m = 16, ef_construction = '64')",
+        catalog,
+    )
+    assert isinstance(d, CreateIndex)
+    idx = d.index
+    assert (idx.name, idx.if_not_exists, idx.method, idx.opclass) == (
+        "my_idx",
+        True,
+        "hnsw",
+        "vector_cosine_ops",
+    )
+    assert idx.options == {"m": "16", "ef_construction": "64"}
+    assert idx.table.name == "items" and idx.column.name == "embedding"
+    d = rewrite("create index on app.docs using IVFFLAT (vec)", catalog)
+    assert isinstance(d, CreateIndex)
+    assert d.index.name is None and d.index.default_name == "docs_vec_idx"
+    assert d.index.method == "ivfflat" and d.index.opclass is None and d.index.options == {}
+
+
+def test_drop_index(catalog: Catalog) -> None:
+    assert rewrite("DROP INDEX IF EXISTS a, s.b CASCADE", catalog) == DropIndex(
+        ((None, "a"), ("s", "b")), True, True
+    )
+    assert rewrite("drop index concurrently x", catalog) == DropIndex(((None, "x"),), False, False)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SET hnsw.ef_search = 100", SetParam("hnsw.ef_search", "100", False)),
+        ("SET LOCAL hnsw.ef_search TO '40'", SetParam("hnsw.ef_search", "40", True)),
+        ("set session ivfflat.probes = 10", SetParam("ivfflat.probes", "10", False)),
+        ("SET pgvec.Mode = exact", SetParam("pgvec.mode", "exact", False)),
+        ("SET pgvec.mode TO DEFAULT", SetParam("pgvec.mode", None, False)),
+        ("RESET hnsw.ef_search", SetParam("hnsw.ef_search", None, False)),
+    ],
+)
+def test_set_reset(sql: str, expected: SetParam, catalog: Catalog) -> None:
+    assert rewrite(sql, catalog) == expected
+
+
+def test_rewriter_cache(catalog: Catalog) -> None:
+    rw = Rewriter(catalog, maxsize=2)
+    first = rw.rewrite("SELECT id FROM items WHERE embedding <-> $1 < 1")
+    assert rw.rewrite("SELECT id FROM items WHERE embedding <-> $1 < 1") is first
+    with pytest.raises(DimensionMismatch):
+        rw.rewrite("UPDATE items SET embedding = '[1]'")
+    with pytest.raises(DimensionMismatch):
+        rw.rewrite("UPDATE items SET embedding = '[1]'")
+    rw.rewrite("SELECT 1")
+    assert len(rw._cache) == 2
+
+
+def test_prefilter_many_tables_and_odd_names() -> None:
+    from pgvec.rewrite import TableInfo
+
+    tables = {
+        ("public", f"t{i}"): TableInfo(i, "public", f"t{i}", "id", "int", ("id",), {})
+        for i in range(40)
+    }
+    tables["public", "My Table"] = TableInfo(99, "public", "My Table", None, None, (), {})
+    cat = Catalog(tables, 1)
+    assert cat.may_concern("select * from T7")
+    assert not cat.may_concern("select * from t77")
+    assert cat.may_concern('select * from "My Table"')
+    assert not cat.may_concern("select 1")
