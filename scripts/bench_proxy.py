@@ -50,8 +50,9 @@ def text(v: np.ndarray) -> str:
     return "[" + ",".join(map(str, v.tolist())) + "]"
 
 
-def run_queries(conn: psycopg.Connection, sql: str, queries: np.ndarray, as_text: bool,
-                k: int) -> tuple[list[list[int]], list[float]]:
+def run_queries(
+    conn: psycopg.Connection, sql: str, queries: np.ndarray, as_text: bool, k: int
+) -> tuple[list[list[int]], list[float]]:
     out: list[list[int]] = []
     lat: list[float] = []
     for q in queries[:20]:  # warm-up (prepared statements, caches)
@@ -67,9 +68,14 @@ def run_queries(conn: psycopg.Connection, sql: str, queries: np.ndarray, as_text
 
 def summary(name: str, build: float | None, lat: list[float], rec: float) -> dict[str, object]:
     a = np.array(lat) * 1000
-    return {"system": name, "build_s": build, "qps": len(lat) / a.sum() * 1000,
-            "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
-            "recall@10": rec}
+    return {
+        "system": name,
+        "build_s": build,
+        "qps": len(lat) / a.sum() * 1000,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "recall@10": rec,
+    }
 
 
 class ServerThread:
@@ -86,8 +92,15 @@ class ServerThread:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await serve(upstream, data_dir, "127.0.0.1", 0, embedded=False,
-                        on_ready=on_ready, stop=self._stop)
+            await serve(
+                upstream,
+                data_dir,
+                "127.0.0.1",
+                0,
+                embedded=False,
+                on_ready=on_ready,
+                stop=self._stop,
+            )
 
         self._thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
         self._thread.start()
@@ -137,12 +150,18 @@ def main() -> None:
             load_pv = time.perf_counter() - t0
             conn.execute("SET maintenance_work_mem = '1GB'")
             t0 = time.perf_counter()
-            conn.execute("CREATE INDEX ON pv USING hnsw (embedding vector_l2_ops)"
-                         " WITH (m = 16, ef_construction = 64)")
+            conn.execute(
+                "CREATE INDEX ON pv USING hnsw (embedding vector_l2_ops)"
+                " WITH (m = 16, ef_construction = 64)"
+            )
             build_pv = time.perf_counter() - t0
             got, lat = run_queries(
-                conn, "SELECT id FROM pv ORDER BY embedding <-> %s::vector LIMIT %s",
-                queries, True, args.k)
+                conn,
+                "SELECT id FROM pv ORDER BY embedding <-> %s::vector LIMIT %s",
+                queries,
+                True,
+                args.k,
+            )
             results.append(summary("pgvector 0.6 (direct)", build_pv, lat, recall(got, truth)))
             conn.execute("DROP TABLE pv")
 
@@ -151,7 +170,9 @@ def main() -> None:
         uri = f"postgresql://postgres@127.0.0.1:{pgvec.port}/bench"
         try:
             with psycopg.connect(uri, autocommit=True) as conn:
-                conn.execute(f"CREATE TABLE items (id bigint PRIMARY KEY, embedding vector({args.dim}))")
+                conn.execute(
+                    f"CREATE TABLE items (id bigint PRIMARY KEY, embedding vector({args.dim}))"
+                )
                 t0 = time.perf_counter()
                 with conn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(["int8", "bytea"])
@@ -159,16 +180,18 @@ def main() -> None:
                         copy.write_row((i, v.tobytes()))
                 load_pgvec = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)"
-                             " WITH (m = 16, ef_construction = 64)")
+                conn.execute(
+                    "CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)"
+                    " WITH (m = 16, ef_construction = 64)"
+                )
                 build_pgvec = time.perf_counter() - t0
                 sql = "SELECT id FROM items ORDER BY embedding <-> %s LIMIT %s"
                 got, lat = run_queries(conn, sql, queries, True, args.k)
-                results.append(summary("pgvec (proxy, text param)", build_pgvec, lat,
-                                       recall(got, truth)))
+                results.append(
+                    summary("pgvec (proxy, text param)", build_pgvec, lat, recall(got, truth))
+                )
                 got, lat = run_queries(conn, sql, queries, False, args.k)
-                results.append(summary("pgvec (proxy, bytea param)", None, lat,
-                                       recall(got, truth)))
+                results.append(summary("pgvec (proxy, bytea param)", None, lat, recall(got, truth)))
         finally:
             pgvec.stop()
 
@@ -187,19 +210,25 @@ def main() -> None:
             got.append(ids[0].tolist())
         results.append(summary("raw FAISS HNSW (in-process)", build_faiss, lat, recall(got, truth)))
 
-    print(f"\n{args.rows:,} x {args.dim} clustered vectors, {args.queries} queries, top-{args.k},"
-          f" 1 client; load: pgvector {load_pv:.1f}s (COPY text), pgvec {load_pgvec:.1f}s"
-          " (COPY binary)\n")
+    print(
+        f"\n{args.rows:,} x {args.dim} clustered vectors, {args.queries} queries, top-{args.k},"
+        f" 1 client; load: pgvector {load_pv:.1f}s (COPY text), pgvec {load_pgvec:.1f}s"
+        " (COPY binary)\n"
+    )
     print(f"| {'system':28} | build s | QPS   | p50 ms | p99 ms | recall@10 |")
     print(f"|{'-' * 30}|---------|-------|--------|--------|-----------|")
     for r in results:
         b = f"{r['build_s']:.1f}" if r["build_s"] is not None else "-"
-        print(f"| {r['system']:28} | {b:>7} | {r['qps']:5.0f} | {r['p50_ms']:6.2f} |"
-              f" {r['p99_ms']:6.2f} | {r['recall@10']:9.3f} |")
+        print(
+            f"| {r['system']:28} | {b:>7} | {r['qps']:5.0f} | {r['p50_ms']:6.2f} |"
+            f" {r['p99_ms']:6.2f} | {r['recall@10']:9.3f} |"
+        )
     base = results[0]
     for r in results[1:3]:
-        print(f"\n{r['system']}: QPS x{r['qps'] / base['qps']:.2f} of pgvector, recall"
-              f" {r['recall@10']:.3f} vs {base['recall@10']:.3f}")
+        print(
+            f"\n{r['system']}: QPS x{r['qps'] / base['qps']:.2f} of pgvector, recall"
+            f" {r['recall@10']:.3f} vs {base['recall@10']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,15 @@ class PgvecServer:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await serve(self.upstream, self.data_dir, "127.0.0.1", 0, embedded=False,
-                        on_ready=on_ready, stop=self._stop)
+            await serve(
+                self.upstream,
+                self.data_dir,
+                "127.0.0.1",
+                0,
+                embedded=False,
+                on_ready=on_ready,
+                stop=self._stop,
+            )
 
         def run() -> None:
             try:

@@ -8,12 +8,11 @@ SQL side (sql/pgvec--0.1.0.sql): vector functions and operators on ``bytea``, th
 from __future__ import annotations
 
 from pgvec.catalog.install import SCRIPT_DIR, install, installed_version
-from pgvec.catalog.models import ColumnInfo, IndexRow, TableInfo, VectorColumn
+from pgvec.catalog.models import IndexRow, TableInfo, VectorColumn
 from pgvec.catalog.queries import database_oid, list_indexes, load_tables
 
 __all__ = [
     "SCRIPT_DIR",
-    "ColumnInfo",
     "IndexRow",
     "TableInfo",
     "VectorColumn",

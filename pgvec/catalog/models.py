@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-
-@dataclass(frozen=True)
-class ColumnInfo:
-    """One live column of a table, in attnum order."""
-
-    name: str
-    type: str  # format_type(), e.g. "bigint", "character varying(20)", "bytea"
-    attnum: int
 
 
 @dataclass(frozen=True)
@@ -34,9 +26,13 @@ class TableInfo:
     name: str
     pk: str | None  # the single-column primary key, None if there is none
     pk_type: str | None  # format_type() of the primary key
-    columns: list[ColumnInfo] = field(default_factory=list)
-    vectors: dict[str, VectorColumn] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()  # every live column, in attnum order
+    vectors: Mapping[str, VectorColumn] = field(default_factory=dict)
     tracked: bool = False  # change-log triggers installed (pgvec.track())
+
+    @property
+    def qualified(self) -> tuple[str, str]:
+        return (self.schema, self.name)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ from typing import Any
 
 import psycopg
 
-from pgvec.catalog.models import ColumnInfo, IndexRow, TableInfo, VectorColumn
+from pgvec.catalog.models import IndexRow, TableInfo, VectorColumn
 
 _TABLES_SQL = """
 SELECT relid::int8, schema_name::text, table_name::text, pk_column::text, pk_type,
-       column_names::text[], column_types, column_attnums::int4[], tracked
+       column_names::text[], tracked
 FROM pgvec.table_info
 ORDER BY relid
 """
@@ -36,15 +36,14 @@ def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
         vectors.setdefault(int(relid), {})[name] = VectorColumn(name, int(attnum), int(dim))
     out: dict[int, TableInfo] = {}
     for row in conn.execute(_TABLES_SQL).fetchall():
-        relid, schema, name, pk, pk_type, names, types, attnums, tracked = row
-        cols = zip(names, types, attnums, strict=True)
+        relid, schema, name, pk, pk_type, names, tracked = row
         out[int(relid)] = TableInfo(
             relid=int(relid),
             schema=schema,
             name=name,
             pk=pk,
             pk_type=pk_type,
-            columns=[ColumnInfo(n, t, int(a)) for n, t, a in cols],
+            columns=tuple(names),
             vectors=vectors.get(int(relid), {}),
             tracked=bool(tracked),
         )

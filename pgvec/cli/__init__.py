@@ -37,7 +37,9 @@ data_dir_option = click.option(
 )
 
 
-@click.group(context_settings={"auto_envvar_prefix": "PGVEC", "help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"auto_envvar_prefix": "PGVEC", "help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="pgvec")
 @click.option(
     "--log-level",
@@ -56,6 +58,10 @@ def main(log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # third-party chatter (faiss's loader, pgserver's pg_ctl transcripts) only when debugging
+    quiet = logging.DEBUG if log_level.lower() == "debug" else logging.WARNING
+    for name in ("faiss", "pgserver"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def _run_server(upstream: str, data_dir: Path, host: str, port: int, embedded: bool) -> None:
@@ -75,15 +81,31 @@ def _run_server(upstream: str, data_dir: Path, host: str, port: int, embedded: b
         raise click.ClickException(str(exc)) from exc
 
 
-host_option = click.option("--host", envvar="PGVEC_HOST", default="127.0.0.1", show_default=True,
-                           help="Address to listen on.")
-port_option = click.option("--port", envvar="PGVEC_PORT", type=int, default=DEFAULT_PORT, show_default=True,
-                           help="Port to listen on (PostgreSQL protocol).")
+host_option = click.option(
+    "--host",
+    envvar="PGVEC_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.",
+)
+port_option = click.option(
+    "--port",
+    envvar="PGVEC_PORT",
+    type=int,
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="Port to listen on (PostgreSQL protocol).",
+)
 
 
 @main.command()
-@click.option("--upstream", envvar="PGVEC_UPSTREAM", default=None, metavar="DSN",
-              help="Serve in front of this PostgreSQL instead of the embedded one.")
+@click.option(
+    "--upstream",
+    envvar="PGVEC_UPSTREAM",
+    default=None,
+    metavar="DSN",
+    help="Serve in front of this PostgreSQL instead of the embedded one.",
+)
 @data_dir_option
 @host_option
 @port_option
@@ -114,8 +136,13 @@ def up(upstream: str | None, data_dir: Path, host: str, port: int) -> None:
 
 
 @main.command()
-@click.option("--upstream", envvar="PGVEC_UPSTREAM", required=True, metavar="DSN",
-              help="The PostgreSQL to serve in front of, e.g. postgresql://user:pw@host/db.")
+@click.option(
+    "--upstream",
+    envvar="PGVEC_UPSTREAM",
+    required=True,
+    metavar="DSN",
+    help="The PostgreSQL to serve in front of, e.g. postgresql://user:pw@host/db.",
+)
 @data_dir_option
 @host_option
 @port_option

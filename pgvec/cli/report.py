@@ -38,7 +38,9 @@ def print_status(conn: psycopg.Connection) -> None:
     ).fetchall()
     click.echo("")
     if idx:
-        _table(idx, ("index", "table", "column", "type", "metric", "state", "rows", "options",
-                     "updated"))
+        _table(
+            idx,
+            ("index", "table", "column", "type", "metric", "state", "rows", "options", "updated"),
+        )
     else:
         click.echo("no pgvec indexes.")

@@ -81,8 +81,12 @@ class Relay:
 
     def expect_request(self, type_: bytes, transform: Transform | None = None) -> None:
         self._queue.append(
-            Pending(_ENDS[type_], extended=type_ not in (b"Q", b"F"), transform=transform,
-                    is_sync=type_ == b"S")
+            Pending(
+                _ENDS[type_],
+                extended=type_ not in (b"Q", b"F"),
+                transform=transform,
+                is_sync=type_ == b"S",
+            )
         )
 
     def emit(self, data: bytes) -> None:

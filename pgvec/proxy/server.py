@@ -77,9 +77,11 @@ class ProxyServer:
             return
         except Exception as exc:
             log.exception("could not open database %s", dbname)
-            writer.write(error_response(
-                "58000", f"pgvec could not prepare database {dbname}: {exc}", severity="FATAL"
-            ))
+            writer.write(
+                error_response(
+                    "58000", f"pgvec could not prepare database {dbname}: {exc}", severity="FATAL"
+                )
+            )
             await writer.drain()
             return
         relay = Relay(est.server_reader, writer)

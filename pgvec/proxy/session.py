@@ -37,6 +37,7 @@ from pgvec.rewrite.decision import (
     Rewritten,
     SetParam,
 )
+from pgvec.rewrite.rules.created import provisional_table
 from pgvec.rewrite.split import split_statements
 from pgvec.service.search import FilterArgs, SearchSettings
 from pgvec.wire import messages as m
@@ -166,9 +167,11 @@ class Session:
         if msg.type == b"E":
             fields = m.error_fields(msg.body)
             return m.error_response(
-                fields.get("C", "XX000"), fields.get("M", ""),
+                fields.get("C", "XX000"),
+                fields.get("M", ""),
                 severity=fields.get("V", fields.get("S", "ERROR")),
-                detail=fields.get("D"), hint=fields.get("H"),
+                detail=fields.get("D"),
+                hint=fields.get("H"),
             )
         return msg.raw
 
@@ -209,7 +212,14 @@ class Session:
             self._forward(msg)
             return
         pieces = split_statements(sql)
-        decisions = [rewriter.rewrite(p.text) for p in pieces]
+        decisions: list[Decision] = []
+        for piece in pieces:
+            decision = rewriter.rewrite(piece.text)
+            decisions.append(decision)
+            if isinstance(decision, Rewritten) and len(pieces) > 1:
+                created = provisional_table(piece.text)
+                if created is not None:  # later statements of this Query may use it
+                    rewriter = rewriter.with_table(created)
         if all(isinstance(d, Passthrough) for d in decisions):
             self._forward(msg)
             return
@@ -247,12 +257,8 @@ class Session:
                 raise FeatureNotSupported("LIMIT must be a constant")
             filt = FilterArgs(plan.filter_sql, [], [], []) if plan.filter_sql else None
             self._flush()
-            keys, dists = await self.db.knn(
-                plan, query, limit + plan.offset, filt, self.settings
-            )
-            return plan.render(
-                sql_literal(keys_array(keys)), sql_literal(distances_array(dists))
-            )
+            keys, dists = await self.db.knn(plan, query, limit + plan.offset, filt, self.settings)
+            return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
         raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
 
     async def _intercept_simple(self, msg: Message, decision: Decision) -> None:
@@ -396,15 +402,15 @@ class Session:
                     plan.filter_sql,
                     [bind.params[i] for i in idx],
                     [
-                        vectors.BYTEA_OID if i in info.vector_params
+                        vectors.BYTEA_OID
+                        if i in info.vector_params
                         else (info.param_types[i] if i < len(info.param_types) else 0)
                         for i in idx
                     ],
                     [formats[i] for i in idx],
                 )
             self._flush()
-            keys, dists = await self.db.knn(plan, query, limit + (offset or 0), filt,
-                                            self.settings)
+            keys, dists = await self.db.knn(plan, query, limit + (offset or 0), filt, self.settings)
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
             formats += [0, 0]
         bind.param_formats = formats if any(formats) else []

@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
+from pgvec.catalog.models import TableInfo, VectorColumn
 
-@dataclass(frozen=True)
-class VectorColumn:
-    name: str
-    attnum: int
-    dim: int
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    relid: int
-    schema: str
-    name: str
-    pk: str | None
-    pk_type: str | None  # format_type() text, e.g. 'bigint', 'text', 'uuid'
-    columns: tuple[str, ...]
-    vectors: Mapping[str, VectorColumn] = field(default_factory=dict)
-
-    @property
-    def qualified(self) -> tuple[str, str]:
-        return (self.schema, self.name)
+__all__ = ["Catalog", "TableInfo", "VectorColumn"]
 
 
 _FIXED = re.compile(
@@ -59,16 +40,8 @@ class Catalog:
         return self._matcher.match(sql)
 
     @classmethod
-    def from_tables(cls, tables: Iterable[Any], version: int = 0) -> Catalog:
-        """A snapshot from the catalog package's table descriptions."""
-        out: dict[tuple[str, str], TableInfo] = {}
-        for t in tables:
-            out[(t.schema, t.name)] = TableInfo(
-                t.relid, t.schema, t.name, t.pk, t.pk_type,
-                tuple(c if isinstance(c, str) else c.name for c in t.columns),
-                {n: VectorColumn(v.name, v.attnum, v.dim) for n, v in t.vectors.items()},
-            )
-        return cls(out, version)
+    def from_tables(cls, tables: Iterable[TableInfo], version: int = 0) -> Catalog:
+        return cls({t.qualified: t for t in tables}, version)
 
 
 # substrings one of which every statement of interest holds (checked on lower-cased text)

@@ -8,7 +8,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
-from pgvec.rewrite.catalog import Catalog
+from pgvec.rewrite.catalog import Catalog, TableInfo
 from pgvec.rewrite.decision import Decision, Passthrough, Rewritten
 from pgvec.rewrite.dialect import DIALECT
 from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
@@ -85,3 +85,9 @@ class Rewriter:
         if isinstance(hit, Exception):
             raise hit
         return hit
+
+    def with_table(self, table: TableInfo) -> Rewriter:
+        """A rewriter whose catalog also holds ``table`` (not yet committed)."""
+        tables = dict(self.catalog.tables)
+        tables[(table.schema, table.name)] = table
+        return Rewriter(Catalog(tables, self.catalog.version), self.maxsize)

@@ -43,9 +43,9 @@ class Core:
         return db
 
     async def close(self) -> None:
-        for db in list(self._databases.values()):
-            try:
-                await db.close()
-            except Exception:
-                log.exception("closing database %s", db.name)
+        databases = list(self._databases.values())
         self._databases.clear()
+        results = await asyncio.gather(*(db.close() for db in databases), return_exceptions=True)
+        for db, result in zip(databases, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("closing database %s: %s", db.name, result)

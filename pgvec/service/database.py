@@ -47,7 +47,11 @@ class Database:
         self.dsn = dsn
         self.index_root = index_root
         self.pool = ConnectionPool(
-            dsn, min_size=1, max_size=8, kwargs={"autocommit": True}, open=False,
+            dsn,
+            min_size=1,
+            max_size=8,
+            kwargs={"autocommit": True},
+            open=False,
             name=f"pgvec-{name}",
         )
         self.oid = 0
@@ -108,8 +112,10 @@ class Database:
         if rw is not None and not self._stale and time.monotonic() - self._catalog_at < CATALOG_TTL:
             return rw
         async with self._catalog_lock:
-            if self._rewriter is None or self._stale or (
-                time.monotonic() - self._catalog_at >= CATALOG_TTL
+            if (
+                self._rewriter is None
+                or self._stale
+                or (time.monotonic() - self._catalog_at >= CATALOG_TTL)
             ):
                 self._stale = False
                 self._rewriter = await self.run(self._load_catalog)
@@ -204,9 +210,7 @@ class Database:
     def _filter_keys(
         conn: psycopg.Connection, filt: FilterArgs, parse: Callable[[str], Key]
     ) -> list[Key]:
-        res = conn.pgconn.exec_params(
-            filt.sql.encode(), filt.values, filt.types, filt.formats, 0
-        )
+        res = conn.pgconn.exec_params(filt.sql.encode(), filt.values, filt.types, filt.formats, 0)
         if res.status != pq.ExecStatus.TUPLES_OK:
             code = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"XX000").decode()
             msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()

@@ -76,8 +76,16 @@ def create(db: Database, idef: IndexDef) -> None:
         conn.execute(
             "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
             " method, metric, options, state) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'building')",
-            (name, schema, info.relid, column.attnum, column.name, spec.index_type,
-             metric.name, json.dumps(dict(spec.params))),
+            (
+                name,
+                schema,
+                info.relid,
+                column.attnum,
+                column.name,
+                spec.index_type,
+                metric.name,
+                json.dumps(dict(spec.params)),
+            ),
         )
         try:
             with state.lock:
@@ -92,8 +100,13 @@ def create(db: Database, idef: IndexDef) -> None:
                     last[0] = now
                     log.info("building %s: %s %.0f%%", name, phase, fraction * 100)
 
-            log.info("building %s (%s, %s) over %d rows", name, spec.index_type, metric.name,
-                     coll.live_count)
+            log.info(
+                "building %s (%s, %s) over %d rows",
+                name,
+                spec.index_type,
+                metric.name,
+                coll.live_count,
+            )
             coll.build_index(spec, progress)
             with state.lock:
                 state.checkpoint(conn, [column.attnum])
@@ -121,9 +134,7 @@ def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> None:
                 return
             raise UndefinedObject(f'index "{name}" does not exist')
         relid, attnum = int(row[0]), int(row[1])
-        conn.execute(
-            "DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", (relid, attnum)
-        )
+        conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", (relid, attnum))
         state = db.tables.get(relid)
         if state is not None:
             with state.lock:

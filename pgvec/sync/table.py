@@ -73,7 +73,10 @@ class TableState:
                 self.collections[attnum] = VectorCollection.load(path)
                 log.info(
                     "loaded %s.%s column %d from %s (%d rows)",
-                    self.info.schema, self.info.name, attnum, path,
+                    self.info.schema,
+                    self.info.name,
+                    attnum,
+                    path,
                     self.collections[attnum].live_count,
                 )
 
@@ -119,7 +122,10 @@ class TableState:
         self.applied.update(seqs)
         log.info(
             "loaded %d rows of %s.%s in %.2fs",
-            total, self.info.schema, self.info.name, time.monotonic() - started,
+            total,
+            self.info.schema,
+            self.info.name,
+            time.monotonic() - started,
         )
 
     # -- applying the change log ------------------------------------------------------

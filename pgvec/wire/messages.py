@@ -250,22 +250,23 @@ class FieldDescription:
 
 def row_description(body: bytes) -> list[FieldDescription]:
     r = _Reader(body)
-    out = []
-    for _ in range(r.int16()):
-        out.append(
-            FieldDescription(
-                r.cstring(), r.uint32(), r.int16(), r.uint32(), r.int16(), r.int32(), r.int16()
-            )
+    return [
+        FieldDescription(
+            r.cstring(), r.uint32(), r.int16(), r.uint32(), r.int16(), r.int32(), r.int16()
         )
-    return out
+        for _ in range(r.int16())
+    ]
 
 
 def encode_row_description(fields: Sequence[FieldDescription]) -> bytes:
     parts = [_I16.pack(len(fields))]
     for f in fields:
         parts.append(_bytes(f.name) + b"\0")
-        parts.append(struct.pack("!IhIhih", f.table_oid, f.attnum, f.type_oid, f.type_size,
-                                 f.type_modifier, f.format))
+        parts.append(
+            struct.pack(
+                "!IhIhih", f.table_oid, f.attnum, f.type_oid, f.type_size, f.type_modifier, f.format
+            )
+        )
     return frame(b"T", b"".join(parts))
 
 

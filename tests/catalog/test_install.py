@@ -85,12 +85,7 @@ def test_queries(conn: psycopg.Connection) -> None:
         "bigint",
         True,
     )
-    assert [(c.name, c.type, c.attnum) for c in t.columns] == [
-        ("id", "bigint", 1),
-        ("embedding", "bytea", 3),
-        ("other", "bytea", 4),
-        ("tag", "character varying(20)", 5),
-    ]
+    assert list(t.columns) == ["id", "embedding", "other", "tag"]
     assert {k: (v.attnum, v.dim) for k, v in t.vectors.items()} == {
         "embedding": (3, 3),
         "other": (4, 8),

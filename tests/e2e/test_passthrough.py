@@ -15,7 +15,9 @@ def test_plain_sql(pconn: psycopg.Connection) -> None:
 
 
 def test_multi_statement_and_errors(pconn: psycopg.Connection) -> None:
-    pconn.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)")
+    pconn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)"
+    )
     assert pconn.execute("SELECT count(*) FROM t").fetchone() == (2,)
     with pytest.raises(psycopg.errors.UniqueViolation):
         pconn.execute("INSERT INTO t VALUES (3); INSERT INTO t VALUES (1)")

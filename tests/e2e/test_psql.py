@@ -19,7 +19,11 @@ def test_readme_session(proxy_uri: str) -> None:
     expected = expected_path.read_text() if expected_path.exists() else ""
     out = subprocess.run(
         ["psql", "-X", "-a", "-v", "ON_ERROR_STOP=0", proxy_uri],
-        input=script, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
+        input=script,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
         check=False,
     )
     got = out.stdout

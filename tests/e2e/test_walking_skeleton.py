@@ -109,9 +109,7 @@ def test_insert_with_parameters_and_binary_vectors(pconn: psycopg.Connection) ->
             "INSERT INTO items (id, title, price, embedding) VALUES (%s, %s, %s, %s)",
             [(11, "q", 1, [8.0, 8.0, 8.0]), (12, "r", 1, np.array([7, 7, 7], "<f4").tobytes())],
         )
-    got = pconn.execute(
-        "SELECT id FROM items ORDER BY embedding <-> '[9,9,9]' LIMIT 3"
-    ).fetchall()
+    got = pconn.execute("SELECT id FROM items ORDER BY embedding <-> '[9,9,9]' LIMIT 3").fetchall()
     assert [r[0] for r in got] == [10, 11, 12]
     raw = pconn.execute("SELECT embedding FROM items WHERE id = 12").fetchone()
     assert raw is not None and bytes(raw[0]) == np.array([7, 7, 7], "<f4").tobytes()
@@ -133,17 +131,21 @@ def test_ivfflat_and_settings(pconn: psycopg.Connection) -> None:
             "INSERT INTO docs VALUES (%s, %s)",
             [(i, "[" + ",".join(map(str, v)) + "]") for i, v in enumerate(data)],
         )
-    pconn.execute("CREATE INDEX docs_ivf ON docs USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)")
+    pconn.execute(
+        "CREATE INDEX docs_ivf ON docs USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)"
+    )
     pconn.execute("SET ivfflat.probes = 10")
     assert pconn.execute("SHOW ivfflat.probes").fetchone() == ("10",)
     q = rng.standard_normal(8).astype("f4")
     got = pconn.execute(
-        "SELECT id FROM docs ORDER BY embedding <-> %s LIMIT 10", ("[" + ",".join(map(str, q)) + "]",)
+        "SELECT id FROM docs ORDER BY embedding <-> %s LIMIT 10",
+        ("[" + ",".join(map(str, q)) + "]",),
     ).fetchall()
     want = np.argsort(np.linalg.norm(data - q, axis=1))[:10]
     assert [r[0] for r in got] == list(want)
     pconn.execute("DROP INDEX docs_ivf")
     got = pconn.execute(
-        "SELECT id FROM docs ORDER BY embedding <-> %s LIMIT 10", ("[" + ",".join(map(str, q)) + "]",)
+        "SELECT id FROM docs ORDER BY embedding <-> %s LIMIT 10",
+        ("[" + ",".join(map(str, q)) + "]",),
     ).fetchall()
     assert [r[0] for r in got] == list(want)

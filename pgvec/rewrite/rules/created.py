@@ -1,0 +1,62 @@
+"""The table a CREATE TABLE statement will create, for the statements after it in one Query.
+
+``CREATE TABLE t (... embedding vector(3)); INSERT INTO t VALUES (..., '[1,2,3]')`` sent as
+one simple Query runs in one implicit transaction: the catalog cannot see ``t`` yet, so the
+rewriter takes its columns from the statement itself. The provisional table has relid 0:
+good for rewriting values, not for searching.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+
+from pgvec.rewrite.catalog import TableInfo, VectorColumn
+from pgvec.rewrite.dialect import DIALECT
+
+
+def provisional_table(sql: str) -> TableInfo | None:
+    """The vector table ``sql`` (a CREATE TABLE) creates, or None."""
+    try:
+        tree = sqlglot.parse_one(sql, dialect=DIALECT)
+    except sqlglot.errors.SqlglotError:
+        return None
+    if not isinstance(tree, exp.Create) or tree.kind != "TABLE":
+        return None
+    schema = tree.this
+    if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table):
+        return None
+    table = schema.this
+    columns: list[str] = []
+    vectors: dict[str, VectorColumn] = {}
+    pk: list[str] = []
+    types: dict[str, str] = {}
+    for element in schema.expressions:
+        if isinstance(element, exp.ColumnDef):
+            name = element.name
+            columns.append(name)
+            kind = element.args.get("kind")
+            if isinstance(kind, exp.DataType):
+                types[name] = kind.sql(dialect=DIALECT).lower()
+                if kind.is_type(exp.DataType.Type.VECTOR) and kind.expressions:
+                    dim = int(kind.expressions[0].name)
+                    vectors[name] = VectorColumn(name, len(columns), dim)
+            constraints = element.args.get("constraints") or []
+            if any(
+                isinstance(c.args.get("kind"), exp.PrimaryKeyColumnConstraint) for c in constraints
+            ):
+                pk.append(name)
+        elif isinstance(element, exp.PrimaryKey):
+            pk.extend(e.name for e in element.expressions)
+    if not vectors:
+        return None
+    key = pk[0] if len(pk) == 1 else None
+    return TableInfo(
+        0,
+        table.db or "public",
+        table.name,
+        key,
+        types.get(key) if key else None,
+        tuple(columns),
+        vectors,
+    )
