@@ -33,25 +33,39 @@ def check_dim(v: np.ndarray, dim: int | None) -> None:
         raise DimensionMismatch(f"expected {dim} dimensions, not {v.shape[0]}")
 
 
-def parse_text(text: str, dim: int | None = None) -> np.ndarray:
-    """Parse pgvector's text form ``'[1,2.5,3]'`` (``{...}`` array text is accepted too)."""
+#: pgvector's limit for the vector type; pgvec's engine has none below it
+MAX_DIM = 16000
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def parse_text(text: str, dim: int | None = None, *, braces: bool = False) -> np.ndarray:
+    """Parse pgvector's text form ``'[1,2.5,3]'`` (and ``{...}`` array text if ``braces``)."""
     s = text.strip()
-    if len(s) < 2 or (s[0], s[-1]) not in (("[", "]"), ("{", "}")):
+    delims = (("[", "]"), ("{", "}")) if braces else (("[", "]"),)
+    if len(s) < 2 or (s[0], s[-1]) not in delims or "_" in s:
         raise InvalidVector(f'invalid input syntax for type vector: "{text}"')
-    body = s[1:-1].strip()
-    if not body:
+    body = s[1:-1]
+    if not body.strip():
+        if dim is not None:
+            raise DimensionMismatch(f"expected {dim} dimensions, not 0")
         raise DimensionMismatch("vector must have at least 1 dimension")
     try:
-        values = [float(x) for x in body.split(",")]
+        values = np.array([float(x) for x in body.split(",")], dtype=np.float64)
     except ValueError:
         raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
-    v = np.asarray(values, dtype=np.float64)
-    check_finite(v)
-    if (np.abs(v) > np.finfo(np.float32).max).any():
-        raise NonFiniteVector(f'"{text}" is out of range for type vector')
-    out = v.astype("<f4")
+    check_finite(values)
+    if (np.abs(values) > _F32_MAX).any():
+        raise NonFiniteVector("infinite value not allowed in vector")
+    out = values.astype("<f4")
     check_dim(out, dim)
+    if out.shape[0] > MAX_DIM:
+        raise DimensionMismatch(f"vector cannot have more than {MAX_DIM} dimensions")
     return out
+
+
+def parse_vector_text(text: str, dim: int | None = None) -> bytes:
+    """pgvector's text input as the stored bytes (little-endian float32)."""
+    return to_bytes(parse_text(text, dim))
 
 
 def to_bytes(v: np.ndarray) -> bytes:
@@ -87,9 +101,10 @@ def bytea_hex(v: np.ndarray) -> str:
     return "\\x" + to_bytes(v).hex()
 
 
-def bytea_literal(v: np.ndarray) -> str:
+def bytea_literal(v: np.ndarray | bytes) -> str:
     """A SQL literal for the vector: ``'\\x...'::bytea``."""
-    return "'" + bytea_hex(v) + "'::bytea"
+    data = v if isinstance(v, bytes) else to_bytes(v)
+    return "'\\x" + data.hex() + "'::bytea"
 
 
 def _binary_array(data: bytes) -> np.ndarray:
@@ -133,7 +148,7 @@ def from_param(value: bytes, fmt: int, type_oid: int, dim: int | None = None) ->
             except ValueError:
                 raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
             return from_bytes(raw, dim)
-        return parse_text(text, dim)
+        return parse_text(text, dim, braces=True)
     if type_oid in ARRAY_OIDS:
         v64 = _binary_array(value)
         check_finite(v64)

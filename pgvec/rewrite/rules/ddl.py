@@ -12,7 +12,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from pgvec.errors import FeatureNotSupported, InvalidParameter
 from pgvec.rewrite.tokens import TokenCursor, quote_ident
-from pgvec.rewrite.vectors import MAX_DIM
+from pgvec.vectors import MAX_DIM
 
 Edit = tuple[int, int, str]  # replace sql[start:end] by text
 

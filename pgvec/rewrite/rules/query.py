@@ -13,7 +13,7 @@ from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
 from pgvec.rewrite.dialect import Raw, VectorDistance, generate
 from pgvec.rewrite.tokens import quote_ident
-from pgvec.rewrite.vectors import bytea_literal, parse_vector_text
+from pgvec.vectors import bytea_literal, parse_vector_text
 
 EXACT_FUNCTIONS = {
     "<->": "l2_distance",
