@@ -126,6 +126,9 @@ class Relay:
                         await self._client.drain()
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.debug("server connection lost: %s", exc)
+        except Exception:
+            log.exception("relay failed; closing the session")
+            raise
         finally:
             self.closed.set()
             for entry in self._queue:
@@ -141,6 +144,7 @@ class Relay:
             self._finish(entry)
 
     def _dispatch(self, msg: Message, out: list[bytes]) -> None:
+        log.debug("server %s, %d pending", msg.type, len(self._queue))
         self._flush_emits(out)
         t = msg.type
         q = self._queue

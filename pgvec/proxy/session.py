@@ -128,6 +128,7 @@ class Session:
 
     async def handle(self, msg: Message) -> None:
         t = msg.type
+        log.debug("client %s (%d bytes)", t, len(msg.body))
         if self._skip_to_sync:
             if t != b"S":
                 return
