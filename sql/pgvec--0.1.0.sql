@@ -387,11 +387,15 @@ GRANT SELECT ON pgvec.meta, pgvec.indexes, pgvec.vector_columns, pgvec.table_inf
 -- ---------------------------------------------------------------------------------------
 
 -- op: 'i' insert, 'u' update, 'd' delete (key = primary key as text), 't' truncate (key NULL).
+-- xid: the writing transaction. Sequence numbers commit out of order; a reader that
+-- remembers the highest seq it saw and its snapshot's xmin can ask only for rows it may
+-- not have seen: seq > last seq, or written by a transaction that was still running.
 CREATE TABLE IF NOT EXISTS pgvec.changes (
     seq   bigserial PRIMARY KEY,
     relid oid NOT NULL,
     key   text,
-    op    "char" NOT NULL
+    op    "char" NOT NULL,
+    xid   xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX IF NOT EXISTS changes_relid_idx ON pgvec.changes (relid);
 

@@ -22,6 +22,17 @@ log = logging.getLogger(__name__)
 _INT_TYPES = frozenset({"bigint", "integer", "smallint"})
 FETCH_BATCH = 20_000
 
+# Changes this reader may not have seen: newer than the last seq it read, or written by a
+# transaction still running when it last read (xid >= that snapshot's xmin). One row with
+# the snapshot's xmin and NULLs when there are none.
+_CHANGES = """
+WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT c.seq, c.op, c.key, snap.xmin::text::bigint
+FROM snap LEFT JOIN pgvec.changes c
+  ON c.relid = %s AND (c.seq > %s OR c.xid >= %s::text::xid8)
+ORDER BY c.seq
+"""
+
 
 def key_parser(pk_type: str | None) -> type[int] | type[str]:
     return int if pk_type in _INT_TYPES else str
@@ -36,6 +47,9 @@ class TableState:
     collections: dict[int, VectorCollection] = field(default_factory=dict)
     #: change-log sequence numbers applied in memory but not yet deleted from the log
     applied: set[int] = field(default_factory=set)
+    #: read watermark: highest seq seen, and the xmin of the snapshot it was read in
+    seen_seq: int = 0
+    seen_xmin: int = 0
     last_save: float = field(default_factory=time.monotonic)
     last_apply: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -93,6 +107,9 @@ class TableState:
         parse = key_parser(self.info.pk_type)
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snap = conn.execute(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            ).fetchone()
             seqs = [
                 r[0]
                 for r in conn.execute(
@@ -120,6 +137,8 @@ class TableState:
                     log.info("loading %s: %d rows", self.info.name, total)
         self.collections.update(fresh)
         self.applied.update(seqs)
+        self.seen_seq = max([self.seen_seq, *seqs])
+        self.seen_xmin = int(snap[0]) if snap else 0
         log.info(
             "loaded %d rows of %s.%s in %.2fs",
             total,
@@ -132,10 +151,11 @@ class TableState:
 
     def apply_changes(self, conn: psycopg.Connection) -> int:
         """Apply every committed change not yet applied; returns how many keys changed."""
-        rows = conn.execute(
-            "SELECT seq, op, key FROM pgvec.changes WHERE relid = %s", (self.relid,)
-        ).fetchall()
-        new = [r for r in rows if r[0] not in self.applied]
+        rows = conn.execute(_CHANGES, (self.relid, self.seen_seq, self.seen_xmin)).fetchall()
+        xmin = int(rows[0][3])
+        new = [r for r in rows if r[0] is not None and r[0] not in self.applied]
+        self.seen_seq = max([self.seen_seq, *(r[0] for r in rows if r[0] is not None)])
+        self.seen_xmin = xmin
         self.last_apply = time.monotonic()
         if not new:
             return 0
