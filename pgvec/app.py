@@ -47,13 +47,13 @@ def read_state(data_dir: Path) -> ServerState | None:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie awaiting its parent is not)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def serve(

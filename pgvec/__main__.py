@@ -1,0 +1,3 @@
+from pgvec.cli import main
+
+main()

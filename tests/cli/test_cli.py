@@ -1,0 +1,113 @@
+"""The pgvec command as a user runs it: up (embedded PostgreSQL), status, down, up again."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from pgvec.cli import main
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [[], ["up"], ["serve"], ["down"], ["status"], ["install"]])
+def test_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_install_into_existing_database(db_uri: str) -> None:
+    result = CliRunner().invoke(main, ["install", "--dsn", db_uri])
+    assert result.exit_code == 0, result.output
+    assert "installed" in result.output
+    with psycopg.connect(db_uri) as conn:
+        row = conn.execute("SELECT value FROM pgvec.meta WHERE key = 'version'").fetchone()
+    assert row == ("0.1.0",)
+
+
+def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgvec", "up", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(
+                f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2
+            ):
+                return proc
+        except psycopg.OperationalError:  # noqa: PERF203 (polling until it listens)
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"pgvec up exited: {proc.stdout.read() if proc.stdout else ''}"
+                ) from None
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("pgvec up did not start listening")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pgvec", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_up_status_down_up(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgvec"
+    port = free_port()
+    uri = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    proc = _start(data_dir, port)
+    try:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3))")
+            conn.execute("INSERT INTO items VALUES (1, '[1,2,3]'), (2, '[4,5,6]'), (3, '[1,1,1]')")
+            conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
+            before = conn.execute(
+                "SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 3"
+            ).fetchall()
+        status = _run("status", "--data-dir", str(data_dir))
+        assert status.returncode == 0, status.stderr
+        assert "items_embedding_idx" in status.stdout
+        assert "HNSW" in status.stdout and "ready" in status.stdout
+        down = _run("down", "--data-dir", str(data_dir))
+        assert down.returncode == 0 and "stopped" in down.stdout
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _run("status", "--data-dir", str(data_dir)).returncode == 3
+
+    proc = _start(data_dir, port)
+    try:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            after = conn.execute(
+                "SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 3"
+            ).fetchall()
+    finally:
+        _run("down", "--data-dir", str(data_dir))
+        proc.wait(30)
+    assert after == before == [(3,), (1,), (2,)]
+    out = proc.stdout.read() if proc.stdout else ""
+    assert "psql" in out  # tells the user how to connect
+    assert "loaded" in out and "building" not in out
