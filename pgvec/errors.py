@@ -112,5 +112,5 @@ class UpstreamError(PgvecError):
     """An error PostgreSQL raised for a statement pgvec ran on a client's behalf."""
 
     def __init__(self, sqlstate: str, message: str, **kw: str | None) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, **kw)
         self.sqlstate = sqlstate  # type: ignore[misc]

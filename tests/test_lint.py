@@ -28,3 +28,11 @@ def test_sqlglot_is_pure_python() -> None:
     import sqlglot.parser
 
     assert sqlglot.parser.__file__.endswith(".py")
+
+
+@pytest.mark.skipif(shutil.which("mypy") is None, reason="mypy is installed with .[test]")
+def test_mypy_strict() -> None:
+    out = subprocess.run(
+        ["mypy", "--strict", "pgvec"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr

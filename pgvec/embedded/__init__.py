@@ -18,11 +18,11 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the cluster; returns a superuser URI (Unix socket)."""
-        import pgserver
+        from pgserver.postgres_server import get_server
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", self.pgdata)
-        self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
 

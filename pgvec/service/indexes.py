@@ -143,7 +143,7 @@ def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> None:
                     coll.drop_index()
                 state.remove_files(attnum)
         else:
-            (db.table_dir(relid) / str(attnum)).exists() and _rm(db.table_dir(relid) / str(attnum))
+            _rm(db.table_dir(relid) / str(attnum))
     log.info("dropped index %s", name)
 
 
