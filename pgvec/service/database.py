@@ -41,6 +41,16 @@ CHECKPOINT_SECONDS = 30.0
 BOUNDED_MS = 200
 
 
+def candidates(k: int) -> int:
+    """How many hits to hand the join for a LIMIT of k.
+
+    The join runs in the client's own snapshot, a moment after the search: a row deleted
+    in between (or hidden from the client by row-level security) drops out there. A few
+    spare candidates, cut by the query's own LIMIT, keep the answer at k rows.
+    """
+    return k + max(8, k // 4)
+
+
 class Database:
     def __init__(self, name: str, dsn: str, index_root: Path) -> None:
         self.name = name
@@ -199,6 +209,7 @@ class Database:
                     allowed = self._filter_keys(conn, filt, key_parser(state.info.pk_type))
         if k <= 0:
             return [], []
+        k = candidates(k)
         collection = state.collections[plan.column.attnum]
         params = SearchParams.create(settings.search_options())
         keys, dists = collection.search(

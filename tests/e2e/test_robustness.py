@@ -1,0 +1,97 @@
+"""Broken clients and concurrent clients never take the server down or corrupt an index."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import numpy as np
+import psycopg
+
+from tests.fix_proxy import PgvecServer
+
+Q = "SELECT id FROM t ORDER BY embedding <-> %s LIMIT 5"
+
+
+def setup(pconn: psycopg.Connection, n: int = 200) -> np.ndarray:
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, embedding vector(8))")
+    data = np.random.default_rng(5).standard_normal((n, 8)).astype("f4")
+    with pconn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO t VALUES (%s, %s)", [(i, v.tobytes()) for i, v in enumerate(data)]
+        )
+    pconn.execute("CREATE INDEX ON t USING hnsw (embedding vector_l2_ops)")
+    return data
+
+
+def raw(server: PgvecServer, payload: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(payload)
+        try:
+            s.recv(1024)
+        except OSError:
+            pass
+
+
+def test_garbage_and_abandoned_connections(
+    pgvec_server: PgvecServer, pconn: psycopg.Connection
+) -> None:
+    data = setup(pconn)
+    raw(pgvec_server, b"\x00\x00\x00\x08\x12\x34\x56\x78")  # unknown protocol
+    raw(pgvec_server, b"\x16\x03\x01\x00\x05hello")  # a TLS hello
+    raw(pgvec_server, b"\xff" * 64)  # nonsense length
+    raw(pgvec_server, struct.pack("!ii", 8, 80877103))  # SSLRequest, then hang up
+    # a client that starts a COPY and disappears
+    with socket.create_connection(("127.0.0.1", pgvec_server.port), timeout=5):
+        pass
+    conn = psycopg.connect(pgvec_server.uri(pconn.info.dbname), autocommit=True)
+    conn.pgconn.send_query(b"SELECT pg_sleep(0.2); SELECT 1")
+    conn.pgconn.finish()  # gone mid-query
+    got = pconn.execute(Q, (data[0].tobytes(),)).fetchall()
+    assert got[0] == (0,)
+
+
+def test_concurrent_writers_and_searchers(
+    pgvec_server: PgvecServer, pconn: psycopg.Connection
+) -> None:
+    data = setup(pconn)
+    uri = pgvec_server.uri(pconn.info.dbname)
+    errors: list[BaseException] = []
+
+    def writer(base: int) -> None:
+        try:
+            with psycopg.connect(uri, autocommit=True) as c:
+                for i in range(30):
+                    v = np.full(8, 100 + base * 50 + i, "f4")  # distinct: no ties
+                    c.execute(
+                        "INSERT INTO t VALUES (%s, %s)", (10_000 + base * 100 + i, v.tobytes())
+                    )
+                    if i % 3 == 0:
+                        c.execute("DELETE FROM t WHERE id = %s", (base * 10 + i,))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def searcher() -> None:
+        try:
+            with psycopg.connect(uri, autocommit=True) as c:
+                for i in range(30):
+                    assert len(c.execute(Q, (data[i].tobytes(),)).fetchall()) == 5
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in range(3)]
+    threads += [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    # the index agrees exactly with the table: every row, nothing else
+    rows = pconn.execute("SELECT id, embedding FROM t").fetchall()
+    keys = np.array([r[0] for r in rows])
+    mat = np.stack([np.frombuffer(r[1], "<f4") for r in rows])
+    for q in (data[3], np.full(8, 110, "f4"), np.full(8, 200, "f4")):
+        want = keys[np.argsort(np.linalg.norm(mat - q, axis=1), kind="stable")][:5]
+        got = [r[0] for r in pconn.execute(Q, (q.tobytes(),)).fetchall()]
+        assert sorted(got) == sorted(want.tolist())
