@@ -14,8 +14,9 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from pgvec.proxy.textout import VectorOutput
 from pgvec.wire.framing import FrameBuffer, Message
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class Pending:
     #: bytes to send to the client in order, without waiting for any server reply
     emit: bytes | None = None
     is_sync: bool = False
-    seen: list[Message] = field(default_factory=list)
+    #: the portal whose rows these replies carry (Query: the unnamed one), if any
+    portal: str | None = None
 
 
 def ends_for(type_: bytes) -> frozenset[bytes]:
@@ -65,9 +67,15 @@ _ENDS = {
 class Relay:
     """Forwards server replies to the client according to the pending queue."""
 
-    def __init__(self, server: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        server: asyncio.StreamReader,
+        client: asyncio.StreamWriter,
+        output: VectorOutput | None = None,
+    ) -> None:
         self._server = server
         self._client = client
+        self._output = output
         self._queue: deque[Pending] = deque()
         self._skipping = False
         #: transaction status from the last ReadyForQuery: I, T or E
@@ -79,13 +87,16 @@ class Relay:
     def expect(self, entry: Pending) -> None:
         self._queue.append(entry)
 
-    def expect_request(self, type_: bytes, transform: Transform | None = None) -> None:
+    def expect_request(
+        self, type_: bytes, transform: Transform | None = None, portal: str | None = None
+    ) -> None:
         self._queue.append(
             Pending(
                 _ENDS[type_],
                 extended=type_ not in (b"Q", b"F"),
                 transform=transform,
                 is_sync=type_ == b"S",
+                portal=portal,
             )
         )
 
@@ -170,6 +181,11 @@ class Relay:
             replaced = head.transform(msg)
             if replaced is not None:
                 out.append(replaced)
+        elif head.portal is not None and self._output is not None and t in (b"T", b"D"):
+            if t == b"T":
+                out.append(self._output.row_description(head.portal, msg))
+            else:
+                out.append(self._output.data_row(head.portal, msg))
         else:
             out.append(msg.raw)
         if t == b"Z":

@@ -11,6 +11,7 @@ from pgvec.errors import PgvecError
 from pgvec.proxy.relay import Relay
 from pgvec.proxy.session import Session
 from pgvec.proxy.startup import accept
+from pgvec.proxy.textout import VectorOutput
 from pgvec.service.core import Core
 from pgvec.wire.framing import FrameBuffer, ProtocolViolation
 from pgvec.wire.messages import error_response
@@ -84,7 +85,7 @@ class ProxyServer:
             )
             await writer.drain()
             return
-        relay = Relay(est.server_reader, writer)
+        relay = Relay(est.server_reader, writer, VectorOutput(db.vector_columns))
         relay_task = asyncio.create_task(relay.run())
         session = Session(db, reader, writer, buf, est.server_writer, relay)
         try:

@@ -105,8 +105,9 @@ class Session:
             self._out.clear()
 
     def _forward(self, msg: Message) -> None:
-        if msg.type in (b"P", b"B", b"D", b"E", b"C", b"S", b"Q", b"F"):
-            self.relay.expect_request(msg.type)
+        t = msg.type
+        if t in (b"P", b"B", b"D", b"E", b"C", b"S", b"Q", b"F"):
+            self.relay.expect_request(t, portal=_portal_of(msg))
         self._send(msg.raw)
 
     async def run(self) -> None:
@@ -238,7 +239,7 @@ class Session:
             parts.append(await self._render_simple(piece.text, decision))
             pos = piece.end
         parts.append(sql[pos:])
-        self.relay.expect_request(b"Q")
+        self.relay.expect_request(b"Q", portal="")
         self._send(m.Query("".join(parts)).encode())
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
@@ -452,6 +453,16 @@ class Session:
             self.raise_extended(err)
             return
         self.relay.emit(m.command_complete(tag))
+
+
+def _portal_of(msg: Message) -> str | None:
+    """The portal whose rows the replies to ``msg`` carry, if any."""
+    if msg.type == b"Q":
+        return ""
+    if msg.type == b"E" or (msg.type == b"D" and msg.body[:1] == b"P"):
+        start = 0 if msg.type == b"E" else 1
+        return msg.body[start : msg.body.index(b"\0", start)].decode("utf-8", "surrogateescape")
+    return None
 
 
 def _int_param(bind: m.Bind, i: int) -> int:

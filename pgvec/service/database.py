@@ -69,6 +69,7 @@ class Database:
         self._catalog_at = 0.0
         self._stale = True
         self._rewriter: Rewriter | None = None
+        self._vector_columns: frozenset[tuple[int, int]] = frozenset()
         self._catalog_lock = asyncio.Lock()
         self._table_locks: dict[int, asyncio.Lock] = {}
         self._checkpointer: asyncio.Task[None] | None = None
@@ -132,6 +133,10 @@ class Database:
                 self._catalog_at = time.monotonic()
             return self._rewriter
 
+    def vector_columns(self) -> frozenset[tuple[int, int]]:
+        """(table OID, attnum) of every vector column, as of the last catalog read."""
+        return self._vector_columns
+
     def _load_catalog(self) -> Rewriter:
         with self.pool.connection() as conn:
             tables = queries.load_tables(conn)
@@ -143,6 +148,9 @@ class Database:
         for relid, info in tables.items():
             if relid in self.tables:
                 self.tables[relid].info = info
+        self._vector_columns = frozenset(
+            (t.relid, v.attnum) for t in tables.values() for v in t.vectors.values()
+        )
         version = (self._rewriter.catalog.version + 1) if self._rewriter else 1
         return Rewriter(Catalog.from_tables(tables.values(), version))
 

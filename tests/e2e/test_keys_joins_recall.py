@@ -49,7 +49,7 @@ def test_join_with_business_table(pconn: psycopg.Connection) -> None:
     got = pconn.execute(
         "SELECT p.id, s.city FROM products p JOIN shops s ON s.id = p.shop"
         " WHERE s.city = %s ORDER BY p.embedding <-> %s LIMIT 3",
-        ("Lyon", "[10,10]"),
+        ("Lyon", "[9.9,9.9]"),
     ).fetchall()
     assert got == [(9, "Lyon"), (11, "Lyon"), (7, "Lyon")]
 

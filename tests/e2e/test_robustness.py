@@ -88,7 +88,7 @@ def test_concurrent_writers_and_searchers(
         t.join(60)
     assert not errors, errors
     # the index agrees exactly with the table: every row, nothing else
-    rows = pconn.execute("SELECT id, embedding FROM t").fetchall()
+    rows = pconn.cursor(binary=True).execute("SELECT id, embedding FROM t").fetchall()
     keys = np.array([r[0] for r in rows])
     mat = np.stack([np.frombuffer(r[1], "<f4") for r in rows])
     for q in (data[3], np.full(8, 110, "f4"), np.full(8, 200, "f4")):

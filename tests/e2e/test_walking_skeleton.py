@@ -111,8 +111,29 @@ def test_insert_with_parameters_and_binary_vectors(pconn: psycopg.Connection) ->
         )
     got = pconn.execute("SELECT id FROM items ORDER BY embedding <-> '[9,9,9]' LIMIT 3").fetchall()
     assert [r[0] for r in got] == [10, 11, 12]
-    raw = pconn.execute("SELECT embedding FROM items WHERE id = 12").fetchone()
-    assert raw is not None and bytes(raw[0]) == np.array([7, 7, 7], "<f4").tobytes()
+    raw = pconn.cursor(binary=True).execute("SELECT embedding FROM items WHERE id = 12")
+    assert bytes(raw.fetchone()[0]) == np.array([7, 7, 7], "<f4").tobytes()  # type: ignore[index]
+
+
+def test_vectors_read_back_in_pgvector_text_form(pconn: psycopg.Connection) -> None:
+    setup_items(pconn, index=False)
+    pconn.execute("INSERT INTO items VALUES (5, 'e', 1, '[0.1,-2.5e-08,3e+20]')")
+    cur = pconn.execute("SELECT id, embedding, title FROM items ORDER BY id")
+    assert cur.fetchall() == [
+        (1, "[1,2,3]", "a"),
+        (2, "[4,5,6]", "b"),
+        (3, "[1,1,1]", "c"),
+        (5, "[0.1,-2.5e-08,3e+20]", "e"),
+    ]
+    # extended protocol, and a portal fetched in pieces
+    with pconn.transaction(), pconn.cursor(name="c") as named:
+        named.execute("SELECT embedding FROM items WHERE id > %s ORDER BY id", (1,))
+        assert named.fetchmany(1) == [("[4,5,6]",)]
+        assert pconn.execute("SELECT 'interleaved'").fetchone() == ("interleaved",)
+        assert named.fetchall() == [("[1,1,1]",), ("[0.1,-2.5e-08,3e+20]",)]
+    # the text form is also what pgvec.vector_out() gives, straight from PostgreSQL
+    row = pconn.execute("SELECT pgvec.vector_out(embedding) FROM items WHERE id = 5").fetchone()
+    assert row == ("[0.1,-2.5e-08,3e+20]",)
 
 
 def test_update_moves_the_vector(pconn: psycopg.Connection) -> None:

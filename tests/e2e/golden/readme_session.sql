@@ -8,4 +8,4 @@ SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 2;
 DELETE FROM items WHERE id = 3;
 SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 2;
 INSERT INTO items VALUES (5, 'e', 50, '[1,2]');
-SELECT count(*) FROM items;
+SELECT * FROM items ORDER BY id;
