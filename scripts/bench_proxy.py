@@ -12,18 +12,18 @@ top-10 queries with psycopg and reports build seconds, QPS, latency and recall@1
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 import psycopg
-
-from pgvec.app import serve
 
 
 def clustered(rows: int, dim: int, queries: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
@@ -78,38 +78,41 @@ def summary(name: str, build: float | None, lat: list[float], rec: float) -> dic
     }
 
 
-class ServerThread:
+class ServerProcess:
+    """``pgvec serve`` in its own process, as users run it."""
+
     def __init__(self, upstream: str, data_dir: Path) -> None:
-        self.port = 0
-        ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-        def on_ready(port: int) -> None:
-            self.port = port
-            ready.set()
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            await serve(
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pgvec",
+                "--log-level",
+                "warning",
+                "serve",
+                "--upstream",
                 upstream,
-                data_dir,
-                "127.0.0.1",
-                0,
-                embedded=False,
-                on_ready=on_ready,
-                stop=self._stop,
-            )
-
-        self._thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
-        self._thread.start()
-        ready.wait(60)
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(self.port),
+            ],
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:  # noqa: PERF203 (polling until it listens)
+                time.sleep(0.2)
+        raise RuntimeError("pgvec serve did not start")
 
     def stop(self) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
+        self._proc.send_signal(signal.SIGTERM)
+        self._proc.wait(60)
 
 
 def bench_pgvector(
@@ -140,7 +143,7 @@ def bench_pgvector(
 def bench_pgvec(
     dsn: str, data_dir: Path, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int
 ) -> tuple[list[dict[str, object]], float]:
-    server = ServerThread(dsn, data_dir)
+    server = ServerProcess(dsn, data_dir)
     uri = dsn_for_port(dsn, server.port)
     out = []
     try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import psycopg
-from psycopg import pq
+from psycopg import generators, pq
 from psycopg_pool import ConnectionPool
 
 from pgvec.catalog import queries
@@ -23,7 +23,7 @@ from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes
 from pgvec.service.search import FilterArgs, SearchSettings
-from pgvec.sync.table import TableState, key_parser
+from pgvec.sync.table import TableState, key_parser, prepare_statements
 
 if TYPE_CHECKING:
     from pgvec.rewrite.decision import IndexDef, KnnPlan
@@ -63,6 +63,7 @@ class Database:
             kwargs={"autocommit": True},
             open=False,
             name=f"pgvec-{name}",
+            configure=prepare_statements,
         )
         self.oid = 0
         self.tables: dict[int, TableState] = {}
@@ -81,9 +82,10 @@ class Database:
         self._checkpointer = asyncio.create_task(self._checkpoint_loop())
 
     def _open_sync(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            install(conn)  # before the pool, whose connections prepare statements on it
         self.pool.open(wait=True, timeout=30)
         with self.pool.connection() as conn:
-            install(conn)
             self.oid = queries.database_oid(conn)
             for row in queries.list_indexes(conn):
                 tables = queries.load_tables(conn)
@@ -188,7 +190,8 @@ class Database:
         if state is None or plan.column.attnum not in state.collections:
             async with self._table_lock(relid):
                 await self.run(self._load_for, plan.table, plan.column.attnum)
-        return await self.run(self._knn_sync, plan, query, k, filt, settings)
+        state = self.tables[relid]
+        return await self.run(self._knn_sync, state, plan, query, k, filt, settings)
 
     def _load_for(self, info: Any, attnum: int) -> None:
         with self.pool.connection() as conn:
@@ -196,13 +199,13 @@ class Database:
 
     def _knn_sync(
         self,
+        state: TableState,
         plan: KnnPlan,
         query: np.ndarray,
         k: int,
         filt: FilterArgs | None,
         settings: SearchSettings,
     ) -> tuple[list[Key], list[float]]:
-        state = self.tables[plan.table.relid]
         allowed: list[Key] | None = None
         need_apply = settings.consistency == "strong" or (
             settings.consistency == "bounded"
@@ -215,13 +218,23 @@ class Database:
                         state.apply_changes(conn)
                 if filt is not None:
                     allowed = self._filter_keys(conn, filt, key_parser(state.info.pk_type))
+        return self._search(state, plan, query, k, allowed, settings)
+
+    @staticmethod
+    def _search(
+        state: TableState,
+        plan: KnnPlan,
+        query: np.ndarray,
+        k: int,
+        allowed: list[Key] | None,
+        settings: SearchSettings,
+    ) -> tuple[list[Key], list[float]]:
         if k <= 0:
             return [], []
-        k = candidates(k)
         collection = state.collections[plan.column.attnum]
         params = SearchParams.create(settings.search_options())
         keys, dists = collection.search(
-            query, k, Metric.from_operator(plan.operator), params, allowed
+            query, candidates(k), Metric.from_operator(plan.operator), params, allowed
         )
         return list(keys), [float(d) for d in dists]
 
@@ -229,7 +242,9 @@ class Database:
     def _filter_keys(
         conn: psycopg.Connection, filt: FilterArgs, parse: Callable[[str], Key]
     ) -> list[Key]:
-        res = conn.pgconn.exec_params(filt.sql.encode(), filt.values, filt.types, filt.formats, 0)
+        pgconn = conn.pgconn
+        pgconn.send_query_params(filt.sql.encode(), filt.values, filt.types, filt.formats, 0)
+        res = conn.wait(generators.execute(pgconn))[-1]
         if res.status != pq.ExecStatus.TUPLES_OK:
             code = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"XX000").decode()
             msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()

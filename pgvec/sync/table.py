@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from psycopg import sql
+from psycopg import generators, pq, sql
 
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.collection import Key, VectorCollection
-from pgvec.errors import InvalidTableDefinition
+from pgvec.errors import CatalogError, InvalidTableDefinition
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,53 @@ FETCH_BATCH = 20_000
 # Changes this reader may not have seen: newer than the last seq it read, or written by a
 # transaction still running when it last read (xid >= that snapshot's xmin). One row with
 # the snapshot's xmin and NULLs when there are none.
-_CHANGES = """
+# It runs before every Strong search, so it is prepared once per pooled connection
+# (prepare_statements) and executed through libpq directly, without a cursor.
+CHANGES_STATEMENT = b"pgvec_changes"
+_CHANGES = b"""
 WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
 SELECT c.seq, c.op, c.key, snap.xmin::text::bigint
 FROM snap LEFT JOIN pgvec.changes c
-  ON c.relid = %s AND (c.seq > %s OR c.xid >= %s::text::xid8)
+  ON c.relid = $1::oid AND (c.seq > $2::bigint OR c.xid >= $3::text::xid8)
 ORDER BY c.seq
 """
+
+
+def prepare_statements(conn: psycopg.Connection) -> None:
+    """Pool ``configure`` hook: prepare the statements sync runs on every search."""
+    pgconn = conn.pgconn
+    pgconn.send_prepare(CHANGES_STATEMENT, _CHANGES)
+    res = conn.wait(generators.execute(pgconn))[-1]
+    if res.status != pq.ExecStatus.COMMAND_OK:
+        raise CatalogError(
+            f"cannot prepare the change-log query: {res.error_message.decode(errors='replace')}",
+            hint="Is the pgvec schema installed? `pgvec install --dsn ...`",
+        )
+
+
+def _read_changes(
+    conn: psycopg.Connection, relid: int, seq: int, xmin: int
+) -> tuple[list[tuple[int, str, str | None]], int]:
+    """New-looking change rows (seq, op, key) and the reading snapshot's xmin."""
+    pgconn = conn.pgconn
+    params = [str(relid).encode(), str(seq).encode(), str(xmin).encode()]
+    pgconn.send_query_prepared(CHANGES_STATEMENT, params)
+    res = conn.wait(generators.execute(pgconn))[-1]
+    if res.status != pq.ExecStatus.TUPLES_OK:
+        raise CatalogError(
+            f"cannot read pgvec.changes: {res.error_message.decode(errors='replace')}"
+        )
+    rows = []
+    snap_xmin = 0
+    for i in range(res.ntuples):
+        snap_xmin = int(res.get_value(i, 3) or 0)
+        raw_seq = res.get_value(i, 0)
+        if raw_seq is None:
+            continue
+        key = res.get_value(i, 2)
+        op = res.get_value(i, 1) or b""
+        rows.append((int(raw_seq), op.decode(), None if key is None else key.decode()))
+    return rows, snap_xmin
 
 
 def key_parser(pk_type: str | None) -> type[int] | type[str]:
@@ -50,6 +90,7 @@ class TableState:
     #: read watermark: highest seq seen, and the xmin of the snapshot it was read in
     seen_seq: int = 0
     seen_xmin: int = 0
+
     last_save: float = field(default_factory=time.monotonic)
     last_apply: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -151,10 +192,9 @@ class TableState:
 
     def apply_changes(self, conn: psycopg.Connection) -> int:
         """Apply every committed change not yet applied; returns how many keys changed."""
-        rows = conn.execute(_CHANGES, (self.relid, self.seen_seq, self.seen_xmin)).fetchall()
-        xmin = int(rows[0][3])
-        new = [r for r in rows if r[0] is not None and r[0] not in self.applied]
-        self.seen_seq = max([self.seen_seq, *(r[0] for r in rows if r[0] is not None)])
+        rows, xmin = _read_changes(conn, self.relid, self.seen_seq, self.seen_xmin)
+        new = [r for r in rows if r[0] not in self.applied]
+        self.seen_seq = max([self.seen_seq, *(r[0] for r in rows)])
         self.seen_xmin = xmin
         self.last_apply = time.monotonic()
         if not new:
