@@ -87,8 +87,8 @@ class Database:
         self.pool.open(wait=True, timeout=30)
         with self.pool.connection() as conn:
             self.oid = queries.database_oid(conn)
+            tables = queries.load_tables(conn)
             for row in queries.list_indexes(conn):
-                tables = queries.load_tables(conn)
                 info = tables.get(row.relid)
                 if info is None:
                     log.info("index %s: its table is gone; removing it", row.index_name)
@@ -96,7 +96,13 @@ class Database:
                     continue
                 state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
                 self.tables[row.relid] = state
-                state.load_persisted([row.attnum])
+                try:
+                    loaded = state.load_persisted(row.attnum)
+                except PgvecError as exc:
+                    log.warning("index %s cannot be loaded: %s", row.index_name, exc)
+                    loaded = False
+                if not loaded:
+                    indexes.rebuild(conn, state, row)
 
     async def close(self) -> None:
         if self._checkpointer is not None:

@@ -14,8 +14,10 @@ from pgvec.engine.spec import IndexSpec, Metric
 from pgvec.errors import DuplicateObject, UndefinedObject
 
 if TYPE_CHECKING:
+    from pgvec.catalog.models import IndexRow
     from pgvec.rewrite.decision import IndexDef
     from pgvec.service.database import Database
+    from pgvec.sync.table import TableState
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,26 @@ def create(db: Database, idef: IndexDef) -> None:
             state.collections[column.attnum].drop_index()
             state.remove_files(column.attnum)
             raise
+
+
+def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
+    """Build a recorded index again from its table (its files are missing or damaged)."""
+    log.warning("rebuilding index %s from table %s", row.index_name, state.info.name)
+    spec = IndexSpec.create(row.method, Metric.from_name(row.metric), row.options)
+    conn.execute("SELECT pgvec.track(%s::oid::regclass)", (state.relid,))
+    state.remove_files(row.attnum)
+    with state.lock:
+        state.apply_changes(conn)
+        state.full_load(conn, [row.attnum])
+    coll = state.collections[row.attnum]
+    coll.build_index(spec)
+    with state.lock:
+        state.checkpoint(conn, [row.attnum])
+    conn.execute(
+        "UPDATE pgvec.indexes SET state = 'ready', progress = 1, rows_indexed = %s,"
+        " updated_at = now() WHERE relid = %s AND attnum = %s",
+        (coll.live_count, state.relid, row.attnum),
+    )
 
 
 def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> None:

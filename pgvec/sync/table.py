@@ -120,20 +120,21 @@ class TableState:
 
     # -- loading ----------------------------------------------------------------------
 
-    def load_persisted(self, attnums: list[int]) -> None:
-        """Load the saved collections of indexed columns (no rebuild)."""
-        for attnum in attnums:
-            path = self.column_dir(attnum)
-            if (path / "manifest.json").exists():
-                self.collections[attnum] = VectorCollection.load(path)
-                log.info(
-                    "loaded %s.%s column %d from %s (%d rows)",
-                    self.info.schema,
-                    self.info.name,
-                    attnum,
-                    path,
-                    self.collections[attnum].live_count,
-                )
+    def load_persisted(self, attnum: int) -> bool:
+        """Load the saved collection of an indexed column (no rebuild); False if none."""
+        path = self.column_dir(attnum)
+        if not (path / "manifest.json").exists():
+            return False
+        self.collections[attnum] = VectorCollection.load(path)
+        log.info(
+            "loaded %s.%s column %d from %s (%d rows)",
+            self.info.schema,
+            self.info.name,
+            attnum,
+            path,
+            self.collections[attnum].live_count,
+        )
+        return True
 
     def full_load(self, conn: psycopg.Connection, attnums: list[int]) -> None:
         """Read the given vector columns from the table into fresh collections.

@@ -81,3 +81,54 @@ def test_changes_made_while_pgvec_was_down_are_applied(
     finally:
         server.stop()
     assert [r[0] for r in got] == [3, 2]
+
+
+def test_damaged_index_files_are_rebuilt_from_the_table(
+    pg_uri: str, dbname: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = psycopg.conninfo.make_conninfo(pg_uri, dbname=dbname)
+    data_dir = tmp_path / "pgvec"
+    server = PgvecServer(upstream, data_dir).start()
+    try:
+        with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(2))")
+            conn.execute("INSERT INTO items VALUES (1, '[1,1]'), (2, '[5,5]'), (3, '[9,9]')")
+            conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
+    finally:
+        server.stop()
+    for f in (data_dir / "indexes").rglob("*.faiss"):
+        f.write_bytes(b"garbage")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        server = PgvecServer(upstream, data_dir).start()
+        try:
+            with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+                got = conn.execute(
+                    "SELECT id FROM items ORDER BY embedding <-> '[6,6]' LIMIT 3"
+                ).fetchall()
+                state = conn.execute("SELECT state, rows_indexed FROM pgvec.indexes").fetchall()
+        finally:
+            server.stop()
+    assert got == [(2,), (3,), (1,)]
+    assert state == [("ready", 3)]
+    assert any("rebuilding index items_embedding_idx" in r.getMessage() for r in caplog.records)
+
+
+def test_drop_table_removes_index_files(
+    pgvec_server: PgvecServer, pconn: psycopg.Connection
+) -> None:
+    pconn.execute("CREATE TABLE items (id int PRIMARY KEY, a vector(2), b vector(3))")
+    pconn.execute("INSERT INTO items VALUES (1, '[0,0]', '[9,9,9]'), (2, '[9,9]', '[0,0,0]')")
+    pconn.execute("CREATE INDEX ON items USING hnsw (a vector_l2_ops)")
+    pconn.execute("CREATE INDEX ON items USING ivfflat (b vector_l2_ops) WITH (lists = 1)")
+    # two vector columns, each with its own index
+    assert pconn.execute("SELECT id FROM items ORDER BY a <-> '[0,0]' LIMIT 1").fetchall() == [(1,)]
+    assert pconn.execute("SELECT id FROM items ORDER BY b <-> '[0,0,0]' LIMIT 1").fetchall() == [
+        (2,)
+    ]
+    indexes = pgvec_server.data_dir / "indexes"
+    assert len(list(indexes.rglob("manifest.json"))) == 2
+    pconn.execute("DROP TABLE items")
+    pconn.execute("SELECT 1")  # the next statement sees the catalog change
+    assert list(indexes.rglob("manifest.json")) == []
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
