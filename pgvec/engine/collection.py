@@ -177,6 +177,7 @@ class VectorCollection:
         cap = len(self._vecs)
         if need <= cap:
             return
+        cap = max(cap, 16)  # a compaction can leave zero-length arrays
         while cap < need:
             cap *= 2
         # New arrays: searches holding the old ones keep a consistent view.

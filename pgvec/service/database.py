@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +36,8 @@ T = TypeVar("T")
 #: how long a catalog snapshot is trusted without DDL seen through the proxy
 CATALOG_TTL = 5.0
 #: save an indexed table after this many applied changes, or this many seconds
-CHECKPOINT_CHANGES = 5_000
-CHECKPOINT_SECONDS = 30.0
+CHECKPOINT_CHANGES = int(os.environ.get("PGVEC_CHECKPOINT_CHANGES", "5000"))
+CHECKPOINT_SECONDS = float(os.environ.get("PGVEC_CHECKPOINT_SECONDS", "30"))
 #: bounded consistency: apply the change log at most this often
 BOUNDED_MS = 200
 

@@ -221,3 +221,13 @@ def test_seal_after_clear_rebuilds(data):
     assert coll.needs_seal()
     assert coll.seal()
     assert coll.stats()["sealed_rows"] == 3000
+
+
+def test_index_on_an_empty_collection_then_rows() -> None:
+    """CREATE INDEX on an empty table: the build must not hang, and rows come later."""
+    for kind in ("FLAT", "HNSW"):
+        coll = VectorCollection(4)
+        coll.build_index(IndexSpec.create(kind, Metric.L2))
+        coll.upsert([1, 2], np.array([[0, 0, 0, 0], [1, 1, 1, 1]], np.float32))
+        keys, _ = coll.search(np.zeros(4, np.float32), 2, Metric.L2)
+        assert keys == [1, 2]
