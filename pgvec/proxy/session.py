@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pgvec import vectors
-from pgvec.errors import FeatureNotSupported, PgvecError
+from pgvec.errors import ActiveTransaction, FeatureNotSupported, PgvecError
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
@@ -263,17 +263,20 @@ class Session:
             return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
         raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
 
+    async def _owned(self, decision: DropIndex) -> bool:
+        """Whether a DROP INDEX names pgvec's indexes (True) or PostgreSQL's (False)."""
+        owned = [await self.db.owns_index(s, n) for s, n in decision.names]
+        if any(owned) and not all(owned):
+            raise FeatureNotSupported(
+                "drop pgvec indexes and PostgreSQL indexes in separate statements"
+            )
+        return all(owned)
+
     async def _intercept_simple(self, msg: Message, decision: Decision) -> None:
         self._flush()
-        if isinstance(decision, DropIndex):
-            owned = [await self.db.owns_index(s, n) for s, n in decision.names]
-            if not any(owned):
-                self._forward(msg)
-                return
-            if not all(owned):
-                raise FeatureNotSupported(
-                    "drop pgvec indexes and PostgreSQL indexes in separate statements"
-                )
+        if isinstance(decision, DropIndex) and not await self._owned(decision):
+            self._forward(msg)
+            return
         tag = await self.intercept(decision)
         self.relay.emit(m.command_complete(tag) + m.ready_for_query(self.relay.txn_status))
 
@@ -282,8 +285,6 @@ class Session:
         await self.relay.wait_idle()
         if isinstance(decision, CreateIndex):
             if self.relay.txn_status != b"I":
-                from pgvec.errors import ActiveTransaction
-
                 raise ActiveTransaction(
                     f"CREATE INDEX ... USING {decision.index.method} cannot run inside a "
                     "transaction block",
@@ -308,6 +309,8 @@ class Session:
                 self._forward(msg)
                 return
             decision = rewriter.rewrite(parse.sql)
+            if isinstance(decision, DropIndex) and not await self._owned(decision):
+                decision = Passthrough()
             self._parse_decision(msg, parse, decision)
         except PgvecError as err:
             self.raise_extended(err)

@@ -68,3 +68,16 @@ def test_prepared_statements_and_server_side_cursor(proxy_uri: str) -> None:
         with conn.cursor(name="c") as cur:
             cur.execute("SELECT generate_series(1, 1000)")
             assert len(cur.fetchall()) == 1000
+
+
+def test_postgres_indexes_untouched_in_both_protocols(pconn: psycopg.Connection) -> None:
+    pconn.execute("CREATE TABLE items (id int PRIMARY KEY, name text, embedding vector(2))")
+    pconn.execute("CREATE INDEX items_name ON items (name)")
+    pconn.execute("CREATE INDEX items_vec ON items USING hnsw (embedding vector_l2_ops)")
+    # extended protocol (prepare=True), for a PostgreSQL index and a pgvec one
+    pconn.execute("DROP INDEX items_name", prepare=True)
+    pconn.execute("DROP INDEX items_vec", prepare=True)
+    assert pconn.execute(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'items'"
+    ).fetchone() == (1,)
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)

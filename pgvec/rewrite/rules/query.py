@@ -192,16 +192,21 @@ def classify(node: exp.Expr, dim: int) -> QueryValue | None:
     return None
 
 
-def convert_value(node: exp.Expr, dim: int, ctx: _Ctx) -> None:
-    """Turn a value bound for a vector column into bytea (literal) or record it ($n)."""
-    inner = _unparen(node)
-    if _is_vector_cast(inner):
-        base = _unparen(inner.this)
+def _check_vector_cast(node: exp.Expr) -> None:
+    """``'[..]'::vector`` and ``$n::vector`` are values; a cast of anything else is not."""
+    if _is_vector_cast(node):
+        base = _unparen(node.this)
         if not (isinstance(base, exp.Literal) and base.is_string) and _param_number(base) is None:
             raise FeatureNotSupported(
                 "only vector literals and parameters can be cast to vector",
                 hint="write the vector as text, e.g. '[1,2,3]'",
             )
+
+
+def convert_value(node: exp.Expr, dim: int, ctx: _Ctx) -> None:
+    """Turn a value bound for a vector column into bytea (literal) or record it ($n)."""
+    inner = _unparen(node)
+    _check_vector_cast(inner)
     value = classify(inner, dim)
     if value is None:
         return
@@ -351,13 +356,7 @@ def _same_binding(a: Binding | None, b: Binding) -> bool:
 
 def _query_operand(operand: exp.Expr, dim: int, ctx: _Ctx) -> exp.Expr:
     inner = _unparen(operand)
-    if _is_vector_cast(inner):
-        base = _unparen(inner.this)
-        if not (isinstance(base, exp.Literal) and base.is_string) and _param_number(base) is None:
-            raise FeatureNotSupported(
-                "only vector literals and parameters can be cast to vector",
-                hint="write the vector as text, e.g. '[1,2,3]'",
-            )
+    _check_vector_cast(inner)
     value = classify(inner, dim)
     if value is None:
         return operand.copy()
