@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.tokenizer_core import TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from pgvec.rewrite.catalog import Catalog, TableInfo
-from pgvec.rewrite.decision import Decision, Passthrough, Rewritten
+from pgvec.rewrite.decision import Decision, Knn, Passthrough, Rewritten
 from pgvec.rewrite.dialect import DIALECT
 from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
 from pgvec.rewrite.rules.index import rewrite_create_index, rewrite_drop_index
@@ -17,6 +18,49 @@ from pgvec.rewrite.rules.query import rewrite_query
 from pgvec.rewrite.rules.settings import rewrite_set
 
 _PASS = Passthrough()
+
+
+_EXPLAIN_WORDS = frozenset({"ANALYZE", "ANALYSE", "VERBOSE"})
+
+
+def _explain(sql: str, tokens: list[Token], catalog: Catalog) -> Decision:
+    """``EXPLAIN [options] statement``: explain the statement as pgvec rewrites it.
+
+    A top-k query then shows its ANN step: the join with ``unnest(...) __pgvec_hit``.
+    """
+    if len(tokens) < 2:
+        return _PASS
+    # sqlglot reads everything after EXPLAIN as one command string: tokenize it again
+    offset = tokens[0].end + 1
+    try:
+        tokens = DIALECT.tokenize(sql[offset:])
+    except SqlglotError:
+        return _PASS
+    i = 0
+    if i < len(tokens) and tokens[i].token_type == TokenType.L_PAREN:
+        depth = 0
+        for j in range(i, len(tokens)):
+            if tokens[j].token_type == TokenType.L_PAREN:
+                depth += 1
+            elif tokens[j].token_type == TokenType.R_PAREN:
+                depth -= 1
+                if depth == 0:
+                    i = j + 1
+                    break
+    while i < len(tokens) and tokens[i].text.upper() in _EXPLAIN_WORDS:
+        i += 1
+    if i >= len(tokens):
+        return _PASS
+    start = offset + tokens[i].start
+    prefix, inner = sql[:start], sql[start:]
+    decision = rewrite(inner, catalog)
+    if isinstance(decision, Rewritten):
+        return Rewritten(prefix + decision.sql, decision.vector_params)
+    if isinstance(decision, Knn):
+        before, between, after = decision.plan.template_parts
+        plan = dataclasses.replace(decision.plan, template_parts=(prefix + before, between, after))
+        return Knn(plan)
+    return _PASS
 
 
 def rewrite(sql: str, catalog: Catalog) -> Decision:
@@ -50,6 +94,8 @@ def rewrite(sql: str, catalog: Catalog) -> Decision:
     if head == "ALTER" and second == "TABLE":
         text = rewrite_alter_table(sql, tokens)
         return Rewritten(text, {}) if text is not None else _PASS
+    if head == "EXPLAIN":
+        return _explain(sql, tokens, catalog)
     if head not in ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "(", "VALUES", "TABLE"):
         return _PASS
     try:

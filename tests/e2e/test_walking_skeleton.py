@@ -170,3 +170,16 @@ def test_ivfflat_and_settings(pconn: psycopg.Connection) -> None:
         ("[" + ",".join(map(str, q)) + "]",),
     ).fetchall()
     assert [r[0] for r in got] == list(want)
+
+
+def test_explain_shows_the_ann_join(pconn: psycopg.Connection) -> None:
+    setup_items(pconn)
+    plan = "\n".join(
+        r[0]
+        for r in pconn.execute(
+            "EXPLAIN (COSTS off) SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 2"
+        )
+    )
+    assert "__pgvec_hit" in plan
+    rows = pconn.execute("EXPLAIN ANALYZE SELECT embedding <-> '[1,1,2]' FROM items").fetchall()
+    assert rows

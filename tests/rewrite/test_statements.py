@@ -15,6 +15,7 @@ from pgvec.rewrite import (
     Catalog,
     CreateIndex,
     DropIndex,
+    Knn,
     Passthrough,
     Rewriter,
     Rewritten,
@@ -273,3 +274,15 @@ def test_prefilter_many_tables_and_odd_names() -> None:
     assert not cat.may_concern("select * from t77")
     assert cat.may_concern('select * from "My Table"')
     assert not cat.may_concern("select 1")
+
+
+@pytest.mark.parametrize(
+    "prefix", ["EXPLAIN ", "explain analyze ", "EXPLAIN (ANALYZE, COSTS off) ", "EXPLAIN VERBOSE "]
+)
+def test_explain_shows_the_rewritten_statement(catalog: Catalog, prefix: str) -> None:
+    d = rewrite(prefix + "SELECT id FROM items ORDER BY embedding <-> '[1,1,1]' LIMIT 1", catalog)
+    assert isinstance(d, Knn)
+    assert d.plan.template.startswith(prefix + "SELECT id FROM items JOIN unnest(")
+    d = rewrite(prefix + "SELECT embedding <-> '[1,1,1]' FROM items", catalog)
+    assert isinstance(d, Rewritten) and "pgvec.l2_distance(embedding" in d.sql
+    assert rewrite(prefix + "SELECT 1", catalog) == Passthrough()
