@@ -297,10 +297,21 @@ class Database:
         now = time.monotonic()
         for state in list(self.tables.values()):
             persisted = [a for a, c in state.collections.items() if c.index_spec is not None]
+            compacted = False
             for attnum in persisted:
                 coll = state.collections[attnum]
-                if coll.needs_seal():
+                spec = coll.index_spec
+                if spec is not None and coll.needs_compaction():
+                    # deleted and replaced rows pass the threshold: rebuild over live rows
+                    log.info("compacting %s column %d", state.info.name, attnum)
+                    coll.build_index(spec)
+                    compacted = True
+                elif coll.needs_seal():
                     coll.seal()
+            if compacted:
+                with self.pool.connection() as conn:
+                    state.checkpoint(conn, persisted)
+                continue
             if not state.applied and not force:
                 continue
             due = (

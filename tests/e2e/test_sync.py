@@ -3,7 +3,12 @@ including transactions that commit out of sequence order."""
 
 from __future__ import annotations
 
+import logging
+import time
+
+import numpy as np
 import psycopg
+import pytest
 
 Q = "SELECT id FROM t ORDER BY embedding <-> '[0,0]' LIMIT 10"
 
@@ -55,3 +60,32 @@ def test_update_delete_truncate(pconn: psycopg.Connection) -> None:
     assert ids(pconn) == []
     pconn.execute("INSERT INTO t VALUES (9, '[0,0]')")
     assert ids(pconn) == [9]
+
+
+def test_compaction_after_many_deletes(
+    pconn: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    pconn.execute("CREATE TABLE c (id int PRIMARY KEY, embedding vector(4))")
+    n = 3000  # the engine compacts past max(1000, 20%) dead rows
+    data = np.random.default_rng(2).standard_normal((n, 4)).astype("f4")
+    with pconn.cursor() as cur, cur.copy("COPY c FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "bytea"])
+        for i, v in enumerate(data):
+            copy.write_row((i, v.tobytes()))
+    pconn.execute("CREATE INDEX ON c USING hnsw (embedding vector_l2_ops)")
+
+    def compacted() -> bool:
+        return any("compacting c" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.INFO):
+        pconn.execute("DELETE FROM c WHERE id % 2 = 0")
+        pconn.execute("SELECT id FROM c ORDER BY embedding <-> %s LIMIT 1", (data[0].tobytes(),))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not compacted():
+            time.sleep(0.2)
+    assert compacted()
+    q = data[1]
+    got = pconn.execute("SELECT id FROM c ORDER BY embedding <-> %s LIMIT 10", (q.tobytes(),))
+    odd = np.arange(1, n, 2)
+    want = odd[np.argsort(np.linalg.norm(data[odd] - q, axis=1))][:10]
+    assert [r[0] for r in got] == want.tolist()
