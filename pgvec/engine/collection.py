@@ -11,6 +11,7 @@ searches and upserts never wait for a build.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pgvec.engine import faiss_index
-from pgvec.engine.distances import exact_topk, rerank
-from pgvec.engine.faiss_index import Progress
+from pgvec.engine.distances import exact_candidates, exact_topk, rank
+from pgvec.engine.faiss_index import Progress, Selector
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import (
     DimensionMismatch,
@@ -61,6 +62,15 @@ class _Snapshot:
     sealed_upto: int
 
 
+@dataclass
+class _SealedView:
+    """What a search may see of the sealed part [0, sealed_upto) at its snapshot."""
+
+    eligible: int  # eligible labels in the sealed range
+    selector: Selector | None  # None: every sealed label is eligible
+    mask: Bools | None  # eligibility per sealed label; None: derive from the selector
+
+
 class VectorCollection:
     def __init__(self, dim: int) -> None:
         if not 1 <= dim <= 65535:
@@ -73,6 +83,11 @@ class VectorCollection:
         self._index: Any = None
         self._spec: IndexSpec | None = None
         self._sealed_upto = 0
+        # Dead labels in [0, sealed_upto), kept up to date by every write, so that a
+        # search without deletes there needs no O(n) work and no FAISS selector.
+        self._dead_sealed = 0
+        self._sealed_version = 0  # bumped whenever the sealed range's liveness changes
+        self._selector: tuple[int, Selector] | None = None  # cached per _sealed_version
         self._epoch = 0  # bumped by clear(): in-flight builds are discarded
         self.builds = 0  # FAISS indexes built by this object (not loaded)
 
@@ -102,7 +117,7 @@ class VectorCollection:
         with self._lock:
             if self._spec is None or self._spec.index_type == "FLAT":
                 return 0
-            return int(self._alive[self._sealed_upto : self._n].sum())
+            return len(self._labels) - (self._sealed_upto - self._dead_sealed)
 
     @property
     def index_spec(self) -> IndexSpec | None:
@@ -165,11 +180,16 @@ class VectorCollection:
             self._alive[n : n + m] = True
             labels = self._labels
             alive = self._alive
+            sealed, dead_sealed = self._sealed_upto, 0
             for i, key in enumerate(keys):
                 old = labels.get(key)
                 if old is not None:
                     alive[old] = False
+                    if old < sealed:
+                        dead_sealed += 1
                 labels[key] = n + i
+            if dead_sealed:
+                self._sealed_died(dead_sealed)
             self._keys.extend(keys)
             self._n = n + m
 
@@ -191,22 +211,39 @@ class VectorCollection:
 
     def delete(self, keys: Iterable[Key]) -> int:
         """Remove rows by key; returns how many existed."""
-        count = 0
+        count = dead_sealed = 0
         with self._lock:
+            sealed = self._sealed_upto
             for key in keys:
                 label = self._labels.pop(key, None)
                 if label is not None:
                     self._alive[label] = False
                     count += 1
+                    if label < sealed:
+                        dead_sealed += 1
+            if dead_sealed:
+                self._sealed_died(dead_sealed)
         return count
+
+    def _sealed_died(self, count: int) -> None:
+        """Under the lock: ``count`` labels below sealed_upto were just marked dead."""
+        self._dead_sealed += count
+        self._sealed_version += 1
+        self._selector = None
+
+    def _set_index(self, index: Any, spec: IndexSpec | None, sealed_upto: int) -> None:
+        """Under the lock: install the index state and recount the sealed range."""
+        self._index, self._spec, self._sealed_upto = index, spec, sealed_upto
+        self._dead_sealed = sealed_upto - int(np.count_nonzero(self._alive[:sealed_upto]))
+        self._sealed_version += 1
+        self._selector = None
 
     def clear(self) -> None:
         """Remove every row and the FAISS index; the index spec stays (rebuilt by seal)."""
         with self._lock:
             self._reset_rows(16)
             self._key_kind = None
-            self._index = None
-            self._sealed_upto = 0
+            self._set_index(None, self._spec, 0)
             self._epoch += 1
 
     # ------------------------------------------------------------------ index
@@ -252,12 +289,12 @@ class VectorCollection:
             self._labels = new_labels
             self._n = m + tail
             self._ensure_capacity(max(16, self._n + 1))
-            self._index, self._spec, self._sealed_upto = index, spec, m
+            self._set_index(index, spec, m)
             self.builds += 1
 
     def drop_index(self) -> None:
         with self._lock:
-            self._index, self._spec, self._sealed_upto = None, None, 0
+            self._set_index(None, None, 0)
 
     def needs_seal(self) -> bool:
         """True when the growing part is large enough to be worth adding to the index."""
@@ -289,14 +326,14 @@ class VectorCollection:
             with self._lock:
                 if self._epoch != epoch:
                     return False
-                self._index, self._sealed_upto = clone, n1
+                self._set_index(clone, self._spec, n1)
             return True
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             spec, n, live = self._spec, self._n, len(self._labels)
             sealed = self._sealed_upto
-            sealed_live = int(self._alive[:sealed].sum())
+            sealed_live = sealed - self._dead_sealed
             mem = (
                 len(self._vecs) * (self._dim * 4 + 5)
                 + n * 100
@@ -321,8 +358,20 @@ class VectorCollection:
             q = q[0]
         if q.ndim != 1 or q.shape[0] != self._dim:
             raise DimensionMismatch(f"expected {self._dim} dimensions, not {q.shape[-1]}")
-        check_finite(q)
+        # One reduction in the common case: a finite sum means finite elements.
+        if not math.isfinite(float(q.sum())):
+            check_finite(q)
         return q
+
+    def _sealed_selector(self) -> Selector:
+        """Under the lock: the live labels of the sealed range, cached per version."""
+        cached = self._selector
+        if cached is not None and cached[0] == self._sealed_version:
+            return cached[1]
+        bitmap = np.packbits(self._alive[: self._sealed_upto], bitorder="little")
+        selector = Selector(bitmap)
+        self._selector = (self._sealed_version, selector)
+        return selector
 
     def search(
         self,
@@ -341,6 +390,7 @@ class VectorCollection:
         if k < 0:
             raise InvalidParameter(f"LIMIT must not be negative: {k}")
         params = params or SearchParams()
+        sealed_view: _SealedView | None = None
         with self._lock:
             snap = _Snapshot(
                 self._vecs,
@@ -351,38 +401,57 @@ class VectorCollection:
                 self._spec,
                 self._sealed_upto,
             )
-            n = snap.n
+            n, s = snap.n, snap.sealed_upto
+            live = len(self._labels)
+            index, spec = snap.index, snap.spec
+            use_index = index is not None and spec is not None and spec.metric is metric
             if allowed is None:
-                mask = self._alive[:n].copy()
-                rows = None
-                eligible = len(self._labels)
+                eligible = live
+                if use_index and k and eligible:
+                    # Fast path: only the (small) growing part's liveness is copied.
+                    dead = self._dead_sealed
+                    sealed_view = _SealedView(
+                        s - dead, self._sealed_selector() if dead else None, None
+                    )
+                    mask = self._alive[s:n].copy()
+                    rows = None
+                else:
+                    mask = self._alive[:n].copy()
+                    rows = None
             else:
                 labels = self._labels
                 found = [labels[key] for key in allowed if key in labels]
                 rows = np.unique(np.array(found, dtype=np.int64))
                 eligible = len(rows)
                 mask = None
-            live = len(self._labels)
         if k == 0 or eligible == 0:
             return [], np.empty(0, np.float64)
-        index, spec = snap.index, snap.spec
-        use_index = index is not None and spec is not None and spec.metric is metric
         small = rows is not None and (eligible < SMALL_FILTER or eligible < live // 100)
         if not use_index or small:
             if rows is not None:
                 labs, dists = exact_topk(snap.vecs, snap.sqnorms, q, metric, k, rows=rows)
             else:
+                assert mask is not None
                 labs, dists = exact_topk(
                     snap.vecs, snap.sqnorms, q, metric, k, lo=0, hi=n, alive=mask
                 )
         else:
             assert spec is not None
-            if mask is None:
+            if sealed_view is None:
                 assert rows is not None
-                mask = np.zeros(n, np.bool_)
-                mask[rows] = True
-            labs, dists = self._ann(snap, spec, q, k, metric, params, mask)
-        return [snap.keys[i] for i in labs.tolist()], dists
+                full = np.zeros(n, np.bool_)
+                full[rows] = True
+                sealed_mask = full[:s]
+                sealed_eligible = int(np.count_nonzero(sealed_mask))
+                selector = None
+                if sealed_eligible < s:
+                    selector = Selector(np.packbits(sealed_mask, bitorder="little"))
+                sealed_view = _SealedView(sealed_eligible, selector, sealed_mask)
+                mask = full[s:]
+            assert mask is not None
+            labs, dists = self._ann(snap, spec, q, k, metric, params, sealed_view, mask)
+        keys = snap.keys
+        return [keys[i] for i in labs.tolist()], dists
 
     def _ann(
         self,
@@ -392,35 +461,51 @@ class VectorCollection:
         k: int,
         metric: Metric,
         params: SearchParams,
-        mask: Bools,
+        sealed: _SealedView,
+        growing_mask: Bools,
     ) -> tuple[I64, F64]:
+        """FAISS over the sealed part, exact over the growing part (``growing_mask``
+        covers labels [sealed_upto, n)); exact distances, the k nearest."""
         s = snap.sealed_upto
-        sealed_mask = mask[:s]
-        sealed_eligible = int(sealed_mask.sum())
-        parts: list[I64] = []
-        if sealed_eligible:
-            need = min(k, sealed_eligible)
-            kk = min(sealed_eligible, k * faiss_index.fetch_factor(spec))
-            bitmap = None
-            if sealed_eligible < s:
-                bitmap = np.packbits(sealed_mask, bitorder="little")
+        q32 = q.astype(np.float32)
+        found: I64 = np.empty(0, np.int64)
+        if sealed.eligible:
+            need = min(k, sealed.eligible)
+            kk = min(sealed.eligible, k * faiss_index.fetch_factor(spec))
             # Widen the search by 1 / selectivity so a filter (or deletes) leaves about
             # as many eligible candidates as an unfiltered search would see.
-            boost = min(64.0, s / sealed_eligible)
+            boost = min(64.0, s / sealed.eligible)
             found = faiss_index.search(
-                snap.index, spec, q.astype(np.float32), kk, params, bitmap, boost
+                snap.index, spec, q32, kk, params, None, boost, selector=sealed.selector
             )
             if len(found) < need:
                 # The index ran out of eligible candidates: the filter is correlated with
                 # the query, and a wider graph walk would return poor neighbours. Exact.
-                found, _ = exact_topk(
-                    snap.vecs, snap.sqnorms, q, metric, kk, lo=0, hi=s, alive=sealed_mask
+                sealed_mask = sealed.mask
+                if sealed_mask is None:
+                    if sealed.selector is None:
+                        sealed_mask = np.ones(s, np.bool_)
+                    else:
+                        bits = np.unpackbits(sealed.selector.bitmap, count=s, bitorder="little")
+                        sealed_mask = bits.astype(np.bool_)
+                found = exact_candidates(
+                    snap.vecs, snap.sqnorms, q32, metric, kk, lo=0, hi=s, alive=sealed_mask
                 )
-            parts.append(found)
-        if snap.n > s:
-            grow, _ = exact_topk(snap.vecs, snap.sqnorms, q, metric, k, lo=s, hi=snap.n, alive=mask)
-            parts.append(grow)
-        return rerank(snap.vecs, np.concatenate(parts), q, metric, k)
+        if snap.n > s and growing_mask.any():
+            # Candidates of the growing part, re-scored exactly below with the others.
+            grow = exact_candidates(
+                snap.vecs[s : snap.n],
+                snap.sqnorms[s : snap.n],
+                q32,
+                metric,
+                k,
+                lo=0,
+                hi=snap.n - s,
+                alive=growing_mask,
+            )
+            found = np.concatenate((found, grow + s))
+        # Sealed candidates are < s and growing ones >= s: distinct, no np.unique.
+        return rank(snap.vecs, found, q, metric, k)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:

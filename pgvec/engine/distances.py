@@ -7,6 +7,8 @@ SQL operator would compute, whichever path (exact or FAISS) found the row.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -18,15 +20,20 @@ I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 CHUNK = 32768
+_vecdot: Any = getattr(np, "vecdot", None)  # numpy >= 2.0: one ufunc call
 
 
 def exact_distances(rows: npt.NDArray[np.floating], query: F64, metric: Metric) -> F64:
     """SQL-convention distances between each row and the query, in float64."""
-    x = np.asarray(rows, dtype=np.float64)
     if metric is Metric.L2:
-        diff = x - query
-        out: F64 = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    elif metric is Metric.IP:
+        diff = np.subtract(rows, query, dtype=np.float64)  # float32 rows: exact promotion
+        if _vecdot is not None:
+            out: F64 = np.sqrt(_vecdot(diff, diff))
+        else:
+            out = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        return out
+    x = np.asarray(rows, dtype=np.float64)
+    if metric is Metric.IP:
         out = -(x @ query)
     elif metric is Metric.L1:
         out = np.abs(x - query).sum(axis=1)
@@ -75,8 +82,29 @@ def exact_topk(
     """Top-k labels among ``rows`` (or among live labels in [lo, hi)), nearest first."""
     if k <= 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
+    labels = exact_candidates(
+        vecs, sqnorms, query.astype(np.float32), metric, k, rows=rows, lo=lo, hi=hi, alive=alive
+    )
+    if not len(labels):
+        return labels, np.empty(0, np.float64)
+    return rerank(vecs, labels, query, metric, k)
+
+
+def exact_candidates(
+    vecs: F32,
+    sqnorms: F32,
+    q32: F32,
+    metric: Metric,
+    k: int,
+    *,
+    rows: I64 | None = None,
+    lo: int = 0,
+    hi: int = 0,
+    alive: Bools | None = None,
+) -> I64:
+    """Distinct labels that include the exact top-k among ``rows`` (or among live labels
+    in [lo, hi)): the best 2k+16 by float32 score, a margin against rounding."""
     keep = 2 * k + 16  # margin against float32 rounding before the float64 re-score
-    q32 = query.astype(np.float32)
     cand_s: list[F32] = []
     cand_l: list[I64] = []
     if rows is not None:
@@ -101,11 +129,11 @@ def exact_topk(
             cand_s.append(bs)
             cand_l.append(bl)
     if not cand_l:
-        return np.empty(0, np.int64), np.empty(0, np.float64)
-    scores = np.concatenate(cand_s)
-    labels = np.concatenate(cand_l)
-    scores, labels = _best(scores, labels, keep)
-    return rerank(vecs, labels, query, metric, k)
+        return np.empty(0, np.int64)
+    if len(cand_l) == 1:
+        return cand_l[0]
+    _, labels = _best(np.concatenate(cand_s), np.concatenate(cand_l), keep)
+    return labels
 
 
 def rerank(vecs: F32, labels: I64, query: F64, metric: Metric, k: int) -> tuple[I64, F64]:
@@ -114,3 +142,24 @@ def rerank(vecs: F32, labels: I64, query: F64, metric: Metric, k: int) -> tuple[
     dists = exact_distances(vecs[labels], query, metric)
     order = np.argsort(dists, kind="stable")[:k]
     return labels[order], dists[order]
+
+
+def rank(vecs: F32, labels: I64, query: F64, metric: Metric, k: int) -> tuple[I64, F64]:
+    """Like :func:`rerank` for candidate labels known to be distinct (no np.unique).
+
+    Ties are broken by label and NaN sorts last, as in :func:`rerank`.
+    """
+    dists = exact_distances(vecs.take(labels, axis=0), query, metric)  # take: faster
+    if len(labels) <= k and _in_order(dists.tolist(), labels.tolist()):
+        return labels, dists  # the usual case: FAISS's order is already exact
+    order = np.lexsort((labels, dists))[:k]
+    return labels[order], dists[order]
+
+
+def _in_order(dists: list[float], labels: list[int]) -> bool:
+    """True if (distance, label) strictly ascends (False on NaN: lexsort decides)."""
+    for i in range(1, len(dists)):
+        a, b = dists[i - 1], dists[i]
+        if not (a < b or (a == b and labels[i - 1] < labels[i])):
+            return False
+    return True

@@ -203,5 +203,5 @@ def load(directory: Path) -> VectorCollection:
     coll._labels = {keys[i]: i for i in np.flatnonzero(alive).tolist()}
     coll._n = n
     coll._key_kind = manifest["key_kind"]
-    coll._index, coll._spec, coll._sealed_upto = index, spec, sealed
+    coll._set_index(index, spec, sealed)
     return coll
