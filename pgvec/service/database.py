@@ -19,7 +19,7 @@ from pgvec.catalog import queries
 from pgvec.catalog.install import install
 from pgvec.engine.collection import Key
 from pgvec.engine.spec import Metric, SearchParams
-from pgvec.errors import PgvecError, UpstreamError
+from pgvec.errors import FeatureNotSupported, PgvecError, UpstreamError
 from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes
@@ -193,6 +193,11 @@ class Database:
         settings: SearchSettings,
     ) -> tuple[list[Key], list[float]]:
         relid = plan.table.relid
+        if relid == 0:
+            raise FeatureNotSupported(
+                f'table "{plan.table.name}" is created by this same query',
+                hint="Search it in a statement of its own, after the CREATE TABLE.",
+            )
         state = self.tables.get(relid)
         if state is None or plan.column.attnum not in state.collections:
             async with self._table_lock(relid):

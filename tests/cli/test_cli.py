@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -73,8 +76,16 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_up_status_down_up(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pgvec"
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's tmp_path: the embedded PostgreSQL runs as another user, and pytest
+    makes its own temporary root private to root."""
+    path = Path(tempfile.mkdtemp(prefix="pgvec-cli-"))
+    yield path / "pgvec"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_up_status_down_up(data_dir: Path) -> None:
     port = free_port()
     uri = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     proc = _start(data_dir, port)

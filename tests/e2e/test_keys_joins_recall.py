@@ -152,3 +152,13 @@ def test_recall_against_numpy(
         want = set(np.argsort(score)[:10].tolist())
         hits += len(want & {r[0] for r in got})
     assert hits / (10 * len(queries)) >= 0.9
+
+
+def test_search_in_the_query_that_creates_the_table(pconn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.Error) as info:
+        pconn.execute(
+            "CREATE TABLE n (id int PRIMARY KEY, embedding vector(2));"
+            " SELECT id FROM n ORDER BY embedding <-> '[1,1]' LIMIT 1"
+        )
+    assert info.value.sqlstate == "0A000"
+    assert pconn.execute("SELECT 1").fetchone() == (1,)
