@@ -290,7 +290,12 @@ class Session:
                     "transaction block",
                     hint="pgvec builds the index outside the transaction; COMMIT first.",
                 )
-            await self.db.create_index(decision.index)
+            loop = asyncio.get_running_loop()
+
+            def notify(text: str) -> None:  # from the build thread: progress as NOTICEs
+                loop.call_soon_threadsafe(self.relay.emit, m.notice_response(text))
+
+            await self.db.create_index(decision.index, notify)
             return "CREATE INDEX"
         if isinstance(decision, DropIndex):
             for schema, name in decision.names:

@@ -270,10 +270,12 @@ class Database:
 
     # -- indexes ----------------------------------------------------------------------
 
-    async def create_index(self, idef: IndexDef) -> None:
+    async def create_index(
+        self, idef: IndexDef, notify: Callable[[str], None] | None = None
+    ) -> None:
         relid = idef.table.relid
         async with self._table_lock(relid):
-            await self.run(indexes.create, self, idef)
+            await self.run(indexes.create, self, idef, notify)
         self.note_ddl()
 
     async def owns_index(self, schema: str | None, name: str) -> bool:

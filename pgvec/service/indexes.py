@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +47,12 @@ def _unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     return name
 
 
-def create(db: Database, idef: IndexDef) -> None:
-    """Build the index and record it in ``pgvec.indexes``. Caller holds the table lock."""
+def create(db: Database, idef: IndexDef, notify: Callable[[str], None] | None = None) -> None:
+    """Build the index and record it in ``pgvec.indexes``. Caller holds the table lock.
+
+    A build that takes more than a second reports its progress to ``notify`` (the proxy
+    sends it to the client as NOTICEs) about once a second.
+    """
     info = idef.table
     column = idef.column
     metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
@@ -94,13 +99,16 @@ def create(db: Database, idef: IndexDef) -> None:
                 state.apply_changes(conn)
             coll = state.collections[column.attnum]
             started = time.monotonic()
-            last = [0.0]
+            last = [started]
 
             def progress(phase: str, fraction: float) -> None:
                 now = time.monotonic()
-                if now - last[0] >= 1.0 or fraction >= 1.0:
+                if now - last[0] >= 1.0:
                     last[0] = now
-                    log.info("building %s: %s %.0f%%", name, phase, fraction * 100)
+                    text = f"building {name}: {phase} {fraction:.0%}"
+                    log.info("%s", text)
+                    if notify is not None:
+                        notify(text)
 
             log.info(
                 "building %s (%s, %s) over %d rows",

@@ -220,6 +220,23 @@ def error_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
+def _fields_message(
+    type_: bytes,
+    code: str,
+    message: str,
+    severity: str,
+    detail: str | None,
+    hint: str | None,
+) -> bytes:
+    parts = [b"S" + _bytes(severity), b"V" + _bytes(severity), b"C" + _bytes(code)]
+    parts.append(b"M" + _bytes(message))
+    if detail:
+        parts.append(b"D" + _bytes(detail))
+    if hint:
+        parts.append(b"H" + _bytes(hint))
+    return frame(type_, b"\0".join(parts) + b"\0\0")
+
+
 def error_response(
     code: str,
     message: str,
@@ -228,13 +245,12 @@ def error_response(
     detail: str | None = None,
     hint: str | None = None,
 ) -> bytes:
-    parts = [b"S" + _bytes(severity), b"V" + _bytes(severity), b"C" + _bytes(code)]
-    parts.append(b"M" + _bytes(message))
-    if detail:
-        parts.append(b"D" + _bytes(detail))
-    if hint:
-        parts.append(b"H" + _bytes(hint))
-    return frame(b"E", b"\0".join(parts) + b"\0\0")
+    return _fields_message(b"E", code, message, severity, detail, hint)
+
+
+def notice_response(message: str, *, severity: str = "NOTICE") -> bytes:
+    """A NoticeResponse, e.g. progress of a long CREATE INDEX."""
+    return _fields_message(b"N", "00000", message, severity, None, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,3 +162,26 @@ def test_search_in_the_query_that_creates_the_table(pconn: psycopg.Connection) -
         )
     assert info.value.sqlstate == "0A000"
     assert pconn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_long_index_build_reports_progress(pconn: psycopg.Connection) -> None:
+    pconn.execute("CREATE TABLE big (id int PRIMARY KEY, embedding vector(64))")
+    data = np.random.default_rng(4).standard_normal((40_000, 64)).astype("f4")
+    with pconn.cursor() as cur, cur.copy("COPY big FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "bytea"])
+        for i, v in enumerate(data):
+            copy.write_row((i, v.tobytes()))
+    notices: list[str] = []
+    pconn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    started = time.monotonic()
+    pconn.execute(
+        "CREATE INDEX ON big USING hnsw (embedding vector_l2_ops) WITH (ef_construction = 200)"
+    )
+    elapsed = time.monotonic() - started
+    got = pconn.execute(
+        "SELECT id FROM big ORDER BY embedding <-> %s LIMIT 1", (data[7].tobytes(),)
+    )
+    assert got.fetchall() == [(7,)]
+    if elapsed < 1.5:  # progress is reported about once a second
+        pytest.skip(f"the build took only {elapsed:.1f}s on this machine")
+    assert any(n.startswith("building big_embedding_idx: add") for n in notices), notices
