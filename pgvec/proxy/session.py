@@ -26,9 +26,11 @@ import numpy as np
 
 from pgvec import vectors
 from pgvec.errors import ActiveTransaction, FeatureNotSupported, PgvecError
+from pgvec.proxy.copyin import CopyConverter
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
+    CopyIn,
     CreateIndex,
     Decision,
     DropIndex,
@@ -93,6 +95,9 @@ class Session:
         self.portals: dict[str, Statement] = {}
         self._out: list[bytes] = []
         self._skip_to_sync = False
+        #: converting a COPY FROM STDIN's rows; None outside one (or after it failed)
+        self._copy: CopyConverter | None = None
+        self._copy_failed = False
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -134,6 +139,10 @@ class Session:
             if t != b"S":
                 return
             self._skip_to_sync = False
+        if t in (b"d", b"c", b"f") and (self._copy is not None or self._copy_failed):
+            self.on_copy(msg)
+            return
+        self._copy, self._copy_failed = None, False
         if t == b"Q":
             await self.on_query(msg)
         elif t == b"P":
@@ -150,6 +159,27 @@ class Session:
             self._forward(msg)
         else:
             self._forward(msg)
+
+    def on_copy(self, msg: Message) -> None:
+        """CopyData/CopyDone/CopyFail of a COPY whose vector fields pgvec converts."""
+        if self._copy_failed:  # PostgreSQL has ended the COPY: drop the rest of it
+            if msg.type != b"d":
+                self._copy_failed = False
+            return
+        assert self._copy is not None
+        try:
+            if msg.type == b"d":
+                self._send(self._copy.data(msg.body))
+                return
+            if msg.type == b"c":
+                self._send(self._copy.finish())
+        except PgvecError as err:
+            # CopyFail: PostgreSQL ends the COPY with an error and rolls it back
+            self._send(m.frame_copy_fail(err.message))
+            self._copy, self._copy_failed = None, True
+            return
+        self._copy = None
+        self._send(msg.raw)
 
     # -- errors -----------------------------------------------------------------------
 
@@ -223,6 +253,13 @@ class Session:
                 if created is not None:  # later statements of this Query may use it
                     rewriter = rewriter.with_table(created)
         if all(isinstance(d, Passthrough) for d in decisions):
+            self._forward(msg)
+            return
+        copies = [d for d in decisions if isinstance(d, CopyIn)]
+        if copies:
+            if len(pieces) > 1:
+                raise FeatureNotSupported("send COPY ... FROM STDIN as a statement of its own")
+            self._copy = CopyConverter(copies[0])
             self._forward(msg)
             return
         if any(isinstance(d, CreateIndex | DropIndex) for d in decisions):

@@ -2,6 +2,7 @@
 
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import (
+    CopyIn,
     CreateIndex,
     Decision,
     DropIndex,
@@ -17,6 +18,7 @@ from pgvec.rewrite.split import Piece, split_statements
 
 __all__ = [
     "Catalog",
+    "CopyIn",
     "CreateIndex",
     "Decision",
     "DropIndex",

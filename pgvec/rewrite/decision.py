@@ -95,4 +95,14 @@ class SetParam:
     local: bool
 
 
-Decision = Union[Passthrough, Rewritten, Knn, CreateIndex, DropIndex, SetParam]  # noqa: UP007
+@dataclass(frozen=True)
+class CopyIn:
+    """COPY ... FROM STDIN (text format) into a vector table: convert the rows' vectors."""
+
+    table: str
+    vector_fields: Mapping[int, int]  # 0-based field position -> dim
+    delimiter: str
+    null: str
+
+
+Decision = Union[Passthrough, Rewritten, Knn, CreateIndex, DropIndex, SetParam, CopyIn]  # noqa: UP007

@@ -12,6 +12,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 from pgvec.rewrite.catalog import Catalog, TableInfo
 from pgvec.rewrite.decision import Decision, Knn, Passthrough, Rewritten
 from pgvec.rewrite.dialect import DIALECT
+from pgvec.rewrite.rules.copy import rewrite_copy
 from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
 from pgvec.rewrite.rules.index import rewrite_create_index, rewrite_drop_index
 from pgvec.rewrite.rules.query import rewrite_query
@@ -96,6 +97,8 @@ def rewrite(sql: str, catalog: Catalog) -> Decision:
         return Rewritten(text, {}) if text is not None else _PASS
     if head == "EXPLAIN":
         return _explain(sql, tokens, catalog)
+    if head == "COPY":
+        return rewrite_copy(tokens, catalog) or _PASS
     if head not in ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "(", "VALUES", "TABLE"):
         return _PASS
     try:

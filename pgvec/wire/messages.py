@@ -316,3 +316,7 @@ def frame_bind_complete() -> bytes:
 
 def frame_no_data() -> bytes:
     return frame(b"n", b"")
+
+
+def frame_copy_fail(message: str) -> bytes:
+    return frame(b"f", _bytes(message) + b"\0")

@@ -81,3 +81,38 @@ def test_postgres_indexes_untouched_in_both_protocols(pconn: psycopg.Connection)
         "SELECT count(*) FROM pg_indexes WHERE tablename = 'items'"
     ).fetchone() == (1,)
     assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
+
+
+def test_copy_text_form_vectors(pconn: psycopg.Connection) -> None:
+    pconn.execute("CREATE TABLE v (id int PRIMARY KEY, note text, embedding vector(3))")
+    pconn.execute("CREATE INDEX ON v USING hnsw (embedding vector_l2_ops)")
+    with pconn.cursor() as cur:
+        with cur.copy("COPY v FROM STDIN") as copy:
+            copy.write_row((1, "a\tb", "[1,2,3]"))
+            copy.write_row((2, None, "[4,5,6]"))
+            copy.write_row((3, "n", None))
+        # rows split across CopyData messages anywhere, and a custom delimiter
+        with cur.copy("COPY v (embedding, id) FROM STDIN WITH (DELIMITER '|')") as copy:
+            for chunk in ("[1,1,", "1]|4\n[9,9,9]|5", "\n"):
+                copy.write(chunk)
+    rows = pconn.execute("SELECT id, note, embedding FROM v ORDER BY id").fetchall()
+    assert rows == [
+        (1, "a\tb", "[1,2,3]"),
+        (2, None, "[4,5,6]"),
+        (3, "n", None),
+        (4, None, "[1,1,1]"),
+        (5, None, "[9,9,9]"),
+    ]
+    got = pconn.execute("SELECT id FROM v ORDER BY embedding <-> '[1,1,1]' LIMIT 2").fetchall()
+    assert got == [(4,), (1,)]
+
+
+def test_copy_with_a_bad_vector_fails_and_loads_nothing(pconn: psycopg.Connection) -> None:
+    pconn.execute("CREATE TABLE v (id int PRIMARY KEY, embedding vector(2))")
+    with pytest.raises(psycopg.Error) as info, pconn.cursor() as cur:
+        with cur.copy("COPY v FROM STDIN") as copy:
+            copy.write("1\t[1,2]\n2\t[1,2,3]\n3\t[5,5]\n")
+    assert "expected 2 dimensions, not 3" in str(info.value)
+    assert "line 2" in str(info.value)
+    assert pconn.execute("SELECT count(*) FROM v").fetchone() == (0,)
+    assert pconn.execute("SELECT 'usable'").fetchone() == ("usable",)

@@ -13,6 +13,7 @@ from pgvec.errors import (
 )
 from pgvec.rewrite import (
     Catalog,
+    CopyIn,
     CreateIndex,
     DropIndex,
     Knn,
@@ -286,3 +287,18 @@ def test_explain_shows_the_rewritten_statement(catalog: Catalog, prefix: str) ->
     d = rewrite(prefix + "SELECT embedding <-> '[1,1,1]' FROM items", catalog)
     assert isinstance(d, Rewritten) and "pgvec.l2_distance(embedding" in d.sql
     assert rewrite(prefix + "SELECT 1", catalog) == Passthrough()
+
+
+def test_copy_from_stdin(catalog: Catalog) -> None:
+    d = rewrite("COPY items FROM STDIN", catalog)
+    assert isinstance(d, CopyIn)
+    assert dict(d.vector_fields) == {3: 3} and d.delimiter == "\t"
+    d = rewrite("copy items (embedding, id) from stdin with (delimiter '|')", catalog)
+    assert isinstance(d, CopyIn) and dict(d.vector_fields) == {0: 3} and d.delimiter == "|"
+    for sql in (
+        "COPY items FROM STDIN (FORMAT binary)",
+        "COPY items (id) FROM STDIN",
+        "COPY items TO STDOUT",
+        "COPY cats FROM STDIN",
+    ):
+        assert rewrite(sql, catalog) == Passthrough(), sql

@@ -1,0 +1,60 @@
+"""``COPY table FROM STDIN`` in text format into a table with vector columns.
+
+The rows then arrive as CopyData; the proxy converts the vector fields (``[1,2,3]``) to
+the bytea hex form PostgreSQL stores, field by field (pgvec.proxy.copyin). Binary COPY
+needs nothing (its bytea fields are the stored bytes); CSV is passed through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot.tokenizer_core import Token, TokenType
+
+from pgvec.rewrite.catalog import Catalog
+from pgvec.rewrite.decision import CopyIn
+from pgvec.rewrite.tokens import TokenCursor
+
+
+def rewrite_copy(tokens: Sequence[Token], catalog: Catalog) -> CopyIn | None:
+    cur = TokenCursor(tokens)
+    if not cur.accept("COPY"):
+        return None
+    name = cur.qualified_name()
+    if name is None:
+        return None
+    schema, table_name = name
+    table = catalog.lookup(table_name, schema)
+    if table is None or not table.vectors:
+        return None
+    columns = list(table.columns)
+    tok = cur.peek()
+    if tok is not None and tok.token_type == TokenType.L_PAREN:
+        cur.next()
+        columns = []
+        while (t := cur.next()) is not None and t.token_type != TokenType.R_PAREN:
+            if t.token_type != TokenType.COMMA:
+                columns.append(t.text)
+    if not cur.accept("FROM") or not cur.accept("STDIN"):
+        return None
+    fmt, delimiter, null = "text", "\t", "\\N"
+    rest = list(tokens[cur.i :])
+    for i, t in enumerate(rest):
+        word = t.text.upper()
+        nxt = rest[i + 1] if i + 1 < len(rest) else None
+        if word == "FORMAT" and nxt is not None:
+            fmt = nxt.text.lower()
+        elif word == "BINARY":
+            fmt = "binary"
+        elif word == "CSV":
+            fmt = "csv"
+        elif word == "DELIMITER" and nxt is not None and nxt.token_type == TokenType.STRING:
+            delimiter = nxt.text
+        elif word == "NULL" and nxt is not None and nxt.token_type == TokenType.STRING:
+            null = nxt.text
+    if fmt != "text":
+        return None
+    fields = {i: table.vectors[c].dim for i, c in enumerate(columns) if c in table.vectors}
+    if not fields:
+        return None
+    return CopyIn(table.name, fields, delimiter, null)
