@@ -95,3 +95,38 @@ def test_concurrent_writers_and_searchers(
         want = keys[np.argsort(np.linalg.norm(mat - q, axis=1), kind="stable")][:5]
         got = [r[0] for r in pconn.execute(Q, (q.tobytes(),)).fetchall()]
         assert sorted(got) == sorted(want.tolist())
+
+
+def test_searches_during_an_index_build_stay_correct(
+    pgvec_server: PgvecServer, pconn: psycopg.Connection
+) -> None:
+    pconn.execute("CREATE TABLE b (id int PRIMARY KEY, embedding vector(32))")
+    data = np.random.default_rng(9).standard_normal((30_000, 32)).astype("f4")
+    with pconn.cursor() as cur, cur.copy("COPY b FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "bytea"])
+        for i, v in enumerate(data):
+            copy.write_row((i, v.tobytes()))
+    q = data[123]
+    sql = "SELECT id FROM b ORDER BY embedding <-> %s LIMIT 3"
+    assert pconn.execute(sql, (q.tobytes(),)).fetchall()[0] == (123,)  # exact, no index yet
+    uri = pgvec_server.uri(pconn.info.dbname)
+    building = threading.Event()
+    built = threading.Event()
+
+    def build() -> None:
+        with psycopg.connect(uri, autocommit=True) as c:
+            building.set()
+            c.execute("CREATE INDEX ON b USING hnsw (embedding) WITH (ef_construction = 100)")
+        built.set()
+
+    t = threading.Thread(target=build)
+    t.start()
+    building.wait(10)
+    answered_during_build = 0
+    while not built.is_set():
+        assert pconn.execute(sql, (q.tobytes(),)).fetchall()[0] == (123,)
+        if not built.is_set():
+            answered_during_build += 1
+    t.join(60)
+    assert answered_during_build > 0
+    assert pconn.execute(sql, (q.tobytes(),)).fetchall()[0] == (123,)
