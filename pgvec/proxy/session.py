@@ -36,6 +36,7 @@ from pgvec.rewrite.decision import (
     DropIndex,
     Knn,
     Passthrough,
+    Reindex,
     Rewritten,
     SetParam,
 )
@@ -262,7 +263,7 @@ class Session:
             self._copy = CopyConverter(copies[0])
             self._forward(msg)
             return
-        if any(isinstance(d, CreateIndex | DropIndex) for d in decisions):
+        if any(isinstance(d, CreateIndex | DropIndex | Reindex) for d in decisions):
             if len(pieces) == 1:
                 await self._intercept_simple(msg, decisions[0])
                 return
@@ -300,9 +301,10 @@ class Session:
             return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
         raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
 
-    async def _owned(self, decision: DropIndex) -> bool:
-        """Whether a DROP INDEX names pgvec's indexes (True) or PostgreSQL's (False)."""
-        owned = [await self.db.owns_index(s, n) for s, n in decision.names]
+    async def _owned(self, decision: DropIndex | Reindex) -> bool:
+        """Whether DROP INDEX / REINDEX names pgvec's indexes (True) or PostgreSQL's."""
+        names = decision.names if isinstance(decision, DropIndex) else (decision.name,)
+        owned = [await self.db.owns_index(s, n) for s, n in names]
         if any(owned) and not all(owned):
             raise FeatureNotSupported(
                 "drop pgvec indexes and PostgreSQL indexes in separate statements"
@@ -311,7 +313,7 @@ class Session:
 
     async def _intercept_simple(self, msg: Message, decision: Decision) -> None:
         self._flush()
-        if isinstance(decision, DropIndex) and not await self._owned(decision):
+        if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
             self._forward(msg)
             return
         tag = await self.intercept(decision)
@@ -338,6 +340,9 @@ class Session:
             for schema, name in decision.names:
                 await self.db.drop_index(schema, name, if_exists=decision.if_exists)
             return "DROP INDEX"
+        if isinstance(decision, Reindex):
+            await self.db.reindex(*decision.name)
+            return "REINDEX"
         raise FeatureNotSupported(f"cannot run {type(decision).__name__}")
 
     # -- extended protocol ------------------------------------------------------------
@@ -351,7 +356,7 @@ class Session:
                 self._forward(msg)
                 return
             decision = rewriter.rewrite(parse.sql)
-            if isinstance(decision, DropIndex) and not await self._owned(decision):
+            if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
                 decision = Passthrough()
             self._parse_decision(msg, parse, decision)
         except PgvecError as err:
@@ -367,7 +372,7 @@ class Session:
             self.settings.apply(decision.name, decision.value)
             self._forward(msg)
             return
-        if isinstance(decision, CreateIndex | DropIndex):
+        if isinstance(decision, CreateIndex | DropIndex | Reindex):
             self.statements[parse.name] = Statement([], 0, intercept=decision)
             self.relay.emit(m.frame_parse_complete())
             return

@@ -10,6 +10,7 @@ from pgvec.rewrite.decision import (
     Knn,
     KnnPlan,
     Passthrough,
+    Reindex,
     Rewritten,
     SetParam,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "KnnPlan",
     "Passthrough",
     "Piece",
+    "Reindex",
     "Rewriter",
     "Rewritten",
     "SetParam",

@@ -19,6 +19,7 @@ _FIXED = re.compile(
     r"|\busing\s+(?:hnsw|ivfflat|flat|ivf_flat|ivf_sq8|ivf_pq)\b"
     r"|\b(?:set|reset|show)\s+(?:(?:session|local)\s+)?\"?(?:hnsw|ivfflat|pgvec)\"?\s*\."
     r"|\bdrop\s+index\b"
+    r"|\breindex\b"
 )
 
 

@@ -96,6 +96,13 @@ class SetParam:
 
 
 @dataclass(frozen=True)
+class Reindex:
+    """REINDEX INDEX of one index (the proxy decides whether it is pgvec's)."""
+
+    name: tuple[str | None, str]
+
+
+@dataclass(frozen=True)
 class CopyIn:
     """COPY ... FROM STDIN (text format) into a vector table: convert the rows' vectors."""
 
@@ -105,4 +112,6 @@ class CopyIn:
     null: str
 
 
-Decision = Union[Passthrough, Rewritten, Knn, CreateIndex, DropIndex, SetParam, CopyIn]  # noqa: UP007
+Decision = Union[  # noqa: UP007
+    Passthrough, Rewritten, Knn, CreateIndex, DropIndex, Reindex, SetParam, CopyIn
+]

@@ -14,7 +14,11 @@ from pgvec.rewrite.decision import Decision, Knn, Passthrough, Rewritten
 from pgvec.rewrite.dialect import DIALECT
 from pgvec.rewrite.rules.copy import rewrite_copy
 from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
-from pgvec.rewrite.rules.index import rewrite_create_index, rewrite_drop_index
+from pgvec.rewrite.rules.index import (
+    rewrite_create_index,
+    rewrite_drop_index,
+    rewrite_reindex,
+)
 from pgvec.rewrite.rules.query import rewrite_query
 from pgvec.rewrite.rules.settings import rewrite_set
 
@@ -97,6 +101,12 @@ def rewrite(sql: str, catalog: Catalog) -> Decision:
         return Rewritten(text, {}) if text is not None else _PASS
     if head == "EXPLAIN":
         return _explain(sql, tokens, catalog)
+    if head == "REINDEX":  # a command to sqlglot: the rest is one string, tokenize it
+        try:
+            rest = DIALECT.tokenize(sql[tokens[0].end + 1 :])
+        except SqlglotError:
+            return _PASS
+        return rewrite_reindex([tokens[0], *rest]) or _PASS
     if head == "COPY":
         return rewrite_copy(tokens, catalog) or _PASS
     if head not in ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "(", "VALUES", "TABLE"):

@@ -17,9 +17,10 @@ from psycopg_pool import ConnectionPool
 
 from pgvec.catalog import queries
 from pgvec.catalog.install import install
+from pgvec.catalog.models import IndexRow
 from pgvec.engine.collection import Key
 from pgvec.engine.spec import Metric, SearchParams
-from pgvec.errors import FeatureNotSupported, PgvecError, UpstreamError
+from pgvec.errors import FeatureNotSupported, PgvecError, UndefinedObject, UpstreamError
 from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes
@@ -277,6 +278,32 @@ class Database:
         async with self._table_lock(relid):
             await self.run(indexes.create, self, idef, notify)
         self.note_ddl()
+
+    async def reindex(self, schema: str | None, name: str) -> None:
+        """REINDEX: build the index again from its table."""
+        row = await self.run(self._find_index, schema, name)
+        if row is None:
+            raise UndefinedObject(f'index "{name}" does not exist')
+        async with self._table_lock(row.relid):
+            await self.run(self._reindex_sync, row)
+
+    def _find_index(self, schema: str | None, name: str) -> IndexRow | None:
+        with self.pool.connection() as conn:
+            rows = queries.list_indexes(conn)
+        return next(
+            (r for r in rows if r.index_name == name and r.schema_name == (schema or "public")),
+            None,
+        )
+
+    def _reindex_sync(self, row: IndexRow) -> None:
+        with self.pool.connection() as conn:
+            tables = queries.load_tables(conn)
+            info = tables.get(row.relid)
+            if info is None:
+                raise UndefinedObject(f'the table of index "{row.index_name}" does not exist')
+            state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
+            self.tables[row.relid] = state
+            indexes.rebuild(conn, state, row)
 
     async def owns_index(self, schema: str | None, name: str) -> bool:
         return await self.run(self._owns_sync, schema, name)

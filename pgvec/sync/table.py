@@ -177,10 +177,15 @@ class TableState:
                             fresh[attnum].upsert(keys, mat.reshape(len(got), dim))
                     total += len(rows)
                     log.info("loading %s: %d rows", self.info.name, total)
+        others = set(self.collections) - set(fresh)
         self.collections.update(fresh)
-        self.applied.update(seqs)
-        self.seen_seq = max([self.seen_seq, *seqs])
-        self.seen_xmin = int(snap[0]) if snap else 0
+        if not others:
+            # the snapshot holds every change visible in it, for every collection
+            self.applied.update(seqs)
+            self.seen_seq = max([self.seen_seq, *seqs])
+            self.seen_xmin = int(snap[0]) if snap else 0
+        # else: the other columns' collections have not seen those changes; the next
+        # apply_changes replays them to all (idempotent for the columns just loaded)
         log.info(
             "loaded %d rows of %s.%s in %.2fs",
             total,

@@ -132,3 +132,29 @@ def test_drop_table_removes_index_files(
     pconn.execute("SELECT 1")  # the next statement sees the catalog change
     assert list(indexes.rglob("manifest.json")) == []
     assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
+
+
+def test_reindex(pgvec_server: PgvecServer, pconn: psycopg.Connection) -> None:
+    pconn.execute("CREATE TABLE items (id int PRIMARY KEY, a vector(2), b vector(2))")
+    pconn.execute("INSERT INTO items VALUES (1, '[1,1]', '[9,9]'), (2, '[5,5]', '[0,0]')")
+    pconn.execute("CREATE INDEX items_a ON items USING hnsw (a vector_l2_ops)")
+    pconn.execute("CREATE INDEX items_title ON items (id)")
+    manifests = list((pgvec_server.data_dir / "indexes").rglob("manifest.json"))
+    pconn.execute("INSERT INTO items VALUES (3, '[0,0]', '[1,1]')")
+    pconn.execute("REINDEX INDEX items_a")
+    pconn.execute("REINDEX INDEX items_title")  # PostgreSQL's own: forwarded
+    pconn.execute("INSERT INTO items VALUES (4, '[0.1,0.1]', '[2,2]')")
+    assert pconn.execute("SELECT id FROM items ORDER BY a <-> '[0,0]' LIMIT 3").fetchall() == [
+        (3,),
+        (4,),
+        (1,),
+    ]
+    assert pconn.execute("SELECT id FROM items ORDER BY b <-> '[0,0]' LIMIT 3").fetchall() == [
+        (2,),
+        (3,),
+        (4,),
+    ]
+    assert manifests and list((pgvec_server.data_dir / "indexes").rglob("manifest.json"))
+    with pytest.raises(psycopg.Error) as info:
+        pconn.execute("REINDEX INDEX no_such_index")
+    assert info.value.sqlstate == "42P01"  # PostgreSQL's answer: not ours

@@ -18,6 +18,7 @@ from pgvec.rewrite import (
     DropIndex,
     Knn,
     Passthrough,
+    Reindex,
     Rewriter,
     Rewritten,
     SetParam,
@@ -302,3 +303,11 @@ def test_copy_from_stdin(catalog: Catalog) -> None:
         "COPY cats FROM STDIN",
     ):
         assert rewrite(sql, catalog) == Passthrough(), sql
+
+
+def test_reindex(catalog: Catalog) -> None:
+    assert rewrite("REINDEX INDEX items_embedding_idx", catalog) == Reindex(
+        (None, "items_embedding_idx")
+    )
+    assert rewrite("reindex (verbose) index concurrently s.i", catalog) == Reindex(("s", "i"))
+    assert rewrite("REINDEX TABLE items", catalog) == Passthrough()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pgvec.rewrite.catalog import Catalog
-from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexDef
+from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexDef, Reindex
 from pgvec.rewrite.tokens import TokenCursor
 
 VECTOR_METHODS = frozenset({"hnsw", "ivfflat", "flat", "ivf_flat", "ivf_sq8", "ivf_pq"})
@@ -35,6 +35,23 @@ def rewrite_drop_index(tokens: Sequence[Token]) -> DropIndex | None:
     if not cur.done:
         return None
     return DropIndex(tuple(names), if_exists, cascade)
+
+
+def rewrite_reindex(tokens: Sequence[Token]) -> Reindex | None:
+    """``REINDEX [(options)] INDEX [CONCURRENTLY] name`` (the proxy checks whose it is)."""
+    cur = TokenCursor(tokens)
+    if not cur.accept("REINDEX"):
+        return None
+    if _accept(cur, TokenType.L_PAREN):
+        while (tok := cur.next()) is not None and tok.token_type != TokenType.R_PAREN:
+            pass
+    if not cur.accept("INDEX"):
+        return None
+    cur.accept("CONCURRENTLY")
+    name = cur.qualified_name()
+    if name is None or not cur.done:
+        return None
+    return Reindex(name)
 
 
 def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateIndex | None:
