@@ -374,6 +374,8 @@ CREATE TABLE IF NOT EXISTS pgvec.indexes (
     state        text NOT NULL DEFAULT 'building',
     progress     real NOT NULL DEFAULT 0,
     rows_indexed bigint NOT NULL DEFAULT 0,
+    memory_bytes bigint NOT NULL DEFAULT 0,  -- as of the last save, in the pgvec server
+    disk_bytes   bigint NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (schema_name, index_name),

@@ -23,7 +23,7 @@ def print_status(conn: psycopg.Connection) -> None:
         return
     columns = conn.execute(
         "SELECT format('%I.%I', schema_name, table_name), column_name, dim,"
-        " (SELECT reltuples::bigint FROM pg_class WHERE oid = relid)"
+        " (SELECT nullif(reltuples, -1)::bigint FROM pg_class WHERE oid = relid)"
         " FROM pgvec.vector_columns ORDER BY 1, 2"
     ).fetchall()
     click.echo("")
@@ -32,15 +32,28 @@ def print_status(conn: psycopg.Connection) -> None:
     else:
         click.echo("no vector columns.")
     idx = conn.execute(
-        "SELECT index_name, format('%I.%I', schema_name, relid::regclass::text), column_name,"
-        " method, metric, state, rows_indexed, options::text, updated_at::timestamp(0)"
+        "SELECT index_name, relid::regclass::text, column_name, method, metric, state,"
+        " rows_indexed, pg_size_pretty(memory_bytes), pg_size_pretty(disk_bytes),"
+        " options::text, updated_at::timestamp(0)"
         " FROM pgvec.indexes ORDER BY 1"
     ).fetchall()
     click.echo("")
     if idx:
         _table(
             idx,
-            ("index", "table", "column", "type", "metric", "state", "rows", "options", "updated"),
+            (
+                "index",
+                "table",
+                "column",
+                "type",
+                "metric",
+                "state",
+                "rows",
+                "memory",
+                "disk",
+                "options",
+                "saved",
+            ),
         )
     else:
         click.echo("no pgvec indexes.")

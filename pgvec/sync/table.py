@@ -245,12 +245,25 @@ class TableState:
 
     def checkpoint(self, conn: psycopg.Connection, persisted: list[int]) -> None:
         """Save the indexed collections, then delete the log rows they include."""
+        sizes: list[tuple[int, int, int, int]] = []
         with self.lock:
             done = list(self.applied)
             for attnum in persisted:
                 if attnum in self.collections:
-                    self.collections[attnum].save(self.column_dir(attnum))
+                    coll = self.collections[attnum]
+                    path = self.column_dir(attnum)
+                    coll.save(path)
+                    disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+                    memory = int(coll.stats().get("memory_bytes", 0))
+                    sizes.append((coll.live_count, memory, disk, attnum))
             self.last_save = time.monotonic()
+        if sizes:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE pgvec.indexes SET rows_indexed = %s, memory_bytes = %s,"
+                    " disk_bytes = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
+                    [(rows, mem, disk, self.relid, attnum) for rows, mem, disk, attnum in sizes],
+                )
         if done:
             conn.execute("DELETE FROM pgvec.changes WHERE seq = ANY(%s)", (done,))
             with self.lock:

@@ -101,6 +101,9 @@ def test_up_status_down_up(data_dir: Path) -> None:
         assert status.returncode == 0, status.stderr
         assert "items_embedding_idx" in status.stdout
         assert "HNSW" in status.stdout and "ready" in status.stdout
+        header = next(line for line in status.stdout.splitlines() if line.startswith("index"))
+        assert "memory" in header and "disk" in header
+        assert " kB " in status.stdout or " bytes " in status.stdout
         down = _run("down", "--data-dir", str(data_dir))
         assert down.returncode == 0 and "stopped" in down.stdout
         proc.wait(30)
