@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from bench_proxy import ServerProcess, clustered, dsn_for_port, text
+from bench_proxy import ServerProcess, bench_database, clustered, dsn_for_port, text
 
 CASES = (("1%", "c100", 100), ("0.1%", "c1000", 1000))
 
@@ -50,13 +50,7 @@ def main() -> None:
     rng = np.random.default_rng(5)
     results = []
     with tempfile.TemporaryDirectory(prefix="pgvec-bench-") as tmp:
-        from pgserver.postgres_server import get_server
-
-        dsn = get_server(Path(tmp) / "pg", cleanup_mode="stop").get_uri()
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS bench")
-            admin.execute("CREATE DATABASE bench")
-        bench = psycopg.conninfo.make_conninfo(dsn, dbname="bench")
+        bench = bench_database(Path(tmp))
         cases = []
         for label, col, mod in CASES:
             cats = rng.integers(0, mod, len(queries))

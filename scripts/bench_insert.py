@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from bench_proxy import ServerProcess, dsn_for_port, text
+from bench_proxy import ServerProcess, bench_database, dsn_for_port, text
 
 BATCH = 1000
 
@@ -52,13 +52,7 @@ def main() -> None:
     data = np.random.default_rng(0).standard_normal((5000, args.dim)).astype("f4")
     results: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="pgvec-bench-") as tmp:
-        from pgserver.postgres_server import get_server
-
-        dsn = get_server(Path(tmp) / "pg", cleanup_mode="stop").get_uri()
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS bench")
-            admin.execute("CREATE DATABASE bench")
-        bench = psycopg.conninfo.make_conninfo(dsn, dbname="bench")
+        bench = bench_database(Path(tmp))
         vector_type = f"vector({args.dim})"
         with psycopg.connect(bench, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")

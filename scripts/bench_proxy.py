@@ -194,6 +194,18 @@ def bench_faiss(
     return summary("raw FAISS HNSW (in-process)", build, lat, recall(got, truth))
 
 
+def bench_database(tmp: Path, dsn: str | None = None) -> str:
+    """DSN of a fresh database ``bench`` on ``dsn``, or on a pgserver cluster in ``tmp``."""
+    if dsn is None:
+        from pgserver.postgres_server import get_server
+
+        dsn = get_server(tmp / "pg", cleanup_mode="stop").get_uri()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS bench")
+        admin.execute("CREATE DATABASE bench")
+    return psycopg.conninfo.make_conninfo(dsn, dbname="bench")
+
+
 def dsn_for_port(dsn: str, port: int) -> str:
     dbname = psycopg.conninfo.conninfo_to_dict(dsn).get("dbname", "postgres")
     return f"postgresql://postgres@127.0.0.1:{port}/{dbname}"
@@ -215,16 +227,7 @@ def main() -> None:
     results = []
     load_pv = 0.0
     with tempfile.TemporaryDirectory(prefix="pgvec-bench-") as tmp:
-        if args.dsn:
-            dsn = args.dsn
-        else:
-            from pgserver.postgres_server import get_server
-
-            dsn = get_server(Path(tmp) / "pg", cleanup_mode="stop").get_uri()
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS bench")
-            admin.execute("CREATE DATABASE bench")
-        bench_dsn = psycopg.conninfo.make_conninfo(dsn, dbname="bench")
+        bench_dsn = bench_database(Path(tmp), args.dsn)
         if not args.skip_pgvector:
             row, load_pv = bench_pgvector(bench_dsn, data, queries, truth, args.k)
             results.append(row)
