@@ -66,6 +66,12 @@ class PgvecServer:
             self._thread.join(60)
         self._thread = None
 
+    def __enter__(self) -> PgvecServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def uri(self, dbname: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 

@@ -22,8 +22,7 @@ def test_index_comes_back_from_disk(
     q = "[" + ",".join(map(str, rng.standard_normal(16).astype("f4"))) + "]"
     query = "SELECT id FROM items ORDER BY embedding <-> %s LIMIT 5"
 
-    server = PgvecServer(upstream, data_dir).start()
-    try:
+    with PgvecServer(upstream, data_dir).start() as server:
         with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
             conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(16))")
             with conn.cursor() as cur:
@@ -34,20 +33,15 @@ def test_index_comes_back_from_disk(
             conn.execute("CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)")
             conn.execute("DELETE FROM items WHERE id < 10")
             before = conn.execute(query, (q,)).fetchall()
-    finally:
-        server.stop()
     assert list((data_dir / "indexes").rglob("manifest.json"))
 
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        server = PgvecServer(upstream, data_dir).start()
-        try:
+        with PgvecServer(upstream, data_dir).start() as server:
             with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
                 after = conn.execute(query, (q,)).fetchall()
                 conn.execute("INSERT INTO items VALUES (1000, %s)", (data[0].tobytes(),))
                 assert conn.execute(query, (q,)).fetchall()
-        finally:
-            server.stop()
     assert after == before
     assert all(r[0] >= 10 for r in after)
     messages = [r.getMessage() for r in caplog.records]
@@ -60,26 +54,20 @@ def test_changes_made_while_pgvec_was_down_are_applied(
 ) -> None:
     upstream = psycopg.conninfo.make_conninfo(pg_uri, dbname=dbname)
     data_dir = tmp_path / "pgvec"
-    server = PgvecServer(upstream, data_dir).start()
-    try:
+    with PgvecServer(upstream, data_dir).start() as server:
         with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
             conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(2))")
             conn.execute("INSERT INTO items VALUES (1, '[1,1]'), (2, '[5,5]')")
             conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
-    finally:
-        server.stop()
     # straight to PostgreSQL, bypassing pgvec: the triggers log the change
     with psycopg.connect(upstream, autocommit=True) as direct:
         direct.execute("INSERT INTO items VALUES (3, pgvec.vector_in('[0,0]'))")
         direct.execute("DELETE FROM items WHERE id = 1")
-    server = PgvecServer(upstream, data_dir).start()
-    try:
+    with PgvecServer(upstream, data_dir).start() as server:
         with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
             got = conn.execute(
                 "SELECT id FROM items ORDER BY embedding <-> '[0,0]' LIMIT 5"
             ).fetchall()
-    finally:
-        server.stop()
     assert [r[0] for r in got] == [3, 2]
 
 
@@ -88,27 +76,21 @@ def test_damaged_index_files_are_rebuilt_from_the_table(
 ) -> None:
     upstream = psycopg.conninfo.make_conninfo(pg_uri, dbname=dbname)
     data_dir = tmp_path / "pgvec"
-    server = PgvecServer(upstream, data_dir).start()
-    try:
+    with PgvecServer(upstream, data_dir).start() as server:
         with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
             conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(2))")
             conn.execute("INSERT INTO items VALUES (1, '[1,1]'), (2, '[5,5]'), (3, '[9,9]')")
             conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
-    finally:
-        server.stop()
     for f in (data_dir / "indexes").rglob("*.faiss"):
         f.write_bytes(b"garbage")
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        server = PgvecServer(upstream, data_dir).start()
-        try:
+        with PgvecServer(upstream, data_dir).start() as server:
             with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
                 got = conn.execute(
                     "SELECT id FROM items ORDER BY embedding <-> '[6,6]' LIMIT 3"
                 ).fetchall()
                 state = conn.execute("SELECT state, rows_indexed FROM pgvec.indexes").fetchall()
-        finally:
-            server.stop()
     assert got == [(2,), (3,), (1,)]
     assert state == [("ready", 3)]
     assert any("rebuilding index items_embedding_idx" in r.getMessage() for r in caplog.records)
