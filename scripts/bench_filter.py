@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Filtered top-10 at 1% and 0.1% selectivity: rows returned, recall and QPS, for pgvec and
-pgvector (HNSW, and an exact scan), on the same clustered data in one PostgreSQL.
+"""Filtered top-10 from 0.01% to 50% selectivity: rows returned, recall and QPS, for pgvec
+and pgvector (HNSW, and an exact scan), on the same clustered data in one PostgreSQL.
 
     python scripts/bench_filter.py               # 100,000 x 128, 200 queries per case
 """
@@ -16,7 +16,13 @@ import numpy as np
 import psycopg
 from bench_proxy import ServerProcess, bench_database, clustered, dsn_for_port, text
 
-CASES = (("1%", "c100", 100), ("0.1%", "c1000", 1000))
+CASES = (
+    ("0.01%", "c10000", 10_000),
+    ("0.1%", "c1000", 1000),
+    ("1%", "c100", 100),
+    ("10%", "c10", 10),
+    ("50%", "c2", 2),
+)
 
 
 def run(
@@ -62,19 +68,19 @@ def main() -> None:
             cases.append((label, col, cats, truth))
 
         def load(conn: psycopg.Connection, table: str, vtype: str, binary: bool) -> None:
-            conn.execute(
-                f"CREATE TABLE {table} (id int PRIMARY KEY, c100 int, c1000 int, embedding {vtype})"
-            )
+            cols = "".join(f", {col} int" for _, col, _ in CASES)
+            conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY{cols}, embedding {vtype})")
             fmt = " (FORMAT BINARY)" if binary else ""
             with conn.cursor().copy(f"COPY {table} FROM STDIN{fmt}") as copy:
                 if binary:
-                    copy.set_types(["int4", "int4", "int4", "bytea"])
+                    copy.set_types(["int4"] * (len(CASES) + 1) + ["bytea"])
                 for i, v in enumerate(data):
-                    copy.write_row((i, i % 100, i % 1000, v.tobytes() if binary else text(v)))
+                    mods = [i % mod for _, _, mod in CASES]
+                    copy.write_row((i, *mods, v.tobytes() if binary else text(v)))
             conn.execute(f"CREATE INDEX ON {table} USING hnsw (embedding vector_l2_ops)")
             # the filter columns are indexed, as they would be in a real schema
-            conn.execute(f"CREATE INDEX ON {table} (c100)")
-            conn.execute(f"CREATE INDEX ON {table} (c1000)")
+            for _, col, _ in CASES:
+                conn.execute(f"CREATE INDEX ON {table} ({col})")
             conn.execute(f"ANALYZE {table}")
 
         with psycopg.connect(bench, autocommit=True) as conn:

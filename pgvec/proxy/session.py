@@ -27,7 +27,6 @@ import numpy as np
 from pgvec import vectors
 from pgvec.errors import ActiveTransaction, FeatureNotSupported, PgvecError
 from pgvec.proxy.copyin import CopyConverter
-from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
     CopyIn,
@@ -42,6 +41,7 @@ from pgvec.rewrite.decision import (
 )
 from pgvec.rewrite.rules.created import provisional_table
 from pgvec.rewrite.split import split_statements
+from pgvec.service.hits import distances_array, keys_array, sql_literal
 from pgvec.service.search import FilterArgs, SearchSettings
 from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
@@ -295,7 +295,9 @@ class Session:
             limit = plan.limit
             if limit is None:
                 raise FeatureNotSupported("LIMIT must be a constant")
-            filt = FilterArgs(plan.filter_sql, [], [], []) if plan.filter_sql else None
+            filt = (
+                FilterArgs(plan.filter_sql, plan.probe_sql, [], [], []) if plan.filter_sql else None
+            )
             self._flush()
             keys, dists = await self.db.knn(plan, query, limit + plan.offset, filt, self.settings)
             return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
@@ -452,6 +454,7 @@ class Session:
                 idx = [p - 1 for p in plan.filter_params]
                 filt = FilterArgs(
                     plan.filter_sql,
+                    plan.probe_sql,
                     [bind.params[i] for i in idx],
                     [
                         vectors.BYTEA_OID

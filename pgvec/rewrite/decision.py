@@ -39,6 +39,8 @@ class KnnPlan:
     offset_param: int | None
     filter_sql: str | None
     filter_params: tuple[int, ...]
+    #: filter_sql restricted to the candidate keys in one more parameter, an array
+    probe_sql: str | None
     #: the template's text around the two hit arrays: before ids, between, after dists
     template_parts: tuple[str, str, str]
     #: vector parameters of the template ($n -> dim), the query parameter included

@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import psycopg
-from psycopg import generators, pq
 from psycopg_pool import ConnectionPool
 
 from pgvec.catalog import queries
 from pgvec.catalog.install import install
 from pgvec.catalog.models import IndexRow
-from pgvec.engine.collection import Key
+from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.spec import Metric, SearchParams
-from pgvec.errors import FeatureNotSupported, PgvecError, UndefinedObject, UpstreamError
+from pgvec.errors import FeatureNotSupported, PgvecError, UndefinedObject
 from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes
+from pgvec.service.filtering import SelectivityMemory, filtered_search
 from pgvec.service.search import FilterArgs, SearchSettings
 from pgvec.sync.table import TableState, key_parser, prepare_statements
 
@@ -76,6 +76,8 @@ class Database:
         self._catalog_lock = asyncio.Lock()
         self._table_locks: dict[int, asyncio.Lock] = {}
         self._checkpointer: asyncio.Task[None] | None = None
+        #: what each filter statement admitted last time (pre- or post-filtering)
+        self.selectivity = SelectivityMemory()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -219,55 +221,49 @@ class Database:
         filt: FilterArgs | None,
         settings: SearchSettings,
     ) -> tuple[list[Key], list[float]]:
-        allowed: list[Key] | None = None
         need_apply = settings.consistency == "strong" or (
             settings.consistency == "bounded"
             and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
         )
-        if need_apply or filt is not None:
-            with self.pool.connection() as conn:
-                if need_apply:
-                    with state.lock:
-                        state.apply_changes(conn)
-                if filt is not None:
-                    allowed = self._filter_keys(conn, filt, key_parser(state.info.pk_type))
-        return self._search(state, plan, query, k, allowed, settings)
+        collection = state.collections[plan.column.attnum]
+        metric = Metric.from_operator(plan.operator)
+        params = SearchParams.create(settings.search_options())
+        if not need_apply and filt is None:
+            return self._search(collection, query, k, metric, params)
+        with self.pool.connection() as conn:
+            if need_apply:
+                with state.lock:
+                    state.apply_changes(conn)
+            if filt is None:
+                return self._search(collection, query, k, metric, params)
+            if k <= 0:
+                return [], []
+            found = filtered_search(
+                conn,
+                collection,
+                query,
+                k,
+                candidates(k),
+                metric,
+                params,
+                filt,
+                key_parser(state.info.pk_type) is int,
+                self.selectivity,
+            )
+            return found.keys, found.distances
 
     @staticmethod
     def _search(
-        state: TableState,
-        plan: KnnPlan,
+        collection: VectorCollection,
         query: np.ndarray,
         k: int,
-        allowed: list[Key] | None,
-        settings: SearchSettings,
+        metric: Metric,
+        params: SearchParams,
     ) -> tuple[list[Key], list[float]]:
         if k <= 0:
             return [], []
-        collection = state.collections[plan.column.attnum]
-        params = SearchParams.create(settings.search_options())
-        keys, dists = collection.search(
-            query, candidates(k), Metric.from_operator(plan.operator), params, allowed
-        )
+        keys, dists = collection.search(query, candidates(k), metric, params)
         return list(keys), [float(d) for d in dists]
-
-    @staticmethod
-    def _filter_keys(
-        conn: psycopg.Connection, filt: FilterArgs, parse: Callable[[str], Key]
-    ) -> list[Key]:
-        pgconn = conn.pgconn
-        pgconn.send_query_params(filt.sql.encode(), filt.values, filt.types, filt.formats, 0)
-        res = conn.wait(generators.execute(pgconn))[-1]
-        if res.status != pq.ExecStatus.TUPLES_OK:
-            code = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"XX000").decode()
-            msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
-            raise UpstreamError(code, msg)
-        out: list[Key] = []
-        for i in range(res.ntuples):
-            v = res.get_value(i, 0)
-            if v is not None:
-                out.append(parse(v.decode()))
-        return out
 
     # -- indexes ----------------------------------------------------------------------
 

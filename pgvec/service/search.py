@@ -49,9 +49,11 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class FilterArgs:
-    """The statement returning the keys a WHERE clause admits, with the client's values."""
+    """The statements returning the keys a WHERE clause admits (all of them, and those of
+    a candidate array given as one more parameter), with the client's values."""
 
     sql: str
+    probe_sql: str | None
     values: list[bytes | None]
     types: list[int]
     formats: list[int]

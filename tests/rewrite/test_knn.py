@@ -29,7 +29,11 @@ def test_brief_example(catalog: Catalog) -> None:
         f" AS distance FROM items {HIT_JOIN} WHERE price > $1"
         " ORDER BY __pgvec_hit.__pgvec_dist LIMIT 2"
     )
-    assert p.filter_sql == "SELECT DISTINCT items.id FROM items WHERE price > $1"
+    # the key is unique in its own table: no DISTINCT
+    assert p.filter_sql == "SELECT items.id FROM items WHERE price > $1"
+    assert p.probe_sql == (
+        "SELECT items.id FROM items WHERE (price > $1) AND items.id = ANY(CAST($2 AS bigint[]))"
+    )
     assert p.filter_params == (1,)
     assert (p.query_param, p.query_literal, p.operator) == (2, None, "<->")
     assert (p.limit, p.limit_param, p.offset, p.offset_param) == (2, None, 0, None)
@@ -66,9 +70,7 @@ def test_order_by_alias_and_where_range(catalog: Catalog) -> None:
         f"SELECT id, __pgvec_hit.__pgvec_dist AS d FROM items {HIT_JOIN}"
         " WHERE pgvec.l2_distance(embedding, $1) < 2 ORDER BY __pgvec_hit.__pgvec_dist, id LIMIT 5"
     )
-    assert p.filter_sql == (
-        "SELECT DISTINCT items.id FROM items WHERE pgvec.l2_distance(embedding, $1) < 2"
-    )
+    assert p.filter_sql == ("SELECT items.id FROM items WHERE pgvec.l2_distance(embedding, $1) < 2")
     assert p.filter_vector_params == {1: 3}
 
 
@@ -90,6 +92,10 @@ def test_join_positional_order_limit_offset_params(catalog: Catalog) -> None:
     assert p.filter_sql == (
         "SELECT DISTINCT i.id FROM items AS i JOIN cats AS c ON c.id = i.id WHERE c.name = $1"
     )
+    assert p.probe_sql == (
+        "SELECT DISTINCT i.id FROM items AS i JOIN cats AS c ON c.id = i.id"
+        " WHERE (c.name = $1) AND i.id = ANY(CAST($2 AS bigint[]))"
+    )
     assert p.filter_params == (2,)
 
 
@@ -100,7 +106,10 @@ def test_filter_renumbering(catalog: Catalog) -> None:
         catalog,
     )
     assert p.filter_sql == (
-        "SELECT DISTINCT items.id FROM items WHERE price > $1 AND title = $2 AND price < $1"
+        "SELECT items.id FROM items WHERE price > $1 AND title = $2 AND price < $1"
+    )
+    assert p.probe_sql is not None and p.probe_sql.endswith(
+        "AND items.id = ANY(CAST($3 AS bigint[]))"
     )
     assert p.filter_params == (5, 2)
     assert p.offset == 7

@@ -497,20 +497,28 @@ def _hit_dist() -> exp.Expr:
     return exp.column(HIT_DIST, table=HIT)
 
 
-def _build_filter(
-    shape: _KnnShape, ctx: _Ctx
-) -> tuple[str | None, tuple[int, ...], dict[int, int]]:
+@dataclass(frozen=True)
+class _Filter:
+    sql: str
+    probe_sql: str
+    params: tuple[int, ...]
+    vector_params: dict[int, int]
+
+
+def _build_filter(shape: _KnnShape, ctx: _Ctx) -> _Filter | None:
+    """The statement returning the keys the query's WHERE and JOINs admit (the pre-filter),
+    and the same restricted to candidate keys given as one more array parameter (the
+    post-filter probe). Parameters are renumbered $1.. in order of first use."""
     select = shape.select
     where = select.args.get("where")
     joins = select.args.get("joins") or []
     if where is None and not joins:
-        return None, (), {}
+        return None
     table = shape.binding.table
-    assert table.pk is not None
-    filt = exp.Select(
-        expressions=[Raw(this=f"{quote_ident(shape.binding.alias)}.{quote_ident(table.pk)}")],
-        distinct=exp.Distinct(),
-    )
+    assert table.pk is not None and table.pk_type is not None
+    key = f"{quote_ident(shape.binding.alias)}.{quote_ident(table.pk)}"
+    # the primary key is unique in its own table; a join can repeat it
+    filt = exp.Select(expressions=[Raw(this=key)], distinct=exp.Distinct() if joins else None)
     filt.set("from_", select.args["from_"].copy())
     filt.set("joins", [j.copy() for j in joins])
     if where is not None:
@@ -527,7 +535,18 @@ def _build_filter(
         param.set("this", exp.Literal.number(new))
     originals = tuple(sorted(mapping, key=lambda k: mapping[k]))
     fvec = {mapping[o]: ctx.vector_params[o] for o in originals if o in ctx.vector_params}
-    return generate(filt), originals, fvec
+    sql = generate(filt)
+    candidates = Raw(this=f"{key} = ANY(CAST(${len(mapping) + 1} AS {table.pk_type}[]))")
+    inner = filt.args.get("where")
+    filt.set(
+        "where",
+        exp.Where(
+            this=candidates
+            if inner is None
+            else exp.And(this=exp.Paren(this=inner.this), expression=candidates)
+        ),
+    )
+    return _Filter(sql, generate(filt), originals, fvec)
 
 
 def _referenced_ctes(select: exp.Select) -> list[exp.CTE]:
@@ -553,7 +572,7 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
     binding = shape.binding
     table = binding.table
     assert table.pk is not None and table.pk_type is not None
-    filter_sql, filter_params, filter_vec = _build_filter(shape, ctx)
+    filt = _build_filter(shape, ctx)
     limit = _limit_value(select.args["limit"].expression)
     assert limit is not None
     offset_node = select.args.get("offset")
@@ -614,11 +633,12 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
         limit_param=limit[1],
         offset=offset[0] or 0,
         offset_param=offset[1],
-        filter_sql=filter_sql,
-        filter_params=filter_params,
+        filter_sql=filt.sql if filt else None,
+        filter_params=filt.params if filt else (),
+        probe_sql=filt.probe_sql if filt else None,
         template_parts=(before, between, after),
         vector_params=dict(ctx.vector_params),
-        filter_vector_params=filter_vec,
+        filter_vector_params=filt.vector_params if filt else {},
     )
 
 

@@ -1,0 +1,216 @@
+"""Filtered top-k: a WHERE clause (or a JOIN) evaluated by PostgreSQL, the ANN by FAISS.
+
+Two ways to combine them, chosen per query by the filter's estimated selectivity:
+
+* **pre-filter**: PostgreSQL returns every key the filter admits (one binary array), and
+  the search runs over those keys only, exactly when they are few. Its cost grows with
+  the number of matching rows.
+* **post-filter**: the ANN returns the nearest ``c`` candidates, PostgreSQL says which of
+  them pass the filter (one probe by primary key), and ``c`` grows until k pass. Its cost
+  grows with 1 / selectivity.
+
+The two cost the same at about ``sqrt(8 k n)`` matching rows out of ``n``. The estimate
+is what the same filter statement admitted last time, so a prepared statement learns its
+selectivity from its first execution; a filter never seen before is pre-filtered with a
+cap, and passing the cap is itself the estimate. A post-filter that cannot fill k (a
+filter correlated with the query) falls back to the pre-filter, so the answer always has
+min(k, matching rows) rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg import generators, pq
+
+from pgvec.engine.collection import Key, VectorCollection
+from pgvec.engine.spec import Metric, SearchParams
+from pgvec.errors import UpstreamError
+from pgvec.service.hits import keys_array
+from pgvec.service.search import FilterArgs
+
+log = logging.getLogger(__name__)
+
+#: binary element widths of the integer key types (pg_type OIDs int2, int4, int8)
+_INT_WIDTHS = {21: 2, 23: 4, 20: 8}
+#: post-filter rounds before falling back to the pre-filter
+MAX_ROUNDS = 3
+#: filter statements whose selectivity is remembered
+MAX_REMEMBERED = 2048
+
+
+@dataclass(frozen=True)
+class FilteredResult:
+    keys: list[Key]
+    distances: list[float]
+    strategy: str  # "pre" or "post", for EXPLAIN and tests
+
+
+def crossover(k: int, n: int) -> float:
+    """Matching rows at which a pre-filter and a post-filter cost about the same."""
+    return math.sqrt(8.0 * max(k, 1) * max(n, 1))
+
+
+class SelectivityMemory:
+    """The fraction of rows each filter statement admitted when last run (LRU-bounded)."""
+
+    def __init__(self, size: int = MAX_REMEMBERED) -> None:
+        self._size = size
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sql: str) -> float | None:
+        with self._lock:
+            value = self._seen.get(sql)
+            if value is not None:
+                self._seen.move_to_end(sql)
+            return value
+
+    def put(self, sql: str, selectivity: float) -> None:
+        with self._lock:
+            self._seen[sql] = min(1.0, max(0.0, selectivity))
+            self._seen.move_to_end(sql)
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+def filtered_search(
+    conn: psycopg.Connection,
+    collection: VectorCollection,
+    query: npt.NDArray[np.float32],
+    need: int,
+    want: int,
+    metric: Metric,
+    params: SearchParams,
+    filt: FilterArgs,
+    int_keys: bool,
+    memory: SelectivityMemory,
+) -> FilteredResult:
+    """The ``want`` nearest rows the filter admits, and never fewer than ``need`` (the
+    query's LIMIT) unless fewer match; ``want`` - ``need`` spare rows are welcome."""
+    n = collection.live_count
+    if want <= 0 or n == 0:
+        return FilteredResult([], [], "pre")
+    even = crossover(want, n)
+    estimate = memory.get(filt.sql)
+    if estimate is not None and estimate * n > even:
+        found = _post_filter(conn, collection, query, need, want, metric, params, filt, estimate)
+        if found is not None:
+            memory.put(filt.sql, found[1])
+            return found[0]
+        cap = None  # the filter does not fill k from the nearest rows: take all its keys
+    else:
+        cap = max(int(2 * even), 1000)
+    keys = fetch_keys(conn, filt, int_keys, cap)
+    if cap is not None and len(keys) > cap:
+        # more rows match than a pre-filter handles well: post-filter after all
+        memory.put(filt.sql, len(keys) / n)
+        found = _post_filter(
+            conn, collection, query, need, want, metric, params, filt, len(keys) / n
+        )
+        if found is not None:
+            memory.put(filt.sql, found[1])
+            return found[0]
+        keys = fetch_keys(conn, filt, int_keys, None)
+    memory.put(filt.sql, len(keys) / n)
+    hit_keys, dists = collection.search(query, want, metric, params, keys)
+    return FilteredResult(list(hit_keys), [float(d) for d in dists], "pre")
+
+
+def _post_filter(
+    conn: psycopg.Connection,
+    collection: VectorCollection,
+    query: npt.NDArray[np.float32],
+    need: int,
+    want: int,
+    metric: Metric,
+    params: SearchParams,
+    filt: FilterArgs,
+    selectivity: float,
+) -> tuple[FilteredResult, float] | None:
+    """Search ever more candidates until ``need`` pass the filter; None if that takes
+    more than MAX_ROUNDS rounds or half of the rows (then pre-filtering is cheaper)."""
+    n = collection.live_count
+    # 1.5 times the expected need, plus a little: an ANN search costs about its size
+    size = min(n, max(want, math.ceil(1.5 * need / max(selectivity, 1e-9)) + 8))
+    for _ in range(MAX_ROUNDS):
+        keys, dists = collection.search(query, size, metric, params)
+        passed = probe(conn, filt, keys)
+        rate = len(passed) / max(len(keys), 1)
+        hits = [(k, float(d)) for k, d in zip(keys, dists, strict=True) if k in passed]
+        if len(hits) >= need or len(keys) >= n:
+            hits = hits[:want]
+            return FilteredResult([h[0] for h in hits], [h[1] for h in hits], "post"), rate
+        # the candidates so far admit ``rate``: aim for twice what that predicts
+        size = max(4 * size, math.ceil(2 * need / max(rate, 1e-9)))
+        if size > n // 2:
+            break
+    log.debug("post-filter did not fill %d rows; pre-filtering %s", need, filt.sql)
+    return None
+
+
+def fetch_keys(
+    conn: psycopg.Connection, filt: FilterArgs, int_keys: bool, cap: int | None
+) -> list[Key]:
+    """The keys the filter admits; with ``cap``, at most cap + 1 of them."""
+    inner = filt.sql if cap is None else f"{filt.sql} LIMIT {cap + 1}"
+    if int_keys:
+        res = _execute(conn, f"SELECT array_agg(k) FROM ({inner}) f(k)", filt, [], binary=True)
+        value = res.get_value(0, 0)
+        return [] if value is None else decode_int_array(value).tolist()
+    res = _execute(conn, inner, filt, [], binary=False)
+    return [v.decode() for v in (res.get_value(i, 0) for i in range(res.ntuples)) if v is not None]
+
+
+def probe(conn: psycopg.Connection, filt: FilterArgs, keys: Sequence[Key]) -> set[Key]:
+    """Which of ``keys`` the filter admits."""
+    if not keys:
+        return set()
+    res = _execute(conn, filt.probe_sql, filt, [keys_array(keys).encode()], binary=False)
+    values = (res.get_value(i, 0) for i in range(res.ntuples))
+    if isinstance(keys[0], int):
+        return {int(v) for v in values if v is not None}
+    return {v.decode() for v in values if v is not None}
+
+
+def decode_int_array(value: bytes) -> npt.NDArray[np.int64]:
+    """A one-dimensional int2/int4/int8 array in PostgreSQL's binary format, without NULLs."""
+    ndim, _flags, elem = np.frombuffer(value, ">i4", 3)
+    if ndim == 0:
+        return np.empty(0, np.int64)
+    width = _INT_WIDTHS[int(elem)]
+    record = np.dtype([("len", ">i4"), ("v", f">i{width}")])
+    return np.frombuffer(value, record, offset=12 + 8 * int(ndim))["v"].astype(np.int64)
+
+
+def _execute(
+    conn: psycopg.Connection,
+    sql: str | None,
+    filt: FilterArgs,
+    extra: list[bytes],
+    *,
+    binary: bool,
+) -> pq.abc.PGresult:
+    assert sql is not None
+    pgconn = conn.pgconn
+    pgconn.send_query_params(
+        sql.encode(),
+        [*filt.values, *extra],
+        [*filt.types, *([0] * len(extra))],
+        [*filt.formats, *([0] * len(extra))],
+        1 if binary else 0,
+    )
+    res: pq.abc.PGresult = conn.wait(generators.execute(pgconn))[-1]
+    if res.status != pq.ExecStatus.TUPLES_OK:
+        code = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"XX000").decode()
+        msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+        raise UpstreamError(code, msg)
+    return res
