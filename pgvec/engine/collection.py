@@ -352,12 +352,17 @@ class VectorCollection:
         }
 
     # ------------------------------------------------------------------ search
-    def _check_query(self, query: npt.ArrayLike) -> F64:
-        q = np.asarray(query, dtype=np.float64)
+    def _check_query(self, query: npt.ArrayLike) -> F32:
+        """The query as a float32 row (vectors are float32, as in pgvector)."""
+        q = np.asarray(query)
         if q.ndim == 2 and q.shape[0] == 1:
             q = q[0]
         if q.ndim != 1 or q.shape[0] != self._dim:
             raise DimensionMismatch(f"expected {self._dim} dimensions, not {q.shape[-1]}")
+        if q.dtype != np.float32 or not q.flags.c_contiguous:
+            check_finite(q)
+            with np.errstate(over="ignore"):
+                q = np.ascontiguousarray(q, dtype=np.float32)
         # One reduction in the common case: a finite sum means finite elements.
         if not math.isfinite(float(q.sum())):
             check_finite(q)
@@ -390,6 +395,10 @@ class VectorCollection:
         if k < 0:
             raise InvalidParameter(f"LIMIT must not be negative: {k}")
         params = params or SearchParams()
+        if allowed is None and k:
+            simple = self._search_all_sealed(q, k, metric, params)
+            if simple is not None:
+                return simple
         sealed_view: _SealedView | None = None
         with self._lock:
             snap = _Snapshot(
@@ -453,11 +462,36 @@ class VectorCollection:
         keys = snap.keys
         return [keys[i] for i in labs.tolist()], dists
 
+    def _search_all_sealed(
+        self, q: F32, k: int, metric: Metric, params: SearchParams
+    ) -> tuple[list[Key], F64] | None:
+        """The common case in a few steps: every row is live and in the index, whose
+        metric is the query's. None when that is not the case (or FAISS came up short)."""
+        with self._lock:
+            index, spec, s = self._index, self._spec, self._sealed_upto
+            if (
+                index is None
+                or spec is None
+                or spec.metric is not metric
+                or self._n != s
+                or self._dead_sealed
+                or not s
+            ):
+                return None
+            vecs, keys = self._vecs, self._keys
+        found = faiss_index.search(
+            index, spec, q, min(s, k * faiss_index.fetch_factor(spec)), params
+        )
+        if len(found) < min(k, s):
+            return None
+        labs, dists = rank(vecs, found, q, metric, k)
+        return [keys[i] for i in labs.tolist()], dists
+
     def _ann(
         self,
         snap: _Snapshot,
         spec: IndexSpec,
-        q: F64,
+        q: F32,
         k: int,
         metric: Metric,
         params: SearchParams,
@@ -467,7 +501,7 @@ class VectorCollection:
         """FAISS over the sealed part, exact over the growing part (``growing_mask``
         covers labels [sealed_upto, n)); exact distances, the k nearest."""
         s = snap.sealed_upto
-        q32 = q.astype(np.float32)
+        q32 = q
         found: I64 = np.empty(0, np.int64)
         if sealed.eligible:
             need = min(k, sealed.eligible)

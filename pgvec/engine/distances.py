@@ -17,13 +17,15 @@ from pgvec.engine.spec import Metric
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+#: a query row: float32 (as stored), or float64 holding float32 values
+Query = F32 | F64
 Bools = npt.NDArray[np.bool_]
 
 CHUNK = 32768
 _vecdot: Any = getattr(np, "vecdot", None)  # numpy >= 2.0: one ufunc call
 
 
-def exact_distances(rows: npt.NDArray[np.floating], query: F64, metric: Metric) -> F64:
+def exact_distances(rows: npt.NDArray[np.floating], query: Query, metric: Metric) -> F64:
     """SQL-convention distances between each row and the query, in float64."""
     if metric is Metric.L2:
         diff = np.subtract(rows, query, dtype=np.float64)  # float32 rows: exact promotion
@@ -33,6 +35,7 @@ def exact_distances(rows: npt.NDArray[np.floating], query: F64, metric: Metric) 
             out = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         return out
     x = np.asarray(rows, dtype=np.float64)
+    query = np.asarray(query, dtype=np.float64)
     if metric is Metric.IP:
         out = -(x @ query)
     elif metric is Metric.L1:
@@ -70,7 +73,7 @@ def _best(scores: F32, labels: I64, keep: int) -> tuple[F32, I64]:
 def exact_topk(
     vecs: F32,
     sqnorms: F32,
-    query: F64,
+    query: Query,
     metric: Metric,
     k: int,
     *,
@@ -136,7 +139,7 @@ def exact_candidates(
     return labels
 
 
-def rerank(vecs: F32, labels: I64, query: F64, metric: Metric, k: int) -> tuple[I64, F64]:
+def rerank(vecs: F32, labels: I64, query: Query, metric: Metric, k: int) -> tuple[I64, F64]:
     """Exact float64 distances for candidate labels; the k nearest, sorted (NaN last)."""
     labels = np.unique(labels)
     dists = exact_distances(vecs[labels], query, metric)
@@ -144,7 +147,7 @@ def rerank(vecs: F32, labels: I64, query: F64, metric: Metric, k: int) -> tuple[
     return labels[order], dists[order]
 
 
-def rank(vecs: F32, labels: I64, query: F64, metric: Metric, k: int) -> tuple[I64, F64]:
+def rank(vecs: F32, labels: I64, query: Query, metric: Metric, k: int) -> tuple[I64, F64]:
     """Like :func:`rerank` for candidate labels known to be distinct (no np.unique).
 
     Ties are broken by label and NaN sorts last, as in :func:`rerank`.

@@ -200,7 +200,9 @@ def search(
     if selector is None and bitmap is not None:
         selector = Selector(bitmap)
     if spec.index_type == "HNSW":
-        ef = min(max(int(params.ef_for(kk) * boost), kk), max(index.ntotal, kk))
+        ef = params.ef_for(kk)
+        if boost != 1.0:
+            ef = max(int(ef * boost), kk)
         sp = _search_params(True, ef, selector)
     else:
         nlist = int(spec.params["nlist"])
@@ -212,7 +214,7 @@ def search(
     dists = np.empty(kk, np.float32)
     found: I64 = np.empty(kk, np.int64)
     index.search_c(1, faiss.swig_ptr(q), kk, faiss.swig_ptr(dists), faiss.swig_ptr(found), sp)
-    if len(found) and found.min() < 0:
+    if kk and found[-1] < 0:  # FAISS pads a short answer with -1 at the end
         found = found[found >= 0]
     return found
 
