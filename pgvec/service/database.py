@@ -41,6 +41,8 @@ CHECKPOINT_CHANGES = int(os.environ.get("PGVEC_CHECKPOINT_CHANGES", "5000"))
 CHECKPOINT_SECONDS = float(os.environ.get("PGVEC_CHECKPOINT_SECONDS", "30"))
 #: bounded consistency: apply the change log at most this often
 BOUNDED_MS = 200
+#: tables not searched with Strong or Bounded consistency are synced this often
+SYNC_SECONDS = 1.0
 
 
 def candidates(k: int) -> int:
@@ -317,11 +319,23 @@ class Database:
         while True:
             await asyncio.sleep(1.0)
             try:
+                await self.run(self.sync_all)
                 await self.run(self.checkpoint_all, False)
             except PgvecError as exc:
                 log.warning("checkpoint failed: %s", exc)
             except Exception:
                 log.exception("checkpoint failed")
+
+    def sync_all(self) -> None:
+        """Apply the change log of every loaded table not searched lately, so that
+        Eventually searches see writes within about a second and the log is drained
+        even when nobody searches."""
+        now = time.monotonic()
+        for state in list(self.tables.values()):
+            if not state.collections or now - state.last_apply < SYNC_SECONDS:
+                continue
+            with self.pool.connection() as conn, state.lock:
+                state.apply_changes(conn)
 
     def checkpoint_all(self, force: bool) -> None:
         now = time.monotonic()

@@ -311,3 +311,25 @@ def test_reindex(catalog: Catalog) -> None:
     )
     assert rewrite("reindex (verbose) index concurrently s.i", catalog) == Reindex(("s", "i"))
     assert rewrite("REINDEX TABLE items", catalog) == Passthrough()
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "INSERT INTO items SELECT i, 't', 1, format('[%s,%s,%s]', i, i, i)::vector"
+            " FROM generate_series(1, 3) AS i",
+            "INSERT INTO items SELECT i, 't', 1, pgvec.vector(FORMAT('[%s,%s,%s]', i, i, i))"
+            " FROM GENERATE_SERIES(1, 3) AS i",
+        ),
+        ("SELECT ARRAY[1, 2, 3]::vector(3)", "SELECT pgvec.vector(ARRAY[1, 2, 3])"),
+        (
+            "UPDATE items SET embedding = CAST(title AS vector) WHERE id = 1",
+            "UPDATE items SET embedding = pgvec.vector(title) WHERE id = 1",
+        ),
+    ],
+)
+def test_casts_of_expressions(sql: str, expected: str, catalog: Catalog) -> None:
+    """``x::vector`` of anything but a literal or $n: PostgreSQL converts it at run time."""
+    d = rewrite(sql, catalog)
+    assert isinstance(d, Rewritten) and d.sql == expected

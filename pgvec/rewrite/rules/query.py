@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
-from pgvec.errors import FeatureNotSupported
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
 from pgvec.rewrite.dialect import Raw, VectorDistance, generate
@@ -192,24 +191,12 @@ def classify(node: exp.Expr, dim: int) -> QueryValue | None:
     return None
 
 
-def _check_vector_cast(node: exp.Expr) -> None:
-    """``'[..]'::vector`` and ``$n::vector`` are values; a cast of anything else is not."""
-    if _is_vector_cast(node):
-        base = _unparen(node.this)
-        if not (isinstance(base, exp.Literal) and base.is_string) and _param_number(base) is None:
-            raise FeatureNotSupported(
-                "only vector literals and parameters can be cast to vector",
-                hint="write the vector as text, e.g. '[1,2,3]'",
-            )
-
-
 def convert_value(node: exp.Expr, dim: int, ctx: _Ctx) -> None:
     """Turn a value bound for a vector column into bytea (literal) or record it ($n)."""
     inner = _unparen(node)
-    _check_vector_cast(inner)
     value = classify(inner, dim)
     if value is None:
-        return
+        return  # an expression: rewrite_casts turns a cast of it into pgvec.vector()
     ctx.changed = True
     if value.param is not None:
         ctx.vector_params[value.param] = dim
@@ -356,7 +343,6 @@ def _same_binding(a: Binding | None, b: Binding) -> bool:
 
 def _query_operand(operand: exp.Expr, dim: int, ctx: _Ctx) -> exp.Expr:
     inner = _unparen(operand)
-    _check_vector_cast(inner)
     value = classify(inner, dim)
     if value is None:
         return operand.copy()
@@ -377,6 +363,22 @@ def rewrite_operators(tree: exp.Expr, ctx: _Ctx, skip: set[int]) -> None:
             continue
         binding, other = found
         node.replace(exact_function(node, binding, other, ctx))
+        ctx.changed = True
+        ctx.structural = True
+
+
+def rewrite_casts(tree: exp.Expr, ctx: _Ctx) -> None:
+    """Any other ``x::vector`` (text such as ``format(...)``, or a real[]) becomes
+    ``pgvec.vector(x)``: there is no vector type in PostgreSQL behind pgvec."""
+    for node in list(tree.find_all(exp.Cast)):
+        if not _is_vector_cast(node):
+            continue
+        node.replace(
+            exp.Dot(
+                this=exp.to_identifier("pgvec"),
+                expression=exp.Anonymous(this="vector", expressions=[node.this.copy()]),
+            )
+        )
         ctx.changed = True
         ctx.structural = True
 
@@ -669,6 +671,7 @@ def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Ca
     shape = find_knn(tree, catalog)
     skip = {id(n) for n in shape.distances} if shape is not None else set()
     rewrite_operators(tree, ctx, skip)
+    rewrite_casts(tree, ctx)
     if shape is not None:
         return Knn(_rewrite_knn(shape, ctx, tree))
     if not ctx.changed:

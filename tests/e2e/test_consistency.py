@@ -1,0 +1,96 @@
+"""SET pgvec.consistency = strong | bounded | eventually, with Milvus's meanings:
+Strong sees every write committed before the search; Bounded sees writes older than a
+short bound (200 ms); Eventually sees them once the background sync has run (~1 s)."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from pgvec.service import database
+
+NEAR = "[0.5,0.5]"
+SEARCH = "SELECT id FROM pts ORDER BY embedding <-> %s LIMIT 1"
+
+
+@pytest.fixture
+def pts(pconn: psycopg.Connection, db_uri: str) -> psycopg.Connection:
+    pconn.execute("CREATE TABLE pts (id int PRIMARY KEY, embedding vector(2))")
+    pconn.execute(
+        "INSERT INTO pts SELECT i, format('[%s,%s]', i, i)::vector FROM generate_series(10, 50) i"
+    )
+    pconn.execute("CREATE INDEX ON pts USING hnsw (embedding vector_l2_ops)")
+    return pconn
+
+
+def nearest(conn: psycopg.Connection) -> int:
+    row = conn.execute(SEARCH, (NEAR,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_strong_sees_a_write_from_another_session(
+    pts: psycopg.Connection, conn: psycopg.Connection
+) -> None:
+    assert nearest(pts) == 10
+    conn.execute("INSERT INTO pts VALUES (1, pgvec.vector('[0.5,0.5]'))")  # straight to PostgreSQL
+    assert nearest(pts) == 1
+    conn.execute("DELETE FROM pts WHERE id = 1")
+    assert nearest(pts) == 10
+
+
+def test_bounded_sees_writes_older_than_the_bound(
+    pts: psycopg.Connection, conn: psycopg.Connection
+) -> None:
+    pts.execute("SET pgvec.consistency = 'bounded'")
+    assert nearest(pts) == 10
+    conn.execute("INSERT INTO pts VALUES (1, pgvec.vector('[0.5,0.5]'))")
+    time.sleep(0.25)
+    assert nearest(pts) == 1
+
+
+def test_eventually_sees_writes_after_the_background_sync(
+    pts: psycopg.Connection, conn: psycopg.Connection
+) -> None:
+    pts.execute("SET pgvec.consistency = eventually")
+    assert nearest(pts) == 10
+    started = time.monotonic()
+    conn.execute("INSERT INTO pts VALUES (1, pgvec.vector('[0.5,0.5]'))")
+    first = nearest(pts)
+    if time.monotonic() - started < 0.15:
+        # no Eventually search reads the change log itself, and the background sync
+        # runs only for tables unsearched for a second
+        assert first == 10
+    deadline = time.monotonic() + 10
+    while nearest(pts) != 1:
+        assert time.monotonic() < deadline, "the write never became visible"
+        time.sleep(0.1)
+    pts.execute("RESET pgvec.consistency")
+    assert nearest(pts) == 1
+
+
+def test_change_log_is_drained_without_searches(
+    pts: psycopg.Connection, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes are applied and checkpointed in the background, then deleted from the log."""
+    monkeypatch.setattr(database, "CHECKPOINT_SECONDS", 1.0)
+    assert nearest(pts) == 10  # the table is loaded
+    conn.execute("INSERT INTO pts SELECT i, pgvec.vector('[9,9]') FROM generate_series(100, 199) i")
+    deadline = time.monotonic() + 15
+    while True:
+        row = conn.execute(
+            "SELECT count(*) FROM pgvec.changes WHERE relid = 'pts'::regclass"
+        ).fetchone()
+        if row is not None and row[0] == 0:
+            break
+        assert time.monotonic() < deadline, f"{row} change rows left"
+        time.sleep(0.2)
+
+
+def test_unknown_level_is_an_error(pts: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as err:
+        pts.execute("SET pgvec.consistency = 'session'")
+    assert "strong, bounded, eventually" in (err.value.diag.message_hint or "")
+    assert nearest(pts) == 10  # the session goes on
