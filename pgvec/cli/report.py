@@ -82,7 +82,10 @@ def print_builds(conn: psycopg.Connection) -> None:
     click.echo("")
     click.echo("builds in progress:")
     _table(
-        [(f"{r[1]}", r[2], r[3], r[4], f"{r[5]}%", f"{r[6]}/{r[7]}", r[8]) for r in rows],
+        [
+            (r[1], r[2], r[3], r[4], f"{r[5]}%", f"{r[6]}/{r[7]}" if r[7] else "", r[8])
+            for r in rows
+        ],
         ("index", "table", "command", "phase", "percent", "rows", "elapsed"),
     )
 
@@ -105,15 +108,15 @@ def watch_builds(conn: psycopg.Connection, interval: float = 0.5) -> None:
             if bar is None:
                 bar = tqdm(
                     total=100,
-                    desc=f"{name} on {table}",
-                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}]",
+                    desc=f"{name} on {table}: {phase}",
+                    bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}]",
                     position=len(bars),
                     file=sys.stdout,
                     dynamic_ncols=True,
                 )
                 bars[key] = bar
             bar.n = float(percent)
-            bar.set_postfix_str(phase)  # refreshes
+            bar.set_description_str(f"{name} on {table}: {phase}")  # refreshes
         for key in [k for k in bars if k not in running]:
             bar = bars.pop(key)
             got = conn.execute(
@@ -123,7 +126,8 @@ def watch_builds(conn: psycopg.Connection, interval: float = 0.5) -> None:
             state, error = got if got is not None else ("dropped", None)
             if state == "ready":
                 bar.n = 100
-            bar.set_postfix_str(state if not error else f"{state}: {error}")
+            where = bar.desc.split(": ", 1)[0]
+            bar.set_description_str(f"{where}: {state}" + (f" ({error})" if error else ""))
             bar.close()
         if not bars:
             click.echo("all builds ended.")

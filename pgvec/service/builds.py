@@ -97,6 +97,7 @@ class Build:
         """The engine's progress callback (build thread): record, maybe write, maybe notify."""
         self.check()
         phase, lo, hi = _PHASES.get(stage, (stage, self.percent, self.percent))
+        changed = phase != self.phase
         self.phase = phase
         self.percent = lo + (hi - lo) * max(0.0, min(1.0, fraction))
         if stage == "add":
@@ -104,7 +105,7 @@ class Build:
         elif stage == "done":
             self.rows_done = self.rows_total
         now = time.monotonic()
-        if now - self._written >= WRITE_INTERVAL:
+        if changed or now - self._written >= WRITE_INTERVAL:  # a new phase shows at once
             self.write()
         if now - self._noticed >= NOTICE_INTERVAL:
             self._noticed = now
