@@ -92,6 +92,28 @@ class ActiveTransaction(PgvecError):
     sqlstate = "25001"
 
 
+class ObjectInUse(PgvecError):
+    """The index is busy, e.g. being built."""
+
+    sqlstate = "55006"
+
+
+class ObjectNotInPrerequisiteState(PgvecError):
+    sqlstate = "55000"
+
+
+class IndexNotLoaded(ObjectNotInPrerequisiteState):
+    """A search on an index released from memory (Milvus: "collection not loaded")."""
+
+    milvus_code = 1  # Milvus 2.3+ reports merr 101, CollectionNotLoaded
+
+
+class QueryCanceled(PgvecError):
+    """An index build stopped because its index was dropped."""
+
+    sqlstate = "57014"
+
+
 class EngineError(PgvecError):
     """The index engine failed (FAISS, files on disk)."""
 

@@ -371,6 +371,7 @@ CREATE TABLE IF NOT EXISTS pgvec.indexes (
     method       text NOT NULL,
     metric       text NOT NULL,
     options      jsonb NOT NULL DEFAULT '{}',
+    -- building | ready | failed (error says why) | released (saved on disk, not in memory)
     state        text NOT NULL DEFAULT 'building',
     progress     real NOT NULL DEFAULT 0,
     rows_indexed bigint NOT NULL DEFAULT 0,
@@ -378,11 +379,75 @@ CREATE TABLE IF NOT EXISTS pgvec.indexes (
     disk_bytes   bigint NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
+    error        text,  -- why the last build failed
     PRIMARY KEY (schema_name, index_name),
     UNIQUE (relid, attnum)
 );
+ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS error text;
 
-GRANT SELECT ON pgvec.meta, pgvec.indexes, pgvec.vector_columns, pgvec.table_info TO PUBLIC;
+-- Builds in progress, written by the pgvec server about twice a second while it builds an
+-- index (CREATE INDEX, REINDEX, CONCURRENTLY or not); a row goes when its build ends.
+-- UNLOGGED: progress is not worth WAL, and a crash of PostgreSQL empties it.
+CREATE UNLOGGED TABLE IF NOT EXISTS pgvec.build_progress (
+    relid       oid NOT NULL,
+    attnum      smallint NOT NULL,
+    schema_name name NOT NULL,
+    index_name  name NOT NULL,
+    command     text NOT NULL,
+    phase       text NOT NULL,
+    rows_done   bigint NOT NULL DEFAULT 0,
+    rows_total  bigint NOT NULL DEFAULT 0,
+    percent     real NOT NULL DEFAULT 0,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (relid, attnum)
+);
+
+-- One row per index build in progress, in the spirit of pg_stat_progress_create_index.
+-- phase: initializing, training (IVF), adding rows, saving. percent: of the whole
+-- build. updated_at older than a few seconds means the pgvec server stopped mid-build.
+CREATE OR REPLACE VIEW pgvec.index_progress AS
+SELECT p.schema_name,
+       p.index_name,
+       c.relname AS table_name,
+       a.attname AS column_name,
+       p.command,
+       p.phase,
+       p.rows_done,
+       p.rows_total,
+       round(p.percent::numeric, 1) AS percent,
+       p.started_at,
+       p.updated_at,
+       now() - p.started_at AS elapsed
+FROM pgvec.build_progress p
+LEFT JOIN pg_class c ON c.oid = p.relid
+LEFT JOIN pg_attribute a ON a.attrelid = p.relid AND a.attnum = p.attnum;
+
+GRANT SELECT ON pgvec.meta, pgvec.indexes, pgvec.vector_columns, pgvec.table_info,
+    pgvec.build_progress, pgvec.index_progress TO PUBLIC;
+
+-- Load and release (Milvus's load_collection / release_collection) run in the pgvec server,
+-- which intercepts `SELECT pgvec.load('index')` and `SELECT pgvec.release('index')`. These
+-- definitions only answer a call that reached PostgreSQL directly.
+CREATE OR REPLACE FUNCTION pgvec.load(index_name text)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'pgvec.load() runs in the pgvec server, not in PostgreSQL'
+        USING ERRCODE = '0A000',
+              HINT = 'Connect through pgvec and send SELECT pgvec.load(''index_name'') '
+                     'as a statement of its own.';
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.release(index_name text)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'pgvec.release() runs in the pgvec server, not in PostgreSQL'
+        USING ERRCODE = '0A000',
+              HINT = 'Connect through pgvec and send SELECT pgvec.release(''index_name'') '
+                     'as a statement of its own.';
+END
+$fn$;
 
 -- ---------------------------------------------------------------------------------------
 -- Change log

@@ -8,6 +8,7 @@ one transaction, serialized by an advisory lock, so concurrent callers are safe.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -103,6 +104,23 @@ def _run_script(conn: psycopg.Connection[Any], path: Path) -> None:
         ) from e
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _recorded_digest(conn: psycopg.Connection[Any]) -> str | None:
+    row = conn.execute("SELECT value FROM pgvec.meta WHERE key = 'script_sha256'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _record_digest(conn: psycopg.Connection[Any], path: Path) -> None:
+    conn.execute(
+        "INSERT INTO pgvec.meta (key, value) VALUES ('script_sha256', %s)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (_digest(path),),
+    )
+
+
 def install(conn: psycopg.Connection[Any], script_dir: Path = SCRIPT_DIR) -> str:
     """Install or upgrade schema ``pgvec``; return the installed version.
 
@@ -119,6 +137,13 @@ def install(conn: psycopg.Connection[Any], script_dir: Path = SCRIPT_DIR) -> str
             current = max(bases, key=_vkey)
             logger.info("installing pgvec %s", current)
             _run_script(conn, bases[current])
+            _record_digest(conn, bases[current])
+        elif current in bases and _digest(bases[current]) != _recorded_digest(conn):
+            # The install script of this very version changed: a development build.
+            # Install scripts are idempotent, so running it again brings the schema up.
+            logger.info("pgvec %s: install script changed; running it again", current)
+            _run_script(conn, bases[current])
+            _record_digest(conn, bases[current])
         else:
             newest = latest_version(script_dir)
             if _vkey(current) > _vkey(newest):

@@ -52,3 +52,8 @@ class IndexRow:
     rows_indexed: int
     created_at: datetime
     updated_at: datetime
+    error: str | None = None  # why the last build failed
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.relid, self.attnum)

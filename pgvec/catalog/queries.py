@@ -23,7 +23,7 @@ ORDER BY relid, attnum
 
 _INDEXES_SQL = """
 SELECT index_name::text, schema_name::text, relid::int8, attnum::int4, column_name::text,
-       method, metric, options, state, progress, rows_indexed, created_at, updated_at
+       method, metric, options, state, progress, rows_indexed, created_at, updated_at, error
 FROM pgvec.indexes
 ORDER BY schema_name, index_name
 """
@@ -67,6 +67,7 @@ def list_indexes(conn: psycopg.Connection[Any]) -> list[IndexRow]:
             rows_indexed=int(r[10]),
             created_at=r[11],
             updated_at=r[12],
+            error=r[13],
         )
         for r in conn.execute(_INDEXES_SQL).fetchall()
     ]

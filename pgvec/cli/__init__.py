@@ -174,12 +174,18 @@ def down(data_dir: Path, timeout: float) -> None:
 @main.command()
 @data_dir_option
 @click.option("--database", default=None, help="Database to report on (default: the upstream's).")
-def status(data_dir: Path, database: str | None) -> None:
-    """Show the server, its vector tables and indexes with row counts and state."""
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Then show a progress bar per index build in progress, until they end.",
+)
+def status(data_dir: Path, database: str | None, watch: bool) -> None:
+    """Show the server, its vector tables and indexes (state, rows, memory and disk size)
+    and the index builds in progress."""
     import psycopg
 
     from pgvec.app import process_alive, read_state
-    from pgvec.cli.report import print_status
+    from pgvec.cli.report import print_status, watch_builds
 
     state = read_state(data_dir)
     if state is None or not process_alive(state.pid):
@@ -194,6 +200,9 @@ def status(data_dir: Path, database: str | None) -> None:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             print_status(conn)
+            if watch:
+                click.echo("")
+                watch_builds(conn)
     except psycopg.Error as exc:
         raise click.ClickException(f"cannot read the catalog: {exc}") from exc
 

@@ -32,6 +32,7 @@ I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 ADD_CHUNK = 20000
+PROGRESS_CHUNK = 1000
 TRAIN_PER_LIST = 256  # FAISS's own k-means sample cap (max_points_per_centroid)
 
 
@@ -130,8 +131,10 @@ def add(
     n = len(vectors)
     if spec.index_type == "HNSW" and index.ntotal != first_label:
         raise EngineError(f"HNSW holds {index.ntotal} rows, cannot add label {first_label}")
-    for start in range(0, n, ADD_CHUNK):
-        stop = min(n, start + ADD_CHUNK)
+    # smaller chunks when someone watches: progress about every 2% (and a chance to cancel)
+    step = ADD_CHUNK if progress is None else min(ADD_CHUNK, max(PROGRESS_CHUNK, n // 50))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
         _report(progress, "add", start / max(n, 1))
         chunk = prepare(vectors[start:stop], spec.metric)
         if spec.index_type == "HNSW":

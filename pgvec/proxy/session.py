@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pgvec import vectors
-from pgvec.errors import ActiveTransaction, FeatureNotSupported, PgvecError
+from pgvec.errors import ActiveTransaction, FeatureNotSupported, PgvecError, UndefinedObject
 from pgvec.proxy.copyin import CopyConverter
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
@@ -33,6 +33,7 @@ from pgvec.rewrite.decision import (
     CreateIndex,
     Decision,
     DropIndex,
+    IndexAction,
     Knn,
     Passthrough,
     Reindex,
@@ -40,6 +41,7 @@ from pgvec.rewrite.decision import (
     SetParam,
 )
 from pgvec.rewrite.rules.created import provisional_table
+from pgvec.rewrite.rules.index import parse_index_name
 from pgvec.rewrite.split import split_statements
 from pgvec.service.hits import distances_array, keys_array, sql_literal
 from pgvec.service.search import FilterArgs, SearchSettings
@@ -73,6 +75,7 @@ class Statement:
     vector_params: dict[int, int | None] = field(default_factory=dict)  # 0-based -> dim
     knn: KnnPlan | None = None
     intercept: Decision | None = None
+    binary_result: bool = False  # the portal of an IndexAction wants its row in binary
 
 
 class Session:
@@ -263,12 +266,13 @@ class Session:
             self._copy = CopyConverter(copies[0])
             self._forward(msg)
             return
-        if any(isinstance(d, CreateIndex | DropIndex | Reindex) for d in decisions):
+        if any(isinstance(d, CreateIndex | DropIndex | Reindex | IndexAction) for d in decisions):
             if len(pieces) == 1:
                 await self._intercept_simple(msg, decisions[0])
                 return
             raise FeatureNotSupported(
-                "CREATE INDEX or DROP INDEX on a pgvec index must be sent as its own statement"
+                "CREATE INDEX, DROP INDEX, REINDEX on a pgvec index, pgvec.load() and "
+                "pgvec.release() must be sent as statements of their own"
             )
         parts: list[str] = []
         pos = 0
@@ -318,12 +322,29 @@ class Session:
         if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
             self._forward(msg)
             return
-        tag = await self.intercept(decision)
-        self.relay.emit(m.command_complete(tag) + m.ready_for_query(self.relay.txn_status))
+        reply = await self.intercept(decision)
+        if isinstance(decision, IndexAction):
+            reply = _action_description(decision, binary=False) + reply
+        self.relay.emit(reply + m.ready_for_query(self.relay.txn_status))
 
-    async def intercept(self, decision: Decision) -> str:
-        """Run a statement pgvec owns; returns its command tag."""
+    async def intercept(self, decision: Decision, *, binary: bool = False) -> bytes:
+        """Run a statement pgvec owns; returns its reply: [DataRow], CommandComplete."""
         await self.relay.wait_idle()
+        if isinstance(decision, IndexAction):
+            if self.relay.txn_status == b"E":  # PostgreSQL answers: transaction aborted
+                raise ActiveTransaction("current transaction is aborted")
+            if decision.name is None:
+                raise FeatureNotSupported("the index name must not be NULL")
+            schema, name = decision.name
+            if decision.action == "load":
+                count = await self.db.load(name, schema)
+            else:
+                count = await self.db.release(name, schema)
+            value = count.to_bytes(8, "big", signed=True) if binary else str(count).encode()
+            return m.encode_data_row([value]) + m.command_complete("SELECT 1")
+        return m.command_complete(await self._run_ddl(decision))
+
+    async def _run_ddl(self, decision: Decision) -> str:
         if isinstance(decision, CreateIndex):
             if self.relay.txn_status != b"I":
                 raise ActiveTransaction(
@@ -336,14 +357,16 @@ class Session:
             def notify(text: str) -> None:  # from the build thread: progress as NOTICEs
                 loop.call_soon_threadsafe(self.relay.emit, m.notice_response(text))
 
-            await self.db.create_index(decision.index, notify)
+            await self.db.create_index(
+                decision.index, notify, concurrently=decision.index.concurrently
+            )
             return "CREATE INDEX"
         if isinstance(decision, DropIndex):
             for schema, name in decision.names:
                 await self.db.drop_index(schema, name, if_exists=decision.if_exists)
             return "DROP INDEX"
         if isinstance(decision, Reindex):
-            await self.db.reindex(*decision.name)
+            await self.db.reindex(*decision.name, concurrently=decision.concurrently)
             return "REINDEX"
         raise FeatureNotSupported(f"cannot run {type(decision).__name__}")
 
@@ -374,8 +397,9 @@ class Session:
             self.settings.apply(decision.name, decision.value)
             self._forward(msg)
             return
-        if isinstance(decision, CreateIndex | DropIndex | Reindex):
-            self.statements[parse.name] = Statement([], 0, intercept=decision)
+        if isinstance(decision, CreateIndex | DropIndex | Reindex | IndexAction):
+            n = 1 if isinstance(decision, IndexAction) and decision.param is not None else 0
+            self.statements[parse.name] = Statement([], n, intercept=decision)
             self.relay.emit(m.frame_parse_complete())
             return
         client_n = max(len(parse.param_types), max_param(parse.sql))
@@ -411,6 +435,12 @@ class Session:
             return
         self.portals[bind.portal] = info
         if info.intercept is not None:
+            try:
+                if isinstance(info.intercept, IndexAction):
+                    self.portals[bind.portal] = _bind_action(info.intercept, bind)
+            except PgvecError as err:
+                self.raise_extended(err)
+                return
             self.relay.emit(m.frame_bind_complete())
             return
         try:
@@ -477,8 +507,11 @@ class Session:
         info = (self.statements if desc.kind == "S" else self.portals).get(desc.name)
         if info is not None and info.intercept is not None:
             if desc.kind == "S":
-                self.relay.emit(m.encode_parameter_description([]))
-            self.relay.emit(m.frame_no_data())
+                self.relay.emit(m.encode_parameter_description([TEXT_OID] * info.client_nparams))
+            if isinstance(info.intercept, IndexAction):
+                self.relay.emit(_action_description(info.intercept, info.binary_result))
+            else:
+                self.relay.emit(m.frame_no_data())
             return
         if info is not None and info.knn is not None and desc.kind == "S":
             n = info.client_nparams
@@ -501,11 +534,11 @@ class Session:
             return
         try:
             self._flush()
-            tag = await self.intercept(info.intercept)
+            reply = await self.intercept(info.intercept, binary=info.binary_result)
         except PgvecError as err:
             self.raise_extended(err)
             return
-        self.relay.emit(m.command_complete(tag))
+        self.relay.emit(reply)
 
 
 def _portal_of(msg: Message) -> str | None:
@@ -525,3 +558,29 @@ def _int_param(bind: m.Bind, i: int) -> int:
     if bind.param_format(i) == 0:
         return int(value.decode())
     return int.from_bytes(value, "big", signed=True)
+
+
+TEXT_OID = 25
+INT8_OID = 20
+
+
+def _action_description(action: IndexAction, binary: bool) -> bytes:
+    """The RowDescription of ``SELECT pgvec.load(...)``: one bigint column."""
+    field = m.FieldDescription(action.action, 0, 0, INT8_OID, 8, -1, 1 if binary else 0)
+    return m.encode_row_description([field])
+
+
+def _bind_action(action: IndexAction, bind: m.Bind) -> Statement:
+    """The portal of a bound ``pgvec.load($1)``: the index name read from the parameter."""
+    if action.param is not None:
+        i = action.param - 1
+        raw = bind.params[i] if i < len(bind.params) else None
+        if raw is None:
+            raise FeatureNotSupported("the index name must not be NULL")
+        text = raw.decode("utf-8", "replace")
+        name = parse_index_name(text)
+        if name is None:
+            raise UndefinedObject(f'index "{text}" does not exist')
+        action = IndexAction(action.action, name)
+    binary = bool(bind.result_formats) and bind.result_formats[0] == 1
+    return Statement([], 0, intercept=action, binary_result=binary)

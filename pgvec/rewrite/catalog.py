@@ -20,6 +20,7 @@ _FIXED = re.compile(
     r"|\b(?:set|reset|show)\s+(?:(?:session|local)\s+)?\"?(?:hnsw|ivfflat|pgvec)\"?\s*\."
     r"|\bdrop\s+index\b"
     r"|\breindex\b"
+    r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
 )
 
 

@@ -72,6 +72,7 @@ class IndexDef:
     method: str
     opclass: str | None
     options: dict[str, str]
+    concurrently: bool = False  # build in the background, return at once
 
     @property
     def default_name(self) -> str:
@@ -102,6 +103,20 @@ class Reindex:
     """REINDEX INDEX of one index (the proxy decides whether it is pgvec's)."""
 
     name: tuple[str | None, str]
+    concurrently: bool = False
+
+
+@dataclass(frozen=True)
+class IndexAction:
+    """``SELECT pgvec.load('index')`` or ``SELECT pgvec.release('index')``.
+
+    The index is named by a literal (``name``, parsed like a regclass) or by a parameter
+    (``param``, 1-based), read at Bind.
+    """
+
+    action: str  # "load" | "release"
+    name: tuple[str | None, str] | None
+    param: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,5 +130,5 @@ class CopyIn:
 
 
 Decision = Union[  # noqa: UP007
-    Passthrough, Rewritten, Knn, CreateIndex, DropIndex, Reindex, SetParam, CopyIn
+    Passthrough, Rewritten, Knn, CreateIndex, DropIndex, Reindex, IndexAction, SetParam, CopyIn
 ]

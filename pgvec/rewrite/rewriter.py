@@ -17,6 +17,7 @@ from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
 from pgvec.rewrite.rules.index import (
     rewrite_create_index,
     rewrite_drop_index,
+    rewrite_index_action,
     rewrite_reindex,
 )
 from pgvec.rewrite.rules.query import rewrite_query
@@ -109,6 +110,10 @@ def rewrite(sql: str, catalog: Catalog) -> Decision:
         return rewrite_reindex([tokens[0], *rest]) or _PASS
     if head == "COPY":
         return rewrite_copy(tokens, catalog) or _PASS
+    if head == "SELECT" and second == "PGVEC":
+        action = rewrite_index_action(tokens)
+        if action is not None:
+            return action
     if head not in ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "(", "VALUES", "TABLE"):
         return _PASS
     try:

@@ -18,11 +18,18 @@ from pgvec.catalog import queries
 from pgvec.catalog.install import install
 from pgvec.catalog.models import IndexRow
 from pgvec.engine.collection import Key, VectorCollection
-from pgvec.engine.spec import Metric, SearchParams
-from pgvec.errors import FeatureNotSupported, PgvecError, UndefinedObject
+from pgvec.engine.spec import IndexSpec, Metric, SearchParams
+from pgvec.errors import (
+    FeatureNotSupported,
+    IndexNotLoaded,
+    ObjectInUse,
+    PgvecError,
+    UndefinedObject,
+)
 from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.rewriter import Rewriter
-from pgvec.service import indexes
+from pgvec.service import indexes, residency
+from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, filtered_search
 from pgvec.service.search import FilterArgs, SearchSettings
 from pgvec.sync.table import TableState, key_parser, prepare_statements
@@ -55,6 +62,13 @@ def candidates(k: int) -> int:
     return k + max(8, k // 4)
 
 
+def _not_loaded(name: str) -> IndexNotLoaded:
+    return IndexNotLoaded(
+        f'index "{name}" is not loaded: it was released from memory',
+        hint=f"Load it with SELECT pgvec.load('{name}');",
+    )
+
+
 class Database:
     def __init__(self, name: str, dsn: str, index_root: Path) -> None:
         self.name = name
@@ -80,6 +94,10 @@ class Database:
         self._checkpointer: asyncio.Task[None] | None = None
         #: what each filter statement admitted last time (pre- or post-filtering)
         self.selectivity = SelectivityMemory()
+        #: index builds in progress, by (table OID, attnum): one per column at a time
+        self.builds: dict[tuple[int, int], Build] = {}
+        #: indexes released from memory (pgvec.release): (table OID, attnum) -> name
+        self.released: dict[tuple[int, int], str] = {}
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -94,11 +112,18 @@ class Database:
         with self.pool.connection() as conn:
             self.oid = queries.database_oid(conn)
             tables = queries.load_tables(conn)
+            conn.execute("DELETE FROM pgvec.build_progress")  # builds of an earlier run
             for row in queries.list_indexes(conn):
                 info = tables.get(row.relid)
                 if info is None:
                     log.info("index %s: its table is gone; removing it", row.index_name)
                     indexes.forget(conn, row.relid, self.table_dir(row.relid))
+                    continue
+                if row.state == "released":
+                    self.released[row.key] = row.index_name
+                    log.info("index %s is released: not loading it", row.index_name)
+                    continue
+                if row.state == "failed":  # no index: its column is searched exactly
                     continue
                 state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
                 self.tables[row.relid] = state
@@ -109,10 +134,20 @@ class Database:
                     loaded = False
                 if not loaded:
                     indexes.rebuild(conn, state, row)
+                elif row.state == "building":  # a REINDEX cut short: the old index stands
+                    conn.execute(
+                        "UPDATE pgvec.indexes SET state = 'ready' WHERE relid = %s AND attnum = %s",
+                        row.key,
+                    )
 
     async def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.cancel()
+        tasks = [b.task for b in self.builds.values() if b.task is not None]
+        for build in self.builds.values():
+            build.cancel("pgvec is shutting down")  # built again at the next start
+        if tasks:
+            await asyncio.wait(tasks)
         await self.run(self._close_sync)
 
     def _close_sync(self) -> None:
@@ -180,6 +215,9 @@ class Database:
             state = TableState(info, self.table_dir(info.relid))
             self.tables[info.relid] = state
         _ = state.pk  # no primary key: clear error before anything else
+        name = self.released.get((info.relid, attnum))
+        if name is not None:
+            raise _not_loaded(name)
         if attnum not in state.collections:
             conn.execute("SELECT pgvec.track(%s::oid::regclass)", (info.relid,))
             with state.lock:
@@ -227,7 +265,10 @@ class Database:
             settings.consistency == "bounded"
             and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
         )
-        collection = state.collections[plan.column.attnum]
+        collection = state.collections.get(plan.column.attnum)
+        if collection is None:  # released since knn() looked
+            name = self.released.get((state.relid, plan.column.attnum), plan.column.name)
+            raise _not_loaded(name)
         metric = Metric.from_operator(plan.operator)
         params = SearchParams.create(settings.search_options())
         if not need_apply and filt is None:
@@ -270,20 +311,77 @@ class Database:
     # -- indexes ----------------------------------------------------------------------
 
     async def create_index(
-        self, idef: IndexDef, notify: Callable[[str], None] | None = None
+        self,
+        idef: IndexDef,
+        notify: Callable[[str], None] | None = None,
+        *,
+        concurrently: bool = False,
     ) -> None:
-        relid = idef.table.relid
-        async with self._table_lock(relid):
-            await self.run(indexes.create, self, idef, notify)
-        self.note_ddl()
+        """CREATE INDEX: wait for the build, or with ``concurrently`` return once it started.
 
-    async def reindex(self, schema: str | None, name: str) -> None:
-        """REINDEX: build the index again from its table."""
+        A background build that fails leaves the index in state 'failed' with its error.
+        """
+        command = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
+        async with self._table_lock(idef.table.relid):
+            got = await self.run(indexes.register, self, idef, command)
+            if got is None:
+                return
+            build, spec = got
+            if not concurrently:
+                build.notify = notify
+            task = self._start_build(build, spec, idef.table)
+        self.note_ddl()
+        if not concurrently:
+            await asyncio.shield(task)
+
+    async def reindex(self, schema: str | None, name: str, *, concurrently: bool = False) -> None:
+        """REINDEX: build the index again; searches use the previous one meanwhile."""
         row = await self.run(self._find_index, schema, name)
         if row is None:
             raise UndefinedObject(f'index "{name}" does not exist')
+        command = "REINDEX CONCURRENTLY" if concurrently else "REINDEX"
         async with self._table_lock(row.relid):
-            await self.run(self._reindex_sync, row)
+            self._check_idle(row)
+            build, spec = await self.run(indexes.for_reindex, self, row, command)
+            task = self._start_build(build, spec)
+        if not concurrently:
+            await asyncio.shield(task)
+
+    def _check_idle(self, row: IndexRow) -> None:
+        if row.key in self.builds:
+            raise ObjectInUse(
+                f'index "{row.index_name}" is being built',
+                hint="Watch its progress in pgvec.index_progress, or DROP INDEX to cancel it.",
+            )
+
+    def _start_build(
+        self, build: Build, spec: IndexSpec, info: Any | None = None
+    ) -> asyncio.Task[None]:
+        if build.key in self.builds:
+            raise ObjectInUse(f'index "{build.index_name}" is being built')
+        self.builds[build.key] = build
+        task = asyncio.create_task(self._build(build, spec, info), name=build.index_name)
+        build.task = task
+        return task
+
+    async def _build(self, build: Build, spec: IndexSpec, info: Any | None) -> None:
+        """Read the column's rows if they are not in memory yet (``info``: its table), then
+        build in a worker thread."""
+        try:
+            if info is not None:
+                try:
+                    async with self._table_lock(build.relid):
+                        await self.run(self._load_for, info, build.attnum)
+                except Exception as exc:
+                    await self.run(indexes.fail, self, build, exc)
+                    raise
+            await self.run(indexes.run_build, self, build, spec)
+        except Exception:
+            if not build.concurrently:
+                raise  # the client waiting for it gets the error
+            # logged, and recorded in pgvec.indexes by run_build
+        finally:
+            self.builds.pop(build.key, None)
 
     def _find_index(self, schema: str | None, name: str) -> IndexRow | None:
         with self.pool.connection() as conn:
@@ -293,16 +391,6 @@ class Database:
             None,
         )
 
-    def _reindex_sync(self, row: IndexRow) -> None:
-        with self.pool.connection() as conn:
-            tables = queries.load_tables(conn)
-            info = tables.get(row.relid)
-            if info is None:
-                raise UndefinedObject(f'the table of index "{row.index_name}" does not exist')
-            state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
-            self.tables[row.relid] = state
-            indexes.rebuild(conn, state, row)
-
     async def owns_index(self, schema: str | None, name: str) -> bool:
         return await self.run(self._owns_sync, schema, name)
 
@@ -311,7 +399,41 @@ class Database:
             return indexes.find(conn, schema, name) is not None
 
     async def drop_index(self, schema: str | None, name: str, *, if_exists: bool) -> None:
+        row = await self.run(self._find_index, schema, name)
+        build = self.builds.get(row.key) if row is not None else None
+        if build is not None and build.task is not None:
+            build.cancel("the index was dropped")
+            await asyncio.wait([build.task])  # stops at its next progress report
         await self.run(indexes.drop, self, schema, name, if_exists)
+        if row is not None:
+            self.released.pop(row.key, None)
+
+    # -- load and release -------------------------------------------------------------
+
+    async def release(self, name: str, schema: str | None = None) -> int:
+        """Save the index and free its memory (Milvus's release_collection).
+
+        Searches of the column then fail until :meth:`load`; writes to the table go on
+        being logged and are applied at load. Returns the index's row count.
+        """
+        row = await self._lifecycle_row(schema, name)
+        async with self._table_lock(row.relid):
+            self._check_idle(row)
+            return await self.run(residency.release, self, row)
+
+    async def load(self, name: str, schema: str | None = None) -> int:
+        """Load a released index from disk, without a rebuild (Milvus's load_collection),
+        and apply the writes made meanwhile. Returns the index's row count."""
+        row = await self._lifecycle_row(schema, name)
+        async with self._table_lock(row.relid):
+            self._check_idle(row)
+            return await self.run(residency.load, self, row)
+
+    async def _lifecycle_row(self, schema: str | None, name: str) -> IndexRow:
+        row = await self.run(self._find_index, schema, name)
+        if row is None:
+            raise UndefinedObject(f'index "{name}" does not exist')
+        return row
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -339,7 +461,10 @@ class Database:
 
     def checkpoint_all(self, force: bool) -> None:
         now = time.monotonic()
+        building = {relid for relid, _ in list(self.builds)}
         for state in list(self.tables.values()):
+            if state.relid in building:
+                continue  # the build saves the table when it ends
             persisted = [a for a, c in state.collections.items() if c.index_spec is not None]
             compacted = False
             for attnum in persisted:

@@ -1,24 +1,31 @@
-"""Index lifecycle: CREATE INDEX and DROP INDEX on pgvec indexes, and forgetting tables."""
+"""Index lifecycle: CREATE INDEX, REINDEX and DROP INDEX on pgvec indexes, forgetting tables."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from pgvec.catalog import queries
 from pgvec.engine.spec import IndexSpec, Metric
-from pgvec.errors import DuplicateObject, UndefinedObject
+from pgvec.errors import (
+    DuplicateObject,
+    IndexNotLoaded,
+    PgvecError,
+    QueryCanceled,
+    UndefinedObject,
+)
+from pgvec.service.builds import Build
+from pgvec.sync.table import TableState
 
 if TYPE_CHECKING:
     from pgvec.catalog.models import IndexRow
     from pgvec.rewrite.decision import IndexDef
     from pgvec.service.database import Database
-    from pgvec.sync.table import TableState
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +54,9 @@ def _unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     return name
 
 
-def create(db: Database, idef: IndexDef, notify: Callable[[str], None] | None = None) -> None:
-    """Build the index and record it in ``pgvec.indexes``. Caller holds the table lock.
-
-    A build that takes more than a second reports its progress to ``notify`` (the proxy
-    sends it to the client as NOTICEs) about once a second.
+def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSpec] | None:
+    """Check CREATE INDEX, record the index as 'building' and return its Build (not yet
+    started); None if IF NOT EXISTS found it already there. Caller holds the table lock.
     """
     info = idef.table
     column = idef.column
@@ -66,7 +71,7 @@ def create(db: Database, idef: IndexDef, notify: Callable[[str], None] | None = 
             if _unique_name(conn, schema, name) != name:
                 if idef.if_not_exists:
                     log.info('relation "%s" already exists, skipping', name)
-                    return
+                    return None
                 raise DuplicateObject(f'relation "{name}" already exists')
         existing = conn.execute(
             "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
@@ -74,12 +79,12 @@ def create(db: Database, idef: IndexDef, notify: Callable[[str], None] | None = 
         ).fetchone()
         if existing:
             if idef.if_not_exists:
-                return
+                return None
             raise DuplicateObject(
                 f'column "{column.name}" already has the pgvec index "{existing[0]}"',
                 hint=f"DROP INDEX {existing[0]} first, or REINDEX it.",
             )
-        state = db.ensure_loaded(conn, info, column.attnum)
+        _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
         conn.execute(
             "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
             " method, metric, options, state) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'building')",
@@ -94,46 +99,141 @@ def create(db: Database, idef: IndexDef, notify: Callable[[str], None] | None = 
                 json.dumps(dict(spec.params)),
             ),
         )
+        build = Build(schema, name, info.relid, column.attnum, command, phase="loading rows")
+        build.attach(conn)
+        build.write()  # in pgvec.index_progress from the start
+        build.attach(None)
+    return build, spec
+
+
+def for_reindex(db: Database, row: IndexRow, command: str) -> tuple[Build, IndexSpec]:
+    """Mark a recorded index 'building' for REINDEX and return its Build (not yet started).
+
+    The collection stays loaded: searches use the previous index until the new one is in.
+    """
+    if row.state == "released":
+        raise IndexNotLoaded(
+            f'index "{row.index_name}" is released',
+            hint=f"Load it first: SELECT pgvec.load('{row.index_name}');",
+        )
+    spec = IndexSpec.create(row.method, Metric.from_name(row.metric), row.options)
+    with db.pool.connection() as conn:
+        info = queries.load_tables(conn).get(row.relid)
+        if info is None:
+            raise UndefinedObject(f'the table of index "{row.index_name}" does not exist')
+        state = db.ensure_loaded(conn, info, row.attnum)
+        conn.execute(
+            "UPDATE pgvec.indexes SET state = 'building', updated_at = now()"
+            " WHERE relid = %s AND attnum = %s",
+            (row.relid, row.attnum),
+        )
+        rows = state.collections[row.attnum].live_count
+    build = Build(row.schema_name, row.index_name, row.relid, row.attnum, command, rows)
+    return build, spec
+
+
+def indexed_columns(state: TableState) -> list[int]:
+    """The columns of a table whose collections carry an index (and are saved)."""
+    return [a for a, c in state.collections.items() if c.index_spec is not None]
+
+
+def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
+    """Build the index in this (worker) thread, save it and mark it 'ready'.
+
+    Searches go on meanwhile: exact search over the rows (a first build) or the previous
+    index (REINDEX) until the new index is swapped in. On failure: plain CREATE INDEX
+    removes the index and raises; CONCURRENTLY marks it 'failed' with the error; REINDEX
+    keeps the previous index ('ready', the error recorded). A cancelled build (DROP INDEX)
+    leaves the cleaning to DROP INDEX.
+    """
+    state = db.tables[build.relid]
+    with db.pool.connection() as conn:
+        build.attach(conn)
         try:
+            build.write()
             with state.lock:
                 state.apply_changes(conn)
-            coll = state.collections[column.attnum]
+            coll = state.collections[build.attnum]
+            build.rows_total = coll.live_count
             started = time.monotonic()
-            last = [started]
-
-            def progress(phase: str, fraction: float) -> None:
-                now = time.monotonic()
-                if now - last[0] >= 1.0:
-                    last[0] = now
-                    text = f"building {name}: {phase} {fraction:.0%}"
-                    log.info("%s", text)
-                    if notify is not None:
-                        notify(text)
-
             log.info(
-                "building %s (%s, %s) over %d rows",
-                name,
+                "%s %s (%s, %s) over %d rows",
+                build.command,
+                build.index_name,
                 spec.index_type,
-                metric.name,
-                coll.live_count,
+                spec.metric.name,
+                build.rows_total,
             )
-            coll.build_index(spec, progress)
+            coll.build_index(spec, build.report)
+            build.check()
+            build.write()
             with state.lock:
-                state.checkpoint(conn, [column.attnum])
-            conn.execute(
-                "UPDATE pgvec.indexes SET state = 'ready', progress = 1, rows_indexed = %s,"
-                " updated_at = now() WHERE relid = %s AND attnum = %s",
-                (coll.live_count, info.relid, column.attnum),
+                state.checkpoint(conn, indexed_columns(state))
+            done = conn.execute(
+                "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL,"
+                " rows_indexed = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
+                (coll.live_count, build.relid, build.attnum),
             )
-            log.info("built %s in %.2fs", name, time.monotonic() - started)
-        except BaseException:
-            conn.execute(
-                "DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
-                (info.relid, column.attnum),
-            )
-            state.collections[column.attnum].drop_index()
-            state.remove_files(column.attnum)
+            if done.rowcount == 0:  # dropped meanwhile
+                log.info("index %s was dropped during its build", build.index_name)
+                _discard(state, build.attnum)
+                return
+            log.info("built %s in %.2fs", build.index_name, time.monotonic() - started)
+        except QueryCanceled:
+            log.info("building %s was canceled", build.index_name)
             raise
+        except BaseException as exc:
+            _failed(conn, state, build, exc)
+            raise
+        finally:
+            build.finish()
+            build.attach(None)
+
+
+def fail(db: Database, build: Build, exc: BaseException) -> None:
+    """A build failed before run_build (reading the table's rows): record it."""
+    with db.pool.connection() as conn:
+        build.attach(conn)
+        try:
+            _failed(conn, db.tables.get(build.relid), build, exc)
+        finally:
+            build.finish()
+            build.attach(None)
+
+
+def _discard(state: TableState | None, attnum: int) -> None:
+    if state is None:
+        return
+    with state.lock:
+        coll = state.collections.get(attnum)
+        if coll is not None:
+            coll.drop_index()
+        state.remove_files(attnum)
+
+
+def _failed(
+    conn: psycopg.Connection, state: TableState | None, build: Build, exc: BaseException
+) -> None:
+    message = str(exc) if isinstance(exc, PgvecError) else f"{type(exc).__name__}: {exc}"
+    key = (build.relid, build.attnum)
+    if build.command.startswith("REINDEX"):
+        log.error("rebuilding %s failed, the previous index is kept: %s", build.index_name, message)
+        conn.execute(
+            "UPDATE pgvec.indexes SET state = 'ready', error = %s, updated_at = now()"
+            " WHERE relid = %s AND attnum = %s",
+            (message, *key),
+        )
+        return
+    _discard(state, build.attnum)
+    if build.concurrently:
+        log.error("building %s failed: %s", build.index_name, message)
+        conn.execute(
+            "UPDATE pgvec.indexes SET state = 'failed', error = %s, progress = 0,"
+            " updated_at = now() WHERE relid = %s AND attnum = %s",
+            (message, *key),
+        )
+    else:
+        conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", key)
 
 
 def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
@@ -148,9 +248,9 @@ def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
     coll = state.collections[row.attnum]
     coll.build_index(spec)
     with state.lock:
-        state.checkpoint(conn, [row.attnum])
+        state.checkpoint(conn, indexed_columns(state))
     conn.execute(
-        "UPDATE pgvec.indexes SET state = 'ready', progress = 1, rows_indexed = %s,"
+        "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL, rows_indexed = %s,"
         " updated_at = now() WHERE relid = %s AND attnum = %s",
         (coll.live_count, state.relid, row.attnum),
     )

@@ -212,24 +212,56 @@ class TableState:
             self.full_load(conn, list(self.collections))
             self.applied.update(r[0] for r in new)
             return len(new)
-        parse = key_parser(self.info.pk_type)
         texts = sorted({r[2] for r in new if r[2] is not None})
+        self._refresh(conn, self.collections, texts)
+        self.applied.update(r[0] for r in new)
+        return len(texts)
+
+    def catch_up(self, conn: psycopg.Connection, attnum: int, coll: VectorCollection) -> int:
+        """Apply every change still in the log to ``coll``, a collection just loaded from
+        disk (load after release); returns how many keys changed.
+
+        While an index is released, checkpoints keep its table's change-log rows, so the
+        log holds at least every change made since it was saved. Replaying is idempotent.
+        Caller holds the lock.
+        """
+        rows = conn.execute(
+            "SELECT op, key FROM pgvec.changes WHERE relid = %s", (self.relid,)
+        ).fetchall()
+        if not rows:
+            return 0
+        if any(op == "t" for op, _ in rows):  # truncated meanwhile: read the column again
+            coll.clear()
+            self._refresh(conn, {attnum: coll}, None)
+            return coll.live_count
+        texts = sorted({key for _, key in rows if key is not None})
+        self._refresh(conn, {attnum: coll}, texts)
+        return len(texts)
+
+    def _refresh(
+        self,
+        conn: psycopg.Connection,
+        collections: dict[int, VectorCollection],
+        texts: list[str] | None,
+    ) -> None:
+        """Re-read the rows of the given keys (None: every row) into the collections."""
+        parse = key_parser(self.info.pk_type)
         names = {a: c.name for c in self.info.vectors.values() for a in [c.attnum]}
-        attnums = list(self.collections)
-        query = sql.SQL(
-            "SELECT {pk}::text, {cols} FROM {table} WHERE {pk} = ANY(%s::text[]::{typ}[])"
-        ).format(
+        attnums = list(collections)
+        where = "" if texts is None else " WHERE {pk} = ANY(%s::text[]::{typ}[])"
+        query = sql.SQL("SELECT {pk}::text, {cols} FROM {table}" + where).format(
             pk=sql.Identifier(self.pk),
             cols=sql.SQL(", ").join(sql.Identifier(names[a]) for a in attnums),
             table=self._table(),
             typ=sql.SQL(self.info.pk_type or "text"),
         )
         with conn.cursor(binary=True) as cur:
-            cur.execute(query, (texts,))
+            cur.execute(query, () if texts is None else (texts,))
             found = cur.fetchall()
         present = {r[0] for r in found}
+        texts = texts or []
         for i, attnum in enumerate(attnums):
-            coll = self.collections[attnum]
+            coll = collections[attnum]
             rows_with = [(r[0], r[i + 1]) for r in found if r[i + 1] is not None]
             if rows_with:
                 mat = np.frombuffer(b"".join(v for _, v in rows_with), "<f4")
@@ -238,8 +270,6 @@ class TableState:
             gone += [parse(r[0]) for r in found if r[i + 1] is None]
             if gone:
                 coll.delete(gone)
-        self.applied.update(r[0] for r in new)
-        return len(texts)
 
     # -- persistence ------------------------------------------------------------------
 
@@ -265,7 +295,12 @@ class TableState:
                     [(rows, mem, disk, self.relid, attnum) for rows, mem, disk, attnum in sizes],
                 )
         if done:
-            conn.execute("DELETE FROM pgvec.changes WHERE seq = ANY(%s)", (done,))
+            # a released index of this table still needs them: they are replayed at load
+            conn.execute(
+                "DELETE FROM pgvec.changes WHERE seq = ANY(%s) AND NOT EXISTS"
+                " (SELECT FROM pgvec.indexes WHERE relid = %s AND state = 'released')",
+                (done, self.relid),
+            )
             with self.lock:
                 self.applied.difference_update(done)
 

@@ -53,6 +53,19 @@ def test_upgrade_chain(conn: psycopg.Connection, tmp_path: Path) -> None:
     assert install(conn, tmp_path) == "0.10.0"
 
 
+def test_changed_install_script_runs_again(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """An unreleased version's script that changed (a development build) is run again, so
+    a database installed by an earlier build gets the new objects."""
+    base = (SCRIPT_DIR / "pgvec--0.1.0.sql").read_text()
+    (tmp_path / "pgvec--0.1.0.sql").write_text(base)
+    assert install(conn, tmp_path) == "0.1.0"
+    (tmp_path / "pgvec--0.1.0.sql").write_text(
+        base + "\nCREATE TABLE IF NOT EXISTS pgvec.added_later (x int);\n"
+    )
+    assert install(conn, tmp_path) == "0.1.0"
+    assert conn.execute("SELECT to_regclass('pgvec.added_later') IS NOT NULL").fetchone() == (True,)
+
+
 def test_failing_script_raises_catalog_error(conn: psycopg.Connection, tmp_path: Path) -> None:
     (tmp_path / "pgvec--0.1.0.sql").write_text("CREATE SCHEMA pgvec; SELECT 1/0;")
     with pytest.raises(CatalogError, match=r"pgvec--0\.1\.0\.sql failed: division by zero"):

@@ -24,6 +24,7 @@ from pgvec.rewrite import (
     SetParam,
     rewrite,
 )
+from pgvec.rewrite.decision import IndexAction
 
 HEX123 = "'\\x0000803f0000004000004040'::bytea"
 
@@ -227,6 +228,24 @@ def test_create_index(catalog: Catalog) -> None:
     assert isinstance(d, CreateIndex)
     assert d.index.name is None and d.index.default_name == "docs_vec_idx"
     assert d.index.method == "ivfflat" and d.index.opclass is None and d.index.options == {}
+    assert not d.index.concurrently
+    d = rewrite("CREATE INDEX CONCURRENTLY ON items USING hnsw (embedding)", catalog)
+    assert isinstance(d, CreateIndex) and d.index.concurrently
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT pgvec.load('items_idx')", IndexAction("load", (None, "items_idx"))),
+        ("select PGVEC.release('s.\"My Idx\"');", IndexAction("release", ("s", "My Idx"))),
+        ("SELECT pgvec.release($1)", IndexAction("release", None, 1)),
+        ("SELECT pgvec.load('a') AS x", Passthrough()),
+        ("SELECT * FROM pgvec.load('a')", Passthrough()),
+        ("SELECT pgvec.load('a'), 1", Passthrough()),
+    ],
+)
+def test_load_and_release(catalog: Catalog, sql: str, expected: object) -> None:
+    assert rewrite(sql, catalog) == expected
 
 
 def test_drop_index(catalog: Catalog) -> None:
@@ -309,7 +328,9 @@ def test_reindex(catalog: Catalog) -> None:
     assert rewrite("REINDEX INDEX items_embedding_idx", catalog) == Reindex(
         (None, "items_embedding_idx")
     )
-    assert rewrite("reindex (verbose) index concurrently s.i", catalog) == Reindex(("s", "i"))
+    assert rewrite("reindex (verbose) index concurrently s.i", catalog) == Reindex(
+        ("s", "i"), concurrently=True
+    )
     assert rewrite("REINDEX TABLE items", catalog) == Passthrough()
 
 

@@ -1,13 +1,16 @@
-"""CREATE INDEX ... USING <vector method> and DROP INDEX, parsed by hand over tokens."""
+"""CREATE INDEX ... USING <vector method>, DROP INDEX, REINDEX and pgvec.load/release,
+parsed by hand over tokens."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pgvec.rewrite.catalog import Catalog
-from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexDef, Reindex
+from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexAction, IndexDef, Reindex
+from pgvec.rewrite.dialect import DIALECT
 from pgvec.rewrite.tokens import TokenCursor
 
 VECTOR_METHODS = frozenset({"hnsw", "ivfflat", "flat", "ivf_flat", "ivf_sq8", "ivf_pq"})
@@ -47,11 +50,11 @@ def rewrite_reindex(tokens: Sequence[Token]) -> Reindex | None:
             pass
     if not cur.accept("INDEX"):
         return None
-    cur.accept("CONCURRENTLY")
+    concurrently = cur.accept("CONCURRENTLY")
     name = cur.qualified_name()
     if name is None or not cur.done:
         return None
-    return Reindex(name)
+    return Reindex(name, concurrently)
 
 
 def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateIndex | None:
@@ -62,7 +65,7 @@ def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateInd
     cur.accept("UNIQUE")
     if not cur.accept("INDEX"):
         return None
-    cur.accept("CONCURRENTLY")
+    concurrently = cur.accept("CONCURRENTLY")
     if_not_exists = cur.accept("IF NOT EXISTS")
     name: str | None = None
     if cur.word() != "ON":
@@ -112,7 +115,46 @@ def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateInd
             return None
     if not cur.done:  # TABLESPACE, WHERE (partial index), INCLUDE: not ours to judge
         return None
-    return CreateIndex(IndexDef(name, if_not_exists, table, column, method, opclass, options))
+    return CreateIndex(
+        IndexDef(name, if_not_exists, table, column, method, opclass, options, concurrently)
+    )
+
+
+def rewrite_index_action(tokens: Sequence[Token]) -> IndexAction | None:
+    """``SELECT pgvec.load('name')`` / ``SELECT pgvec.release($1)``, alone, else None."""
+    cur = TokenCursor(tokens)
+    if not cur.accept("SELECT") or cur.ident() != "pgvec" or not _accept(cur, TokenType.DOT):
+        return None
+    tok = cur.next()
+    action = tok.text.lower() if tok is not None else ""
+    if action not in ("load", "release") or not _accept(cur, TokenType.L_PAREN):
+        return None
+    arg = cur.next()
+    if arg is None:
+        return None
+    result: IndexAction | None = None
+    if arg.token_type == TokenType.STRING:
+        name = parse_index_name(arg.text)
+        if name is not None:
+            result = IndexAction(action, name)
+    elif arg.token_type == TokenType.PARAMETER:
+        number = cur.next()
+        if number is not None and number.token_type == TokenType.NUMBER:
+            result = IndexAction(action, None, int(number.text))
+    if result is None or not _accept(cur, TokenType.R_PAREN) or not cur.done:
+        return None
+    return result
+
+
+def parse_index_name(text: str) -> tuple[str | None, str] | None:
+    """An index name as regclass reads it: ``idx``, ``s.idx``, ``"Mixed Case"``."""
+    try:
+        tokens = DIALECT.tokenize(text)
+    except SqlglotError:
+        return None
+    cur = TokenCursor(tokens)
+    name = cur.qualified_name()
+    return name if name is not None and cur.done else None
 
 
 def _accept(cur: TokenCursor, kind: TokenType) -> bool:
