@@ -292,6 +292,13 @@ class VectorCollection:
             self._set_index(index, spec, m)
             self.builds += 1
 
+    def expect_index(self, spec: IndexSpec) -> None:
+        """Keep ``spec`` without building it yet, as clear() does: rows are searched
+        exactly until seal() builds the index (once there are enough of them)."""
+        with self._lock:
+            if self._index is None:
+                self._set_index(None, spec.for_dim(self._dim), 0)
+
     def drop_index(self) -> None:
         with self._lock:
             self._set_index(None, None, 0)

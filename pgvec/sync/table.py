@@ -207,9 +207,13 @@ class TableState:
             return 0
         if any(r[1] == "t" for r in new):
             log.info("%s was truncated: reloading", self.info.name)
+            specs = {a: c.index_spec for a, c in self.collections.items()}
             for c in self.collections.values():
                 c.clear()
             self.full_load(conn, list(self.collections))
+            for attnum, spec in specs.items():
+                if spec is not None:  # the index stays, empty: seal builds it again
+                    self.collections[attnum].expect_index(spec)
             self.applied.update(r[0] for r in new)
             return len(new)
         texts = sorted({r[2] for r in new if r[2] is not None})

@@ -140,3 +140,50 @@ def test_reindex(pgvec_server: PgvecServer, pconn: psycopg.Connection) -> None:
     with pytest.raises(psycopg.Error) as info:
         pconn.execute("REINDEX INDEX no_such_index")
     assert info.value.sqlstate == "42P01"  # PostgreSQL's answer: not ours
+
+
+@pytest.mark.parametrize("method", ["hnsw", "ivfflat"])
+def test_truncate_keeps_the_index_across_a_restart(
+    pg_uri: str, dbname: str, tmp_path: Path, method: str
+) -> None:
+    """TRUNCATE empties the index but keeps it: rows inserted afterwards are indexed
+    (once there are enough for IVF's lists), and a restart shows neither the truncated
+    rows nor loses the new ones."""
+    upstream = psycopg.conninfo.make_conninfo(pg_uri, dbname=dbname)
+    data_dir = tmp_path / "pgvec"
+    rng = np.random.default_rng(4)
+    query = "SELECT id FROM items ORDER BY embedding <-> '[0,0,0,0]' LIMIT 3"
+
+    def fill(conn: psycopg.Connection, first: int, n: int) -> None:
+        with conn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "bytea"])
+            for i in range(first, first + n):
+                copy.write_row((i, (rng.standard_normal(4) + 3).astype("f4").tobytes()))
+
+    with PgvecServer(upstream, data_dir).start() as server:
+        with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(4))")
+            fill(conn, 0, 2000)
+            conn.execute(
+                f"CREATE INDEX items_idx ON items USING {method} (embedding vector_l2_ops)"
+            )
+            conn.execute("TRUNCATE items")
+            assert conn.execute(query).fetchall() == []
+            fill(conn, 5000, 1500)
+            conn.execute("INSERT INTO items VALUES (1, '[0,0,0,0]'), (2, '[0.1,0,0,0]')")
+            assert [r[0] for r in conn.execute(query).fetchall()][:2] == [1, 2]
+            state = conn.execute(
+                "SELECT state, rows_indexed FROM pgvec.indexes WHERE index_name = 'items_idx'"
+            ).fetchone()
+            assert state is not None and state[0] == "ready"
+    with PgvecServer(upstream, data_dir).start() as server:
+        with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+            got = [r[0] for r in conn.execute(query).fetchall()]
+            assert got[:2] == [1, 2] and all(i >= 5000 for i in got[2:])
+            n = conn.execute("SELECT count(*) FROM items").fetchone()
+            assert n == (1502,)
+            row = conn.execute(
+                "SELECT method, state, rows_indexed FROM pgvec.indexes"
+                " WHERE index_name = 'items_idx'"
+            ).fetchone()
+            assert row == ({"hnsw": "HNSW", "ivfflat": "IVF_FLAT"}[method], "ready", 1502)
