@@ -265,18 +265,16 @@ class Database:
             settings.consistency == "bounded"
             and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
         )
-        collection = state.collections.get(plan.column.attnum)
-        if collection is None:  # released since knn() looked
-            name = self.released.get((state.relid, plan.column.attnum), plan.column.name)
-            raise _not_loaded(name)
         metric = Metric.from_operator(plan.operator)
         params = SearchParams.create(settings.search_options())
         if not need_apply and filt is None:
-            return self._search(collection, query, k, metric, params)
+            return self._search(self._collection(state, plan), query, k, metric, params)
         with self.pool.connection() as conn:
             if need_apply:
                 with state.lock:
                     state.apply_changes(conn)
+            # after applying: a TRUNCATE in the log replaces the collections
+            collection = self._collection(state, plan)
             if filt is None:
                 return self._search(collection, query, k, metric, params)
             if k <= 0:
@@ -294,6 +292,13 @@ class Database:
                 self.selectivity,
             )
             return found.keys, found.distances
+
+    def _collection(self, state: TableState, plan: KnnPlan) -> VectorCollection:
+        collection = state.collections.get(plan.column.attnum)
+        if collection is None:  # released since knn() looked
+            name = self.released.get((state.relid, plan.column.attnum), plan.column.name)
+            raise _not_loaded(name)
+        return collection
 
     @staticmethod
     def _search(

@@ -60,6 +60,10 @@ def test_update_delete_truncate(pconn: psycopg.Connection) -> None:
     assert ids(pconn) == []
     pconn.execute("INSERT INTO t VALUES (9, '[0,0]')")
     assert ids(pconn) == [9]
+    # TRUNCATE and new rows applied by the same search
+    pconn.execute("TRUNCATE t")
+    pconn.execute("INSERT INTO t VALUES (8, '[0,0]')")
+    assert ids(pconn) == [8]
 
 
 def test_compaction_after_many_deletes(
