@@ -83,7 +83,7 @@ def test_search_params():
     assert SearchParams.create({}) == SearchParams(None, None)
     assert SearchParams.create({"ef": "80", "nprobe": 4}) == SearchParams(80, 4)
     assert SearchParams.create({"ef_search": 10, "probes": "2"}) == SearchParams(10, 2)
-    assert SearchParams().ef_for(10) == 40 and SearchParams(10).ef_for(25) == 25
+    assert SearchParams().ef_for(10) == 64 and SearchParams(10).ef_for(25) == 25
     assert SearchParams().nprobe_for(100) == 10 and SearchParams(nprobe=500).nprobe_for(64) == 64
     assert default_nprobe(4) == 4 and default_nprobe(4096) == 64
     with pytest.raises(InvalidParameter, match='unrecognized parameter "foo"'):
