@@ -288,7 +288,7 @@ class VectorCollection:
             self._keys = new_keys + self._keys[n0:n1]
             self._labels = new_labels
             self._n = m + tail
-            self._ensure_capacity(max(16, self._n + 1))
+            self._ensure_capacity(16)  # a compaction can leave empty arrays
             self._set_index(index, spec, m)
             self.builds += 1
 

@@ -103,3 +103,15 @@ def test_persist_recounts_dead_rows(tmp_path):
     assert loaded._dead_sealed == len(range(0, 500, 3))
     for q in data[:5]:
         assert loaded.search(q, 5, Metric.L2)[0] == coll.search(q, 5, Metric.L2)[0]
+
+
+def test_memory_after_a_build_counts_the_rows_once():
+    """A build compacts the rows into arrays of exactly their size; memory_bytes then
+    counts each stored vector once (it counted a doubled, never-used buffer)."""
+    dim, n = 32, 1000
+    coll = VectorCollection(dim)
+    coll.upsert(list(range(n)), np.random.default_rng(0).standard_normal((n, dim)))
+    coll.build_index(IndexSpec.create("FLAT", Metric.L2))
+    assert coll.stats()["memory_bytes"] == n * (dim * 4 + 5) + n * 100
+    coll.upsert([n], np.zeros((1, dim)))  # room to grow comes with the next write
+    assert coll.search(np.zeros(dim), 1, Metric.L2)[0] == [n]
