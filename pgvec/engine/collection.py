@@ -435,9 +435,11 @@ class VectorCollection:
                     mask = self._alive[:n].copy()
                     rows = None
             else:
-                labels = self._labels
-                found = [labels[key] for key in allowed if key in labels]
-                rows = np.unique(np.array(found, dtype=np.int64))
+                found = [x for x in map(self._labels.get, allowed) if x is not None]
+                rows = np.array(found, dtype=np.int64)
+                rows.sort()  # ascending labels: a gather in memory order
+                if len(rows) > 1 and (rows[1:] == rows[:-1]).any():
+                    rows = np.unique(rows)  # a key given twice
                 eligible = len(rows)
                 mask = None
         if k == 0 or eligible == 0:

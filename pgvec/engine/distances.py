@@ -113,7 +113,7 @@ def exact_candidates(
     if rows is not None:
         for start in range(0, len(rows), CHUNK):
             lab = rows[start : start + CHUNK]
-            s = _scores(vecs[lab], sqnorms[lab], q32, metric)
+            s = _scores(vecs.take(lab, axis=0), sqnorms.take(lab), q32, metric)
             bs, bl = _best(s, lab, keep)
             cand_s.append(bs)
             cand_l.append(bl)
