@@ -106,7 +106,9 @@ def filtered_search(
         if found is not None:
             memory.put(filt.sql, found[1])
             return found[0]
-        cap = None  # the filter does not fill k from the nearest rows: take all its keys
+        # The filter does not fill k from the nearest rows: it is correlated with the
+        # query, and a graph walk restricted to its rows would miss. All its keys, exactly.
+        cap = None
     else:
         cap = max(int(2 * even), 1000)
     keys = fetch_keys(conn, filt, int_keys, cap)
@@ -120,8 +122,9 @@ def filtered_search(
             memory.put(filt.sql, found[1])
             return found[0]
         keys = fetch_keys(conn, filt, int_keys, None)
+        cap = None
     memory.put(filt.sql, len(keys) / n)
-    hit_keys, dists = collection.search(query, want, metric, params, keys)
+    hit_keys, dists = collection.search(query, want, metric, params, keys, exact=cap is None)
     return FilteredResult(list(hit_keys), [float(d) for d in dists], "pre")
 
 

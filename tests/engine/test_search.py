@@ -231,3 +231,22 @@ def test_index_on_an_empty_collection_then_rows() -> None:
         coll.upsert([1, 2], np.array([[0, 0, 0, 0], [1, 1, 1, 1]], np.float32))
         keys, _ = coll.search(np.zeros(4, np.float32), 2, Metric.L2)
         assert keys == [1, 2]
+
+
+def test_allowed_set_away_from_the_query_is_exact():
+    """2,000 of 5,000 rows allowed, all on the far side of the data from the query: a
+    graph walk restricted to them returns poor neighbours at any ef; a set this small
+    (in floats) is searched exactly."""
+    rng = np.random.default_rng(7)
+    vecs = rng.standard_normal((5000, 8)).astype("f4")
+    coll = VectorCollection(8)
+    coll.upsert(list(range(5000)), vecs)
+    coll.build_index(IndexSpec.create("HNSW", Metric.L2))
+    allowed = np.flatnonzero(vecs[:, 0] > np.quantile(vecs[:, 0], 0.6))
+    q = vecs[np.argmin(vecs[:, 0])]
+    want = allowed[np.argsort(np.linalg.norm(vecs[allowed] - q, axis=1))][:10].tolist()
+    for ef in (40, 100, 400):
+        got, _ = coll.search(q, 10, Metric.L2, SearchParams(ef_search=ef), allowed.tolist())
+        assert got == want
+    got, _ = coll.search(q, 10, Metric.L2, SearchParams(), allowed.tolist(), exact=True)
+    assert got == want
