@@ -496,11 +496,15 @@ class VectorCollection:
             ):
                 return None
             vecs, keys = self._vecs, self._keys
-        found = faiss_index.search(
-            index, spec, q, min(s, k * faiss_index.fetch_factor(spec)), params
-        )
+        kk = min(s, k * faiss_index.fetch_factor(spec))
+        found, scores = faiss_index.search_scored(index, spec, q, kk, params)
         if len(found) < min(k, s):
             return None
+        if faiss_index.exact_l2(spec):
+            # FAISS computed these distances on the stored float32 vectors, in order (as
+            # pgvector does, in float32): no re-ranking needed.
+            dists: F64 = np.sqrt(np.maximum(scores, 0), dtype=np.float64)
+            return [keys[i] for i in found.tolist()], dists
         labs, dists = rank(vecs, found, q, metric, k)
         return [keys[i] for i in labs.tolist()], dists
 

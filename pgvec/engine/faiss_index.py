@@ -202,6 +202,19 @@ def search(
     """
     if selector is None and bitmap is not None:
         selector = Selector(bitmap)
+    return search_scored(index, spec, query, kk, params, boost, selector)[0]
+
+
+def search_scored(
+    index: Any,
+    spec: IndexSpec,
+    query: F32,
+    kk: int,
+    params: SearchParams,
+    boost: float = 1.0,
+    selector: Selector | None = None,
+) -> tuple[I64, F32]:
+    """Like :func:`search`, with FAISS's float32 scores (squared L2, or inner product)."""
     if spec.index_type == "HNSW":
         ef = params.ef_for(kk)
         if boost != 1.0:
@@ -218,8 +231,14 @@ def search(
     found: I64 = np.empty(kk, np.int64)
     index.search_c(1, faiss.swig_ptr(q), kk, faiss.swig_ptr(dists), faiss.swig_ptr(found), sp)
     if kk and found[-1] < 0:  # FAISS pads a short answer with -1 at the end
-        found = found[found >= 0]
-    return found
+        keep = found >= 0
+        found, dists = found[keep], dists[keep]
+    return found, dists
+
+
+def exact_l2(spec: IndexSpec) -> bool:
+    """Whether FAISS's own scores are exact L2 distances (uncompressed vectors)."""
+    return spec.metric is Metric.L2 and spec.index_type in ("HNSW", "IVF_FLAT")
 
 
 def memory_estimate(spec: IndexSpec | None, index: Any, dim: int) -> int:
