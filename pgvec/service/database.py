@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -94,6 +95,8 @@ class Database:
         self._checkpointer: asyncio.Task[None] | None = None
         #: what each filter statement admitted last time (pre- or post-filtering)
         self.selectivity = SelectivityMemory()
+        #: runs a search's change-log read next to its filter query
+        self._helpers = ThreadPoolExecutor(4, thread_name_prefix=f"pgvec-{name}")
         #: index builds in progress, by (table OID, attnum): one per column at a time
         self.builds: dict[tuple[int, int], Build] = {}
         #: indexes released from memory (pgvec.release): (table OID, attnum) -> name
@@ -154,6 +157,7 @@ class Database:
         try:
             self.checkpoint_all(force=True)
         finally:
+            self._helpers.shutdown(wait=True)
             self.pool.close()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -269,19 +273,26 @@ class Database:
         params = SearchParams.create(settings.search_options())
         if not need_apply and filt is None:
             return self._search(self._collection(state, plan), query, k, metric, params)
-        with self.pool.connection() as conn:
-            if need_apply:
-                with state.lock:
-                    state.apply_changes(conn)
+        if filt is None:
+            with self.pool.connection() as conn:
+                self._apply(state, conn)
             # after applying: a TRUNCATE in the log replaces the collections
-            collection = self._collection(state, plan)
-            if filt is None:
-                return self._search(collection, query, k, metric, params)
-            if k <= 0:
-                return [], []
+            return self._search(self._collection(state, plan), query, k, metric, params)
+        if k <= 0:
+            return [], []
+        # The change log is read on a second connection while the filter runs on this one.
+        applied = self._helpers.submit(self._apply, state) if need_apply else None
+
+        def collection() -> VectorCollection:
+            if applied is not None:
+                applied.result()
+            return self._collection(state, plan)
+
+        with self.pool.connection() as conn:
             found = filtered_search(
                 conn,
                 collection,
+                self._collection(state, plan).live_count,
                 query,
                 k,
                 candidates(k),
@@ -291,7 +302,15 @@ class Database:
                 key_parser(state.info.pk_type) is int,
                 self.selectivity,
             )
-            return found.keys, found.distances
+        return found.keys, found.distances
+
+    def _apply(self, state: TableState, conn: psycopg.Connection | None = None) -> None:
+        if conn is None:
+            with self.pool.connection() as own:
+                self._apply(state, own)
+            return
+        with state.lock:
+            state.apply_changes(conn)
 
     def _collection(self, state: TableState, plan: KnnPlan) -> VectorCollection:
         collection = state.collections.get(plan.column.attnum)

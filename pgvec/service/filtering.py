@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +84,8 @@ class SelectivityMemory:
 
 def filtered_search(
     conn: psycopg.Connection,
-    collection: VectorCollection,
+    collection: Callable[[], VectorCollection],
+    rows: int,
     query: npt.NDArray[np.float32],
     need: int,
     want: int,
@@ -95,14 +96,19 @@ def filtered_search(
     memory: SelectivityMemory,
 ) -> FilteredResult:
     """The ``want`` nearest rows the filter admits, and never fewer than ``need`` (the
-    query's LIMIT) unless fewer match; ``want`` - ``need`` spare rows are welcome."""
-    n = collection.live_count
-    if want <= 0 or n == 0:
+    query's LIMIT) unless fewer match; ``want`` - ``need`` spare rows are welcome.
+
+    ``collection()`` returns the collection to search once it is up to date (the change
+    log may be applied meanwhile, next to the filter query); ``rows`` is about how many
+    live rows it has, for the choice of strategy.
+    """
+    n = max(rows, 1)
+    if want <= 0:
         return FilteredResult([], [], "pre")
     even = crossover(want, n)
     estimate = memory.get(filt.sql)
     if estimate is not None and estimate * n > even:
-        found = _post_filter(conn, collection, query, need, want, metric, params, filt, estimate)
+        found = _post_filter(conn, collection(), query, need, want, metric, params, filt, estimate)
         if found is not None:
             memory.put(filt.sql, found[1])
             return found[0]
@@ -116,7 +122,7 @@ def filtered_search(
         # more rows match than a pre-filter handles well: post-filter after all
         memory.put(filt.sql, len(keys) / n)
         found = _post_filter(
-            conn, collection, query, need, want, metric, params, filt, len(keys) / n
+            conn, collection(), query, need, want, metric, params, filt, len(keys) / n
         )
         if found is not None:
             memory.put(filt.sql, found[1])
@@ -124,7 +130,7 @@ def filtered_search(
         keys = fetch_keys(conn, filt, int_keys, None)
         cap = None
     memory.put(filt.sql, len(keys) / n)
-    hit_keys, dists = collection.search(query, want, metric, params, keys, exact=cap is None)
+    hit_keys, dists = collection().search(query, want, metric, params, keys, exact=cap is None)
     return FilteredResult(list(hit_keys), [float(d) for d in dists], "pre")
 
 

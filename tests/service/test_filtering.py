@@ -60,7 +60,9 @@ def test_strategy_follows_selectivity(
     common, rare = args("m % $1 = 0", 2), args("m = $1", 7)
 
     def run(filt: FilterArgs) -> tuple[str, list[int]]:
-        r = filtered_search(conn, coll, q, 10, 10, Metric.L2, SearchParams(), filt, True, memory)
+        r = filtered_search(
+            conn, lambda: coll, ROWS, q, 10, 10, Metric.L2, SearchParams(), filt, True, memory
+        )
         return r.strategy, [int(k) for k in r.keys]
 
     # never seen: pre-filter with a cap; half the rows pass the cap -> post-filter
@@ -83,7 +85,9 @@ def test_correlated_filter_falls_back_to_pre_filter(
     q = vecs[np.argmin(vecs[:, 0])]
     filt = args("x > $1", cut)
     memory.put(filt.sql, 0.4)  # known to admit 40%: the post-filter is tried first
-    r = filtered_search(conn, coll, q, 10, 10, Metric.L2, SearchParams(), filt, True, memory)
+    r = filtered_search(
+        conn, lambda: coll, ROWS, q, 10, 10, Metric.L2, SearchParams(), filt, True, memory
+    )
     assert r.strategy == "pre"
     want = exact(vecs, q, vecs[:, 0] > np.float32(cut), 10)
     assert len(set(map(int, r.keys)) & set(want)) >= 9
