@@ -48,6 +48,7 @@ from bench_proxy import (
     ServerProcess,
     bench_database,
     dsn_for_port,
+    load_items,
     recall,
     run_queries,
     summary,
@@ -272,13 +273,7 @@ def bench_pgvec(
             psycopg.connect(dsn_for_port(dsn, server.port), autocommit=True) as conn,
             psycopg.connect(dsn, autocommit=True) as direct,
         ):
-            conn.execute(f"CREATE TABLE items (id bigint PRIMARY KEY, embedding vector({DIM}))")
-            t0 = time.perf_counter()
-            with conn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "bytea"])
-                for i, v in enumerate(data):
-                    copy.write_row((i, v.tobytes()))
-            load = time.perf_counter() - t0
+            load = load_items(conn, data)
             log.info("pgvec: loaded %d rows in %.1fs", len(data), load)
             sql = "SELECT id FROM items ORDER BY embedding <=> %s LIMIT %s"
             for method in plan.methods:

@@ -140,6 +140,18 @@ def bench_pgvector(
     return summary("pgvector 0.6 (direct)", build, lat, recall(got, truth)), load
 
 
+def load_items(conn: psycopg.Connection, data: np.ndarray) -> float:
+    """CREATE TABLE items (id, embedding vector(d)) through pgvec and COPY the rows in
+    binary form (the raw float32 bytes); returns the seconds the COPY took."""
+    conn.execute(f"CREATE TABLE items (id bigint PRIMARY KEY, embedding vector({data.shape[1]}))")
+    t0 = time.perf_counter()
+    with conn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "bytea"])
+        for i, v in enumerate(data):
+            copy.write_row((i, v.tobytes()))
+    return time.perf_counter() - t0
+
+
 def bench_pgvec(
     dsn: str, data_dir: Path, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int
 ) -> tuple[list[dict[str, object]], float]:
@@ -148,15 +160,7 @@ def bench_pgvec(
     out = []
     try:
         with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute(
-                f"CREATE TABLE items (id bigint PRIMARY KEY, embedding vector({data.shape[1]}))"
-            )
-            t0 = time.perf_counter()
-            with conn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "bytea"])
-                for i, v in enumerate(data):
-                    copy.write_row((i, v.tobytes()))
-            load = time.perf_counter() - t0
+            load = load_items(conn, data)
             t0 = time.perf_counter()
             conn.execute(
                 "CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)"
