@@ -31,7 +31,7 @@ from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes, residency
 from pgvec.service.builds import Build
-from pgvec.service.filtering import SelectivityMemory, filtered_search
+from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
 from pgvec.service.search import FilterArgs, SearchSettings
 from pgvec.sync.table import TableState, key_parser, prepare_statements
 
@@ -293,11 +293,7 @@ class Database:
                 conn,
                 collection,
                 self._collection(state, plan).live_count,
-                query,
-                k,
-                candidates(k),
-                metric,
-                params,
+                TopK(query, k, candidates(k), metric, params),
                 filt,
                 key_parser(state.info.pk_type) is int,
                 self.selectivity,

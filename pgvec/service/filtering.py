@@ -54,6 +54,18 @@ class FilteredResult:
     strategy: str  # "pre" or "post", for EXPLAIN and tests
 
 
+@dataclass(frozen=True)
+class TopK:
+    """What one filtered search asks for: the ``want`` nearest rows, never fewer than
+    ``need`` (the query's LIMIT) unless fewer match; the rest are spare rows."""
+
+    query: npt.NDArray[np.float32]
+    need: int
+    want: int
+    metric: Metric
+    params: SearchParams
+
+
 def crossover(k: int, n: int) -> float:
     """Matching rows at which a pre-filter and a post-filter cost about the same."""
     return math.sqrt(8.0 * max(k, 1) * max(n, 1))
@@ -86,29 +98,24 @@ def filtered_search(
     conn: psycopg.Connection,
     collection: Callable[[], VectorCollection],
     rows: int,
-    query: npt.NDArray[np.float32],
-    need: int,
-    want: int,
-    metric: Metric,
-    params: SearchParams,
+    top: TopK,
     filt: FilterArgs,
     int_keys: bool,
     memory: SelectivityMemory,
 ) -> FilteredResult:
-    """The ``want`` nearest rows the filter admits, and never fewer than ``need`` (the
-    query's LIMIT) unless fewer match; ``want`` - ``need`` spare rows are welcome.
+    """The nearest rows the filter admits, as ``top`` asks.
 
     ``collection()`` returns the collection to search once it is up to date (the change
     log may be applied meanwhile, next to the filter query); ``rows`` is about how many
     live rows it has, for the choice of strategy.
     """
     n = max(rows, 1)
-    if want <= 0:
+    if top.want <= 0:
         return FilteredResult([], [], "pre")
-    even = crossover(want, n)
+    even = crossover(top.want, n)
     estimate = memory.get(filt.sql)
     if estimate is not None and estimate * n > even:
-        found = _post_filter(conn, collection(), query, need, want, metric, params, filt, estimate)
+        found = _post_filter(conn, collection(), top, filt, estimate)
         if found is not None:
             memory.put(filt.sql, found[1])
             return found[0]
@@ -121,42 +128,39 @@ def filtered_search(
     if cap is not None and len(keys) > cap:
         # more rows match than a pre-filter handles well: post-filter after all
         memory.put(filt.sql, len(keys) / n)
-        found = _post_filter(
-            conn, collection(), query, need, want, metric, params, filt, len(keys) / n
-        )
+        found = _post_filter(conn, collection(), top, filt, len(keys) / n)
         if found is not None:
             memory.put(filt.sql, found[1])
             return found[0]
         keys = fetch_keys(conn, filt, int_keys, None)
         cap = None
     memory.put(filt.sql, len(keys) / n)
-    hit_keys, dists = collection().search(query, want, metric, params, keys, exact=cap is None)
+    hit_keys, dists = collection().search(
+        top.query, top.want, top.metric, top.params, keys, exact=cap is None
+    )
     return FilteredResult(list(hit_keys), [float(d) for d in dists], "pre")
 
 
 def _post_filter(
     conn: psycopg.Connection,
     collection: VectorCollection,
-    query: npt.NDArray[np.float32],
-    need: int,
-    want: int,
-    metric: Metric,
-    params: SearchParams,
+    top: TopK,
     filt: FilterArgs,
     selectivity: float,
 ) -> tuple[FilteredResult, float] | None:
-    """Search ever more candidates until ``need`` pass the filter; None if that takes
+    """Search ever more candidates until ``top.need`` pass the filter; None if that takes
     more than MAX_ROUNDS rounds or half of the rows (then pre-filtering is cheaper)."""
     n = collection.live_count
+    need = top.need
     # 1.5 times the expected need, plus a little: an ANN search costs about its size
-    size = min(n, max(want, math.ceil(1.5 * need / max(selectivity, 1e-9)) + 8))
+    size = min(n, max(top.want, math.ceil(1.5 * need / max(selectivity, 1e-9)) + 8))
     for _ in range(MAX_ROUNDS):
-        keys, dists = collection.search(query, size, metric, params)
+        keys, dists = collection.search(top.query, size, top.metric, top.params)
         passed = probe(conn, filt, keys)
         rate = len(passed) / max(len(keys), 1)
         hits = [(k, float(d)) for k, d in zip(keys, dists, strict=True) if k in passed]
         if len(hits) >= need or len(keys) >= n:
-            hits = hits[:want]
+            hits = hits[: top.want]
             return FilteredResult([h[0] for h in hits], [h[1] for h in hits], "post"), rate
         # the candidates so far admit ``rate``: aim for twice what that predicts
         size = max(4 * size, math.ceil(2 * need / max(rate, 1e-9)))

@@ -11,6 +11,7 @@ from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import UpstreamError
 from pgvec.service.filtering import (
     SelectivityMemory,
+    TopK,
     decode_int_array,
     fetch_keys,
     filtered_search,
@@ -45,6 +46,10 @@ def args(where: str, *values: object) -> FilterArgs:
     )
 
 
+def top(q: np.ndarray) -> TopK:
+    return TopK(q, 10, 10, Metric.L2, SearchParams())
+
+
 def exact(vecs: np.ndarray, q: np.ndarray, admitted: np.ndarray, k: int) -> list[int]:
     ids = np.flatnonzero(admitted)
     return ids[np.argsort(np.linalg.norm(vecs[ids] - q, axis=1))][:k].tolist()
@@ -60,9 +65,7 @@ def test_strategy_follows_selectivity(
     common, rare = args("m % $1 = 0", 2), args("m = $1", 7)
 
     def run(filt: FilterArgs) -> tuple[str, list[int]]:
-        r = filtered_search(
-            conn, lambda: coll, ROWS, q, 10, 10, Metric.L2, SearchParams(), filt, True, memory
-        )
+        r = filtered_search(conn, lambda: coll, ROWS, top(q), filt, True, memory)
         return r.strategy, [int(k) for k in r.keys]
 
     # never seen: pre-filter with a cap; half the rows pass the cap -> post-filter
@@ -85,9 +88,7 @@ def test_correlated_filter_falls_back_to_pre_filter(
     q = vecs[np.argmin(vecs[:, 0])]
     filt = args("x > $1", cut)
     memory.put(filt.sql, 0.4)  # known to admit 40%: the post-filter is tried first
-    r = filtered_search(
-        conn, lambda: coll, ROWS, q, 10, 10, Metric.L2, SearchParams(), filt, True, memory
-    )
+    r = filtered_search(conn, lambda: coll, ROWS, top(q), filt, True, memory)
     assert r.strategy == "pre"
     want = exact(vecs, q, vecs[:, 0] > np.float32(cut), 10)
     assert len(set(map(int, r.keys)) & set(want)) >= 9
