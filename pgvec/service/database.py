@@ -281,7 +281,7 @@ class Database:
         if k <= 0:
             return [], []
         # The change log is read on a second connection while the filter runs on this one.
-        applied = self._helpers.submit(self._apply, state) if need_apply else None
+        applied = self._helpers.submit(self._apply_pooled, state) if need_apply else None
 
         def collection() -> VectorCollection:
             if applied is not None:
@@ -300,13 +300,14 @@ class Database:
             )
         return found.keys, found.distances
 
-    def _apply(self, state: TableState, conn: psycopg.Connection | None = None) -> None:
-        if conn is None:
-            with self.pool.connection() as own:
-                self._apply(state, own)
-            return
+    @staticmethod
+    def _apply(state: TableState, conn: psycopg.Connection) -> None:
         with state.lock:
             state.apply_changes(conn)
+
+    def _apply_pooled(self, state: TableState) -> None:
+        with self.pool.connection() as conn:
+            self._apply(state, conn)
 
     def _collection(self, state: TableState, plan: KnnPlan) -> VectorCollection:
         collection = state.collections.get(plan.column.attnum)
