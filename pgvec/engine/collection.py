@@ -25,6 +25,8 @@ import numpy.typing as npt
 from pgvec.engine import faiss_index
 from pgvec.engine.distances import exact_candidates, exact_topk, rank
 from pgvec.engine.faiss_index import Progress, Selector
+from pgvec.engine.predicate import Unsupported, Where
+from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import (
     DimensionMismatch,
@@ -100,6 +102,9 @@ class VectorCollection:
         self._keys: list[Key] = []
         self._labels: dict[Key, int] = {}
         self._n = 0
+        # the mirrored scalar columns keep their schema, emptied
+        old: Scalars | None = getattr(self, "_scalars", None)
+        self._scalars: Scalars | None = None if old is None else Scalars(old.columns, capacity)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -124,6 +129,12 @@ class VectorCollection:
     @property
     def index_spec(self) -> IndexSpec | None:
         return self._spec
+
+    @property
+    def scalar_columns(self) -> tuple[ScalarColumn, ...] | None:
+        """The mirrored scalar columns; None when there is no complete mirror."""
+        scalars = self._scalars
+        return None if scalars is None else scalars.columns
 
     def contains(self, key: Key) -> bool:
         return key in self._labels
@@ -168,8 +179,17 @@ class VectorCollection:
         check_finite(out)  # float64 values beyond float32's range
         return out
 
-    def upsert(self, keys: Sequence[Key], vectors: npt.ArrayLike) -> None:
-        """Insert or replace rows; duplicate keys in one call: the last one wins."""
+    def upsert(
+        self,
+        keys: Sequence[Key],
+        vectors: npt.ArrayLike,
+        scalars: Sequence[Sequence[Any]] | None = None,
+    ) -> None:
+        """Insert or replace rows; duplicate keys in one call: the last one wins.
+
+        ``scalars`` holds the rows' values of the mirrored scalar columns, one sequence
+        per column (see ``mirror``); without them the mirror is dropped.
+        """
         vecs = self._check_vectors(vectors)
         with self._lock:
             keys = self._check_keys(keys)
@@ -177,6 +197,11 @@ class VectorCollection:
                 raise InvalidParameter(f"{len(keys)} keys but {len(vecs)} vectors")
             n, m = self._n, len(keys)
             self._ensure_capacity(n + m)
+            if self._scalars is not None:
+                if scalars is None or len(scalars) != len(self._scalars.columns):
+                    self._scalars = None  # incomplete from here on: filters go to PostgreSQL
+                else:
+                    self._scalars.write(slice(n, n + m), scalars)
             self._vecs[n : n + m] = vecs
             self._sqnorms[n : n + m] = np.einsum("ij,ij->i", vecs, vecs)
             self._alive[n : n + m] = True
@@ -210,6 +235,26 @@ class VectorCollection:
         alive = np.zeros(cap, np.bool_)
         alive[: self._n] = self._alive[: self._n]
         self._vecs, self._sqnorms, self._alive = vecs, sq, alive
+        if self._scalars is not None:
+            self._scalars = self._scalars.grown(cap, self._n)
+
+    def mirror(
+        self,
+        columns: Sequence[ScalarColumn],
+        keys: Sequence[Key] = (),
+        values: Sequence[Sequence[Any]] = (),
+    ) -> None:
+        """Mirror ``columns`` from now on, with the values of the given keys' rows (one
+        sequence per column; rows of other keys read NULL). Later upserts carry them."""
+        with self._lock:
+            scalars = Scalars(columns, len(self._vecs))
+            labels = self._labels
+            found = [(i, labels[k]) for i, k in enumerate(keys) if k in labels]
+            if found and columns:
+                pos = np.array([i for i, _ in found], np.int64)
+                at = np.array([label for _, label in found], np.int64)
+                scalars.write(at, [[col[i] for i in pos.tolist()] for col in values])
+            self._scalars = scalars
 
     def delete(self, keys: Iterable[Key]) -> int:
         """Remove rows by key; returns how many existed."""
@@ -284,6 +329,8 @@ class VectorCollection:
             self._vecs = np.concatenate([new_vecs, self._vecs[n0:n1]])
             self._sqnorms = np.concatenate([self._sqnorms[live], self._sqnorms[n0:n1]])
             self._alive = np.concatenate([new_alive, self._alive[n0:n1]])
+            if self._scalars is not None:
+                self._scalars = self._scalars.compacted(live, n0, n1)
             for j in range(tail):
                 if self._alive[m + j]:
                     new_labels[self._keys[n0 + j]] = m + j
@@ -395,9 +442,12 @@ class VectorCollection:
         params: SearchParams | None = None,
         allowed: Collection[Key] | None = None,
         exact: bool = False,
+        where: Where | None = None,
     ) -> tuple[list[Key], F64]:
-        """The k nearest live rows (only ``allowed`` keys if given, exactly if ``exact``
-        or when they are few), nearest first.
+        """The k nearest live rows (only ``allowed`` keys if given, only rows the
+        mirrored scalars let ``where`` admit if given; exactly if ``exact`` or when they
+        are few), nearest first. Raises ``Unsupported`` if ``where`` needs a column
+        that is not mirrored.
 
         Distances follow pgvector: L2 Euclidean, IP negative inner product, COSINE
         1 - cosine similarity, L1 taxicab. Always min(k, eligible rows) results.
@@ -406,7 +456,7 @@ class VectorCollection:
         if k < 0:
             raise InvalidParameter(f"LIMIT must not be negative: {k}")
         params = params or SearchParams()
-        if allowed is None and k and not exact:
+        if allowed is None and where is None and k and not exact:
             simple = self._search_all_sealed(q, k, metric, params)
             if simple is not None:
                 return simple
@@ -427,7 +477,15 @@ class VectorCollection:
             use_index = (
                 not exact and index is not None and spec is not None and spec.metric is metric
             )
-            if allowed is None:
+            if where is not None:
+                if self._scalars is None:
+                    raise Unsupported("the scalar columns are not mirrored")
+                admitted = where.mask(self._scalars, n)
+                admitted &= self._alive[:n]
+                rows = np.flatnonzero(admitted)
+                eligible = len(rows)
+                mask = None
+            elif allowed is None:
                 eligible = live
                 if use_index and k and eligible:
                     # Fast path: only the (small) growing part's liveness is copied.

@@ -2,7 +2,8 @@
 
 Layout: ``manifest.json`` plus ``g<N>.vectors.npy``, ``g<N>.alive.npy``,
 ``g<N>.keys.npy`` (int keys, int64) or ``g<N>.keys.json`` (str keys) and
-``g<N>.index.faiss``. Every file is written to ``*.tmp``, fsynced and renamed; the
+``g<N>.index.faiss``, and per mirrored scalar column ``g<N>.scalar<i>.npy`` and
+``g<N>.valid<i>.npy``. Every file is written to ``*.tmp``, fsynced and renamed; the
 manifest (which names generation N, with each file's size and CRC-32) is written last,
 then the directory is fsynced, then other generations' files are removed. A save
 interrupted at any point leaves the previous manifest and its files intact.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import faiss
 import numpy as np
 
+from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec
 from pgvec.errors import CorruptIndex
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-_GEN_FILE = re.compile(r"^g(\d+)\.[a-z]+\.(npy|json|faiss)(\.tmp)?$")
+_GEN_FILE = re.compile(r"^g(\d+)\.[a-z]+\d*\.(npy|json|faiss)(\.tmp)?$")
 HINT = "Run REINDEX on the index, or delete the directory so that it is rebuilt."
 _ADVICE = "; run REINDEX or delete the index directory"
 
@@ -101,6 +103,15 @@ def save(coll: VectorCollection, directory: Path) -> None:
         keys = list(coll._keys[:n])
         index, spec, sealed = coll._index, coll._spec, coll._sealed_upto
         kind = coll._key_kind
+        scalars = coll._scalars
+        mirrored = (
+            None
+            if scalars is None
+            else [
+                (c, scalars.values[c.name][:n].copy(), scalars.valid[c.name][:n].copy())
+                for c in scalars.columns
+            ]
+        )
     old = read_manifest(directory) if has_saved(directory) else None
     gens = [int(old["generation"])] if old and "generation" in old else []
     gens += [int(m.group(1)) for p in directory.iterdir() if (m := _GEN_FILE.match(p.name))]
@@ -114,6 +125,17 @@ def save(coll: VectorCollection, directory: Path) -> None:
         files["keys"] = _write_bytes(Path(f"{prefix}.keys.json"), json.dumps(keys).encode())
     else:
         files["keys"] = _write_npy(Path(f"{prefix}.keys.npy"), np.array(keys, dtype=np.int64))
+    scalar_entries: list[dict[str, Any]] | None = None
+    if mirrored is not None:
+        scalar_entries = [
+            {
+                "name": c.name,
+                "type": c.type,
+                "values": _write_npy(Path(f"{prefix}.scalar{i}.npy"), values),
+                "valid": _write_npy(Path(f"{prefix}.valid{i}.npy"), valid),
+            }
+            for i, (c, values, valid) in enumerate(mirrored)
+        ]
     if index is not None:
         tmp = Path(f"{prefix}.index.faiss.tmp")
         faiss.write_index(index, str(tmp))
@@ -128,6 +150,7 @@ def save(coll: VectorCollection, directory: Path) -> None:
         "sealed_upto": sealed,
         "index_spec": spec.to_json() if spec else None,
         "files": files,
+        "scalars": scalar_entries,
     }
     mtmp = directory / (MANIFEST + ".tmp")
     mtmp.write_text(json.dumps(manifest, indent=1))
@@ -136,6 +159,8 @@ def save(coll: VectorCollection, directory: Path) -> None:
     os.replace(mtmp, directory / MANIFEST)
     _fsync_dir(directory)
     keep = {entry["name"] for entry in files.values()}
+    for entry in scalar_entries or []:
+        keep |= {entry["values"]["name"], entry["valid"]["name"]}
     for p in directory.iterdir():
         m = _GEN_FILE.match(p.name)
         if m and p.name not in keep:
@@ -187,6 +212,16 @@ def load(directory: Path) -> VectorCollection:
         sealed = int(manifest["sealed_upto"])
         if not 0 <= sealed <= n:
             raise ValueError("sealed_upto out of range")
+        mirrored = None
+        if manifest.get("scalars") is not None:  # absent in files of earlier versions
+            mirrored = []
+            for entry in manifest["scalars"]:
+                column = ScalarColumn(str(entry["name"]), str(entry["type"]))
+                values = np.load(_checked(directory, entry["values"]), allow_pickle=False)
+                valid = np.load(_checked(directory, entry["valid"]), allow_pickle=False)
+                if values.shape != (n,) or values.dtype != column.dtype or valid.shape != (n,):
+                    raise ValueError(f"scalar column {column.name} does not match the rows")
+                mirrored.append((column, values, valid))
     except CorruptIndex:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
@@ -203,5 +238,11 @@ def load(directory: Path) -> VectorCollection:
     coll._labels = {keys[i]: i for i in np.flatnonzero(alive).tolist()}
     coll._n = n
     coll._key_kind = manifest["key_kind"]
+    if mirrored is not None:
+        scalars = Scalars([c for c, _, _ in mirrored], len(coll._vecs))
+        for column, values, valid in mirrored:
+            scalars.values[column.name][:n] = values
+            scalars.valid[column.name][:n] = valid
+        coll._scalars = scalars
     coll._set_index(index, spec, sealed)
     return coll

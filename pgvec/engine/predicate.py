@@ -1,0 +1,339 @@
+"""A WHERE clause the engine evaluates itself, over mirrored scalar columns.
+
+The rewriter turns a top-k query's WHERE clause into these nodes when every part of it
+compares a mirrored column (integer, float, boolean) with a constant or a parameter;
+``Where`` binds the parameter values of one execution and evaluates the clause over a
+collection's labels, with SQL's three-valued logic and PostgreSQL's comparison rules:
+
+* an integer column against a numeric constant compares exactly (``x > 2.5`` is
+  ``x >= 3``); against a double precision value in double precision;
+* a float column compares in double precision, with NaN equal to itself and greater than
+  every other value, as PostgreSQL orders floats;
+* an untyped parameter or literal takes the column's type, as PostgreSQL infers it.
+
+Anything else (a value PostgreSQL would reject, a type pairing with rules of its own)
+raises ``Unsupported``, and the caller asks PostgreSQL instead, which also gives the
+client PostgreSQL's own error where there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pgvec.engine.scalars import KINDS, Scalars
+
+Bools = npt.NDArray[np.bool_]
+Value = int | Decimal | float | bool
+
+
+class Unsupported(Exception):
+    """The engine cannot evaluate this predicate exactly; PostgreSQL can."""
+
+
+# ------------------------------------------------------------------------------ nodes
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type()
+
+
+@dataclass(frozen=True)
+class Const:
+    """A constant: int, Decimal (a numeric literal), float, bool, str (an untyped literal,
+    read as the column's type) or None (NULL); ``type`` if it was cast explicitly."""
+
+    value: int | Decimal | float | bool | str | None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """``$number`` of the filter statement, with the type of an explicit cast if any."""
+
+    number: int
+    cast: str | None = None
+
+
+Operand = Const | Param
+OPERATORS = ("=", "<>", "<", "<=", ">", ">=")
+FLIPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+@dataclass(frozen=True)
+class Compare:
+    column: Column
+    op: str
+    operand: Operand
+
+
+@dataclass(frozen=True)
+class IsNull:
+    column: Column
+
+
+@dataclass(frozen=True)
+class And:
+    parts: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    parts: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Predicate
+
+
+Predicate = Compare | IsNull | And | Or | Not
+
+
+# ------------------------------------------------------------------------- parameters
+
+#: pg_type OIDs of the parameter types understood, by format_type() name
+TYPE_OIDS = {
+    "smallint": 21,
+    "integer": 23,
+    "bigint": 20,
+    "real": 700,
+    "double precision": 701,
+    "boolean": 16,
+    "numeric": 1700,
+}
+_NAMES = {oid: name for name, oid in TYPE_OIDS.items()}
+_INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+_BINARY = {21: ">h", 23: ">i", 20: ">q", 700: ">f", 701: ">d"}
+_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
+_DECIMAL_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+_FLOAT_WORDS = {"nan", "infinity", "+infinity", "-infinity", "inf", "+inf", "-inf"}
+_TRUE = {"t", "tr", "tru", "true", "y", "ye", "yes", "on", "1"}
+_FALSE = {"f", "fa", "fal", "fals", "false", "n", "no", "of", "off", "0"}
+
+
+def parse_text(text: str, type_name: str) -> Value:
+    """A value typed in text, as PostgreSQL's input function for ``type_name`` reads it."""
+    if type_name in _INT_RANGES:
+        if not _INT_TEXT.fullmatch(text):
+            raise Unsupported(f"{text!r} is not a plain {type_name}")
+        value = int(text)
+        bound = _INT_RANGES[type_name]
+        if not -bound <= value < bound:
+            raise Unsupported(f"{value} is out of range for {type_name}")
+        return value
+    if type_name in ("real", "double precision"):
+        stripped = text.strip()
+        if not (_DECIMAL_TEXT.fullmatch(text) or stripped.lower() in _FLOAT_WORDS):
+            raise Unsupported(f"{text!r} is not a plain {type_name}")
+        return _as_float(float(stripped), type_name, finite_input=_DECIMAL_TEXT.fullmatch(text))
+    if type_name == "numeric":
+        if not _DECIMAL_TEXT.fullmatch(text):
+            raise Unsupported(f"{text!r} is not a plain numeric")
+        try:
+            return Decimal(text.strip())
+        except InvalidOperation as exc:
+            raise Unsupported(str(exc)) from exc
+    if type_name == "boolean":
+        word = text.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise Unsupported(f"{text!r} is not a boolean")
+    raise Unsupported(f"type {type_name}")
+
+
+def _as_float(value: float, type_name: str, finite_input: object) -> float:
+    if type_name == "real":
+        with np.errstate(over="ignore"):
+            narrowed = float(np.float32(value)) if math.isfinite(value) else value
+        if finite_input and (math.isinf(narrowed) or (narrowed == 0.0 and value != 0.0)):
+            raise Unsupported(f"{value} is out of range for real")
+        return narrowed
+    if finite_input and math.isinf(value):
+        raise Unsupported(f"{value} is out of range for double precision")
+    return value
+
+
+def _decode_binary(raw: bytes, oid: int) -> Value:
+    if oid == 16:
+        return raw != b"\x00"
+    fmt = _BINARY.get(oid)
+    if fmt is None or struct.calcsize(fmt) != len(raw):
+        raise Unsupported(f"binary parameter of type {oid}")
+    value: int | float = struct.unpack(fmt, raw)[0]
+    return value
+
+
+# ------------------------------------------------------------------------- evaluation
+
+
+class Where:
+    """A predicate bound to one execution's parameter values (as the client sent them:
+    raw bytes or None, declared type OIDs, formats)."""
+
+    def __init__(
+        self,
+        predicate: Predicate,
+        values: Sequence[bytes | None] = (),
+        types: Sequence[int] = (),
+        formats: Sequence[int] = (),
+    ) -> None:
+        self.predicate = predicate
+        self._values, self._types, self._formats = values, types, formats
+
+    def mask(self, scalars: Scalars, n: int) -> Bools:
+        """Which of labels [0, n) the WHERE clause admits (is TRUE for)."""
+        true, _false = self._eval(self.predicate, scalars, n)
+        return true
+
+    def _eval(self, node: Predicate, scalars: Scalars, n: int) -> tuple[Bools, Bools]:
+        """(definitely true, definitely false) per label; neither is SQL's NULL."""
+        if isinstance(node, Compare):
+            values, valid = self._column(node.column, scalars, n)
+            value = self._operand(node.operand, node.column)
+            if value is None:
+                none = np.zeros(n, np.bool_)
+                return none, none
+            hit = compare(values, KINDS[node.column.type], node.op, value)
+            return valid & hit, valid & ~hit
+        if isinstance(node, IsNull):
+            _values, valid = self._column(node.column, scalars, n)
+            return ~valid, valid.copy()
+        if isinstance(node, Not):
+            true, false = self._eval(node.part, scalars, n)
+            return false, true
+        if isinstance(node, And | Or):
+            parts = [self._eval(p, scalars, n) for p in node.parts]
+            true, false = parts[0]
+            for t, f in parts[1:]:
+                if isinstance(node, And):
+                    true, false = true & t, false | f
+                else:
+                    true, false = true | t, false & f
+            return true, false
+        raise Unsupported(type(node).__name__)
+
+    @staticmethod
+    def _column(column: Column, scalars: Scalars, n: int) -> tuple[npt.NDArray[Any], Bools]:
+        arrays = scalars.column(column.name, column.type)
+        if arrays is None:
+            raise Unsupported(f"column {column.name} ({column.type}) is not mirrored")
+        return arrays[0][:n], arrays[1][:n]
+
+    def _operand(self, operand: Operand, column: Column) -> Value | None:
+        """The operand's value, typed as PostgreSQL types it against ``column``."""
+        if isinstance(operand, Const):
+            value = operand.value
+            if value is None:
+                return None
+            if isinstance(value, str):  # an untyped literal takes the column's type
+                return parse_text(value, column.type)
+            if operand.type == "real" and not isinstance(value, bool):
+                if KINDS[column.type] == "int":
+                    raise Unsupported("integer against real")  # its own operator resolution
+                value = float(np.float32(float(value)))
+            return _typed(value, column)
+        i = operand.number - 1
+        if i >= len(self._values):
+            raise Unsupported(f"no value for ${operand.number}")
+        raw = self._values[i]
+        if raw is None:
+            return None
+        oid = self._types[i] if i < len(self._types) else 0
+        cast_oid = TYPE_OIDS.get(operand.cast, -1) if operand.cast else 0
+        if cast_oid == -1 or (oid and cast_oid and oid != cast_oid):
+            raise Unsupported(f"${operand.number} cast to {operand.cast}")
+        oid = oid or cast_oid or TYPE_OIDS[column.type]
+        type_name = _NAMES.get(oid)
+        if type_name is None:
+            raise Unsupported(f"parameter type {oid}")
+        fmt = self._formats[i] if i < len(self._formats) else 0
+        if fmt:
+            value = _decode_binary(raw, oid)
+        else:
+            value = parse_text(raw.decode("utf-8", "replace"), type_name)
+        if type_name == "real" and isinstance(value, float):
+            value = float(np.float32(value)) if math.isfinite(value) else value
+        if type_name == "real" and KINDS[column.type] == "int":
+            raise Unsupported("integer against real")  # its own operator resolution
+        return _typed(value, column)
+
+
+def _typed(value: Value, column: Column) -> Value:
+    """``value`` as it compares with ``column`` (or Unsupported where PostgreSQL errs)."""
+    kind = KINDS[column.type]
+    if isinstance(value, bool) != (kind == "bool"):
+        raise Unsupported(f"{value!r} against a {column.type} column")
+    if kind == "float" and isinstance(value, int | Decimal):
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise Unsupported("a non-finite numeric")
+        return float(value)
+    return value
+
+
+def compare(values: npt.NDArray[Any], kind: str, op: str, value: Value) -> Bools:
+    """``values op value`` per element, for non-NULL elements."""
+    if kind == "bool":
+        if op not in ("=", "<>"):
+            raise Unsupported(f"boolean {op}")
+        eq: Bools = values == bool(value)
+        return eq if op == "=" else ~eq
+    if isinstance(value, float):
+        return _compare_float(values.astype(np.float64, copy=False), op, value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise Unsupported("a non-finite numeric")
+        if value != value.to_integral_value():
+            # an integer never equals a fraction; x < 2.5 is x <= 2, x > 2.5 is x >= 3
+            floor = int(value.to_integral_value(rounding="ROUND_FLOOR"))
+            if op in ("=", "<>"):
+                return np.full(len(values), op == "<>", np.bool_)
+            return compare(values, kind, {"<": "<=", ">=": ">"}.get(op, op), floor)
+        value = int(value)
+    assert isinstance(value, int)
+    if not -(2**63) <= value < 2**63:  # beyond bigint: every value is on one side
+        below = value > 0  # every stored value is below ``value``
+        result = {"=": False, "<>": True, "<": below, "<=": below, ">": not below}
+        return np.full(len(values), result.get(op, not below), np.bool_)
+    hit: Bools = _OPS[op](values, np.int64(value))
+    return hit
+
+
+def _compare_float(x: npt.NDArray[np.float64], op: str, c: float) -> Bools:
+    """PostgreSQL's float order: NaN equals NaN and sorts above every other value."""
+    nan = np.isnan(x)
+    if math.isnan(c):
+        table = {"=": nan, "<>": ~nan, "<": ~nan, "<=": np.ones(len(x), np.bool_)}
+        return table.get(op, nan if op == ">=" else np.zeros(len(x), np.bool_))
+    hit: Bools = _OPS[op](x, c)  # NaN compares false with <, <=, = and true with <>
+    return hit | nan if op in (">", ">=") else hit
+
+
+_OPS = {
+    "=": np.equal,
+    "<>": np.not_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
+
+
+def columns_of(node: Predicate) -> set[Column]:
+    if isinstance(node, Compare | IsNull):
+        return {node.column}
+    if isinstance(node, Not):
+        return columns_of(node.part)
+    return set().union(*(columns_of(p) for p in node.parts))

@@ -1,0 +1,220 @@
+"""Engine-evaluated WHERE clauses: PostgreSQL's comparison rules and three-valued logic
+over mirrored scalar columns, and searches restricted by them."""
+
+from __future__ import annotations
+
+import math
+import struct
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pgvec.engine.collection import VectorCollection
+from pgvec.engine.predicate import (
+    And,
+    Column,
+    Compare,
+    Const,
+    IsNull,
+    Not,
+    Or,
+    Param,
+    Unsupported,
+    Where,
+    compare,
+    parse_text,
+)
+from pgvec.engine.scalars import ScalarColumn, Scalars
+from pgvec.engine.spec import IndexSpec, Metric
+
+N = Column("n", "integer")
+R = Column("r", "real")
+B = Column("b", "boolean")
+BIG = Column("big", "bigint")
+
+
+@pytest.fixture
+def scalars() -> Scalars:
+    """Five rows: n = 1, 2, 3, NULL, 5; r = 0.1f, NaN, -inf, 2.5, NULL; b = t, f, NULL, t, f."""
+    s = Scalars(
+        [
+            ScalarColumn("n", "integer"),
+            ScalarColumn("r", "real"),
+            ScalarColumn("b", "boolean"),
+            ScalarColumn("big", "bigint"),
+        ],
+        8,
+    )
+    s.write(
+        slice(0, 5),
+        [
+            [1, 2, 3, None, 5],
+            [float(np.float32(0.1)), math.nan, -math.inf, 2.5, None],
+            [True, False, None, True, False],
+            [2**63 - 1, -(2**63), 0, 7, None],
+        ],
+    )
+    return s
+
+
+def rows(where: Where, scalars: Scalars) -> list[int]:
+    return np.flatnonzero(where.mask(scalars, 5)).tolist()
+
+
+@pytest.mark.parametrize(
+    ("node", "want"),
+    [
+        (Compare(N, "=", Const(3)), [2]),
+        (Compare(N, "<>", Const(3)), [0, 1, 4]),  # NULL <> 3 is NULL, not true
+        (Not(Compare(N, "=", Const(3))), [0, 1, 4]),
+        (Compare(N, ">", Const(Decimal("2.5"))), [2, 4]),  # x > 2.5 is x >= 3
+        (Compare(N, "<=", Const(Decimal("2.5"))), [0, 1]),
+        (Compare(N, "=", Const(Decimal("2.0"))), [1]),
+        (Compare(N, "=", Const(Decimal("2.5"))), []),
+        (Compare(N, "<>", Const(Decimal("2.5"))), [0, 1, 2, 4]),
+        (Compare(N, "<", Const(-(2**70))), []),  # beyond bigint
+        (Compare(N, "<", Const(2**70)), [0, 1, 2, 4]),
+        (Compare(N, "=", Const("3")), [2]),  # an untyped literal takes the column's type
+        (Compare(N, "=", Const(None)), []),
+        (Not(Compare(N, "=", Const(None))), []),
+        (IsNull(N), [3]),
+        (Not(IsNull(N)), [0, 1, 2, 4]),
+        # x IN (1, NULL): true for 1, NULL otherwise; NOT IN is never true
+        (Or((Compare(N, "=", Const(1)), Compare(N, "=", Const(None)))), [0]),
+        (Not(Or((Compare(N, "=", Const(1)), Compare(N, "=", Const(None))))), []),
+        (And((Compare(N, ">=", Const(2)), Compare(N, "<=", Const(4)))), [1, 2]),
+        (Or((Compare(N, "=", Const(1)), IsNull(N))), [0, 3]),
+        # NULL AND false is false, so NOT of it is true
+        (Not(And((Compare(N, "=", Const(4)), Compare(B, "=", Const(False))))), [0, 1, 2, 3, 4]),
+        # floats: real widened to double against a numeric constant, as PostgreSQL does
+        (Compare(R, "=", Const(Decimal("0.1"))), []),
+        (Compare(R, "=", Const(Decimal("0.1"), "real")), [0]),
+        (Compare(R, ">", Const(Decimal("1"))), [1, 3]),  # NaN is above every number
+        (Compare(R, "<", Const(Decimal("1"))), [0, 2]),
+        (Compare(R, "=", Const("NaN")), [1]),  # NaN equals NaN
+        (Compare(R, "<", Const("NaN")), [0, 2, 3]),
+        (Compare(R, ">=", Const("-Infinity")), [0, 1, 2, 3]),
+        (Compare(B, "=", Const(True)), [0, 3]),
+        (Not(Compare(B, "=", Const(True))), [1, 4]),
+        (Compare(BIG, ">", Const(2**63 - 2)), [0]),
+        (Compare(BIG, "<", Const(-(2**63) + 1)), [1]),
+    ],
+)
+def test_predicates_follow_postgres(scalars: Scalars, node: object, want: list[int]) -> None:
+    assert rows(Where(node), scalars) == want  # type: ignore[arg-type]
+
+
+def test_parameters_text_and_binary(scalars: Scalars) -> None:
+    # untyped text: the column's type
+    assert rows(Where(Compare(N, ">", Param(1)), [b" 2 "], [0], [0]), scalars) == [2, 4]
+    # binary int8 against an integer column
+    raw = struct.pack(">q", 2)
+    assert rows(Where(Compare(N, ">", Param(1)), [raw], [20], [1]), scalars) == [2, 4]
+    # binary float8 against an integer column: compared in double precision
+    raw = struct.pack(">d", 2.5)
+    assert rows(Where(Compare(N, ">", Param(1)), [raw], [701], [1]), scalars) == [2, 4]
+    # a real parameter (declared or inferred from the column) is rounded to float32
+    assert rows(Where(Compare(R, "=", Param(1)), [b"0.1"], [0], [0]), scalars) == [0]
+    assert rows(Where(Compare(R, "=", Param(1)), [b"0.1"], [701], [0]), scalars) == []
+    # numeric, text format
+    assert rows(Where(Compare(N, "<", Param(1)), [b"2.5"], [1700], [0]), scalars) == [0, 1]
+    # cast in the statement: $1::bigint
+    assert rows(Where(Compare(N, "=", Param(1, "bigint")), [b"5"], [0], [0]), scalars) == [4]
+    # NULL parameter
+    assert rows(Where(Compare(N, "=", Param(1)), [None], [0], [0]), scalars) == []
+    # boolean
+    assert rows(Where(Compare(B, "=", Param(1)), [b"yes"], [0], [0]), scalars) == [0, 3]
+    assert rows(Where(Compare(B, "=", Param(1)), [b"\x00"], [16], [1]), scalars) == [1, 4]
+
+
+@pytest.mark.parametrize(
+    ("node", "values", "types"),
+    [
+        (Compare(N, "=", Param(1)), [b"2.5"], [0]),  # PostgreSQL: invalid input syntax
+        (Compare(N, "=", Param(1)), [b"99999999999"], [0]),  # out of range for integer
+        (Compare(N, "=", Param(1)), [b"1_000"], [0]),  # PostgreSQL 16 reads it; we ask it
+        (Compare(N, "=", Param(1)), [b"x"], [25]),  # integer = text: no such operator
+        (Compare(N, "=", Param(1)), [b"1.5"], [700]),  # integer = real: its own rules
+        (Compare(N, "=", Const(True)), [], []),
+        (Compare(B, "<", Const(True)), [], []),
+        (Compare(R, "=", Param(1)), [b"1e40"], [0]),  # out of range for real
+        (Compare(N, "=", Param(2)), [b"1"], [0]),  # no such parameter
+        (Compare(Column("n", "bigint"), "=", Const(1)), [], []),  # mirrored as integer
+    ],
+)
+def test_what_postgres_must_judge_is_unsupported(
+    scalars: Scalars, node: object, values: list[bytes], types: list[int]
+) -> None:
+    with pytest.raises(Unsupported):
+        Where(node, values, types, [0] * len(values)).mask(scalars, 5)  # type: ignore[arg-type]
+
+
+def test_parse_text_follows_input_functions() -> None:
+    assert parse_text(" -42 ", "integer") == -42
+    assert parse_text("Infinity", "double precision") == math.inf
+    assert math.isnan(parse_text("nan", "real"))  # type: ignore[arg-type]
+    assert parse_text("1.5", "numeric") == Decimal("1.5")
+    assert parse_text("off", "boolean") is False
+    for bad, type_name in [("o", "boolean"), ("32768", "smallint"), ("0x10", "integer")]:
+        with pytest.raises(Unsupported):
+            parse_text(bad, type_name)
+
+
+def test_compare_int_against_fraction_both_sides() -> None:
+    x = np.array([-3, -2, 2, 3], np.int64)
+    assert compare(x, "int", "<", Decimal("-2.5")).tolist() == [True, False, False, False]
+    assert compare(x, "int", ">=", Decimal("-2.5")).tolist() == [False, True, True, True]
+    assert compare(x, "int", ">=", Decimal("2.5")).tolist() == [False, False, False, True]
+
+
+def _filtered_collection(tmp: Path | None = None) -> tuple[VectorCollection, np.ndarray]:
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((3000, 8)).astype("f4")
+    coll = VectorCollection(8)
+    coll.mirror([ScalarColumn("n", "integer")])
+    ids = list(range(3000))
+    coll.upsert(ids, vecs, [[i % 100 for i in ids]])
+    return coll, vecs
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_search_where_matches_exact_filtered_search(indexed: bool) -> None:
+    coll, vecs = _filtered_collection()
+    if indexed:
+        coll.build_index(IndexSpec.create("HNSW", Metric.L2, {}))
+    coll.upsert([7], vecs[7:8] * 0, [[55]])  # moved to the growing part, with a new value
+    coll.delete([8])
+    vecs[7] = 0
+    ids = np.arange(3000)
+    n = ids % 100
+    n[7] = 55
+    alive = ids != 8
+    q = vecs[100] + 0.1
+    for value in (55, 3):
+        keys, _ = coll.search(q, 10, Metric.L2, where=Where(Compare(N, "=", Const(value))))
+        admitted = ids[(n == value) & alive]
+        want = admitted[np.argsort(np.linalg.norm(vecs[admitted] - q, axis=1))][:10]
+        assert keys == want.tolist()
+
+
+def test_mirror_survives_compaction_and_save(tmp_path: Path) -> None:
+    coll, vecs = _filtered_collection()
+    coll.delete(range(0, 3000, 3))
+    coll.build_index(IndexSpec.create("FLAT", Metric.L2, {}))  # compacts
+    coll.save(tmp_path)
+    loaded = VectorCollection.load(tmp_path)
+    assert loaded.scalar_columns == (ScalarColumn("n", "integer"),)
+    for c in (coll, loaded):
+        keys, _ = c.search(vecs[1], 50, Metric.L2, where=Where(Compare(N, "=", Const(1))))
+        assert sorted(keys) == [i for i in range(3000) if i % 100 == 1 and i % 3][: len(keys)]
+        assert len(keys) == len([i for i in range(3000) if i % 100 == 1 and i % 3])
+
+
+def test_upsert_without_values_drops_the_mirror() -> None:
+    coll, vecs = _filtered_collection()
+    coll.upsert([1], vecs[1:2])
+    assert coll.scalar_columns is None
+    with pytest.raises(Unsupported):
+        coll.search(vecs[1], 5, Metric.L2, where=Where(Compare(N, "=", Const(1))))
