@@ -29,6 +29,7 @@ class TableInfo:
     columns: tuple[str, ...] = ()  # every live column, in attnum order
     vectors: Mapping[str, VectorColumn] = field(default_factory=dict)
     tracked: bool = False  # change-log triggers installed (pgvec.track())
+    column_types: tuple[str, ...] = ()  # format_type() of each of ``columns``
 
     @property
     def qualified(self) -> tuple[str, str]:

@@ -6,8 +6,10 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -15,6 +17,7 @@ from psycopg import generators, pq, sql
 
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.collection import Key, VectorCollection
+from pgvec.engine.scalars import ScalarColumn, mirrorable
 from pgvec.errors import CatalogError, InvalidTableDefinition
 
 log = logging.getLogger(__name__)
@@ -94,6 +97,9 @@ class TableState:
     last_save: float = field(default_factory=time.monotonic)
     last_apply: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: ``info.columns`` when reading the scalar columns last failed (one was dropped
+    #: since the catalog was read): nothing is mirrored until the catalog changes
+    scalars_failed: tuple[str, ...] | None = None
 
     @property
     def relid(self) -> int:
@@ -118,6 +124,63 @@ class TableState:
     def _table(self) -> sql.Composable:
         return sql.Identifier(self.info.schema, self.info.name)
 
+    def scalar_columns(self) -> tuple[ScalarColumn, ...]:
+        """The columns mirrored in the collections, for filters the engine evaluates."""
+        info = self.info
+        if self.scalars_failed == info.columns:
+            return ()
+        return tuple(
+            ScalarColumn(name, type_name)
+            for name, type_name in zip(info.columns, info.column_types, strict=False)
+            if mirrorable(type_name) and name not in info.vectors
+        )
+
+    def _select(self, names: list[str], scalars: tuple[ScalarColumn, ...]) -> sql.Composed:
+        """SELECT of the key (as text), the given vector columns, then the scalars."""
+        return sql.SQL("SELECT {pk}::text, {cols} FROM {table}").format(
+            pk=sql.Identifier(self.pk),
+            cols=sql.SQL(", ").join(sql.Identifier(n) for n in [*names, *(c.name for c in scalars)])
+            if names or scalars
+            else sql.SQL("NULL"),
+            table=self._table(),
+        )
+
+    def _scalars_gone(self, exc: Exception) -> None:
+        log.info("%s: cannot read its scalar columns (%s); not mirroring them", self.info.name, exc)
+        self.scalars_failed = self.info.columns
+
+    def ensure_mirrors(
+        self, conn: psycopg.Connection, collections: dict[int, VectorCollection] | None = None
+    ) -> tuple[ScalarColumn, ...]:
+        """Give collections that mirror other scalar columns than the table's (files of an
+        earlier version, a column added or retyped) the table's current values; returns
+        the columns mirrored.
+
+        Caller holds the lock, so no change is applied meanwhile: a change committed
+        before this read is in it, and one committed after is still in the change log.
+        """
+        want = self.scalar_columns()
+        stale = [c for c in (collections or self.collections).values() if c.scalar_columns != want]
+        if not stale:
+            return want
+        keys: list[Key] = []
+        values: list[list[object]] = [[] for _ in want]
+        if want:
+            parse = key_parser(self.info.pk_type)
+            try:
+                with conn.cursor(binary=True) as cur:
+                    cur.execute(self._select([], want))
+                    found = cur.fetchall()
+            except psycopg.errors.UndefinedColumn as exc:
+                self._scalars_gone(exc)
+                return self.ensure_mirrors(conn, collections)
+            keys = [parse(r[0]) for r in found]
+            values = [[r[j + 1] for r in found] for j in range(len(want))]
+            log.info("%s: mirroring %d scalar columns", self.info.name, len(want))
+        for coll in stale:
+            coll.mirror(want, keys, values)
+        return want
+
     # -- loading ----------------------------------------------------------------------
 
     def load_persisted(self, attnum: int) -> bool:
@@ -137,16 +200,29 @@ class TableState:
         return True
 
     def full_load(self, conn: psycopg.Connection, attnums: list[int]) -> None:
-        """Read the given vector columns from the table into fresh collections.
+        """Read the given vector columns (and the scalar columns) from the table into fresh
+        collections.
 
         Runs in one REPEATABLE READ snapshot; change-log rows visible in it are marked
         applied (the snapshot contains their effect).
         """
+        try:
+            self._full_load(conn, attnums, self.scalar_columns())
+        except psycopg.errors.UndefinedColumn as exc:
+            if self.scalars_failed == self.info.columns:
+                raise
+            self._scalars_gone(exc)
+            self._full_load(conn, attnums, ())
+
+    def _full_load(
+        self, conn: psycopg.Connection, attnums: list[int], scalars: tuple[ScalarColumn, ...]
+    ) -> None:
         columns = {a: c for c in self.info.vectors.values() for a in [c.attnum] if a in attnums}
         started = time.monotonic()
         fresh = {a: VectorCollection(c.dim) for a, c in columns.items()}
+        for coll in fresh.values():
+            coll.mirror(scalars)
         names = [columns[a].name for a in fresh]
-        parse = key_parser(self.info.pk_type)
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             snap = conn.execute(
@@ -158,23 +234,12 @@ class TableState:
                     "SELECT seq FROM pgvec.changes WHERE relid = %s", (self.relid,)
                 )
             ]
-            query = sql.SQL("SELECT {pk}::text, {cols} FROM {table}").format(
-                pk=sql.Identifier(self.pk),
-                cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
-                table=self._table(),
-            )
             total = 0
             with conn.cursor(name="pgvec_full_load", binary=True) as cur:
                 cur.itersize = FETCH_BATCH
-                cur.execute(query)
+                cur.execute(self._select(names, scalars))
                 while rows := cur.fetchmany(FETCH_BATCH):
-                    for i, attnum in enumerate(fresh):
-                        got = [(r[0], r[i + 1]) for r in rows if r[i + 1] is not None]
-                        if got:
-                            keys = [parse(k) for k, _ in got]
-                            dim = fresh[attnum].dim
-                            mat = np.frombuffer(b"".join(v for _, v in got), "<f4")
-                            fresh[attnum].upsert(keys, mat.reshape(len(got), dim))
+                    self._upsert_rows(fresh, rows, scalars)
                     total += len(rows)
                     log.info("loading %s: %d rows", self.info.name, total)
         others = set(self.collections) - set(fresh)
@@ -194,10 +259,36 @@ class TableState:
             time.monotonic() - started,
         )
 
+    def _upsert_rows(
+        self,
+        collections: dict[int, VectorCollection],
+        rows: Sequence[Sequence[Any]],
+        scalars: tuple[ScalarColumn, ...],
+    ) -> list[list[Key]]:
+        """Upsert rows (key text, one value per collection, then the scalar values) into
+        the collections; returns, per collection, the keys whose vector is NULL."""
+        parse = key_parser(self.info.pk_type)
+        first = 1 + len(collections)
+        nulls: list[list[Key]] = []
+        for i, coll in enumerate(collections.values()):
+            got = [r for r in rows if r[i + 1] is not None]
+            nulls.append([parse(r[0]) for r in rows if r[i + 1] is None])
+            if not got:
+                continue
+            mat = np.frombuffer(b"".join(r[i + 1] for r in got), "<f4")
+            values = [[r[first + j] for r in got] for j in range(len(scalars))]
+            coll.upsert(
+                [parse(r[0]) for r in got],
+                mat.reshape(len(got), coll.dim),
+                values if coll.scalar_columns == scalars else None,  # else: mirror dropped
+            )
+        return nulls
+
     # -- applying the change log ------------------------------------------------------
 
     def apply_changes(self, conn: psycopg.Connection) -> int:
         """Apply every committed change not yet applied; returns how many keys changed."""
+        self.ensure_mirrors(conn)
         rows, xmin = _read_changes(conn, self.relid, self.seen_seq, self.seen_xmin)
         new = [r for r in rows if r[0] not in self.applied]
         self.seen_seq = max([self.seen_seq, *(r[0] for r in rows)])
@@ -249,31 +340,30 @@ class TableState:
         texts: list[str] | None,
     ) -> None:
         """Re-read the rows of the given keys (None: every row) into the collections."""
-        parse = key_parser(self.info.pk_type)
+        scalars = self.ensure_mirrors(conn, collections)
         names = {a: c.name for c in self.info.vectors.values() for a in [c.attnum]}
-        attnums = list(collections)
-        where = "" if texts is None else " WHERE {pk} = ANY(%s::text[]::{typ}[])"
-        query = sql.SQL("SELECT {pk}::text, {cols} FROM {table}" + where).format(
-            pk=sql.Identifier(self.pk),
-            cols=sql.SQL(", ").join(sql.Identifier(names[a]) for a in attnums),
-            table=self._table(),
-            typ=sql.SQL(self.info.pk_type or "text"),
-        )
-        with conn.cursor(binary=True) as cur:
-            cur.execute(query, () if texts is None else (texts,))
-            found = cur.fetchall()
+        query = self._select([names[a] for a in collections], scalars)
+        if texts is not None:
+            query = query + sql.SQL(" WHERE {pk} = ANY(%s::text[]::{typ}[])").format(
+                pk=sql.Identifier(self.pk), typ=sql.SQL(self.info.pk_type or "text")
+            )
+        try:
+            with conn.cursor(binary=True) as cur:
+                cur.execute(query, () if texts is None else (texts,))
+                found = cur.fetchall()
+        except psycopg.errors.UndefinedColumn as exc:
+            if not scalars:
+                raise
+            self._scalars_gone(exc)
+            self._refresh(conn, collections, texts)
+            return
+        parse = key_parser(self.info.pk_type)
         present = {r[0] for r in found}
-        texts = texts or []
-        for i, attnum in enumerate(attnums):
-            coll = collections[attnum]
-            rows_with = [(r[0], r[i + 1]) for r in found if r[i + 1] is not None]
-            if rows_with:
-                mat = np.frombuffer(b"".join(v for _, v in rows_with), "<f4")
-                coll.upsert([parse(k) for k, _ in rows_with], mat.reshape(len(rows_with), coll.dim))
-            gone = [parse(t) for t in texts if t not in present]
-            gone += [parse(r[0]) for r in found if r[i + 1] is None]
-            if gone:
-                coll.delete(gone)
+        gone = [parse(t) for t in texts or [] if t not in present]
+        nulls = self._upsert_rows(collections, found, scalars)
+        for coll, null in zip(collections.values(), nulls, strict=True):
+            if gone or null:
+                coll.delete(gone + null)
 
     # -- persistence ------------------------------------------------------------------
 
