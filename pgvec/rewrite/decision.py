@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
+from pgvec.engine.predicate import Predicate
 from pgvec.rewrite.catalog import TableInfo, VectorColumn
 
 IDS_MARK = "{ids}"
@@ -47,6 +48,9 @@ class KnnPlan:
     vector_params: Mapping[int, int] = field(default_factory=dict)
     #: vector parameters of filter_sql, numbered as in filter_sql ($i -> dim)
     filter_vector_params: Mapping[int, int] = field(default_factory=dict)
+    #: the WHERE clause as the engine can evaluate it, parameters numbered as in
+    #: filter_sql; None when PostgreSQL must evaluate it
+    engine_filter: Predicate | None = None
 
     @property
     def template(self) -> str:

@@ -19,6 +19,7 @@ from pgvec.catalog import queries
 from pgvec.catalog.install import install
 from pgvec.catalog.models import IndexRow
 from pgvec.engine.collection import Key, VectorCollection
+from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import (
     FeatureNotSupported,
@@ -280,6 +281,20 @@ class Database:
             return self._search(self._collection(state, plan), query, k, metric, params)
         if k <= 0:
             return [], []
+        if plan.engine_filter is not None and settings.engine_filter:
+            where = Where(plan.engine_filter, filt.values, filt.types, filt.formats)
+            if need_apply:
+                with self.pool.connection() as conn:
+                    self._apply(state, conn)
+                need_apply = False
+            try:
+                keys, dists = self._collection(state, plan).search(
+                    query, candidates(k), metric, params, where=where
+                )
+                log.debug("filter evaluated in the engine: %s", plan.filter_sql)
+                return list(keys), [float(d) for d in dists]
+            except Unsupported as exc:  # PostgreSQL evaluates the filter instead
+                log.debug("filter not evaluated in the engine: %s", exc)
         # The change log is read on a second connection while the filter runs on this one.
         applied = self._helpers.submit(self._apply_pooled, state) if need_apply else None
 

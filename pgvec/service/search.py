@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pgvec.errors import InvalidParameter
 
 CONSISTENCY_LEVELS = ("strong", "bounded", "eventually")
+_BOOLEANS = {"on": True, "true": True, "yes": True, "1": True}
+_BOOLEANS |= {"off": False, "false": False, "no": False, "0": False}
 
 
 @dataclass
@@ -16,6 +18,8 @@ class SearchSettings:
     ef_search: int | None = None
     probes: int | None = None
     consistency: str = "strong"
+    #: evaluate a WHERE clause over mirrored scalar columns in the engine when it can
+    engine_filter: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     def apply(self, name: str, value: str | None) -> None:
@@ -33,6 +37,13 @@ class SearchSettings:
                     hint="Available values: strong, bounded, eventually.",
                 )
             self.consistency = level
+        elif name == "pgvec.engine_filter":
+            word = "on" if value is None else value.strip("'\"").lower()
+            if word not in _BOOLEANS:
+                raise InvalidParameter(
+                    f'parameter "pgvec.engine_filter" requires a Boolean value, not "{value}"'
+                )
+            self.engine_filter = _BOOLEANS[word]
         elif value is None:
             self.extra.pop(name, None)
         else:

@@ -21,10 +21,13 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return vecs.astype("f4"), queries.astype("f4")
 
 
-@pytest.fixture
+@pytest.fixture(params=["on", "off"], ids=["engine-filter", "postgres-filter"])
 def loaded(
-    pconn: psycopg.Connection, data: tuple[np.ndarray, np.ndarray]
+    pconn: psycopg.Connection, data: tuple[np.ndarray, np.ndarray], request: pytest.FixtureRequest
 ) -> Iterator[psycopg.Connection]:
+    """The table, searched with the WHERE clause evaluated by the engine over its mirror
+    of the integer columns, or by PostgreSQL (pre- and post-filtering)."""
+    pconn.execute(f"SET pgvec.engine_filter = {request.param}")
     vecs, _ = data
     pconn.execute(
         f"CREATE TABLE items (id int PRIMARY KEY, m10000 int, m1000 int, m100 int, m10 int,"

@@ -12,6 +12,7 @@ ITEMS = TableInfo(
     pk_type="bigint",
     columns=("id", "title", "price", "embedding"),
     vectors={"embedding": VectorColumn("embedding", 4, 3)},
+    column_types=("bigint", "text", "double precision", "bytea"),
 )
 CATS = TableInfo(1002, "public", "cats", "id", "integer", ("id", "name"), {})
 DOCS = TableInfo(

@@ -161,3 +161,61 @@ def test_schema_qualified_text_pk(catalog: Catalog) -> None:
 )
 def test_not_knn_shapes(sql: str, catalog: Catalog) -> None:
     assert not isinstance(rewrite(sql, catalog), Knn)
+
+
+# ------------------------------------------------------------- engine-evaluated filters
+
+
+def test_engine_filter_from_where(catalog: Catalog) -> None:
+    from decimal import Decimal
+
+    from pgvec.engine.predicate import And, Column, Compare, Const, IsNull, Not, Or, Param
+
+    p = _plan(
+        "SELECT id FROM items i WHERE (i.price > $1 OR price IS NULL) AND NOT id IN (1, -2)"
+        " AND price BETWEEN 0.5 AND '10' AND $2::bigint <> id ORDER BY embedding <-> $3 LIMIT 5",
+        catalog,
+    )
+    price, key = Column("price", "double precision"), Column("id", "bigint")
+    assert p.engine_filter == And(
+        (
+            And(
+                (
+                    And(
+                        (
+                            Or((Compare(price, ">", Param(1)), IsNull(price))),
+                            Not(Or((Compare(key, "=", Const(1)), Compare(key, "=", Const(-2))))),
+                        )
+                    ),
+                    And(
+                        (
+                            Compare(price, ">=", Const(Decimal("0.5"))),
+                            Compare(price, "<=", Const("10")),
+                        )
+                    ),
+                )
+            ),
+            Compare(key, "<>", Param(2, "bigint")),
+        )
+    )
+    assert p.filter_params == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "title = 'x'",  # text is not mirrored
+        "abs(price) > 1",
+        "price + 1 > 2",
+        "price > (SELECT 1)",
+        "c.id = 1",  # another table's column
+        "price::numeric(4, 1) = 1",
+        "price = 1.5::numeric(3, 1)",
+    ],
+)
+def test_engine_filter_left_to_postgres(catalog: Catalog, where: str) -> None:
+    join = " JOIN cats c ON c.id = items.id" if where.startswith("c.") else ""
+    p = _plan(
+        f"SELECT id FROM items{join} WHERE {where} ORDER BY embedding <-> $1 LIMIT 5", catalog
+    )
+    assert p.filter_sql is not None and p.engine_filter is None

@@ -52,11 +52,11 @@ def provisional_table(sql: str) -> TableInfo | None:
         return None
     key = pk[0] if len(pk) == 1 else None
     return TableInfo(
-        0,
-        table.db or "public",
-        table.name,
-        key,
-        types.get(key) if key else None,
-        tuple(columns),
-        vectors,
+        relid=0,
+        schema=table.db or "public",
+        name=table.name,
+        pk=key,
+        pk_type=types.get(key) if key else None,
+        columns=tuple(columns),
+        vectors=vectors,
     )

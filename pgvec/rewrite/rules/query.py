@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pgvec.engine.predicate import Column, Predicate
+from pgvec.engine.scalars import mirrorable
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
 from pgvec.rewrite.dialect import Raw, VectorDistance, generate
+from pgvec.rewrite.rules.predicate import to_predicate
 from pgvec.rewrite.tokens import quote_ident
 from pgvec.vectors import bytea_literal, parse_vector_text
 
@@ -505,6 +509,8 @@ class _Filter:
     probe_sql: str
     params: tuple[int, ...]
     vector_params: dict[int, int]
+    #: the WHERE clause as the engine evaluates it over mirrored columns, if it can
+    engine: Predicate | None = None
 
 
 def _build_filter(shape: _KnnShape, ctx: _Ctx) -> _Filter | None:
@@ -538,8 +544,11 @@ def _build_filter(shape: _KnnShape, ctx: _Ctx) -> _Filter | None:
     originals = tuple(sorted(mapping, key=lambda k: mapping[k]))
     fvec = {mapping[o]: ctx.vector_params[o] for o in originals if o in ctx.vector_params}
     sql = generate(filt)
-    candidates = Raw(this=f"{key} = ANY(CAST(${len(mapping) + 1} AS {table.pk_type}[]))")
     inner = filt.args.get("where")
+    engine = None
+    if inner is not None and not joins and not ctes:
+        engine = to_predicate(inner.this, partial(_mirrored, shape.binding.alias, table))
+    candidates = Raw(this=f"{key} = ANY(CAST(${len(mapping) + 1} AS {table.pk_type}[]))")
     filt.set(
         "where",
         exp.Where(
@@ -548,7 +557,23 @@ def _build_filter(shape: _KnnShape, ctx: _Ctx) -> _Filter | None:
             else exp.And(this=exp.Paren(this=inner.this), expression=candidates)
         ),
     )
-    return _Filter(sql, generate(filt), originals, fvec)
+    return _Filter(sql, generate(filt), originals, fvec, engine)
+
+
+def _mirrored(alias: str, table: TableInfo, node: exp.Column) -> Column | None:
+    """The scalar column of ``table`` (as ``alias``) that ``node`` names, if mirrored."""
+    if node.args.get("db") is not None or node.args.get("catalog") is not None:
+        return None
+    qualifier = node.args.get("table")
+    if qualifier is not None and ident_name(qualifier) != alias:
+        return None
+    name = ident_name(node.this)
+    if name in table.vectors:
+        return None
+    for column, type_name in zip(table.columns, table.column_types, strict=False):
+        if column == name and mirrorable(type_name):
+            return Column(column, type_name)
+    return None
 
 
 def _referenced_ctes(select: exp.Select) -> list[exp.CTE]:
@@ -638,6 +663,7 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
         filter_sql=filt.sql if filt else None,
         filter_params=filt.params if filt else (),
         probe_sql=filt.probe_sql if filt else None,
+        engine_filter=filt.engine if filt else None,
         template_parts=(before, between, after),
         vector_params=dict(ctx.vector_params),
         filter_vector_params=filt.vector_params if filt else {},

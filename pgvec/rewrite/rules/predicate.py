@@ -1,0 +1,156 @@
+"""A top-k query's WHERE clause as an engine predicate, when the engine can evaluate it.
+
+Only comparisons of a mirrored scalar column with a constant or a parameter, combined
+with AND / OR / NOT, BETWEEN, IN and IS [NOT] NULL, translate; anything else (a function,
+a subquery, a column of another table, arithmetic) leaves the filter to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+
+from sqlglot import exp
+
+from pgvec.engine.predicate import (
+    FLIPPED,
+    And,
+    Column,
+    Compare,
+    Const,
+    IsNull,
+    Not,
+    Operand,
+    Or,
+    Param,
+    Predicate,
+    Unsupported,
+    parse_text,
+)
+
+#: resolves a column reference of the WHERE clause to a mirrored column, or None
+Resolver = Callable[[exp.Column], Column | None]
+
+_COMPARISONS: dict[type[exp.Expr], str] = {
+    exp.EQ: "=",
+    exp.NEQ: "<>",
+    exp.LT: "<",
+    exp.LTE: "<=",
+    exp.GT: ">",
+    exp.GTE: ">=",
+}
+_TYPES = {
+    exp.DataType.Type.SMALLINT: "smallint",
+    exp.DataType.Type.INT: "integer",
+    exp.DataType.Type.BIGINT: "bigint",
+    exp.DataType.Type.FLOAT: "real",
+    exp.DataType.Type.DOUBLE: "double precision",
+    exp.DataType.Type.BOOLEAN: "boolean",
+    exp.DataType.Type.DECIMAL: "numeric",
+}
+_INT = re.compile(r"\d+")
+
+
+class _NotEngine(Exception):
+    """This clause stays with PostgreSQL."""
+
+
+def to_predicate(where: exp.Expr, resolve: Resolver) -> Predicate | None:
+    """The engine predicate equivalent to ``where``, or None."""
+    try:
+        return _node(where, resolve)
+    except (_NotEngine, Unsupported):
+        return None
+
+
+def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
+    if isinstance(node, exp.Paren):
+        return _node(node.this, resolve)
+    if isinstance(node, exp.And | exp.Or):
+        parts = (_node(node.this, resolve), _node(node.expression, resolve))
+        return And(parts) if isinstance(node, exp.And) else Or(parts)
+    if isinstance(node, exp.Not):
+        return Not(_node(node.this, resolve))
+    op = _COMPARISONS.get(type(node))
+    if op is not None:
+        left, right = node.this, node.expression
+        if isinstance(left, exp.Column):
+            return Compare(_column(left, resolve), op, _operand(right))
+        if isinstance(right, exp.Column):
+            return Compare(_column(right, resolve), FLIPPED[op], _operand(left))
+        raise _NotEngine
+    if isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
+        column = _column(node.this, resolve)
+        low, high = _operand(node.args["low"]), _operand(node.args["high"])
+        return And((Compare(column, ">=", low), Compare(column, "<=", high)))
+    if isinstance(node, exp.In) and isinstance(node.this, exp.Column):
+        if node.args.get("query") is not None or not node.expressions:
+            raise _NotEngine  # IN (SELECT ...)
+        column = _column(node.this, resolve)
+        return Or(tuple(Compare(column, "=", _operand(e)) for e in node.expressions))
+    if (
+        isinstance(node, exp.Is)
+        and isinstance(node.this, exp.Column)
+        and isinstance(node.expression, exp.Null)
+    ):
+        test = IsNull(_column(node.this, resolve))
+        return Not(test) if node.args.get("negate") else test
+    if isinstance(node, exp.Column):  # a boolean column on its own
+        column = _column(node, resolve)
+        if column.type != "boolean":
+            raise _NotEngine
+        return Compare(column, "=", Const(True))
+    raise _NotEngine
+
+
+def _column(node: exp.Column, resolve: Resolver) -> Column:
+    column = resolve(node)
+    if column is None:
+        raise _NotEngine
+    return column
+
+
+def _operand(node: exp.Expr) -> Operand:
+    if isinstance(node, exp.Paren):
+        return _operand(node.this)
+    if isinstance(node, exp.Parameter):
+        number = node.this.this if isinstance(node.this, exp.Literal) else None
+        if number is None or not _INT.fullmatch(str(number)):
+            raise _NotEngine
+        return Param(int(str(number)))
+    if isinstance(node, exp.Null):
+        return Const(None)
+    if isinstance(node, exp.Boolean):
+        return Const(bool(node.this))
+    if isinstance(node, exp.Literal):
+        text = str(node.this)
+        if node.is_string:
+            return Const(text)  # untyped: read as the column's type
+        return Const(_number(text))
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        if node.this.is_string:
+            raise _NotEngine
+        value = _number(str(node.this.this))
+        return Const(-value)
+    if isinstance(node, exp.Cast):
+        to = node.args.get("to")
+        if not isinstance(to, exp.DataType) or to.expressions:  # numeric(p, s) rounds
+            raise _NotEngine
+        type_name = _TYPES.get(to.this)
+        if type_name is None:
+            raise _NotEngine
+        inner = _operand(node.this)
+        if isinstance(inner, Param) and inner.cast is None:
+            return Param(inner.number, type_name)
+        if isinstance(inner, Const) and inner.value is not None and inner.type is None:
+            return Const(parse_text(str(inner.value), type_name), type_name)
+        raise _NotEngine
+    raise _NotEngine
+
+
+def _number(text: str) -> int | Decimal:
+    """A numeric literal: an integer, or numeric (exact) when it has a point or exponent."""
+    if _INT.fullmatch(text):
+        return int(text)
+    return Decimal(text)
