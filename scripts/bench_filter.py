@@ -107,11 +107,16 @@ def main() -> None:
         try:
             with psycopg.connect(dsn_for_port(bench, server.port), autocommit=True) as conn:
                 load(conn, "items", f"vector({args.dim})", True)
-                for label, col, cats, truth in cases:
-                    sql = (
-                        f"SELECT id FROM items WHERE {col} = %s ORDER BY embedding <-> %s LIMIT 10"
-                    )
-                    results.append(("pgvec", label, *run(conn, sql, queries, cats, truth, False)))
+                # the filter evaluated by the engine over its mirror of the int columns
+                # (the default), then by PostgreSQL (pre- or post-filtering)
+                for mode, name in (("on", "pgvec"), ("off", "pgvec, filter in PostgreSQL")):
+                    conn.execute(f"SET pgvec.engine_filter = {mode}")
+                    for label, col, cats, truth in cases:
+                        sql = (
+                            f"SELECT id FROM items WHERE {col} = %s"
+                            " ORDER BY embedding <-> %s LIMIT 10"
+                        )
+                        results.append((name, label, *run(conn, sql, queries, cats, truth, False)))
         finally:
             server.stop()
     print(

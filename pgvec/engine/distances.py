@@ -90,7 +90,7 @@ def exact_topk(
     )
     if not len(labels):
         return labels, np.empty(0, np.float64)
-    return rerank(vecs, labels, query, metric, k)
+    return rank(vecs, labels, query, metric, k)  # the candidates are distinct
 
 
 def exact_candidates(

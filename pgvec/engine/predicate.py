@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -195,35 +195,43 @@ class Where:
 
     def mask(self, scalars: Scalars, n: int) -> Bools:
         """Which of labels [0, n) the WHERE clause admits (is TRUE for)."""
-        true, _false = self._eval(self.predicate, scalars, n)
-        return true
+        return self._true(self.predicate, scalars, n)
 
-    def _eval(self, node: Predicate, scalars: Scalars, n: int) -> tuple[Bools, Bools]:
-        """(definitely true, definitely false) per label; neither is SQL's NULL."""
+    # SQL's three-valued logic as two masks: where a clause is TRUE, and where it is
+    # FALSE (NULL is neither); NOT swaps them. Each is computed only when asked for.
+    def _true(self, node: Predicate, scalars: Scalars, n: int) -> Bools:
         if isinstance(node, Compare):
-            values, valid = self._column(node.column, scalars, n)
-            value = self._operand(node.operand, node.column)
-            if value is None:
-                none = np.zeros(n, np.bool_)
-                return none, none
-            hit = compare(values, KINDS[node.column.type], node.op, value)
-            return valid & hit, valid & ~hit
+            return self._compare(node, scalars, n, True)
         if isinstance(node, IsNull):
-            _values, valid = self._column(node.column, scalars, n)
-            return ~valid, valid.copy()
+            return ~self._column(node.column, scalars, n)[1]
         if isinstance(node, Not):
-            true, false = self._eval(node.part, scalars, n)
-            return false, true
-        if isinstance(node, And | Or):
-            parts = [self._eval(p, scalars, n) for p in node.parts]
-            true, false = parts[0]
-            for t, f in parts[1:]:
-                if isinstance(node, And):
-                    true, false = true & t, false | f
-                else:
-                    true, false = true | t, false & f
-            return true, false
-        raise Unsupported(type(node).__name__)
+            return self._false(node.part, scalars, n)
+        if isinstance(node, And):
+            return _fold(np.logical_and, (self._true(p, scalars, n) for p in node.parts))
+        return _fold(np.logical_or, (self._true(p, scalars, n) for p in node.parts))
+
+    def _false(self, node: Predicate, scalars: Scalars, n: int) -> Bools:
+        if isinstance(node, Compare):
+            return self._compare(node, scalars, n, False)
+        if isinstance(node, IsNull):
+            valid: Bools = self._column(node.column, scalars, n)[1].copy()
+            return valid
+        if isinstance(node, Not):
+            return self._true(node.part, scalars, n)
+        if isinstance(node, And):
+            return _fold(np.logical_or, (self._false(p, scalars, n) for p in node.parts))
+        return _fold(np.logical_and, (self._false(p, scalars, n) for p in node.parts))
+
+    def _compare(self, node: Compare, scalars: Scalars, n: int, holds: bool) -> Bools:
+        values, valid = self._column(node.column, scalars, n)
+        value = self._operand(node.operand, node.column)
+        if value is None:  # a comparison with NULL is NULL
+            return np.zeros(n, np.bool_)
+        hit = compare(values, KINDS[node.column.type], node.op, value)
+        if not holds:
+            hit = ~hit
+        hit &= valid
+        return hit
 
     @staticmethod
     def _column(column: Column, scalars: Scalars, n: int) -> tuple[npt.NDArray[Any], Bools]:
@@ -271,6 +279,13 @@ class Where:
         return _typed(value, column)
 
 
+def _fold(op: Any, masks: Iterator[Bools]) -> Bools:
+    out = next(masks)
+    for mask in masks:
+        op(out, mask, out=out)
+    return out
+
+
 def _typed(value: Value, column: Column) -> Value:
     """``value`` as it compares with ``column`` (or Unsupported where PostgreSQL errs)."""
     kind = KINDS[column.type]
@@ -303,11 +318,12 @@ def compare(values: npt.NDArray[Any], kind: str, op: str, value: Value) -> Bools
             return compare(values, kind, {"<": "<=", ">=": ">"}.get(op, op), floor)
         value = int(value)
     assert isinstance(value, int)
-    if not -(2**63) <= value < 2**63:  # beyond bigint: every value is on one side
+    limits = np.iinfo(values.dtype)
+    if not limits.min <= value <= limits.max:  # beyond the column's type: all on one side
         below = value > 0  # every stored value is below ``value``
         result = {"=": False, "<>": True, "<": below, "<=": below, ">": not below}
         return np.full(len(values), result.get(op, not below), np.bool_)
-    hit: Bools = _OPS[op](values, np.int64(value))
+    hit: Bools = _OPS[op](values, values.dtype.type(value))
     return hit
 
 

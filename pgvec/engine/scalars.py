@@ -21,9 +21,7 @@ import numpy.typing as npt
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
-#: format_type() names mirrored, and how numpy stores them. Floats are kept as float64:
-#: PostgreSQL compares a real column with a numeric constant in double precision, and
-#: widening float32 to float64 is exact.
+#: format_type() names mirrored, and how they compare
 KINDS: dict[str, str] = {
     "smallint": "int",
     "integer": "int",
@@ -32,7 +30,16 @@ KINDS: dict[str, str] = {
     "double precision": "float",
     "boolean": "bool",
 }
-_DTYPES: dict[str, type[np.generic]] = {"int": np.int64, "float": np.float64, "bool": np.bool_}
+#: how numpy stores them. Floats are kept as float64: PostgreSQL compares a real column
+#: with a numeric constant in double precision, and widening float32 to float64 is exact.
+_DTYPES: dict[str, type[np.generic]] = {
+    "smallint": np.int16,
+    "integer": np.int32,
+    "bigint": np.int64,
+    "real": np.float64,
+    "double precision": np.float64,
+    "boolean": np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class ScalarColumn:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.dtype(_DTYPES[self.kind])
+        return np.dtype(_DTYPES[self.type])
 
 
 def mirrorable(type_name: str) -> bool:

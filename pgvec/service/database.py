@@ -34,7 +34,13 @@ from pgvec.service import indexes, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
 from pgvec.service.search import FilterArgs, SearchSettings
-from pgvec.sync.table import TableState, key_parser, prepare_statements
+from pgvec.sync.table import (
+    TableState,
+    key_parser,
+    prepare_statements,
+    prepare_statements_async,
+    read_changes_async,
+)
 
 if TYPE_CHECKING:
     from pgvec.rewrite.decision import IndexDef, KnnPlan
@@ -52,6 +58,8 @@ CHECKPOINT_SECONDS = float(os.environ.get("PGVEC_CHECKPOINT_SECONDS", "30"))
 BOUNDED_MS = 200
 #: tables not searched with Strong or Bounded consistency are synced this often
 SYNC_SECONDS = 1.0
+#: application_name of the connection searches read the change log on
+CHANGES_APPLICATION = "pgvec changes"
 
 
 def candidates(k: int) -> int:
@@ -96,6 +104,9 @@ class Database:
         self._checkpointer: asyncio.Task[None] | None = None
         #: what each filter statement admitted last time (pre- or post-filtering)
         self.selectivity = SelectivityMemory()
+        #: the connection Strong searches read the change log on, from the event loop
+        self._changes_conn: psycopg.AsyncConnection | None = None
+        self._changes_lock = asyncio.Lock()
         #: runs a search's change-log read next to its filter query
         self._helpers = ThreadPoolExecutor(4, thread_name_prefix=f"pgvec-{name}")
         #: index builds in progress, by (table OID, attnum): one per column at a time
@@ -152,6 +163,8 @@ class Database:
             build.cancel("pgvec is shutting down")  # built again at the next start
         if tasks:
             await asyncio.wait(tasks)
+        if self._changes_conn is not None:
+            await self._changes_conn.close()
         await self.run(self._close_sync)
 
     def _close_sync(self) -> None:
@@ -251,13 +264,72 @@ class Database:
             async with self._table_lock(relid):
                 await self.run(self._load_for, plan.table, plan.column.attnum)
         state = self.tables[relid]
-        return await self.run(self._knn_sync, state, plan, query, k, filt, settings)
+        need_apply = self._needs_apply(state, settings)
+        engine = filt is None or (plan.engine_filter is not None and settings.engine_filter)
+        if k <= 0 or not engine:
+            return await self.run(self._filtered, state, plan, query, k, filt, settings, need_apply)
+        if need_apply and not await self._fresh(state):
+            await self.run(self._apply_pooled, state)
+        metric = Metric.from_operator(plan.operator)
+        params = SearchParams.create(settings.search_options())
+        where = None
+        if filt is not None:
+            assert plan.engine_filter is not None
+            where = Where(plan.engine_filter, filt.values, filt.types, filt.formats)
+        coll = self._collection(state, plan)
+        try:
+            if coll.quick(metric):
+                # a search over an ANN index costs less than handing it to a thread
+                return self._search(coll, query, k, metric, params, where)
+            return await self.run(self._search, coll, query, k, metric, params, where)
+        except Unsupported as exc:  # PostgreSQL evaluates the filter instead
+            log.debug("filter not evaluated in the engine: %s", exc)
+        return await self.run(self._filtered, state, plan, query, k, filt, settings, False)
+
+    @staticmethod
+    def _needs_apply(state: TableState, settings: SearchSettings) -> bool:
+        """Whether the search must see every change committed before it (Strong), or
+        changes older than BOUNDED_MS (Bounded); Eventually relies on the background sync."""
+        if settings.consistency == "strong":
+            return True
+        return (
+            settings.consistency == "bounded"
+            and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
+        )
+
+    async def _fresh(self, state: TableState) -> bool:
+        """True when the change log holds nothing ``state`` has not applied: read on the
+        event loop, so a read-mostly workload's searches need no thread. False when
+        there is something to apply, or when unsure (the caller applies in a thread)."""
+        watermark = (state.seen_seq, state.seen_xmin)
+        try:
+            async with self._changes_lock:
+                if self._changes_conn is None or self._changes_conn.closed:
+                    conn = await psycopg.AsyncConnection.connect(
+                        self.dsn, autocommit=True, application_name=CHANGES_APPLICATION
+                    )
+                    await prepare_statements_async(conn)
+                    self._changes_conn = conn
+                rows, xmin = await read_changes_async(self._changes_conn, state.relid, *watermark)
+        except asyncio.CancelledError:  # cut mid-read: the connection's state is unknown
+            self._drop_changes_connection()
+            raise
+        except (psycopg.Error, PgvecError) as exc:
+            log.info("reading the change log failed (%s); reading it from the pool", exc)
+            self._drop_changes_connection()
+            return False
+        return state.note_fresh(rows, xmin, watermark)
+
+    def _drop_changes_connection(self) -> None:
+        conn, self._changes_conn = self._changes_conn, None
+        if conn is not None:
+            conn.pgconn.finish()
 
     def _load_for(self, info: Any, attnum: int) -> None:
         with self.pool.connection() as conn:
             self.ensure_loaded(conn, info, attnum)
 
-    def _knn_sync(
+    def _filtered(
         self,
         state: TableState,
         plan: KnnPlan,
@@ -265,36 +337,13 @@ class Database:
         k: int,
         filt: FilterArgs | None,
         settings: SearchSettings,
+        need_apply: bool,
     ) -> tuple[list[Key], list[float]]:
-        need_apply = settings.consistency == "strong" or (
-            settings.consistency == "bounded"
-            and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
-        )
+        """A search whose WHERE clause PostgreSQL evaluates (pre- or post-filtering)."""
+        if k <= 0 or filt is None:
+            return [], []
         metric = Metric.from_operator(plan.operator)
         params = SearchParams.create(settings.search_options())
-        if not need_apply and filt is None:
-            return self._search(self._collection(state, plan), query, k, metric, params)
-        if filt is None:
-            with self.pool.connection() as conn:
-                self._apply(state, conn)
-            # after applying: a TRUNCATE in the log replaces the collections
-            return self._search(self._collection(state, plan), query, k, metric, params)
-        if k <= 0:
-            return [], []
-        if plan.engine_filter is not None and settings.engine_filter:
-            where = Where(plan.engine_filter, filt.values, filt.types, filt.formats)
-            if need_apply:
-                with self.pool.connection() as conn:
-                    self._apply(state, conn)
-                need_apply = False
-            try:
-                keys, dists = self._collection(state, plan).search(
-                    query, candidates(k), metric, params, where=where
-                )
-                log.debug("filter evaluated in the engine: %s", plan.filter_sql)
-                return list(keys), [float(d) for d in dists]
-            except Unsupported as exc:  # PostgreSQL evaluates the filter instead
-                log.debug("filter not evaluated in the engine: %s", exc)
         # The change log is read on a second connection while the filter runs on this one.
         applied = self._helpers.submit(self._apply_pooled, state) if need_apply else None
 
@@ -338,10 +387,13 @@ class Database:
         k: int,
         metric: Metric,
         params: SearchParams,
+        where: Where | None = None,
     ) -> tuple[list[Key], list[float]]:
         if k <= 0:
             return [], []
-        keys, dists = collection.search(query, candidates(k), metric, params)
+        keys, dists = collection.search(query, candidates(k), metric, params, where=where)
+        if where is not None:
+            log.debug("filter evaluated in the engine: %s", where.predicate)
         return list(keys), [float(d) for d in dists]
 
     # -- indexes ----------------------------------------------------------------------

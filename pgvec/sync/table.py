@@ -44,7 +44,10 @@ def prepare_statements(conn: psycopg.Connection) -> None:
     """Pool ``configure`` hook: prepare the statements sync runs on every search."""
     pgconn = conn.pgconn
     pgconn.send_prepare(CHANGES_STATEMENT, _CHANGES)
-    res = conn.wait(generators.execute(pgconn))[-1]
+    _check_prepared(conn.wait(generators.execute(pgconn))[-1])
+
+
+def _check_prepared(res: pq.abc.PGresult) -> None:
     if res.status != pq.ExecStatus.COMMAND_OK:
         raise CatalogError(
             f"cannot prepare the change-log query: {res.error_message.decode(errors='replace')}",
@@ -57,9 +60,31 @@ def _read_changes(
 ) -> tuple[list[tuple[int, str, str | None]], int]:
     """New-looking change rows (seq, op, key) and the reading snapshot's xmin."""
     pgconn = conn.pgconn
-    params = [str(relid).encode(), str(seq).encode(), str(xmin).encode()]
-    pgconn.send_query_prepared(CHANGES_STATEMENT, params)
-    res = conn.wait(generators.execute(pgconn))[-1]
+    pgconn.send_query_prepared(CHANGES_STATEMENT, _change_params(relid, seq, xmin))
+    return _changes_of(conn.wait(generators.execute(pgconn))[-1])
+
+
+async def read_changes_async(
+    conn: psycopg.AsyncConnection, relid: int, seq: int, xmin: int
+) -> tuple[list[tuple[int, str, str | None]], int]:
+    """``_read_changes`` on an asyncio connection (its statement prepared by
+    ``prepare_statements_async``)."""
+    pgconn = conn.pgconn
+    pgconn.send_query_prepared(CHANGES_STATEMENT, _change_params(relid, seq, xmin))
+    return _changes_of((await conn.wait(generators.execute(pgconn)))[-1])
+
+
+async def prepare_statements_async(conn: psycopg.AsyncConnection) -> None:
+    pgconn = conn.pgconn
+    pgconn.send_prepare(CHANGES_STATEMENT, _CHANGES)
+    _check_prepared((await conn.wait(generators.execute(pgconn)))[-1])
+
+
+def _change_params(relid: int, seq: int, xmin: int) -> list[bytes | None]:
+    return [str(relid).encode(), str(seq).encode(), str(xmin).encode()]
+
+
+def _changes_of(res: pq.abc.PGresult) -> tuple[list[tuple[int, str, str | None]], int]:
     if res.status != pq.ExecStatus.TUPLES_OK:
         raise CatalogError(
             f"cannot read pgvec.changes: {res.error_message.decode(errors='replace')}"
@@ -311,6 +336,28 @@ class TableState:
         self._refresh(conn, self.collections, texts)
         self.applied.update(r[0] for r in new)
         return len(texts)
+
+    def note_fresh(
+        self, rows: list[tuple[int, str, str | None]], xmin: int, watermark: tuple[int, int]
+    ) -> bool:
+        """Take a change-log read made without the lock (from ``watermark``, the
+        (seen_seq, seen_xmin) it started from): True if it found nothing to apply and
+        the mirrors match the table, so the collections are current as of its snapshot.
+        Never waits for the lock: the watermark only moves when the lock is free."""
+        if any(r[0] not in self.applied for r in rows):
+            return False
+        want = self.scalar_columns()
+        if any(c.scalar_columns != want for c in list(self.collections.values())):
+            return False  # apply_changes mirrors them
+        if self.lock.acquire(blocking=False):
+            try:
+                if (self.seen_seq, self.seen_xmin) == watermark:
+                    self.seen_seq = max([self.seen_seq, *(r[0] for r in rows)])
+                    self.seen_xmin = xmin
+                self.last_apply = time.monotonic()
+            finally:
+                self.lock.release()
+        return True
 
     def catch_up(self, conn: psycopg.Connection, attnum: int, coll: VectorCollection) -> int:
         """Apply every change still in the log to ``coll``, a collection just loaded from

@@ -94,3 +94,21 @@ def test_unknown_level_is_an_error(pts: psycopg.Connection) -> None:
         pts.execute("SET pgvec.consistency = 'session'")
     assert "strong, bounded, eventually" in (err.value.diag.message_hint or "")
     assert nearest(pts) == 10  # the session goes on
+
+
+def test_strong_survives_losing_the_change_log_connection(
+    pts: psycopg.Connection, conn: psycopg.Connection
+) -> None:
+    """Strong searches read the change log on a connection of their own; when it is cut
+    (a PostgreSQL restart, an administrator), the next search reads it again, and a write
+    made meanwhile is not missed."""
+    assert nearest(pts) == 10
+    killed = conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+        (database.CHANGES_APPLICATION,),
+    ).fetchall()
+    assert killed == [(True,)]
+    conn.execute("INSERT INTO pts VALUES (1, pgvec.vector('[0.5,0.5]'))")
+    assert nearest(pts) == 1  # read from the pool, then on a new connection
+    conn.execute("DELETE FROM pts WHERE id = 1")
+    assert nearest(pts) == 10
