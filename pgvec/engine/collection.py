@@ -393,10 +393,12 @@ class VectorCollection:
             spec, n, live = self._spec, self._n, len(self._labels)
             sealed = self._sealed_upto
             sealed_live = sealed - self._dead_sealed
+            scalars = self._scalars
             mem = (
                 len(self._vecs) * (self._dim * 4 + 5)
                 + n * 100
                 + faiss_index.memory_estimate(spec, self._index, self._dim)
+                + (0 if scalars is None else scalars.nbytes)
             )
         return {
             "dim": self._dim,

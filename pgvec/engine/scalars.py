@@ -101,6 +101,12 @@ class Scalars:
             self.values[c.name][labels] = values
             self.valid[c.name][labels] = valid
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.values.values()) + sum(
+            a.nbytes for a in self.valid.values()
+        )
+
     def column(self, name: str, type_name: str) -> tuple[npt.NDArray[Any], Bools] | None:
         """The arrays of column ``name`` if it is mirrored with type ``type_name``."""
         for c in self.columns:

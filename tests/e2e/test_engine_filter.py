@@ -219,3 +219,18 @@ def test_mirror_survives_restart(
             got = [r[0] for r in conn.execute(sql, (3, q.tobytes())).fetchall()]
             assert ENGINE in caplog.text
             assert got == truth(conn, "n = 3", (), q) != want  # id 4 moved in
+
+
+def test_engine_filter_in_a_simple_query(
+    loaded: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What psql sends: one Query message, every value a literal."""
+    caplog.set_level(logging.DEBUG, logger="pgvec.service.database")
+    q = np.full(DIM, 0.25, "f4")
+    literal = "[" + ",".join(["0.25"] * DIM) + "]"
+    got = loaded.execute(
+        f"SELECT id FROM items WHERE n BETWEEN 3 AND 4 AND NOT b"
+        f" ORDER BY embedding <-> '{literal}', id LIMIT {K}"
+    ).fetchall()
+    assert [r[0] for r in got] == truth(loaded, "n BETWEEN 3 AND 4 AND NOT b", (), q)
+    assert ENGINE in caplog.text
