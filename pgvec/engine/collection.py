@@ -198,13 +198,20 @@ class VectorCollection:
             keys = self._check_keys(keys)
             if len(keys) != len(vecs):
                 raise InvalidParameter(f"{len(keys)} keys but {len(vecs)} vectors")
+            if self._scalars is not None and (
+                scalars is None or len(scalars) != len(self._scalars.columns)
+            ):
+                self._scalars = None  # incomplete from here on: filters go to PostgreSQL
+            if scalars is not None and self._scalars is None:
+                scalars = None
+            keys, vecs, scalars = self._in_place(keys, vecs, scalars)
             n, m = self._n, len(keys)
+            if not m:
+                return
             self._ensure_capacity(n + m)
             if self._scalars is not None:
-                if scalars is None or len(scalars) != len(self._scalars.columns):
-                    self._scalars = None  # incomplete from here on: filters go to PostgreSQL
-                else:
-                    self._scalars.write(slice(n, n + m), scalars)
+                assert scalars is not None
+                self._scalars.write(slice(n, n + m), scalars)
             self._vecs[n : n + m] = vecs
             self._sqnorms[n : n + m] = np.einsum("ij,ij->i", vecs, vecs)
             self._alive[n : n + m] = True
@@ -222,6 +229,31 @@ class VectorCollection:
                 self._sealed_died(dead_sealed)
             self._keys.extend(keys)
             self._n = n + m
+
+    def _in_place(
+        self, keys: list[Key], vecs: F32, scalars: Sequence[Sequence[Any]] | None
+    ) -> tuple[list[Key], F32, Sequence[Sequence[Any]] | None]:
+        """Under the lock: rows whose vector is unchanged (an UPDATE of other columns)
+        stay where they are, in the index, with their mirrored values rewritten; returns
+        the rest, to be appended."""
+        olds = [self._labels.get(key) for key in keys]
+        present = [i for i, old in enumerate(olds) if old is not None]
+        if not present or len(set(keys)) != len(keys):
+            return keys, vecs, scalars
+        at = np.array([olds[i] for i in present], np.int64)
+        same = np.all(self._vecs[at] == vecs[present], axis=1)
+        if not same.any():
+            return keys, vecs, scalars
+        if self._scalars is not None:
+            assert scalars is not None
+            rows = [present[j] for j in np.flatnonzero(same).tolist()]
+            self._scalars.write(at[same], [[column[i] for i in rows] for column in scalars])
+        moved = np.ones(len(keys), np.bool_)
+        moved[[present[j] for j in np.flatnonzero(same).tolist()]] = False
+        rest = np.flatnonzero(moved).tolist()
+        if scalars is not None:
+            scalars = [[column[i] for i in rest] for column in scalars]
+        return [keys[i] for i in rest], vecs[moved], scalars
 
     def _ensure_capacity(self, need: int) -> None:
         cap = len(self._vecs)

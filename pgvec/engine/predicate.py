@@ -83,6 +83,15 @@ class IsNull:
 
 
 @dataclass(frozen=True)
+class AnyOf:
+    """``column = ANY(array)``: the array a parameter (``cast``: its element type, from
+    ``$1::int[]``) or an untyped literal such as ``'{1,2}'``."""
+
+    column: Column
+    array: Operand
+
+
+@dataclass(frozen=True)
 class And:
     parts: tuple[Predicate, ...]
 
@@ -97,7 +106,7 @@ class Not:
     part: Predicate
 
 
-Predicate = Compare | IsNull | And | Or | Not
+Predicate = Compare | AnyOf | IsNull | And | Or | Not
 
 
 # ------------------------------------------------------------------------- parameters
@@ -113,6 +122,7 @@ TYPE_OIDS = {
     "numeric": 1700,
 }
 _NAMES = {oid: name for name, oid in TYPE_OIDS.items()}
+_TEXT_OIDS = (25, 1043)  # text, varchar
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 _BINARY = {21: ">h", 23: ">i", 20: ">q", 700: ">f", 701: ">d"}
 _INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
@@ -120,6 +130,8 @@ _DECIMAL_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 _FLOAT_WORDS = {"nan", "infinity", "+infinity", "-infinity", "inf", "+inf", "-inf"}
 _TRUE = {"t", "tr", "tru", "true", "y", "ye", "yes", "on", "1"}
 _FALSE = {"f", "fa", "fal", "fals", "false", "n", "no", "of", "off", "0"}
+#: ``= ANY`` arrays of floats or fractions are compared one element at a time, up to this
+MAX_ANY_SCAN = 256
 
 
 def parse_text(text: str, type_name: str) -> Value:
@@ -202,6 +214,8 @@ class Where:
     def _true(self, node: Predicate, scalars: Scalars, n: int) -> Bools:
         if isinstance(node, Compare):
             return self._compare(node, scalars, n, True)
+        if isinstance(node, AnyOf):
+            return self._any(node, scalars, n, True)
         if isinstance(node, IsNull):
             return ~self._column(node.column, scalars, n)[1]
         if isinstance(node, Not):
@@ -213,6 +227,8 @@ class Where:
     def _false(self, node: Predicate, scalars: Scalars, n: int) -> Bools:
         if isinstance(node, Compare):
             return self._compare(node, scalars, n, False)
+        if isinstance(node, AnyOf):
+            return self._any(node, scalars, n, False)
         if isinstance(node, IsNull):
             valid: Bools = self._column(node.column, scalars, n)[1].copy()
             return valid
@@ -233,6 +249,30 @@ class Where:
         hit &= valid
         return hit
 
+    def _any(self, node: AnyOf, scalars: Scalars, n: int, holds: bool) -> Bools:
+        values, valid = self._column(node.column, scalars, n)
+        elements = self._array(node.array, node.column)
+        if elements is None:  # x = ANY(NULL) is NULL
+            return np.zeros(n, np.bool_)
+        present = [e for e in elements if e is not None]
+        kind = KINDS[node.column.type]
+        if kind == "int" and all(isinstance(e, int) for e in present):
+            limits = np.iinfo(values.dtype)
+            inside = [e for e in present if limits.min <= e <= limits.max]
+            hit = np.isin(values, np.array(inside, values.dtype))
+        elif len(present) <= MAX_ANY_SCAN:
+            hit = np.zeros(n, np.bool_)
+            for e in present:
+                hit |= compare(values, kind, "=", e)
+        else:
+            raise Unsupported(f"= ANY of {len(present)} {node.column.type} values")
+        if not holds:
+            if len(present) < len(elements):  # no match against a NULL element is NULL
+                return np.zeros(n, np.bool_)
+            hit = ~hit
+        hit &= valid
+        return hit
+
     @staticmethod
     def _column(column: Column, scalars: Scalars, n: int) -> tuple[npt.NDArray[Any], Bools]:
         arrays = scalars.column(column.name, column.type)
@@ -248,35 +288,147 @@ class Where:
                 return None
             if isinstance(value, str):  # an untyped literal takes the column's type
                 return parse_text(value, column.type)
-            if operand.type == "real" and not isinstance(value, bool):
-                if KINDS[column.type] == "int":
-                    raise Unsupported("integer against real")  # its own operator resolution
-                value = float(np.float32(float(value)))
-            return _typed(value, column)
-        i = operand.number - 1
+            return _coerce(value, operand.type, column)
+        found = self._param(operand, column, TYPE_OIDS, _NAMES)
+        if found is None:
+            return None
+        raw, oid, binary = found
+        type_name = _NAMES[oid]
+        value = _decode_binary(raw, oid) if binary else parse_text(raw.decode(), type_name)
+        return _coerce(_cast(value, operand.cast), operand.cast or type_name, column)
+
+    def _array(self, operand: Operand, column: Column) -> list[Value | None] | None:
+        """The elements of an array operand (None for a NULL array), each typed as
+        PostgreSQL types it against ``column``."""
+        if isinstance(operand, Const):
+            if not isinstance(operand.value, str):
+                raise Unsupported("an array constant")
+            items = _array_items(operand.value)
+            return [None if t is None else parse_text(t, column.type) for t in items]
+        found = self._param(operand, column, ARRAY_OIDS, _ARRAY_NAMES)
+        if found is None:
+            return None
+        raw, oid, binary = found
+        type_name = _ARRAY_NAMES[oid]
+        if binary:
+            values = _decode_binary_array(raw)
+        else:
+            items = _array_items(raw.decode("utf-8", "replace"))
+            values = [None if t is None else parse_text(t, type_name) for t in items]
+        cast, as_type = operand.cast, operand.cast or type_name
+        return [None if v is None else _coerce(_cast(v, cast), as_type, column) for v in values]
+
+    def _param(
+        self, param: Param, column: Column, oids: dict[str, int], names: dict[int, str]
+    ) -> tuple[bytes, int, bool] | None:
+        """(raw value, type OID, binary) of a parameter, None if NULL: the type as the
+        client declared it, else as cast in the statement, else the column's."""
+        i = param.number - 1
         if i >= len(self._values):
-            raise Unsupported(f"no value for ${operand.number}")
+            raise Unsupported(f"no value for ${param.number}")
         raw = self._values[i]
         if raw is None:
             return None
         oid = self._types[i] if i < len(self._types) else 0
-        cast_oid = TYPE_OIDS.get(operand.cast, -1) if operand.cast else 0
-        if cast_oid == -1 or (oid and cast_oid and oid != cast_oid):
-            raise Unsupported(f"${operand.number} cast to {operand.cast}")
-        oid = oid or cast_oid or TYPE_OIDS[column.type]
-        type_name = _NAMES.get(oid)
-        if type_name is None:
+        cast_oid = oids.get(param.cast, -1) if param.cast else 0
+        if cast_oid == -1:
+            raise Unsupported(f"${param.number} cast to {param.cast}")
+        binary = bool(self._formats[i]) if i < len(self._formats) else False
+        if oid in _TEXT_OIDS and cast_oid and oids is TYPE_OIDS:
+            # '42'::text::integer: the text read by the type's input function; the binary
+            # form of text is its text
+            return raw, cast_oid, False
+        oid = oid or cast_oid or oids[column.type]
+        if oid not in names:
             raise Unsupported(f"parameter type {oid}")
-        fmt = self._formats[i] if i < len(self._formats) else 0
-        if fmt:
-            value = _decode_binary(raw, oid)
-        else:
-            value = parse_text(raw.decode("utf-8", "replace"), type_name)
-        if type_name == "real" and isinstance(value, float):
-            value = float(np.float32(value)) if math.isfinite(value) else value
-        if type_name == "real" and KINDS[column.type] == "int":
+        return raw, oid, binary
+
+
+def _cast(value: Value, type_name: str | None) -> Value:
+    """``value::type_name`` where that is the same value (an integer to a wider or
+    narrower integer type that holds it, a value to its own type); else Unsupported."""
+    if type_name is None:
+        return value
+    bound = _INT_RANGES.get(type_name)
+    if bound is not None and isinstance(value, int) and not isinstance(value, bool):
+        if -bound <= value < bound:
+            return value
+        raise Unsupported(f"{value} is out of range for {type_name}")
+    same = {
+        "boolean": bool,
+        "numeric": Decimal,
+        "real": float,
+        "double precision": float,
+    }.get(type_name)
+    if same is not None and isinstance(value, same) and (same is bool) == isinstance(value, bool):
+        return value
+    raise Unsupported(f"{value!r} cast to {type_name}")
+
+
+def _coerce(value: Value, type_name: str | None, column: Column) -> Value:
+    """A value of type ``type_name`` (None: as written) as it compares with ``column``."""
+    if type_name == "real" and not isinstance(value, bool):
+        if KINDS[column.type] == "int":
             raise Unsupported("integer against real")  # its own operator resolution
-        return _typed(value, column)
+        value = float(value)
+        if math.isfinite(value):
+            value = float(np.float32(value))
+    return _typed(value, column)
+
+
+#: array type OIDs, by their element's format_type() name
+ARRAY_OIDS = {
+    "smallint": 1005,
+    "integer": 1007,
+    "bigint": 1016,
+    "real": 1021,
+    "double precision": 1022,
+    "boolean": 1000,
+    "numeric": 1231,
+}
+_ARRAY_NAMES = {oid: name for name, oid in ARRAY_OIDS.items()}
+_ARRAY_ITEM = re.compile(r'\s*(?:"([^"\\]*)"|([^",{}\s]+))\s*')
+
+
+def _array_items(text: str) -> list[str | None]:
+    """The items of a one-dimensional array literal such as ``{1, 2, NULL}``."""
+    body = text.strip()
+    if not (body.startswith("{") and body.endswith("}")):
+        raise Unsupported(f"{text!r} is not a plain array")
+    body = body[1:-1]
+    if not body.strip():
+        return []
+    items: list[str | None] = []
+    for part in body.split(","):
+        m = _ARRAY_ITEM.fullmatch(part)
+        if m is None:
+            raise Unsupported(f"{text!r} is not a plain array")
+        quoted, bare = m.groups()
+        items.append(None if bare is not None and bare.upper() == "NULL" else quoted or bare)
+    return items
+
+
+def _decode_binary_array(raw: bytes) -> list[Value | None]:
+    """A one-dimensional array in PostgreSQL's binary format."""
+    if len(raw) < 12:
+        raise Unsupported("a short binary array")
+    ndim, _flags, oid = struct.unpack_from(">iiI", raw)
+    if ndim == 0:
+        return []
+    if ndim != 1:
+        raise Unsupported(f"a {ndim}-dimensional array")
+    (count, _lower) = struct.unpack_from(">ii", raw, 12)
+    pos = 20
+    out: list[Value | None] = []
+    for _ in range(count):
+        (size,) = struct.unpack_from(">i", raw, pos)
+        pos += 4
+        if size < 0:
+            out.append(None)
+            continue
+        out.append(_decode_binary(raw[pos : pos + size], oid))
+        pos += size
+    return out
 
 
 def _fold(op: Any, masks: Iterator[Bools]) -> Bools:
@@ -348,7 +500,7 @@ _OPS = {
 
 
 def columns_of(node: Predicate) -> set[Column]:
-    if isinstance(node, Compare | IsNull):
+    if isinstance(node, Compare | AnyOf | IsNull):
         return {node.column}
     if isinstance(node, Not):
         return columns_of(node.part)

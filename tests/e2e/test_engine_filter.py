@@ -89,19 +89,32 @@ WHERES: list[tuple[str, tuple[object, ...]]] = [
     ("(s = 1 OR s = 2) AND NOT (n > 50)", ()),
     ("5 < n AND 10 > n", ()),
     ("id < 30", ()),
+    ("n = ANY(%s)", ([1, 2, 300],)),
+    ("n = ANY(%s) OR n IS NULL", ([4, None],)),
+    ("NOT (n = ANY(%s))", ([1, None],)),  # never true
+    ("NOT (n = ANY(%s))", ([1, 2],)),
+    ("big = ANY(%s::bigint[])", ([(1 - 1000) * 10**15, 7],)),
+    ("r = ANY(%s)", ([0.5, math.nan],)),
+    ("s = ANY(ARRAY[1, 2])", ()),
+    ("s = ANY('{3, NULL}')", ()),
 ]
 
 
+@pytest.mark.parametrize("placeholder", ["%s", "%b"], ids=["text", "binary"])
 @pytest.mark.parametrize(("where", "params"), WHERES, ids=[w for w, _ in WHERES])
 def test_engine_filter_agrees_with_postgres(
     loaded: psycopg.Connection,
     where: str,
     params: tuple[object, ...],
+    placeholder: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The same rows whether the engine or PostgreSQL evaluates the WHERE clause, with
+    parameters sent as text and as binary."""
     caplog.set_level(logging.DEBUG, logger="pgvec.service.database")
     q = np.random.default_rng(len(where)).standard_normal(DIM).astype("f4")
     want = truth(loaded, where, params, q)
+    where = where.replace("%s", placeholder)
     sql = f"SELECT id FROM items WHERE {where} ORDER BY embedding <-> %s, id LIMIT {K}"
     for engine in ("on", "off"):
         loaded.execute(f"SET pgvec.engine_filter = {engine}")

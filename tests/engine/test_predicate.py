@@ -218,3 +218,42 @@ def test_upsert_without_values_drops_the_mirror() -> None:
     assert coll.scalar_columns is None
     with pytest.raises(Unsupported):
         coll.search(vecs[1], 5, Metric.L2, where=Where(Compare(N, "=", Const(1))))
+
+
+def test_update_of_scalars_only_keeps_the_row_in_the_index() -> None:
+    """An UPDATE of other columns re-reads the row with the same vector: it stays in the
+    sealed index (FAISS cannot move it cheaply) and only its mirrored values change."""
+    coll, vecs = _filtered_collection()
+    coll.build_index(IndexSpec.create("HNSW", Metric.L2, {}))
+    coll.upsert([5, 6, 7], vecs[5:8], [[1000, 1000, 1000]])
+    coll.upsert([8], vecs[8:9] + 1, [[1000]])  # a new vector: moved to the growing part
+    assert coll.growing_count == 1 and coll.live_count == 3000
+    keys, _ = coll.search(vecs[5], 10, Metric.L2, where=Where(Compare(N, "=", Const(1000))))
+    assert sorted(keys) == [5, 6, 7, 8]
+    coll.upsert([9], vecs[9:10])  # no mirror values given: same vector, nothing moves
+    assert coll.growing_count == 1 and coll.scalar_columns is None
+
+
+def test_any_of_arrays(scalars: Scalars) -> None:
+    from pgvec.engine.predicate import AnyOf
+
+    def binary_int8_array(values: list[int | None]) -> bytes:
+        out = struct.pack(">iiIii", 1, int(None in values), 20, len(values), 1)
+        for v in values:
+            out += struct.pack(">i", -1) if v is None else struct.pack(">iq", 8, v)
+        return out
+
+    any_n = AnyOf(N, Param(1))
+    assert rows(Where(any_n, [b"{1, 3,NULL}"], [0], [0]), scalars) == [0, 2]
+    assert rows(Where(Not(any_n), [b"{1,3,NULL}"], [0], [0]), scalars) == []  # NULL
+    assert rows(Where(Not(any_n), [b'{"1",3}'], [1007], [0]), scalars) == [1, 4]
+    raw = binary_int8_array([5, None, 2**40])
+    assert rows(Where(any_n, [raw], [1016], [1]), scalars) == [1 + 3]
+    assert rows(Where(any_n, [b"{}"], [0], [0]), scalars) == []
+    assert rows(Where(Not(any_n), [b"{}"], [0], [0]), scalars) == [0, 1, 2, 4]
+    assert rows(Where(any_n, [None], [0], [0]), scalars) == []
+    assert rows(Where(AnyOf(N, Const("{2,5}")), [], [], []), scalars) == [1, 4]
+    assert rows(Where(AnyOf(R, Param(1)), [b"{NaN,2.5}"], [1022], [0]), scalars) == [1, 3]
+    for bad in (b"{{1},{2}}", b"1,2", b"{1.5}"):
+        with pytest.raises(Unsupported):
+            Where(any_n, [bad], [0], [0]).mask(scalars, 5)

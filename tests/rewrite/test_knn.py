@@ -219,3 +219,22 @@ def test_engine_filter_left_to_postgres(catalog: Catalog, where: str) -> None:
         f"SELECT id FROM items{join} WHERE {where} ORDER BY embedding <-> $1 LIMIT 5", catalog
     )
     assert p.filter_sql is not None and p.engine_filter is None
+
+
+def test_engine_filter_any(catalog: Catalog) -> None:
+    from pgvec.engine.predicate import AnyOf, Column, Compare, Const, Or, Param
+
+    key = Column("id", "bigint")
+
+    def engine(where: str) -> object:
+        sql = f"SELECT id FROM items WHERE {where} ORDER BY embedding <-> $9 LIMIT 5"
+        return _plan(sql, catalog).engine_filter
+
+    assert engine("id = ANY($1)") == AnyOf(key, Param(1))
+    assert engine("id = ANY($1::int[])") == AnyOf(key, Param(1, "integer"))
+    assert engine("id = ANY('{1,2}')") == AnyOf(key, Const("{1,2}"))
+    assert engine("id = ANY(ARRAY[1, 2])") == Or(
+        (Compare(key, "=", Const(1)), Compare(key, "=", Const(2)))
+    )
+    assert engine("id <> ALL($1)") is None
+    assert engine("id < ANY($1)") is None

@@ -1,8 +1,9 @@
 """A top-k query's WHERE clause as an engine predicate, when the engine can evaluate it.
 
 Only comparisons of a mirrored scalar column with a constant or a parameter, combined
-with AND / OR / NOT, BETWEEN, IN and IS [NOT] NULL, translate; anything else (a function,
-a subquery, a column of another table, arithmetic) leaves the filter to PostgreSQL.
+with AND / OR / NOT, BETWEEN, IN, ``= ANY(array)`` and IS [NOT] NULL, translate; anything
+else (a function, a subquery, a column of another table, arithmetic) leaves the filter to
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlglot import exp
 from pgvec.engine.predicate import (
     FLIPPED,
     And,
+    AnyOf,
     Column,
     Compare,
     Const,
@@ -72,6 +74,12 @@ def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
         return And(parts) if isinstance(node, exp.And) else Or(parts)
     if isinstance(node, exp.Not):
         return Not(_node(node.this, resolve))
+    if (
+        isinstance(node, exp.EQ)
+        and isinstance(node.this, exp.Column)
+        and isinstance(node.expression, exp.Any)
+    ):
+        return _any(_column(node.this, resolve), node.expression.this)
     op = _COMPARISONS.get(type(node))
     if op is not None:
         left, right = node.this, node.expression
@@ -102,6 +110,30 @@ def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
             raise _NotEngine
         return Compare(column, "=", Const(True))
     raise _NotEngine
+
+
+def _any(column: Column, array: exp.Expr) -> Predicate:
+    """``column = ANY(array)``: a parameter, an ARRAY[...] of constants, or '{...}'."""
+    while isinstance(array, exp.Paren):
+        array = array.this
+    if isinstance(array, exp.Array):
+        return Or(tuple(Compare(column, "=", _operand(e)) for e in array.expressions))
+    if isinstance(array, exp.Literal) and array.is_string:
+        return AnyOf(column, Const(str(array.this)))
+    cast = None
+    if isinstance(array, exp.Cast):
+        to = array.args.get("to")
+        if not (isinstance(to, exp.DataType) and to.is_type(exp.DataType.Type.ARRAY)):
+            raise _NotEngine
+        element = to.expressions[0] if to.expressions else None
+        cast = _TYPES.get(element.this) if isinstance(element, exp.DataType) else None
+        if cast is None or element is None or element.expressions:
+            raise _NotEngine
+        array = array.this
+    operand = _operand(array)
+    if not isinstance(operand, Param) or operand.cast is not None:
+        raise _NotEngine
+    return AnyOf(column, Param(operand.number, cast))
 
 
 def _column(node: exp.Column, resolve: Resolver) -> Column:
