@@ -344,7 +344,8 @@ SELECT r.oid AS relid,
        cols.column_types,
        cols.column_attnums,
        EXISTS (SELECT 1 FROM pg_trigger t
-               WHERE t.tgrelid = r.oid AND t.tgname = 'pgvec_log_insert') AS tracked
+               WHERE t.tgrelid = r.oid AND t.tgname = 'pgvec_log_insert') AS tracked,
+       cols.column_collations
 FROM pg_class r
 JOIN pg_namespace n ON n.oid = r.relnamespace
 LEFT JOIN LATERAL (
@@ -356,7 +357,8 @@ LEFT JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT array_agg(a.attname ORDER BY a.attnum) AS column_names,
            array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS column_types,
-           array_agg(a.attnum ORDER BY a.attnum) AS column_attnums
+           array_agg(a.attnum ORDER BY a.attnum) AS column_attnums,
+           array_agg(a.attcollation::int8 ORDER BY a.attnum) AS column_collations
     FROM pg_attribute a
     WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 ) cols

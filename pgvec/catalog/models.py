@@ -30,6 +30,7 @@ class TableInfo:
     vectors: Mapping[str, VectorColumn] = field(default_factory=dict)
     tracked: bool = False  # change-log triggers installed (pgvec.track())
     column_types: tuple[str, ...] = ()  # format_type() of each of ``columns``
+    column_collations: tuple[int, ...] = ()  # collation OID of each (0: none)
 
     @property
     def qualified(self) -> tuple[str, str]:

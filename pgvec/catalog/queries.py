@@ -10,7 +10,7 @@ from pgvec.catalog.models import IndexRow, TableInfo, VectorColumn
 
 _TABLES_SQL = """
 SELECT relid::int8, schema_name::text, table_name::text, pk_column::text, pk_type,
-       column_names::text[], column_types::text[], tracked
+       column_names::text[], column_types::text[], tracked, column_collations
 FROM pgvec.table_info
 ORDER BY relid
 """
@@ -36,7 +36,7 @@ def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
         vectors.setdefault(int(relid), {})[name] = VectorColumn(name, int(attnum), int(dim))
     out: dict[int, TableInfo] = {}
     for row in conn.execute(_TABLES_SQL).fetchall():
-        relid, schema, name, pk, pk_type, names, types, tracked = row
+        relid, schema, name, pk, pk_type, names, types, tracked, collations = row
         out[int(relid)] = TableInfo(
             relid=int(relid),
             schema=schema,
@@ -45,6 +45,7 @@ def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
             pk_type=pk_type,
             columns=tuple(names),
             column_types=tuple(types),
+            column_collations=tuple(int(c) for c in collations),
             vectors=vectors.get(int(relid), {}),
             tracked=bool(tracked),
         )

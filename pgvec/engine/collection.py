@@ -230,6 +230,18 @@ class VectorCollection:
             self._keys.extend(keys)
             self._n = n + m
 
+    def unmirror(self, names: set[str]) -> None:
+        """Stop mirroring the given scalar columns."""
+        with self._lock:
+            if self._scalars is not None:
+                self._scalars = self._scalars.without(names)
+
+    def distinct_values(self, name: str) -> int:
+        """How many different strings mirrored text column ``name`` has held."""
+        with self._lock:
+            scalars = self._scalars
+            return 0 if scalars is None or name not in scalars.words else scalars.distinct(name)
+
     def _in_place(
         self, keys: list[Key], vecs: F32, scalars: Sequence[Sequence[Any]] | None
     ) -> tuple[list[Key], F32, Sequence[Sequence[Any]] | None]:

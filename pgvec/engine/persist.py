@@ -3,10 +3,11 @@
 Layout: ``manifest.json`` plus ``g<N>.vectors.npy``, ``g<N>.alive.npy``,
 ``g<N>.keys.npy`` (int keys, int64) or ``g<N>.keys.json`` (str keys) and
 ``g<N>.index.faiss``, and per mirrored scalar column ``g<N>.scalar<i>.npy`` and
-``g<N>.valid<i>.npy``. Every file is written to ``*.tmp``, fsynced and renamed; the
-manifest (which names generation N, with each file's size and CRC-32) is written last,
-then the directory is fsynced, then other generations' files are removed. A save
-interrupted at any point leaves the previous manifest and its files intact.
+``g<N>.valid<i>.npy`` (and ``g<N>.words<i>.json`` for text). Every file is written to
+``*.tmp``, fsynced and renamed; the manifest (which names generation N, with each file's
+size and CRC-32) is written last, then the directory is fsynced, then other generations'
+files are removed. A save interrupted at any point leaves the previous manifest and its
+files intact.
 """
 
 from __future__ import annotations
@@ -108,7 +109,12 @@ def save(coll: VectorCollection, directory: Path) -> None:
             None
             if scalars is None
             else [
-                (c, scalars.values[c.name][:n].copy(), scalars.valid[c.name][:n].copy())
+                (
+                    c,
+                    scalars.values[c.name][:n].copy(),
+                    scalars.valid[c.name][:n].copy(),
+                    list(scalars.words[c.name]) if c.kind == "text" else None,
+                )
                 for c in scalars.columns
             ]
         )
@@ -127,15 +133,18 @@ def save(coll: VectorCollection, directory: Path) -> None:
         files["keys"] = _write_npy(Path(f"{prefix}.keys.npy"), np.array(keys, dtype=np.int64))
     scalar_entries: list[dict[str, Any]] | None = None
     if mirrored is not None:
-        scalar_entries = [
-            {
+        scalar_entries = []
+        for i, (c, values, valid, words) in enumerate(mirrored):
+            entry: dict[str, Any] = {
                 "name": c.name,
                 "type": c.type,
                 "values": _write_npy(Path(f"{prefix}.scalar{i}.npy"), values),
                 "valid": _write_npy(Path(f"{prefix}.valid{i}.npy"), valid),
             }
-            for i, (c, values, valid) in enumerate(mirrored)
-        ]
+            if words is not None:  # a text column's strings, in code order
+                text = json.dumps(words).encode()
+                entry["words"] = _write_bytes(Path(f"{prefix}.words{i}.json"), text)
+            scalar_entries.append(entry)
     if index is not None:
         tmp = Path(f"{prefix}.index.faiss.tmp")
         faiss.write_index(index, str(tmp))
@@ -160,7 +169,7 @@ def save(coll: VectorCollection, directory: Path) -> None:
     _fsync_dir(directory)
     keep = {entry["name"] for entry in files.values()}
     for entry in scalar_entries or []:
-        keep |= {entry["values"]["name"], entry["valid"]["name"]}
+        keep |= {entry[part]["name"] for part in ("values", "valid", "words") if part in entry}
     for p in directory.iterdir():
         m = _GEN_FILE.match(p.name)
         if m and p.name not in keep:
@@ -221,7 +230,13 @@ def load(directory: Path) -> VectorCollection:
                 valid = np.load(_checked(directory, entry["valid"]), allow_pickle=False)
                 if values.shape != (n,) or values.dtype != column.dtype or valid.shape != (n,):
                     raise ValueError(f"scalar column {column.name} does not match the rows")
-                mirrored.append((column, values, valid))
+                words: dict[str, int] | None = None
+                if column.kind == "text":
+                    listed = json.loads(_checked(directory, entry["words"]).read_text())
+                    if not all(isinstance(w, str) for w in listed):
+                        raise ValueError(f"{column.name}: its dictionary holds non-strings")
+                    words = {w: code for code, w in enumerate(listed)}
+                mirrored.append((column, values, valid, words))
     except CorruptIndex:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
@@ -239,8 +254,9 @@ def load(directory: Path) -> VectorCollection:
     coll._n = n
     coll._key_kind = manifest["key_kind"]
     if mirrored is not None:
-        scalars = Scalars([c for c, _, _ in mirrored], len(coll._vecs))
-        for column, values, valid in mirrored:
+        dictionaries = {c.name: w for c, _, _, w in mirrored if w is not None}
+        scalars = Scalars([c for c, _, _, _ in mirrored], len(coll._vecs), dictionaries)
+        for column, values, valid, _ in mirrored:
             scalars.values[column.name][:n] = values
             scalars.valid[column.name][:n] = valid
         coll._scalars = scalars

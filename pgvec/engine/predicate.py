@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pgvec.engine.scalars import KINDS, Scalars
+from pgvec.engine.scalars import Scalars, base_type, kind_of
 
 Bools = npt.NDArray[np.bool_]
-Value = int | Decimal | float | bool
+Value = int | Decimal | float | bool | str
 
 
 class Unsupported(Exception):
@@ -120,9 +120,11 @@ TYPE_OIDS = {
     "double precision": 701,
     "boolean": 16,
     "numeric": 1700,
+    "text": 25,
+    "character varying": 1043,
 }
-_NAMES = {oid: name for name, oid in TYPE_OIDS.items()}
-_TEXT_OIDS = (25, 1043)  # text, varchar
+_NAMES = {oid: name for name, oid in TYPE_OIDS.items()} | {705: "text"}  # unknown: as text
+_TEXT_OIDS = (25, 1043, 705)  # text, varchar, unknown
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 _BINARY = {21: ">h", 23: ">i", 20: ">q", 700: ">f", 701: ">d"}
 _INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
@@ -156,6 +158,8 @@ def parse_text(text: str, type_name: str) -> Value:
             return Decimal(text.strip())
         except InvalidOperation as exc:
             raise Unsupported(str(exc)) from exc
+    if kind_of(type_name) == "text":
+        return text
     if type_name == "boolean":
         word = text.strip().lower()
         if word in _TRUE:
@@ -181,6 +185,8 @@ def _as_float(value: float, type_name: str, finite_input: object) -> float:
 def _decode_binary(raw: bytes, oid: int) -> Value:
     if oid == 16:
         return raw != b"\x00"
+    if oid in _TEXT_OIDS:
+        return raw.decode("utf-8")
     fmt = _BINARY.get(oid)
     if fmt is None or struct.calcsize(fmt) != len(raw):
         raise Unsupported(f"binary parameter of type {oid}")
@@ -243,7 +249,15 @@ class Where:
         value = self._operand(node.operand, node.column)
         if value is None:  # a comparison with NULL is NULL
             return np.zeros(n, np.bool_)
-        hit = compare(values, KINDS[node.column.type], node.op, value)
+        if isinstance(value, str):
+            if node.op not in ("=", "<>"):  # the order of text is the collation's
+                raise Unsupported(f"text {node.op}")
+            code = scalars.code(node.column.name, value)
+            hit = np.zeros(n, np.bool_) if code is None else values == code
+            if node.op == "<>":
+                hit = ~hit
+        else:
+            hit = compare(values, kind_of(node.column.type), node.op, value)
         if not holds:
             hit = ~hit
         hit &= valid
@@ -255,10 +269,14 @@ class Where:
         if elements is None:  # x = ANY(NULL) is NULL
             return np.zeros(n, np.bool_)
         present = [e for e in elements if e is not None]
-        kind = KINDS[node.column.type]
-        if kind == "int" and all(isinstance(e, int) for e in present):
+        kind = kind_of(node.column.type)
+        if kind == "text":
+            codes = [scalars.code(node.column.name, str(e)) for e in present]
+            hit = np.isin(values, np.array([c for c in codes if c is not None], values.dtype))
+        elif kind == "int" and all(isinstance(e, int) for e in present):
             limits = np.iinfo(values.dtype)
-            inside = [e for e in present if limits.min <= e <= limits.max]
+            ints = [e for e in present if isinstance(e, int)]
+            inside = [e for e in ints if limits.min <= e <= limits.max]
             hit = np.isin(values, np.array(inside, values.dtype))
         elif len(present) <= MAX_ANY_SCAN:
             hit = np.zeros(n, np.bool_)
@@ -338,7 +356,7 @@ class Where:
             # '42'::text::integer: the text read by the type's input function; the binary
             # form of text is its text
             return raw, cast_oid, False
-        oid = oid or cast_oid or oids[column.type]
+        oid = oid or cast_oid or oids[base_type(column.type)]
         if oid not in names:
             raise Unsupported(f"parameter type {oid}")
         return raw, oid, binary
@@ -359,6 +377,8 @@ def _cast(value: Value, type_name: str | None) -> Value:
         "numeric": Decimal,
         "real": float,
         "double precision": float,
+        "text": str,
+        "character varying": str,
     }.get(type_name)
     if same is not None and isinstance(value, same) and (same is bool) == isinstance(value, bool):
         return value
@@ -368,7 +388,7 @@ def _cast(value: Value, type_name: str | None) -> Value:
 def _coerce(value: Value, type_name: str | None, column: Column) -> Value:
     """A value of type ``type_name`` (None: as written) as it compares with ``column``."""
     if type_name == "real" and not isinstance(value, bool):
-        if KINDS[column.type] == "int":
+        if kind_of(column.type) == "int":
             raise Unsupported("integer against real")  # its own operator resolution
         value = float(value)
         if math.isfinite(value):
@@ -385,6 +405,8 @@ ARRAY_OIDS = {
     "double precision": 1022,
     "boolean": 1000,
     "numeric": 1231,
+    "text": 1009,
+    "character varying": 1015,
 }
 _ARRAY_NAMES = {oid: name for name, oid in ARRAY_OIDS.items()}
 _ARRAY_ITEM = re.compile(r'\s*(?:"([^"\\]*)"|([^",{}\s]+))\s*')
@@ -440,8 +462,8 @@ def _fold(op: Any, masks: Iterator[Bools]) -> Bools:
 
 def _typed(value: Value, column: Column) -> Value:
     """``value`` as it compares with ``column`` (or Unsupported where PostgreSQL errs)."""
-    kind = KINDS[column.type]
-    if isinstance(value, bool) != (kind == "bool"):
+    kind = kind_of(column.type)
+    if isinstance(value, bool) != (kind == "bool") or isinstance(value, str) != (kind == "text"):
         raise Unsupported(f"{value!r} against a {column.type} column")
     if kind == "float" and isinstance(value, int | Decimal):
         if isinstance(value, Decimal) and not value.is_finite():
@@ -451,7 +473,10 @@ def _typed(value: Value, column: Column) -> Value:
 
 
 def compare(values: npt.NDArray[Any], kind: str, op: str, value: Value) -> Bools:
-    """``values op value`` per element, for non-NULL elements."""
+    """``values op value`` per element, for non-NULL elements (not text: its codes
+    compare through the column's dictionary)."""
+    if isinstance(value, str):
+        raise Unsupported("text without its dictionary")
     if kind == "bool":
         if op not in ("=", "<>"):
             raise Unsupported(f"boolean {op}")

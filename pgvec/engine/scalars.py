@@ -2,11 +2,12 @@
 
 Milvus keeps a collection's scalar fields inside its segments so that a filter costs no
 round trip to another system. pgvec does the same for the columns whose comparisons
-numpy reproduces exactly (integers, floats, booleans): a top-k query whose WHERE clause
-uses only those is filtered in the engine, without asking PostgreSQL for the keys it
-admits. The mirror follows the change log like the vectors do, and the final join still
-runs the WHERE clause in PostgreSQL, so a stale value could only ever drop a row, never
-let a wrong one through.
+numpy reproduces exactly (integers, floats, booleans, and text compared for equality
+under a deterministic collation): a top-k query whose WHERE clause uses only those is
+filtered in the engine, without asking PostgreSQL for the keys it admits. The mirror
+follows the change log like the vectors do, and the final join still runs the WHERE
+clause in PostgreSQL, so a stale value could only ever drop a row, never let a wrong one
+through.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ KINDS: dict[str, str] = {
     "real": "float",
     "double precision": "float",
     "boolean": "bool",
+    "text": "text",
+    "character varying": "text",
 }
 #: how numpy stores them. Floats are kept as float64: PostgreSQL compares a real column
 #: with a numeric constant in double precision, and widening float32 to float64 is exact.
+#: Text is dictionary-encoded: an int32 code per label, the strings once per column.
 _DTYPES: dict[str, type[np.generic]] = {
     "smallint": np.int16,
     "integer": np.int32,
@@ -39,7 +43,26 @@ _DTYPES: dict[str, type[np.generic]] = {
     "real": np.float64,
     "double precision": np.float64,
     "boolean": np.bool_,
+    "text": np.int32,
+    "character varying": np.int32,
 }
+#: collations whose equality is byte equality: the database default (deterministic by
+#: rule), "C" and "POSIX"; 0 for types without a collation
+_DETERMINISTIC = frozenset({0, 100, 950, 951})
+
+
+def base_type(type_name: str) -> str:
+    """format_type() without a type modifier: ``character varying(20)`` is text-like."""
+    return type_name.split("(", 1)[0]
+
+
+def kind_of(type_name: str) -> str:
+    return KINDS[base_type(type_name)]
+
+
+def mirrorable(type_name: str, collation: int = 0) -> bool:
+    """Whether a column of this type (and collation) is mirrored."""
+    return base_type(type_name) in KINDS and collation in _DETERMINISTIC
 
 
 @dataclass(frozen=True)
@@ -51,34 +74,40 @@ class ScalarColumn:
 
     @property
     def kind(self) -> str:
-        return KINDS[self.type]
+        return kind_of(self.type)
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.dtype(_DTYPES[self.type])
-
-
-def mirrorable(type_name: str) -> bool:
-    return type_name in KINDS
+        return np.dtype(_DTYPES[base_type(self.type)])
 
 
 class Scalars:
     """The values (and NULL flags) of some scalar columns, indexed by label.
 
     Like the vector matrix, the arrays are replaced, never reallocated in place, when
-    they grow or are compacted; rows at or past a reader's ``n`` may be written.
+    they grow or are compacted; rows at or past a reader's ``n`` may be written. A text
+    column's dictionary only grows, so copies share it.
     """
 
-    def __init__(self, columns: Sequence[ScalarColumn], capacity: int) -> None:
+    def __init__(
+        self,
+        columns: Sequence[ScalarColumn],
+        capacity: int,
+        words: dict[str, dict[str, int]] | None = None,
+    ) -> None:
         self.columns = tuple(columns)
         self.values: dict[str, npt.NDArray[Any]] = {
             c.name: np.zeros(capacity, c.dtype) for c in self.columns
         }
         self.valid: dict[str, Bools] = {c.name: np.zeros(capacity, np.bool_) for c in self.columns}
+        #: per text column: string -> code
+        self.words: dict[str, dict[str, int]] = {
+            c.name: (words or {}).get(c.name, {}) for c in self.columns if c.kind == "text"
+        }
 
     def grown(self, capacity: int, n: int) -> Scalars:
         """A copy with room for ``capacity`` labels, the first ``n`` copied."""
-        out = Scalars(self.columns, capacity)
+        out = Scalars(self.columns, capacity, self.words)
         for c in self.columns:
             out.values[c.name][:n] = self.values[c.name][:n]
             out.valid[c.name][:n] = self.valid[c.name][:n]
@@ -86,26 +115,47 @@ class Scalars:
 
     def compacted(self, live: I64, lo: int, hi: int) -> Scalars:
         """The labels ``live`` renumbered 0.., then labels [lo, hi) after them."""
-        out = Scalars(self.columns, 0)
+        out = Scalars(self.columns, 0, self.words)
         for c in self.columns:
             name = c.name
             out.values[name] = np.concatenate([self.values[name][live], self.values[name][lo:hi]])
             out.valid[name] = np.concatenate([self.valid[name][live], self.valid[name][lo:hi]])
         return out
 
+    def without(self, names: set[str]) -> Scalars:
+        """The same mirror without the given columns."""
+        out = Scalars([c for c in self.columns if c.name not in names], 0, self.words)
+        for c in out.columns:
+            out.values[c.name], out.valid[c.name] = self.values[c.name], self.valid[c.name]
+        return out
+
     def write(self, labels: I64 | slice, rows: Sequence[Sequence[Any]]) -> None:
         """Set the given labels from ``rows``: one sequence per column, None for NULL."""
         for c, column in zip(self.columns, rows, strict=True):
             valid = np.fromiter((v is not None for v in column), np.bool_, len(column))
-            values = np.array([0 if v is None else v for v in column], dtype=c.dtype)
+            words = self.words.get(c.name)
+            if words is not None:
+                codes = [0 if v is None else words.setdefault(v, len(words)) for v in column]
+                values = np.array(codes, dtype=c.dtype)
+            else:
+                values = np.array([0 if v is None else v for v in column], dtype=c.dtype)
             self.values[c.name][labels] = values
             self.valid[c.name][labels] = valid
 
+    def code(self, name: str, text: str) -> int | None:
+        """The code of ``text`` in text column ``name``; None if no row ever had it."""
+        return self.words[name].get(text)
+
+    def distinct(self, name: str) -> int:
+        """How many different strings text column ``name`` has held."""
+        return len(self.words[name])
+
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.values.values()) + sum(
-            a.nbytes for a in self.valid.values()
-        )
+        arrays = sum(a.nbytes for a in self.values.values())
+        arrays += sum(a.nbytes for a in self.valid.values())
+        # a dict entry and a str object each cost about 50 bytes beyond the characters
+        return arrays + sum(len(w) + 100 for d in self.words.values() for w in d)
 
     def column(self, name: str, type_name: str) -> tuple[npt.NDArray[Any], Bools] | None:
         """The arrays of column ``name`` if it is mirrored with type ``type_name``."""

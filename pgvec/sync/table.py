@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 _INT_TYPES = frozenset({"bigint", "integer", "smallint"})
 FETCH_BATCH = 20_000
+#: a text column with more different values than this is not mirrored
+MIRROR_TEXT_VALUES = 100_000
 
 # Changes this reader may not have seen: newer than the last seq it read, or written by a
 # transaction still running when it last read (xid >= that snapshot's xmin). One row with
@@ -125,6 +127,8 @@ class TableState:
     #: ``info.columns`` when reading the scalar columns last failed (one was dropped
     #: since the catalog was read): nothing is mirrored until the catalog changes
     scalars_failed: tuple[str, ...] | None = None
+    #: text columns with too many different values to mirror
+    unmirrored: set[str] = field(default_factory=set)
 
     @property
     def relid(self) -> int:
@@ -154,10 +158,15 @@ class TableState:
         info = self.info
         if self.scalars_failed == info.columns:
             return ()
+        collations = info.column_collations or (0,) * len(info.columns)
         return tuple(
             ScalarColumn(name, type_name)
-            for name, type_name in zip(info.columns, info.column_types, strict=False)
-            if mirrorable(type_name) and name not in info.vectors
+            for name, type_name, collation in zip(
+                info.columns, info.column_types, collations, strict=False
+            )
+            if mirrorable(type_name, collation)
+            and name not in info.vectors
+            and name not in self.unmirrored
         )
 
     def _select(self, names: list[str], scalars: tuple[ScalarColumn, ...]) -> sql.Composed:
@@ -204,7 +213,27 @@ class TableState:
             log.info("%s: mirroring %d scalar columns", self.info.name, len(want))
         for coll in stale:
             coll.mirror(want, keys, values)
-        return want
+        return self._drop_wide_text(stale, want)
+
+    def _drop_wide_text(
+        self, collections: list[VectorCollection], columns: tuple[ScalarColumn, ...]
+    ) -> tuple[ScalarColumn, ...]:
+        """Stop mirroring text columns with more than MIRROR_TEXT_VALUES different values
+        (titles, descriptions: not what a filter compares for equality); returns the
+        columns still mirrored."""
+        wide = {
+            c.name
+            for coll in collections
+            for c in columns
+            if c.kind == "text" and coll.distinct_values(c.name) > MIRROR_TEXT_VALUES
+        }
+        if not wide:
+            return columns
+        log.info("%s: not mirroring text columns %s (too many values)", self.info.name, wide)
+        self.unmirrored |= wide
+        for coll in collections:
+            coll.unmirror(wide)
+        return tuple(c for c in columns if c.name not in wide)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -267,6 +296,7 @@ class TableState:
                     self._upsert_rows(fresh, rows, scalars)
                     total += len(rows)
                     log.info("loading %s: %d rows", self.info.name, total)
+        self._drop_wide_text(list(fresh.values()), scalars)
         others = set(self.collections) - set(fresh)
         self.collections.update(fresh)
         if not others:

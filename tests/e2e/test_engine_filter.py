@@ -27,8 +27,10 @@ def _row(i: int, rng: np.random.Generator) -> tuple[object, ...]:
     d = None if i % 23 == 0 else i / 7
     b = None if i % 13 == 0 else i % 3 == 0
     s = i % 7
+    cat = None if i % 11 == 0 else "abcde"[i % 5] * (1 + i % 2)
+    tag = ["red", "green", "blue", "", " red"][i % 5]
     vec = rng.standard_normal(DIM).astype("f4")
-    return (i, n, big, r, d, b, s, vec)
+    return (i, n, big, r, d, b, s, cat, tag, vec)
 
 
 @pytest.fixture
@@ -36,10 +38,12 @@ def loaded(pconn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     rng = np.random.default_rng(5)
     pconn.execute(
         "CREATE TABLE items (id int PRIMARY KEY, n int, big bigint, r real,"
-        f" d double precision, b boolean, s smallint, embedding vector({DIM}))"
+        " d double precision, b boolean, s smallint, cat text, tag varchar(8),"
+        f" embedding vector({DIM}))"
     )
     with pconn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int4", "int4", "int8", "float4", "float8", "bool", "int2", "bytea"])
+        types = ["int4", "int4", "int8", "float4", "float8", "bool", "int2", "text", "varchar"]
+        copy.set_types([*types, "bytea"])
         for i in range(ROWS):
             row = _row(i, rng)
             copy.write_row((*row[:-1], row[-1].tobytes()))  # type: ignore[union-attr]
@@ -97,6 +101,15 @@ WHERES: list[tuple[str, tuple[object, ...]]] = [
     ("r = ANY(%s)", ([0.5, math.nan],)),
     ("s = ANY(ARRAY[1, 2])", ()),
     ("s = ANY('{3, NULL}')", ()),
+    ("cat = %s", ("bb",)),
+    ("cat <> 'a' AND n < 30", ()),
+    ("cat IN ('cc', 'ee', NULL)", ()),
+    ("cat IS NULL OR tag = 'red'", ()),
+    ("tag = ' red'", ()),  # spaces count in text and varchar
+    ("tag = ''", ()),
+    ("cat = ANY(%s)", (["a", "dd", "zz"],)),
+    ("cat = %s::text", ("e",)),
+    ("cat = 'nowhere'", ()),
 ]
 
 
@@ -130,6 +143,9 @@ def test_engine_filter_agrees_with_postgres(
         "abs(n) = 3",  # a function
         "n + 1 = 4",  # arithmetic
         "n = 3.7::int",  # a cast PostgreSQL rounds
+        "cat < 'c'",  # text order is the collation's
+        "cat = 'a' COLLATE \"C\"",
+        "tag = 'red'::varchar(2)",  # a cast that truncates
         "id IN (SELECT id FROM items WHERE n = 3)",  # a subquery
     ],
 )
@@ -247,3 +263,32 @@ def test_engine_filter_in_a_simple_query(
     ).fetchall()
     assert [r[0] for r in got] == truth(loaded, "n BETWEEN 3 AND 4 AND NOT b", (), q)
     assert ENGINE in caplog.text
+
+
+def test_text_with_many_values_is_not_mirrored(
+    pconn: psycopg.Connection, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text column of titles is left to PostgreSQL (and costs no memory); a text
+    column of a few categories is mirrored."""
+    from pgvec.sync import table
+
+    monkeypatch.setattr(table, "MIRROR_TEXT_VALUES", 50)
+    caplog.set_level(logging.DEBUG, logger="pgvec.service.database")
+    pconn.execute(
+        f"CREATE TABLE docs (id int PRIMARY KEY, title text, kind text, embedding vector({DIM}))"
+    )
+    rng = np.random.default_rng(9)
+    with pconn.cursor().copy("COPY docs FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "text", "text", "bytea"])
+        for i in range(500):
+            vec = rng.standard_normal(DIM).astype("f4")
+            copy.write_row((i, f"title {i}", f"kind {i % 5}", vec.tobytes()))
+    pconn.execute("CREATE INDEX ON docs USING hnsw (embedding vector_l2_ops)")
+    q = np.zeros(DIM, "f4").tobytes()
+    for where, engine in (("title = 'title 7'", False), ("kind = 'kind 2'", True)):
+        caplog.clear()
+        got = pconn.execute(
+            f"SELECT id FROM docs WHERE {where} ORDER BY embedding <-> %s LIMIT 3", (q,)
+        ).fetchall()
+        assert len(got) == (1 if where.startswith("title") else 3)
+        assert (ENGINE in caplog.text) == engine

@@ -257,3 +257,37 @@ def test_any_of_arrays(scalars: Scalars) -> None:
     for bad in (b"{{1},{2}}", b"1,2", b"{1.5}"):
         with pytest.raises(Unsupported):
             Where(any_n, [bad], [0], [0]).mask(scalars, 5)
+
+
+def test_text_columns_compare_through_a_dictionary(tmp_path: Path) -> None:
+    from pgvec.engine.predicate import AnyOf
+
+    rng = np.random.default_rng(2)
+    vecs = rng.standard_normal((40, 4)).astype("f4")
+    coll = VectorCollection(4)
+    coll.mirror([ScalarColumn("tag", "character varying(8)")])
+    tags = [None if i % 7 == 0 else ["red", "blue", " red", ""][i % 4] for i in range(40)]
+    coll.upsert(list(range(40)), vecs, [tags])
+    coll.build_index(IndexSpec.create("FLAT", Metric.L2, {}))
+    coll.save(tmp_path)
+    tag = Column("tag", "character varying(8)")
+    for c in (coll, VectorCollection.load(tmp_path)):
+
+        def admitted(where: Where, c: VectorCollection = c) -> list[int]:
+            keys, _ = c.search(vecs[0], 40, Metric.L2, where=where)
+            return sorted(int(k) for k in keys)
+
+        assert admitted(Where(Compare(tag, "=", Const("red")))) == [
+            i for i in range(40) if tags[i] == "red"
+        ]
+        assert admitted(Where(Compare(tag, "<>", Param(1)), [b""], [25], [0])) == [
+            i for i in range(40) if tags[i] not in (None, "")
+        ]
+        assert admitted(Where(AnyOf(tag, Param(1)), [b'{" red",green}'], [1009], [0])) == [
+            i for i in range(40) if tags[i] == " red"
+        ]
+        assert admitted(Where(Compare(tag, "=", Const("nowhere")))) == []
+        with pytest.raises(Unsupported):
+            admitted(Where(Compare(tag, "<", Const("m"))))  # the collation's order
+        with pytest.raises(Unsupported):
+            admitted(Where(Compare(tag, "=", Const(5))))  # text = integer: an error

@@ -30,6 +30,7 @@ from pgvec.engine.predicate import (
     Unsupported,
     parse_text,
 )
+from pgvec.engine.scalars import kind_of
 
 #: resolves a column reference of the WHERE clause to a mirrored column, or None
 Resolver = Callable[[exp.Column], Column | None]
@@ -50,6 +51,8 @@ _TYPES = {
     exp.DataType.Type.DOUBLE: "double precision",
     exp.DataType.Type.BOOLEAN: "boolean",
     exp.DataType.Type.DECIMAL: "numeric",
+    exp.DataType.Type.TEXT: "text",
+    exp.DataType.Type.VARCHAR: "character varying",
 }
 _INT = re.compile(r"\d+")
 
@@ -84,14 +87,14 @@ def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
     if op is not None:
         left, right = node.this, node.expression
         if isinstance(left, exp.Column):
-            return Compare(_column(left, resolve), op, _operand(right))
+            return _compare(_column(left, resolve), op, _operand(right))
         if isinstance(right, exp.Column):
-            return Compare(_column(right, resolve), FLIPPED[op], _operand(left))
+            return _compare(_column(right, resolve), FLIPPED[op], _operand(left))
         raise _NotEngine
     if isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
         column = _column(node.this, resolve)
         low, high = _operand(node.args["low"]), _operand(node.args["high"])
-        return And((Compare(column, ">=", low), Compare(column, "<=", high)))
+        return And((_compare(column, ">=", low), _compare(column, "<=", high)))
     if isinstance(node, exp.In) and isinstance(node.this, exp.Column):
         if node.args.get("query") is not None or not node.expressions:
             raise _NotEngine  # IN (SELECT ...)
@@ -110,6 +113,12 @@ def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
             raise _NotEngine
         return Compare(column, "=", Const(True))
     raise _NotEngine
+
+
+def _compare(column: Column, op: str, operand: Operand) -> Compare:
+    if op not in ("=", "<>") and kind_of(column.type) in ("text", "bool"):
+        raise _NotEngine  # the order of text is the collation's
+    return Compare(column, op, operand)
 
 
 def _any(column: Column, array: exp.Expr) -> Predicate:

@@ -570,8 +570,11 @@ def _mirrored(alias: str, table: TableInfo, node: exp.Column) -> Column | None:
     name = ident_name(node.this)
     if name in table.vectors:
         return None
-    for column, type_name in zip(table.columns, table.column_types, strict=False):
-        if column == name and mirrorable(type_name):
+    collations = table.column_collations or (0,) * len(table.columns)
+    for column, type_name, collation in zip(
+        table.columns, table.column_types, collations, strict=False
+    ):
+        if column == name and mirrorable(type_name, collation):
             return Column(column, type_name)
     return None
 
