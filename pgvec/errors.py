@@ -114,6 +114,12 @@ class QueryCanceled(PgvecError):
     sqlstate = "57014"
 
 
+class InternalError(PgvecError):
+    """A bug: an unexpected exception while pgvec answered a statement."""
+
+    sqlstate = "XX000"
+
+
 class EngineError(PgvecError):
     """The index engine failed (FAISS, files on disk)."""
 

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pgvec import vectors
-from pgvec.errors import ActiveTransaction, FeatureNotSupported, PgvecError, UndefinedObject
+from pgvec.errors import (
+    ActiveTransaction,
+    FeatureNotSupported,
+    InternalError,
+    PgvecError,
+    UndefinedObject,
+)
 from pgvec.proxy.copyin import CopyConverter
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
@@ -239,6 +245,8 @@ class Session:
             await self._query(msg, sql)
         except PgvecError as err:
             self.raise_simple(err)
+        except Exception as exc:  # a bug in pgvec: this query fails, the session goes on
+            self.raise_simple(_internal(exc))
         if _DDL.search(sql):
             self.db.note_ddl()
 
@@ -447,6 +455,8 @@ class Session:
             await self._bind(bind, info)
         except PgvecError as err:
             self.raise_extended(err)
+        except Exception as exc:  # a bug in pgvec: this statement fails, the session goes on
+            self.raise_extended(_internal(exc))
 
     async def _bind(self, bind: m.Bind, info: Statement) -> None:
         # vector parameters become bytea, in the format the client chose
@@ -549,6 +559,17 @@ def _portal_of(msg: Message) -> str | None:
         start = 0 if msg.type == b"E" else 1
         return msg.body[start : msg.body.index(b"\0", start)].decode("utf-8", "surrogateescape")
     return None
+
+
+def _internal(exc: Exception) -> InternalError:
+    """An unexpected exception answering a query (nothing of it was sent upstream yet),
+    logged with its traceback and reported to the client as SQLSTATE XX000."""
+    log.error("internal error: %r", exc, exc_info=exc)
+    return InternalError(
+        f"pgvec internal error: {exc!r}",
+        hint="The statement failed; the session is still usable. Please report this "
+        "with the pgvec server log.",
+    )
 
 
 def _int_param(bind: m.Bind, i: int) -> int:

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import psycopg
+import pytest
 
 from tests.fix_proxy import PgvecServer
 
@@ -130,3 +131,30 @@ def test_searches_during_an_index_build_stay_correct(
     t.join(60)
     assert answered_during_build > 0
     assert pconn.execute(sql, (q.tobytes(),)).fetchall()[0] == (123,)
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["simple", "extended"])
+def test_a_bug_fails_the_statement_not_the_session(
+    pconn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, prepared: bool
+) -> None:
+    """An unexpected exception inside pgvec (a bug) answers the statement with SQLSTATE
+    XX000 and leaves the connection usable."""
+    from pgvec.service.database import Database
+
+    pconn.execute("CREATE TABLE bug (id int PRIMARY KEY, embedding vector(2))")
+    pconn.execute("INSERT INTO bug VALUES (1, '[1,1]'), (2, '[2,2]')")
+    real = Database.knn
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(Database, "knn", broken)
+    query = "SELECT id FROM bug ORDER BY embedding <-> '[2,2]' LIMIT 1"
+    with pytest.raises(psycopg.errors.InternalError_) as err:
+        if prepared:
+            pconn.execute(query.replace("'[2,2]'", "%s"), ("[2,2]",))
+        else:
+            pconn.execute(query)
+    assert "simulated bug" in str(err.value)
+    monkeypatch.setattr(Database, "knn", real)
+    assert pconn.execute(query).fetchall() == [(2,)]
