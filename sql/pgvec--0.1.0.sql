@@ -533,18 +533,34 @@ BEGIN
                   HINT = 'pgvec joins search hits back on the primary key; '
                          'add one, e.g. ALTER TABLE ... ADD PRIMARY KEY (id).';
     END IF;
-    PERFORM pgvec.untrack(rel);
-    EXECUTE format('CREATE TRIGGER pgvec_log_insert AFTER INSERT ON %s '
-                   'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION pgvec._log_insert(%L)', rel, pk);
-    EXECUTE format('CREATE TRIGGER pgvec_log_update AFTER UPDATE ON %s '
-                   'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION pgvec._log_update(%L)', rel, pk);
-    EXECUTE format('CREATE TRIGGER pgvec_log_delete AFTER DELETE ON %s '
-                   'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION pgvec._log_delete(%L)', rel, pk);
-    EXECUTE format('CREATE TRIGGER pgvec_log_truncate AFTER TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION pgvec._log_truncate()', rel);
+    -- Triggers already there with this key are kept: DROP TRIGGER takes an ACCESS
+    -- EXCLUSIVE lock, which would wait for every reader of the table (a client's own
+    -- statement among them); CREATE TRIGGER does not.
+    IF EXISTS (SELECT FROM pg_trigger t
+               WHERE t.tgrelid = rel AND t.tgname LIKE 'pgvec\_log\_%'
+                 AND t.tgname <> 'pgvec_log_truncate'
+                 AND t.tgargs <> convert_to(pk, 'UTF8') || '\x00'::bytea) THEN
+        PERFORM pgvec.untrack(rel);  -- keyed by another column: the key changed
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_insert') THEN
+        EXECUTE format('CREATE TRIGGER pgvec_log_insert AFTER INSERT ON %s '
+                       'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION pgvec._log_insert(%L)', rel, pk);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_update') THEN
+        EXECUTE format('CREATE TRIGGER pgvec_log_update AFTER UPDATE ON %s '
+                       'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION pgvec._log_update(%L)', rel, pk);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_delete') THEN
+        EXECUTE format('CREATE TRIGGER pgvec_log_delete AFTER DELETE ON %s '
+                       'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION pgvec._log_delete(%L)', rel, pk);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_truncate') THEN
+        EXECUTE format('CREATE TRIGGER pgvec_log_truncate AFTER TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION pgvec._log_truncate()', rel);
+    END IF;
 END
 $fn$;
 

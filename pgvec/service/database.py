@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,8 @@ CHECKPOINT_SECONDS = float(os.environ.get("PGVEC_CHECKPOINT_SECONDS", "30"))
 BOUNDED_MS = 200
 #: tables not searched with Strong or Bounded consistency are synced this often
 SYNC_SECONDS = 1.0
+#: how long installing a table's change-log triggers may wait for its lock
+TRACK_LOCK_TIMEOUT = "10s"
 #: application_name of the connection searches read the change log on
 CHANGES_APPLICATION = "pgvec changes"
 
@@ -70,6 +73,20 @@ def candidates(k: int) -> int:
     spare candidates, cut by the query's own LIMIT, keep the answer at k rows.
     """
     return k + max(8, k // 4)
+
+
+def _track(conn: psycopg.Connection, relid: int, name: str) -> None:
+    """Install the table's change-log triggers unless they are there. Installing them
+    waits for writers of the table: never for long without saying so."""
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{TRACK_LOCK_TIMEOUT}'")
+            conn.execute("SELECT pgvec.track(%s::oid::regclass)", (relid,))
+    except psycopg.errors.LockNotAvailable as exc:
+        raise ObjectInUse(
+            f'cannot install the change-log triggers of table "{name}": it is locked',
+            hint="A long transaction holds a lock on the table; retry once it ends.",
+        ) from exc
 
 
 def _not_loaded(name: str) -> IndexNotLoaded:
@@ -113,6 +130,10 @@ class Database:
         self.builds: dict[tuple[int, int], Build] = {}
         #: indexes released from memory (pgvec.release): (table OID, attnum) -> name
         self.released: dict[tuple[int, int], str] = {}
+        #: held while a column is loaded, and while change-log rows nobody reads are
+        #: deleted: a load's snapshot may not miss rows deleted meanwhile
+        self.loading = threading.Lock()
+        self._unread_cleaned = time.monotonic()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -237,8 +258,8 @@ class Database:
         if name is not None:
             raise _not_loaded(name)
         if attnum not in state.collections:
-            conn.execute("SELECT pgvec.track(%s::oid::regclass)", (info.relid,))
-            with state.lock:
+            _track(conn, info.relid, info.name)
+            with self.loading, state.lock:
                 state.apply_changes(conn)
                 state.full_load(conn, [attnum])
         return state
@@ -531,6 +552,8 @@ class Database:
             try:
                 await self.run(self.sync_all)
                 await self.run(self.checkpoint_all, False)
+                if time.monotonic() - self._unread_cleaned >= CHECKPOINT_SECONDS:
+                    await self.run(self.drop_unread_changes)
             except PgvecError as exc:
                 log.warning("checkpoint failed: %s", exc)
             except Exception:
@@ -546,6 +569,23 @@ class Database:
                 continue
             with self.pool.connection() as conn, state.lock:
                 state.apply_changes(conn)
+
+    def drop_unread_changes(self) -> int:
+        """Delete change-log rows no collection will read: those of tracked tables with
+        nothing loaded or released (an index dropped while released, say). Loading a
+        column reads the table itself, so they would only pile up. Returns how many."""
+        with self.loading:
+            keep = {relid for relid, state in self.tables.items() if state.collections}
+            keep |= {relid for relid, _ in self.released}
+            with self.pool.connection() as conn:
+                cur = conn.execute(
+                    "DELETE FROM pgvec.changes WHERE NOT (relid = ANY(%s::oid[]))", (list(keep),)
+                )
+                count = cur.rowcount
+        self._unread_cleaned = time.monotonic()
+        if count:
+            log.info("deleted %d change-log rows of tables pgvec does not hold", count)
+        return count
 
     def checkpoint_all(self, force: bool) -> None:
         now = time.monotonic()

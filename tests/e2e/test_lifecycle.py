@@ -424,3 +424,39 @@ def test_status_shows_builds_in_progress(
     pconn.execute("SELECT pgvec.release('items_idx')")
     result = CliRunner().invoke(main, [*status, "--watch"])
     assert "released" in result.output and "no index builds in progress." in result.output
+
+
+def test_change_log_of_a_table_nobody_reads_is_emptied(
+    pconn: psycopg.Connection, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index dropped while released leaves the table tracked and nothing loaded: its
+    change-log rows are deleted (a later load reads the table itself), while a released
+    index keeps the rows it will replay."""
+    from pgvec.service import database
+
+    monkeypatch.setattr(database, "CHECKPOINT_SECONDS", 0.5)
+    data = load(pconn, 300)
+    pconn.execute("CREATE INDEX items_idx ON items USING hnsw (embedding)")
+    pconn.execute("SELECT pgvec.release('items_idx')")
+
+    def logged() -> int:
+        row = conn.execute("SELECT count(*) FROM pgvec.changes").fetchone()
+        return int(row[0]) if row else 0
+
+    conn.execute("UPDATE items SET embedding = embedding WHERE id < 20")
+    time.sleep(2.5)
+    assert logged() == 20  # kept for the load
+    pconn.execute("DROP INDEX items_idx")
+    conn.execute("UPDATE items SET embedding = embedding WHERE id < 30")
+    deadline = time.monotonic() + 10
+    while logged() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert logged() == 0
+    conn.execute("DELETE FROM items WHERE id = 5")
+    got = [
+        r[0]
+        for r in pconn.execute(
+            "SELECT id FROM items ORDER BY embedding <-> %s LIMIT 2", (data[5].tobytes(),)
+        )
+    ]
+    assert 5 not in got and got == exact(conn, data[5])[:2]

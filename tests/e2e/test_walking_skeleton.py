@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import psycopg
 import pytest
+
+from tests.fix_proxy import PgvecServer
 
 ROWS = [(1, "a", 10, [1, 2, 3]), (2, "b", 20, [4, 5, 6]), (3, "c", 30, [1, 1, 1])]
 
@@ -183,3 +187,22 @@ def test_explain_shows_the_ann_join(pconn: psycopg.Connection) -> None:
     assert "__pgvec_hit" in plan
     rows = pconn.execute("EXPLAIN ANALYZE SELECT embedding <-> '[1,1,2]' FROM items").fetchall()
     assert rows
+
+
+def test_first_search_after_restart_of_a_tracked_table(
+    pg_uri: str, dbname: str, tmp_path: Path
+) -> None:
+    """After a restart, the first search of a table without index loads it (and checks
+    its change-log triggers) while the client's own statement, already parsed, holds a
+    lock on the table: that must not wait on itself."""
+    upstream = psycopg.conninfo.make_conninfo(pg_uri, dbname=dbname)
+    query = "SELECT id FROM fresh ORDER BY embedding <-> %s LIMIT 1"
+    with PgvecServer(upstream, tmp_path / "data").start() as server:
+        with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+            conn.execute("CREATE TABLE fresh (id int PRIMARY KEY, embedding vector(2))")
+            conn.execute("INSERT INTO fresh VALUES (1, '[1,1]'), (2, '[5,5]')")
+            assert conn.execute(query, ("[4,4]",)).fetchall() == [(2,)]
+    with PgvecServer(upstream, tmp_path / "data").start() as server:
+        with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+            conn.execute("SET statement_timeout = '20s'")
+            assert conn.execute(query, ("[1,2]",)).fetchall() == [(1,)]
