@@ -85,10 +85,13 @@ class IsNull:
 @dataclass(frozen=True)
 class AnyOf:
     """``column = ANY(array)``: the array a parameter (``cast``: its element type, from
-    ``$1::int[]``) or an untyped literal such as ``'{1,2}'``."""
+    ``$1::int[]``), an untyped literal such as ``'{1,2}'``, or items: ``ARRAY[...]``, or
+    with ``with_column`` the list of ``column IN (...)``, whose common type includes the
+    column's."""
 
     column: Column
-    array: Operand
+    array: Operand | tuple[Operand, ...]
+    with_column: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ def parse_text(text: str, type_name: str) -> Value:
         stripped = text.strip()
         if not (_DECIMAL_TEXT.fullmatch(text) or stripped.lower() in _FLOAT_WORDS):
             raise Unsupported(f"{text!r} is not a plain {type_name}")
+        if type_name == "real" and _DECIMAL_TEXT.fullmatch(text):
+            return _to_real(Decimal(stripped))
         return _as_float(float(stripped), type_name, finite_input=_DECIMAL_TEXT.fullmatch(text))
     if type_name == "numeric":
         if not _DECIMAL_TEXT.fullmatch(text):
@@ -168,6 +173,27 @@ def parse_text(text: str, type_name: str) -> Value:
             return False
         raise Unsupported(f"{text!r} is not a boolean")
     raise Unsupported(f"type {type_name}")
+
+
+def _to_real(value: Decimal) -> float:
+    """``value`` rounded once to the nearest float32 (ties to even), as strtof() does;
+    going through a double first can round twice."""
+    if value.adjusted() > 39:
+        raise Unsupported(f"{value} is out of range for real")
+    with np.errstate(over="ignore"):
+        near = np.float32(float(value))
+    if not np.isfinite(near):
+        raise Unsupported(f"{value} is out of range for real")
+    up = np.nextafter(near, np.float32(np.inf))
+    down = np.nextafter(near, np.float32(-np.inf))
+
+    def distance(c: np.float32) -> tuple[Decimal, int]:
+        return abs(Decimal(float(c)) - value), int(c.view(np.uint32)) & 1
+
+    best = min((near, up, down), key=distance)
+    if best == 0 and value != 0:
+        raise Unsupported(f"{value} is out of range for real")  # underflow: an error
+    return float(best)
 
 
 def _as_float(value: float, type_name: str, finite_input: object) -> float:
@@ -213,7 +239,10 @@ class Where:
 
     def mask(self, scalars: Scalars, n: int) -> Bools:
         """Which of labels [0, n) the WHERE clause admits (is TRUE for)."""
-        return self._true(self.predicate, scalars, n)
+        try:
+            return self._true(self.predicate, scalars, n)
+        except UnicodeDecodeError as exc:  # not UTF-8: PostgreSQL knows the encoding
+            raise Unsupported(str(exc)) from exc
 
     # SQL's three-valued logic as two masks: where a clause is TRUE, and where it is
     # FALSE (NULL is neither); NOT swaps them. Each is computed only when asked for.
@@ -265,9 +294,11 @@ class Where:
 
     def _any(self, node: AnyOf, scalars: Scalars, n: int, holds: bool) -> Bools:
         values, valid = self._column(node.column, scalars, n)
-        elements = self._array(node.array, node.column)
+        elements = self._array(node)
         if elements is None:  # x = ANY(NULL) is NULL
             return np.zeros(n, np.bool_)
+        if not elements:  # x = ANY('{}') is false, even for a NULL x
+            return np.full(n, not holds)
         present = [e for e in elements if e is not None]
         kind = kind_of(node.column.type)
         if kind == "text":
@@ -315,9 +346,12 @@ class Where:
         value = _decode_binary(raw, oid) if binary else parse_text(raw.decode(), type_name)
         return _coerce(_cast(value, operand.cast), operand.cast or type_name, column)
 
-    def _array(self, operand: Operand, column: Column) -> list[Value | None] | None:
-        """The elements of an array operand (None for a NULL array), each typed as
-        PostgreSQL types it against ``column``."""
+    def _array(self, node: AnyOf) -> list[Value | None] | None:
+        """The elements of the array (None for a NULL array), each typed as PostgreSQL
+        types it against the column."""
+        operand, column = node.array, node.column
+        if isinstance(operand, tuple):
+            return self._items(node, operand)
         if isinstance(operand, Const):
             if not isinstance(operand.value, str):
                 raise Unsupported("an array constant")
@@ -335,6 +369,22 @@ class Where:
             values = [None if t is None else parse_text(t, type_name) for t in items]
         cast, as_type = operand.cast, operand.cast or type_name
         return [None if v is None else _coerce(_cast(v, cast), as_type, column) for v in values]
+
+    def _items(self, node: AnyOf, items: tuple[Operand, ...]) -> list[Value | None]:
+        """The items of ARRAY[...] or of an IN list. PostgreSQL converts them to one
+        common type first; that is each item's own comparison only in the cases below."""
+        column = node.column
+        kind = kind_of(column.type)
+        untyped = [isinstance(i, Const) and isinstance(i.value, str) for i in items]
+        if all(untyped) and kind != "text" and not node.with_column:
+            raise Unsupported("an array of untyped items is text[]")
+        if node.with_column and base_type(column.type) == "real":
+            raise Unsupported("x IN (...) of a real column compares as real")
+        values = [self._operand(i, column) for i in items]
+        doubles = [isinstance(v, float) for v in values if v is not None]
+        if kind == "int" and any(doubles) and not all(doubles):
+            raise Unsupported("integers with doubles compare as double")
+        return values
 
     def _param(
         self, param: Param, column: Column, oids: dict[str, int], names: dict[int, str]
@@ -387,12 +437,13 @@ def _cast(value: Value, type_name: str | None) -> Value:
 
 def _coerce(value: Value, type_name: str | None, column: Column) -> Value:
     """A value of type ``type_name`` (None: as written) as it compares with ``column``."""
-    if type_name == "real" and not isinstance(value, bool):
+    if type_name == "real" and not isinstance(value, bool | str):
         if kind_of(column.type) == "int":
             raise Unsupported("integer against real")  # its own operator resolution
-        value = float(value)
-        if math.isfinite(value):
-            value = float(np.float32(value))
+        if isinstance(value, int | Decimal):
+            value = _to_real(Decimal(value))
+        elif math.isfinite(value):
+            value = float(np.float32(value))  # float8 to float4: one rounding
     return _typed(value, column)
 
 
@@ -409,7 +460,7 @@ ARRAY_OIDS = {
     "character varying": 1015,
 }
 _ARRAY_NAMES = {oid: name for name, oid in ARRAY_OIDS.items()}
-_ARRAY_ITEM = re.compile(r'\s*(?:"([^"\\]*)"|([^",{}\s]+))\s*')
+_ARRAY_ITEM = re.compile(r'\s*(?:"([^"\\]*)"|([^",{}\s\\]+))\s*')
 
 
 def _array_items(text: str) -> list[str | None]:
@@ -426,7 +477,10 @@ def _array_items(text: str) -> list[str | None]:
         if m is None:
             raise Unsupported(f"{text!r} is not a plain array")
         quoted, bare = m.groups()
-        items.append(None if bare is not None and bare.upper() == "NULL" else quoted or bare)
+        if quoted is not None:
+            items.append(quoted)
+        else:
+            items.append(None if bare.upper() == "NULL" else bare)
     return items
 
 
@@ -466,8 +520,8 @@ def _typed(value: Value, column: Column) -> Value:
     if isinstance(value, bool) != (kind == "bool") or isinstance(value, str) != (kind == "text"):
         raise Unsupported(f"{value!r} against a {column.type} column")
     if kind == "float" and isinstance(value, int | Decimal):
-        if isinstance(value, Decimal) and not value.is_finite():
-            raise Unsupported("a non-finite numeric")
+        if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > 308):
+            raise Unsupported(f"{value} as double precision")  # NaN or out of range
         return float(value)
     return value
 
@@ -487,7 +541,9 @@ def compare(values: npt.NDArray[Any], kind: str, op: str, value: Value) -> Bools
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise Unsupported("a non-finite numeric")
-        if value != value.to_integral_value():
+        if value.adjusted() > 19:  # beyond bigint, without making a huge int of it
+            value = -(2**64) if value.is_signed() else 2**64
+        elif value != value.to_integral_value():
             # an integer never equals a fraction; x < 2.5 is x <= 2, x > 2.5 is x >= 3
             floor = int(value.to_integral_value(rounding="ROUND_FLOOR"))
             if op in ("=", "<>"):

@@ -250,7 +250,7 @@ def test_any_of_arrays(scalars: Scalars) -> None:
     raw = binary_int8_array([5, None, 2**40])
     assert rows(Where(any_n, [raw], [1016], [1]), scalars) == [1 + 3]
     assert rows(Where(any_n, [b"{}"], [0], [0]), scalars) == []
-    assert rows(Where(Not(any_n), [b"{}"], [0], [0]), scalars) == [0, 1, 2, 4]
+    assert rows(Where(Not(any_n), [b"{}"], [0], [0]), scalars) == [0, 1, 2, 3, 4]  # NULL too
     assert rows(Where(any_n, [None], [0], [0]), scalars) == []
     assert rows(Where(AnyOf(N, Const("{2,5}")), [], [], []), scalars) == [1, 4]
     assert rows(Where(AnyOf(R, Param(1)), [b"{NaN,2.5}"], [1022], [0]), scalars) == [1, 3]

@@ -169,7 +169,7 @@ def test_not_knn_shapes(sql: str, catalog: Catalog) -> None:
 def test_engine_filter_from_where(catalog: Catalog) -> None:
     from decimal import Decimal
 
-    from pgvec.engine.predicate import And, Column, Compare, Const, IsNull, Not, Or, Param
+    from pgvec.engine.predicate import And, AnyOf, Column, Compare, Const, IsNull, Not, Or, Param
 
     p = _plan(
         "SELECT id FROM items i WHERE (i.price > $1 OR price IS NULL) AND NOT id IN (1, -2)"
@@ -184,7 +184,7 @@ def test_engine_filter_from_where(catalog: Catalog) -> None:
                     And(
                         (
                             Or((Compare(price, ">", Param(1)), IsNull(price))),
-                            Not(Or((Compare(key, "=", Const(1)), Compare(key, "=", Const(-2))))),
+                            Not(AnyOf(key, (Const(1), Const(-2)), with_column=True)),
                         )
                     ),
                     And(
@@ -222,7 +222,7 @@ def test_engine_filter_left_to_postgres(catalog: Catalog, where: str) -> None:
 
 
 def test_engine_filter_any(catalog: Catalog) -> None:
-    from pgvec.engine.predicate import AnyOf, Column, Compare, Const, Or, Param
+    from pgvec.engine.predicate import And, AnyOf, Column, Compare, Const, Or, Param
 
     key = Column("id", "bigint")
 
@@ -233,8 +233,18 @@ def test_engine_filter_any(catalog: Catalog) -> None:
     assert engine("id = ANY($1)") == AnyOf(key, Param(1))
     assert engine("id = ANY($1::int[])") == AnyOf(key, Param(1, "integer"))
     assert engine("id = ANY('{1,2}')") == AnyOf(key, Const("{1,2}"))
-    assert engine("id = ANY(ARRAY[1, 2])") == Or(
-        (Compare(key, "=", Const(1)), Compare(key, "=", Const(2)))
+    assert engine("id = ANY(ARRAY[1, 2])") == AnyOf(key, (Const(1), Const(2)))
+    assert engine("id IN (3)") == Compare(key, "=", Const(3))
+    assert engine("id BETWEEN SYMMETRIC 5 AND 1") == Or(
+        (
+            And((Compare(key, ">=", Const(5)), Compare(key, "<=", Const(1)))),
+            And((Compare(key, ">=", Const(1)), Compare(key, "<=", Const(5)))),
+        )
     )
+    assert engine("id = ANY(ARRAY[$1, 2])") is None  # the array's type comes from $1
+    assert engine("id = ANY(ARRAY['1', 2])") is None
+    assert engine("id = $1 OR price = $1") is None  # $1 typed at its first use
+    assert engine("id = 'a\\b'") is None  # standard_conforming_strings may be off
+    assert engine("id = true::text") is None
     assert engine("id <> ALL($1)") is None
     assert engine("id < ANY($1)") is None

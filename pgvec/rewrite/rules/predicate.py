@@ -30,7 +30,7 @@ from pgvec.engine.predicate import (
     Unsupported,
     parse_text,
 )
-from pgvec.engine.scalars import kind_of
+from pgvec.engine.scalars import base_type, kind_of
 
 #: resolves a column reference of the WHERE clause to a mirrored column, or None
 Resolver = Callable[[exp.Column], Column | None]
@@ -64,9 +64,31 @@ class _NotEngine(Exception):
 def to_predicate(where: exp.Expr, resolve: Resolver) -> Predicate | None:
     """The engine predicate equivalent to ``where``, or None."""
     try:
-        return _node(where, resolve)
+        predicate = _node(where, resolve)
     except (_NotEngine, Unsupported):
         return None
+    # PostgreSQL types an untyped parameter once, at its first use: one used against
+    # columns of different types is left to it
+    uses: dict[int, set[str]] = {}
+    for column, param in _params_of(predicate):
+        if param.cast is None:
+            uses.setdefault(param.number, set()).add(base_type(column.type))
+    if any(len(types) > 1 for types in uses.values()):
+        return None
+    return predicate
+
+
+def _params_of(node: Predicate) -> list[tuple[Column, Param]]:
+    if isinstance(node, Compare):
+        return [(node.column, node.operand)] if isinstance(node.operand, Param) else []
+    if isinstance(node, AnyOf):
+        items = node.array if isinstance(node.array, tuple) else (node.array,)
+        return [(node.column, p) for p in items if isinstance(p, Param)]
+    if isinstance(node, IsNull):
+        return []
+    if isinstance(node, Not):
+        return _params_of(node.part)
+    return [pair for part in node.parts for pair in _params_of(part)]
 
 
 def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
@@ -94,12 +116,20 @@ def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
     if isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
         column = _column(node.this, resolve)
         low, high = _operand(node.args["low"]), _operand(node.args["high"])
-        return And((_compare(column, ">=", low), _compare(column, "<=", high)))
+        between = And((_compare(column, ">=", low), _compare(column, "<=", high)))
+        if not node.args.get("symmetric"):
+            return between
+        reverse = And((_compare(column, ">=", high), _compare(column, "<=", low)))
+        return Or((between, reverse))
     if isinstance(node, exp.In) and isinstance(node.this, exp.Column):
         if node.args.get("query") is not None or not node.expressions:
             raise _NotEngine  # IN (SELECT ...)
         column = _column(node.this, resolve)
-        return Or(tuple(Compare(column, "=", _operand(e)) for e in node.expressions))
+        items = tuple(_operand(e) for e in node.expressions)
+        if len(items) == 1:  # PostgreSQL reads x IN (a) as x = a
+            return _compare(column, "=", items[0])
+        # several: x = ANY(ARRAY[...]) of the common type of x and the items
+        return AnyOf(column, items, with_column=True)
     if (
         isinstance(node, exp.Is)
         and isinstance(node.this, exp.Column)
@@ -126,9 +156,15 @@ def _any(column: Column, array: exp.Expr) -> Predicate:
     while isinstance(array, exp.Paren):
         array = array.this
     if isinstance(array, exp.Array):
-        return Or(tuple(Compare(column, "=", _operand(e)) for e in array.expressions))
+        items = tuple(_operand(e) for e in array.expressions)
+        if not items or any(isinstance(i, Param) and i.cast is None for i in items):
+            raise _NotEngine  # the array's type would come from elsewhere
+        untyped = [isinstance(i, Const) and isinstance(i.value, str) for i in items]
+        if any(untyped) and not all(untyped):
+            raise _NotEngine  # untyped items take the others' type
+        return AnyOf(column, items)
     if isinstance(array, exp.Literal) and array.is_string:
-        return AnyOf(column, Const(str(array.this)))
+        return AnyOf(column, _string(str(array.this)))
     cast = None
     if isinstance(array, exp.Cast):
         to = array.args.get("to")
@@ -167,7 +203,7 @@ def _operand(node: exp.Expr) -> Operand:
     if isinstance(node, exp.Literal):
         text = str(node.this)
         if node.is_string:
-            return Const(text)  # untyped: read as the column's type
+            return _string(text)  # untyped: read as the column's type
         return Const(_number(text))
     if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
         if node.this.is_string:
@@ -185,13 +221,23 @@ def _operand(node: exp.Expr) -> Operand:
         if isinstance(inner, Param) and inner.cast is None:
             return Param(inner.number, type_name)
         if isinstance(inner, Const) and inner.value is not None and inner.type is None:
+            if kind_of(type_name) == "text" and not isinstance(inner.value, str):
+                raise _NotEngine  # true::text is 'true': PostgreSQL's spelling
             return Const(parse_text(str(inner.value), type_name), type_name)
         raise _NotEngine
     raise _NotEngine
 
 
+def _string(text: str) -> Const:
+    """An untyped string constant. One with a backslash means something else when
+    standard_conforming_strings is off: PostgreSQL reads it."""
+    if "\\" in text:
+        raise _NotEngine
+    return Const(text)
+
+
 def _number(text: str) -> int | Decimal:
     """A numeric literal: an integer, or numeric (exact) when it has a point or exponent."""
-    if _INT.fullmatch(text):
+    if _INT.fullmatch(text) and len(text) <= 18:
         return int(text)
-    return Decimal(text)
+    return Decimal(text)  # exact, however long
