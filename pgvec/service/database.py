@@ -132,7 +132,7 @@ class Database:
         self.released: dict[tuple[int, int], str] = {}
         #: held while a column is loaded, and while change-log rows nobody reads are
         #: deleted: a load's snapshot may not miss rows deleted meanwhile
-        self.loading = threading.Lock()
+        self.loading = threading.RLock()
         self._unread_cleaned = time.monotonic()
 
     # -- lifecycle --------------------------------------------------------------------
