@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,7 +41,8 @@ from pgvec.sync.table import (
     key_parser,
     prepare_statements,
     prepare_statements_async,
-    read_changes_async,
+    receive_changes_read,
+    send_changes_read,
 )
 
 if TYPE_CHECKING:
@@ -289,20 +291,23 @@ class Database:
         engine = filt is None or (plan.engine_filter is not None and settings.engine_filter)
         if k <= 0 or not engine:
             return await self.run(self._filtered, state, plan, query, k, filt, settings, need_apply)
-        if need_apply and not await self._fresh(state):
-            await self.run(self._apply_pooled, state)
         metric = Metric.from_operator(plan.operator)
         params = SearchParams.create(settings.search_options())
         where = None
         if filt is not None:
             assert plan.engine_filter is not None
             where = Where(plan.engine_filter, filt.values, filt.types, filt.formats)
-        coll = self._collection(state, plan)
+        search = partial(self._search, query=query, k=k, metric=metric, params=params, where=where)
+        if need_apply:
+            found = await self._search_fresh(state, plan, metric, search)
+            if found is not None:
+                return found
         try:
+            coll = self._collection(state, plan)
             if coll.quick(metric):
                 # a search over an ANN index costs less than handing it to a thread
-                return self._search(coll, query, k, metric, params, where)
-            return await self.run(self._search, coll, query, k, metric, params, where)
+                return search(coll)
+            return await self.run(search, coll)
         except Unsupported as exc:  # PostgreSQL evaluates the filter instead
             log.debug("filter not evaluated in the engine: %s", exc)
         return await self.run(self._filtered, state, plan, query, k, filt, settings, False)
@@ -318,20 +323,60 @@ class Database:
             and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
         )
 
-    async def _fresh(self, state: TableState) -> bool:
-        """True when the change log holds nothing ``state`` has not applied: read on the
-        event loop, so a read-mostly workload's searches need no thread. False when
-        there is something to apply, or when unsure (the caller applies in a thread)."""
-        watermark = (state.seen_seq, state.seen_xmin)
+    async def _search_fresh(
+        self,
+        state: TableState,
+        plan: KnnPlan,
+        metric: Metric,
+        search: Callable[[VectorCollection], tuple[list[Key], list[float]]],
+    ) -> tuple[list[Key], list[float]] | None:
+        """A search that sees every change committed before it.
+
+        The change-log read goes out first, on the event loop's own connection; while
+        its answer travels, a quick search runs on the collections as they are. If the
+        log holds nothing unapplied and no change was applied meanwhile, that search
+        stands (a read-mostly workload pays one round trip, overlapped, and no thread).
+        Otherwise returns None, with the log applied: the caller searches again.
+        """
+        watermark, version = (state.seen_seq, state.seen_xmin), state.version
+        hits = None
+        async with self._changes_lock:
+            try:
+                conn = await self._changes_connection()
+                send_changes_read(conn, state.relid, *watermark)
+            except (psycopg.Error, PgvecError) as exc:
+                log.info("reading the change log failed (%s); reading it from the pool", exc)
+                self._drop_changes_connection()
+                await self.run(self._apply_pooled, state)
+                return None
+            try:
+                coll = self._collection(state, plan)
+                if coll.quick(metric):
+                    hits = search(coll)
+            except Unsupported:
+                hits = None  # the caller leaves the filter to PostgreSQL
+            finally:
+                fresh = await self._changes_answer(conn, state, watermark)
+        if not fresh:
+            await self.run(self._apply_pooled, state)
+            return None
+        return hits if state.version == version else None
+
+    async def _changes_connection(self) -> psycopg.AsyncConnection:
+        if self._changes_conn is None or self._changes_conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
+                self.dsn, autocommit=True, application_name=CHANGES_APPLICATION
+            )
+            await prepare_statements_async(conn)
+            self._changes_conn = conn
+        return self._changes_conn
+
+    async def _changes_answer(
+        self, conn: psycopg.AsyncConnection, state: TableState, watermark: tuple[int, int]
+    ) -> bool:
+        """Whether the change-log read sent on ``conn`` found nothing to apply."""
         try:
-            async with self._changes_lock:
-                if self._changes_conn is None or self._changes_conn.closed:
-                    conn = await psycopg.AsyncConnection.connect(
-                        self.dsn, autocommit=True, application_name=CHANGES_APPLICATION
-                    )
-                    await prepare_statements_async(conn)
-                    self._changes_conn = conn
-                rows, xmin = await read_changes_async(self._changes_conn, state.relid, *watermark)
+            rows, xmin = await receive_changes_read(conn)
         except asyncio.CancelledError:  # cut mid-read: the connection's state is unknown
             self._drop_changes_connection()
             raise

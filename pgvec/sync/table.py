@@ -66,14 +66,16 @@ def _read_changes(
     return _changes_of(conn.wait(generators.execute(pgconn))[-1])
 
 
-async def read_changes_async(
-    conn: psycopg.AsyncConnection, relid: int, seq: int, xmin: int
+def send_changes_read(conn: psycopg.AsyncConnection, relid: int, seq: int, xmin: int) -> None:
+    """Send ``_read_changes``'s query on an asyncio connection (its statement prepared
+    by ``prepare_statements_async``); ``receive_changes_read`` takes the answer."""
+    conn.pgconn.send_query_prepared(CHANGES_STATEMENT, _change_params(relid, seq, xmin))
+
+
+async def receive_changes_read(
+    conn: psycopg.AsyncConnection,
 ) -> tuple[list[tuple[int, str, str | None]], int]:
-    """``_read_changes`` on an asyncio connection (its statement prepared by
-    ``prepare_statements_async``)."""
-    pgconn = conn.pgconn
-    pgconn.send_query_prepared(CHANGES_STATEMENT, _change_params(relid, seq, xmin))
-    return _changes_of((await conn.wait(generators.execute(pgconn)))[-1])
+    return _changes_of((await conn.wait(generators.execute(conn.pgconn)))[-1])
 
 
 async def prepare_statements_async(conn: psycopg.AsyncConnection) -> None:
@@ -129,6 +131,9 @@ class TableState:
     scalars_failed: tuple[str, ...] | None = None
     #: text columns with too many different values to mirror
     unmirrored: set[str] = field(default_factory=set)
+    #: bumped whenever applying the change log, a load or a new mirror changes the
+    #: collections: a search that saw one version saw every change applied by then
+    version: int = 0
 
     @property
     def relid(self) -> int:
@@ -213,6 +218,7 @@ class TableState:
             log.info("%s: mirroring %d scalar columns", self.info.name, len(want))
         for coll in stale:
             coll.mirror(want, keys, values)
+        self.version += 1
         return self._drop_wide_text(stale, want)
 
     def _drop_wide_text(
@@ -299,6 +305,7 @@ class TableState:
         self._drop_wide_text(list(fresh.values()), scalars)
         others = set(self.collections) - set(fresh)
         self.collections.update(fresh)
+        self.version += 1
         if not others:
             # the snapshot holds every change visible in it, for every collection
             self.applied.update(seqs)
@@ -361,10 +368,12 @@ class TableState:
                 if spec is not None:  # the index stays, empty: seal builds it again
                     self.collections[attnum].expect_index(spec)
             self.applied.update(r[0] for r in new)
+            self.version += 1
             return len(new)
         texts = sorted({r[2] for r in new if r[2] is not None})
         self._refresh(conn, self.collections, texts)
         self.applied.update(r[0] for r in new)
+        self.version += 1
         return len(texts)
 
     def note_fresh(
@@ -397,6 +406,7 @@ class TableState:
         log holds at least every change made since it was saved. Replaying is idempotent.
         Caller holds the lock.
         """
+        self.version += 1
         rows = conn.execute(
             "SELECT op, key FROM pgvec.changes WHERE relid = %s", (self.relid,)
         ).fetchall()

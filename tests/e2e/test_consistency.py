@@ -112,3 +112,34 @@ def test_strong_survives_losing_the_change_log_connection(
     assert nearest(pts) == 1  # read from the pool, then on a new connection
     conn.execute("DELETE FROM pts WHERE id = 1")
     assert nearest(pts) == 10
+
+
+def test_strong_search_racing_the_background_sync(
+    pts: psycopg.Connection,
+    conn: psycopg.Connection,
+    db_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Strong search reads the change log and searches meanwhile. If the background
+    sync applies a change between the two (a write committed before the search), the
+    log then looks fully applied, but the search ran without the change: it must run
+    again, not answer without the write."""
+    from pgvec.sync import table
+
+    assert nearest(pts) == 10
+    conn.execute("INSERT INTO pts VALUES (1, pgvec.vector('[0.5,0.5]'))")  # committed first
+    real = table.TableState.note_fresh
+    raced: list[bool] = []
+
+    def background_sync_first(self: table.TableState, *args: object) -> bool:
+        if not raced:  # as if the background sync ran while the search did
+            raced.append(True)
+            with psycopg.connect(db_uri, autocommit=True) as sync:
+                table.prepare_statements(sync)
+                with self.lock:
+                    self.apply_changes(sync)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(table.TableState, "note_fresh", background_sync_first)
+    assert nearest(pts) == 1
+    assert raced
