@@ -139,19 +139,9 @@ def exact_candidates(
     return labels
 
 
-def rerank(vecs: F32, labels: I64, query: Query, metric: Metric, k: int) -> tuple[I64, F64]:
-    """Exact float64 distances for candidate labels; the k nearest, sorted (NaN last)."""
-    labels = np.unique(labels)
-    dists = exact_distances(vecs[labels], query, metric)
-    order = np.argsort(dists, kind="stable")[:k]
-    return labels[order], dists[order]
-
-
 def rank(vecs: F32, labels: I64, query: Query, metric: Metric, k: int) -> tuple[I64, F64]:
-    """Like :func:`rerank` for candidate labels known to be distinct (no np.unique).
-
-    Ties are broken by label and NaN sorts last, as in :func:`rerank`.
-    """
+    """Exact float64 distances for distinct candidate labels; the k nearest, sorted by
+    (distance, label), NaN last."""
     dists = exact_distances(vecs.take(labels, axis=0), query, metric)  # take: faster
     if len(labels) <= k and _in_order(dists.tolist(), labels.tolist()):
         return labels, dists  # the usual case: FAISS's order is already exact

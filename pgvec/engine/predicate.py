@@ -66,7 +66,6 @@ class Param:
 
 
 Operand = Const | Param
-OPERATORS = ("=", "<>", "<", "<=", ">", ">=")
 FLIPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
@@ -151,11 +150,16 @@ def parse_text(text: str, type_name: str) -> Value:
         return value
     if type_name in ("real", "double precision"):
         stripped = text.strip()
-        if not (_DECIMAL_TEXT.fullmatch(text) or stripped.lower() in _FLOAT_WORDS):
+        if stripped.lower() in _FLOAT_WORDS:
+            return float(stripped)  # NaN, +-Infinity
+        if not _DECIMAL_TEXT.fullmatch(text):
             raise Unsupported(f"{text!r} is not a plain {type_name}")
-        if type_name == "real" and _DECIMAL_TEXT.fullmatch(text):
+        if type_name == "real":
             return _to_real(Decimal(stripped))
-        return _as_float(float(stripped), type_name, finite_input=_DECIMAL_TEXT.fullmatch(text))
+        double = float(stripped)
+        if math.isinf(double):
+            raise Unsupported(f"{text!r} is out of range for double precision")
+        return double
     if type_name == "numeric":
         if not _DECIMAL_TEXT.fullmatch(text):
             raise Unsupported(f"{text!r} is not a plain numeric")
@@ -194,18 +198,6 @@ def _to_real(value: Decimal) -> float:
     if best == 0 and value != 0:
         raise Unsupported(f"{value} is out of range for real")  # underflow: an error
     return float(best)
-
-
-def _as_float(value: float, type_name: str, finite_input: object) -> float:
-    if type_name == "real":
-        with np.errstate(over="ignore"):
-            narrowed = float(np.float32(value)) if math.isfinite(value) else value
-        if finite_input and (math.isinf(narrowed) or (narrowed == 0.0 and value != 0.0)):
-            raise Unsupported(f"{value} is out of range for real")
-        return narrowed
-    if finite_input and math.isinf(value):
-        raise Unsupported(f"{value} is out of range for double precision")
-    return value
 
 
 def _decode_binary(raw: bytes, oid: int) -> Value:
@@ -578,11 +570,3 @@ _OPS = {
     ">": np.greater,
     ">=": np.greater_equal,
 }
-
-
-def columns_of(node: Predicate) -> set[Column]:
-    if isinstance(node, Compare | AnyOf | IsNull):
-        return {node.column}
-    if isinstance(node, Not):
-        return columns_of(node.part)
-    return set().union(*(columns_of(p) for p in node.parts))
