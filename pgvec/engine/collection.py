@@ -86,6 +86,7 @@ class VectorCollection:
         self._lock = threading.RLock()
         self._build_lock = threading.Lock()  # one build / seal / save at a time
         self._key_kind: str | None = None
+        self._scalars: Scalars | None = None  # mirrored scalar columns (see mirror())
         self._reset_rows(16)
         self._index: Any = None
         self._spec: IndexSpec | None = None
@@ -105,9 +106,6 @@ class VectorCollection:
         self._keys: list[Key] = []
         self._labels: dict[Key, int] = {}
         self._n = 0
-        # the mirrored scalar columns keep their schema, emptied
-        old: Scalars | None = getattr(self, "_scalars", None)
-        self._scalars: Scalars | None = None if old is None else Scalars(old.columns, capacity)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -256,12 +254,12 @@ class VectorCollection:
         same = np.all(self._vecs[at] == vecs[present], axis=1)
         if not same.any():
             return keys, vecs, scalars
+        kept = [present[j] for j in np.flatnonzero(same).tolist()]
         if self._scalars is not None:
             assert scalars is not None
-            rows = [present[j] for j in np.flatnonzero(same).tolist()]
-            self._scalars.write(at[same], [[column[i] for i in rows] for column in scalars])
+            self._scalars.write(at[same], [[column[i] for i in kept] for column in scalars])
         moved = np.ones(len(keys), np.bool_)
-        moved[[present[j] for j in np.flatnonzero(same).tolist()]] = False
+        moved[kept] = False
         rest = np.flatnonzero(moved).tolist()
         if scalars is not None:
             scalars = [[column[i] for i in rest] for column in scalars]
@@ -336,6 +334,8 @@ class VectorCollection:
         """Remove every row and the FAISS index; the index spec stays (rebuilt by seal)."""
         with self._lock:
             self._reset_rows(16)
+            if self._scalars is not None:  # the mirror keeps its columns, emptied
+                self._scalars = Scalars(self._scalars.columns, 16)
             self._key_kind = None
             self._set_index(None, self._spec, 0)
             self._epoch += 1
