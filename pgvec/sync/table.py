@@ -134,6 +134,10 @@ class TableState:
     #: bumped whenever applying the change log, a load or a new mirror changes the
     #: collections: a search that saw one version saw every change applied by then
     version: int = 0
+    #: scalar_columns() as last computed, and the (info, scalars_failed, unmirrored
+    #: count) it was computed from
+    _scalars_from: tuple[TableInfo | None, tuple[str, ...] | None, int] = (None, None, 0)
+    _scalars: tuple[ScalarColumn, ...] = ()
 
     @property
     def relid(self) -> int:
@@ -159,20 +163,31 @@ class TableState:
         return sql.Identifier(self.info.schema, self.info.name)
 
     def scalar_columns(self) -> tuple[ScalarColumn, ...]:
-        """The columns mirrored in the collections, for filters the engine evaluates."""
+        """The columns mirrored in the collections, for filters the engine evaluates
+        (read on every Strong search: computed again only when its inputs change)."""
         info = self.info
-        if self.scalars_failed == info.columns:
-            return ()
-        collations = info.column_collations or (0,) * len(info.columns)
-        return tuple(
-            ScalarColumn(name, type_name)
-            for name, type_name, collation in zip(
-                info.columns, info.column_types, collations, strict=False
+        seen_info, seen_failed, seen_unmirrored = self._scalars_from
+        if (
+            seen_info is info
+            and seen_failed == self.scalars_failed
+            and seen_unmirrored == len(self.unmirrored)  # it only grows
+        ):
+            return self._scalars
+        columns: tuple[ScalarColumn, ...] = ()
+        if self.scalars_failed != info.columns:
+            collations = info.column_collations or (0,) * len(info.columns)
+            columns = tuple(
+                ScalarColumn(name, type_name)
+                for name, type_name, collation in zip(
+                    info.columns, info.column_types, collations, strict=False
+                )
+                if mirrorable(type_name, collation)
+                and name not in info.vectors
+                and name not in self.unmirrored
             )
-            if mirrorable(type_name, collation)
-            and name not in info.vectors
-            and name not in self.unmirrored
-        )
+        self._scalars_from = (info, self.scalars_failed, len(self.unmirrored))
+        self._scalars = columns
+        return columns
 
     def _select(self, names: list[str], scalars: tuple[ScalarColumn, ...]) -> sql.Composed:
         """SELECT of the key (as text), the given vector columns, then the scalars."""
@@ -305,12 +320,12 @@ class TableState:
         self._drop_wide_text(list(fresh.values()), scalars)
         others = set(self.collections) - set(fresh)
         self.collections.update(fresh)
-        self.version += 1
         if not others:
             # the snapshot holds every change visible in it, for every collection
             self.applied.update(seqs)
             self.seen_seq = max([self.seen_seq, *seqs])
             self.seen_xmin = int(snap[0]) if snap else 0
+        self.version += 1
         # else: the other columns' collections have not seen those changes; the next
         # apply_changes replays them to all (idempotent for the columns just loaded)
         log.info(
