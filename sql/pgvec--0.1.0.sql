@@ -431,25 +431,21 @@ GRANT SELECT ON pgvec.meta, pgvec.indexes, pgvec.vector_columns, pgvec.table_inf
 -- Load and release (Milvus's load_collection / release_collection) run in the pgvec server,
 -- which intercepts `SELECT pgvec.load('index')` and `SELECT pgvec.release('index')`. These
 -- definitions only answer a call that reached PostgreSQL directly.
-CREATE OR REPLACE FUNCTION pgvec.load(index_name text)
+CREATE OR REPLACE FUNCTION pgvec._runs_in_server(fn text)
 RETURNS bigint LANGUAGE plpgsql AS $fn$
 BEGIN
-    RAISE EXCEPTION 'pgvec.load() runs in the pgvec server, not in PostgreSQL'
+    RAISE EXCEPTION 'pgvec.%() runs in the pgvec server, not in PostgreSQL', fn
         USING ERRCODE = '0A000',
-              HINT = 'Connect through pgvec and send SELECT pgvec.load(''index_name'') '
-                     'as a statement of its own.';
+              HINT = format('Connect through pgvec and send SELECT pgvec.%s(''index_name'') '
+                            'as a statement of its own.', fn);
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION pgvec.load(index_name text)
+RETURNS bigint LANGUAGE sql AS $$ SELECT pgvec._runs_in_server('load') $$;
+
 CREATE OR REPLACE FUNCTION pgvec.release(index_name text)
-RETURNS bigint LANGUAGE plpgsql AS $fn$
-BEGIN
-    RAISE EXCEPTION 'pgvec.release() runs in the pgvec server, not in PostgreSQL'
-        USING ERRCODE = '0A000',
-              HINT = 'Connect through pgvec and send SELECT pgvec.release(''index_name'') '
-                     'as a statement of its own.';
-END
-$fn$;
+RETURNS bigint LANGUAGE sql AS $$ SELECT pgvec._runs_in_server('release') $$;
 
 -- ---------------------------------------------------------------------------------------
 -- Change log
@@ -521,6 +517,10 @@ CREATE OR REPLACE FUNCTION pgvec.track(rel regclass)
 RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
     pk name;
+    trigger_name text;
+    event text;
+    transitions text;
+    fn text;
 BEGIN
     SELECT a.attname INTO pk
     FROM pg_index i
@@ -542,25 +542,20 @@ BEGIN
                  AND t.tgargs <> convert_to(pk, 'UTF8') || '\x00'::bytea) THEN
         PERFORM pgvec.untrack(rel);  -- keyed by another column: the key changed
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_insert') THEN
-        EXECUTE format('CREATE TRIGGER pgvec_log_insert AFTER INSERT ON %s '
-                       'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION pgvec._log_insert(%L)', rel, pk);
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_update') THEN
-        EXECUTE format('CREATE TRIGGER pgvec_log_update AFTER UPDATE ON %s '
-                       'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION pgvec._log_update(%L)', rel, pk);
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_delete') THEN
-        EXECUTE format('CREATE TRIGGER pgvec_log_delete AFTER DELETE ON %s '
-                       'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION pgvec._log_delete(%L)', rel, pk);
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = 'pgvec_log_truncate') THEN
-        EXECUTE format('CREATE TRIGGER pgvec_log_truncate AFTER TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION pgvec._log_truncate()', rel);
-    END IF;
+    FOR trigger_name, event, transitions, fn IN VALUES
+        ('pgvec_log_insert', 'INSERT', 'REFERENCING NEW TABLE AS new_rows',
+         format('pgvec._log_insert(%L)', pk)),
+        ('pgvec_log_update', 'UPDATE', 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows',
+         format('pgvec._log_update(%L)', pk)),
+        ('pgvec_log_delete', 'DELETE', 'REFERENCING OLD TABLE AS old_rows',
+         format('pgvec._log_delete(%L)', pk)),
+        ('pgvec_log_truncate', 'TRUNCATE', '', 'pgvec._log_truncate()')
+    LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = trigger_name) THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT '
+                           'EXECUTE FUNCTION %s', trigger_name, event, rel, transitions, fn);
+        END IF;
+    END LOOP;
 END
 $fn$;
 
