@@ -357,7 +357,7 @@ class Where:
         if binary:
             values = _decode_binary_array(raw)
         else:
-            items = _array_items(raw.decode("utf-8", "replace"))
+            items = _array_items(raw.decode())  # not UTF-8: Unsupported, in mask()
             values = [None if t is None else parse_text(t, type_name) for t in items]
         cast, as_type = operand.cast, operand.cast or type_name
         return [None if v is None else _coerce(_cast(v, cast), as_type, column) for v in values]
