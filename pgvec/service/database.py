@@ -288,11 +288,12 @@ class Database:
                 await self.run(self._load_for, plan.table, plan.column.attnum)
         state = self.tables[relid]
         need_apply = self._needs_apply(state, settings)
-        engine = filt is None or (plan.engine_filter is not None and settings.engine_filter)
-        if k <= 0 or not engine:
-            return await self.run(self._filtered, state, plan, query, k, filt, settings, need_apply)
         metric = Metric.from_operator(plan.operator)
         params = SearchParams.create(settings.search_options())
+        top = TopK(query, k, candidates(k), metric, params)
+        engine = filt is None or (plan.engine_filter is not None and settings.engine_filter)
+        if k <= 0 or not engine:
+            return await self.run(self._filtered, state, plan, top, filt, need_apply)
         where = None
         if filt is not None:
             assert plan.engine_filter is not None
@@ -310,7 +311,7 @@ class Database:
             return await self.run(search, coll)
         except Unsupported as exc:  # PostgreSQL evaluates the filter instead
             log.debug("filter not evaluated in the engine: %s", exc)
-        return await self.run(self._filtered, state, plan, query, k, filt, settings, False)
+        return await self.run(self._filtered, state, plan, top, filt, False)
 
     @staticmethod
     def _needs_apply(state: TableState, settings: SearchSettings) -> bool:
@@ -399,17 +400,13 @@ class Database:
         self,
         state: TableState,
         plan: KnnPlan,
-        query: np.ndarray,
-        k: int,
+        top: TopK,
         filt: FilterArgs | None,
-        settings: SearchSettings,
         need_apply: bool,
     ) -> tuple[list[Key], list[float]]:
         """A search whose WHERE clause PostgreSQL evaluates (pre- or post-filtering)."""
-        if k <= 0 or filt is None:
+        if top.need <= 0 or filt is None:
             return [], []
-        metric = Metric.from_operator(plan.operator)
-        params = SearchParams.create(settings.search_options())
         # The change log is read on a second connection while the filter runs on this one.
         applied = self._helpers.submit(self._apply_pooled, state) if need_apply else None
 
@@ -423,21 +420,16 @@ class Database:
                 conn,
                 collection,
                 self._collection(state, plan).live_count,
-                TopK(query, k, candidates(k), metric, params),
+                top,
                 filt,
                 key_parser(state.info.pk_type) is int,
                 self.selectivity,
             )
         return found.keys, found.distances
 
-    @staticmethod
-    def _apply(state: TableState, conn: psycopg.Connection) -> None:
-        with state.lock:
-            state.apply_changes(conn)
-
     def _apply_pooled(self, state: TableState) -> None:
-        with self.pool.connection() as conn:
-            self._apply(state, conn)
+        with self.pool.connection() as conn, state.lock:
+            state.apply_changes(conn)
 
     def _collection(self, state: TableState, plan: KnnPlan) -> VectorCollection:
         collection = state.collections.get(plan.column.attnum)
@@ -612,8 +604,7 @@ class Database:
         for state in list(self.tables.values()):
             if not state.collections or now - state.last_apply < SYNC_SECONDS:
                 continue
-            with self.pool.connection() as conn, state.lock:
-                state.apply_changes(conn)
+            self._apply_pooled(state)
 
     def drop_unread_changes(self) -> int:
         """Delete change-log rows no collection will read: those of tracked tables with
