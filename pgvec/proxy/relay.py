@@ -33,7 +33,9 @@ class Pending:
 
     #: message types that end this entry's replies
     ends: frozenset[bytes]
-    #: extended-protocol request (subject to skip-to-Sync after an error)
+    #: extended-protocol request (subject to skip-to-Sync after an error); for an
+    #: ``emit``, a reply pgvec makes to a client's extended-protocol message, which is
+    #: skipped the same way
     extended: bool = False
     #: maps a reply to the bytes sent to the client (None drops it); default: forward
     transform: Transform | None = None
@@ -46,6 +48,8 @@ class Pending:
     is_sync: bool = False
     #: the portal whose rows these replies carry (Query: the unnamed one), if any
     portal: str | None = None
+    #: the server skipped this request: an earlier one of its Sync batch failed
+    skipped: bool = False
 
 
 def ends_for(type_: bytes) -> frozenset[bytes]:
@@ -86,11 +90,13 @@ class Relay:
 
     def expect(self, entry: Pending) -> None:
         self._queue.append(entry)
+        if self._skipping:
+            self._write_skipped()
 
     def expect_request(
         self, type_: bytes, transform: Transform | None = None, portal: str | None = None
     ) -> None:
-        self._queue.append(
+        self.expect(
             Pending(
                 _ENDS[type_],
                 extended=type_ not in (b"Q", b"F"),
@@ -100,12 +106,20 @@ class Relay:
             )
         )
 
-    def emit(self, data: bytes) -> None:
-        """Send bytes to the client after every reply still owed to it."""
-        if not self._queue:
+    def emit(self, data: bytes, *, extended: bool = False) -> None:
+        """Send bytes to the client after every reply still owed to it. ``extended``:
+        they answer a client's extended-protocol message, so they are dropped, as the
+        server's own replies are, while the server skips to the next Sync after an error.
+        """
+        if not self._queue and not self._skipping:
             self._client.write(data)
         else:
-            self._queue.append(Pending(frozenset(), emit=data))
+            self.expect(Pending(frozenset(), extended=extended, emit=data))
+
+    @property
+    def skipping(self) -> bool:
+        """Whether the server is skipping messages up to the next Sync after an error."""
+        return self._skipping
 
     def idle(self) -> bool:
         return not self._queue
@@ -151,30 +165,46 @@ class Relay:
         q = self._queue
         while q and q[0].emit is not None:
             entry = q.popleft()
-            out.append(entry.emit or b"")
+            if not (entry.extended and self._skipping):
+                out.append(entry.emit or b"")
             self._finish(entry)
+
+    def _skip(self, out: list[bytes]) -> None:
+        """After an error in the extended protocol the server ignores every message up to
+        the next Sync: end the entries of those messages, with nothing for the client
+        (pgvec's own replies to them included), up to the Sync's entry."""
+        q = self._queue
+        while q and not q[0].is_sync:
+            entry = q.popleft()
+            if entry.emit is not None and not entry.extended:
+                out.append(entry.emit)
+            else:
+                entry.skipped = True
+            self._finish(entry)
+
+    def _write_skipped(self) -> None:
+        out: list[bytes] = []
+        self._skip(out)
+        if out:
+            self._client.write(b"".join(out))
 
     def _dispatch(self, msg: Message, out: list[bytes]) -> None:
         log.debug("server %s, %d pending", msg.type, len(self._queue))
-        self._flush_emits(out)
         t = msg.type
         q = self._queue
+        if self._skipping:
+            self._skip(out)
+        self._flush_emits(out)
         if not q:
             out.append(msg.raw)
             return
-        if t in ASYNC_TYPES and q[0].capture is None:
-            out.append(msg.raw)
-            return
-        if self._skipping:
-            # after an error in the extended protocol, only the Sync's entry gets replies
-            while q and not q[0].is_sync and q[0].emit is None:
-                self._finish(q.popleft())
-            self._skipping = False
-            self._flush_emits(out)
-            if not q:
-                out.append(msg.raw)
-                return
         head = q[0]
+        if t in ASYNC_TYPES:
+            # NOTICEs of a statement pgvec runs for the client come again with the
+            # client's own statement; ParameterStatus and notifications are the client's
+            if not (t == b"N" and head.capture is not None):
+                out.append(msg.raw)
+            return
         if head.capture is not None:
             head.capture.append(msg)
         elif head.transform is not None:
@@ -190,9 +220,11 @@ class Relay:
             out.append(msg.raw)
         if t == b"Z":
             self.txn_status = msg.body[:1]
+            self._skipping = False
         if t == b"E" and head.extended:
             self._finish(q.popleft())
             self._skipping = True
+            self._skip(out)
         elif t in head.ends:
             self._finish(q.popleft())
             self._flush_emits(out)

@@ -183,6 +183,9 @@ class Close:
     def decode(cls, body: bytes) -> Close:
         return cls(chr(body[0]), _Reader(body[1:]).cstring())
 
+    def encode(self) -> bytes:
+        return frame(b"C", self.kind.encode() + _bytes(self.name) + b"\0")
+
 
 def execute(portal: str = "", max_rows: int = 0) -> bytes:
     return frame(b"E", _bytes(portal) + b"\0" + _I32.pack(max_rows))
