@@ -512,6 +512,17 @@ $fn$;
 REVOKE ALL ON FUNCTION pgvec._log_insert(), pgvec._log_delete(), pgvec._log_update(),
     pgvec._log_truncate() FROM PUBLIC;
 
+-- The keys of rel the calling transaction itself wrote (NULL for a TRUNCATE), so that a
+-- top-k inside a transaction sees its own rows. Shows nothing of other transactions:
+-- only rows whose xid is the caller's own, assigned when it first wrote.
+CREATE OR REPLACE FUNCTION pgvec.own_changes(rel oid)
+RETURNS TABLE (key text) LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT DISTINCT c.key FROM pgvec.changes c
+    WHERE pg_current_xact_id_if_assigned() IS NOT NULL
+      AND c.relid = rel AND c.xid = pg_current_xact_id_if_assigned()
+$fn$;
+
 -- Install (or re-install) the change-log triggers on rel, keyed by its primary key.
 CREATE OR REPLACE FUNCTION pgvec.track(rel regclass)
 RETURNS void LANGUAGE plpgsql AS $fn$

@@ -31,6 +31,8 @@ class TableInfo:
     tracked: bool = False  # change-log triggers installed (pgvec.track())
     column_types: tuple[str, ...] = ()  # format_type() of each of ``columns``
     column_collations: tuple[int, ...] = ()  # collation OID of each (0: none)
+    #: row-level security is enabled: what a role may see is the table's policies' say
+    row_security: bool = False
 
     @property
     def qualified(self) -> tuple[str, str]:

@@ -29,13 +29,27 @@ ORDER BY schema_name, index_name
 """
 
 
+_ROW_SECURITY_SQL = "SELECT oid::int8 FROM pg_class WHERE relrowsecurity AND oid = ANY(%s)"
+
+_VOLATILE_SQL = "SELECT DISTINCT lower(proname) FROM pg_proc WHERE provolatile = 'v'"
+
+
+def volatile_functions(conn: psycopg.Connection[Any]) -> frozenset[str]:
+    """Names of the functions of which at least one overload is VOLATILE."""
+    return frozenset(str(r[0]) for r in conn.execute(_VOLATILE_SQL).fetchall())
+
+
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
     """Every table with at least one vector column, by relid."""
     vectors: dict[int, dict[str, VectorColumn]] = {}
     for relid, name, attnum, dim in conn.execute(_VECTORS_SQL).fetchall():
         vectors.setdefault(int(relid), {})[name] = VectorColumn(name, int(attnum), int(dim))
     out: dict[int, TableInfo] = {}
-    for row in conn.execute(_TABLES_SQL).fetchall():
+    rows = conn.execute(_TABLES_SQL).fetchall()
+    secured = {
+        int(r[0]) for r in conn.execute(_ROW_SECURITY_SQL, ([int(r[0]) for r in rows],))
+    }
+    for row in rows:
         relid, schema, name, pk, pk_type, names, types, tracked, collations = row
         out[int(relid)] = TableInfo(
             relid=int(relid),
@@ -48,6 +62,7 @@ def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
             column_collations=tuple(int(c) for c in collations),
             vectors=vectors.get(int(relid), {}),
             tracked=bool(tracked),
+            row_security=int(relid) in secured,
         )
     return out
 

@@ -32,6 +32,7 @@ from pgvec.errors import (
     PgvecError,
     UndefinedObject,
 )
+from pgvec.proxy.client_backend import ClientBackend, StatementFailed, StatementSkipped
 from pgvec.proxy.copyin import CopyConverter
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
@@ -61,6 +62,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DDL = re.compile(r"\b(create|alter|drop|rename|truncate)\b", re.IGNORECASE)
+#: words of statements that may write rows (a superset: a false match costs one query)
+_WRITES = re.compile(
+    r"\b(insert|update|delete|merge|copy|truncate|call|do|execute|create|alter|drop)\b",
+    re.IGNORECASE,
+)
 _PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\d+)")
 
 
@@ -108,6 +114,10 @@ class Session:
         #: converting a COPY FROM STDIN's rows; None outside one (or after it failed)
         self._copy: CopyConverter | None = None
         self._copy_failed = False
+        #: the open transaction may have written rows (its top-k must see them)
+        self._wrote = False
+        #: prepared statements that may write rows
+        self._writers: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -145,6 +155,8 @@ class Session:
     async def handle(self, msg: Message) -> None:
         t = msg.type
         log.debug("client %s (%d bytes)", t, len(msg.body))
+        if self._wrote and self.relay.txn_status == b"I" and self.relay.idle():
+            self._wrote = False
         if self._skip_to_sync:
             if t != b"S":
                 return
@@ -241,8 +253,12 @@ class Session:
         self.statements.pop("", None)
         self.portals.pop("", None)
         sql = m.Query.decode(msg.body).sql
+        if _WRITES.search(sql):
+            self._wrote = True
         try:
             await self._query(msg, sql)
+        except StatementFailed as err:  # PostgreSQL's own error answers the Query
+            self.relay.emit(err.response + m.ready_for_query(self.relay.txn_status))
         except PgvecError as err:
             self.raise_simple(err)
         except Exception as exc:  # a bug in pgvec: this query fails, the session goes on
@@ -311,9 +327,21 @@ class Session:
                 FilterArgs(plan.filter_sql, plan.probe_sql, [], [], []) if plan.filter_sql else None
             )
             self._flush()
-            keys, dists = await self.db.knn(plan, query, limit + plan.offset, filt, self.settings)
+            keys, dists = await self.db.knn(
+                plan,
+                query,
+                limit + plan.offset,
+                filt,
+                self.settings,
+                ClientBackend(self.server, self.relay, sync=True),
+                own_writes=self._own_writes(),
+            )
             return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
         raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
+
+    def _own_writes(self) -> bool:
+        """Whether a top-k must look for rows the client's open transaction wrote."""
+        return self._wrote and self.relay.txn_status == b"T"
 
     async def _owned(self, decision: DropIndex | Reindex) -> bool:
         """Whether DROP INDEX / REINDEX names pgvec's indexes (True) or PostgreSQL's."""
@@ -383,6 +411,10 @@ class Session:
     async def on_parse(self, msg: Message) -> None:
         parse = m.Parse.decode(msg.body)
         self.statements.pop(parse.name, None)
+        if _WRITES.search(parse.sql):
+            self._writers.add(parse.name)
+        else:
+            self._writers.discard(parse.name)
         try:
             rewriter = await self.db.rewriter()
             if not rewriter.catalog.may_concern(parse.sql):
@@ -436,6 +468,8 @@ class Session:
 
     async def on_bind(self, msg: Message) -> None:
         bind = m.Bind.decode(msg.body)
+        if bind.statement in self._writers:
+            self._wrote = True
         info = self.statements.get(bind.statement)
         if info is None:
             self.portals.pop(bind.portal, None)
@@ -453,6 +487,13 @@ class Session:
             return
         try:
             await self._bind(bind, info)
+        except StatementFailed as err:
+            # PostgreSQL's own error answers the Bind; the server skips to the Sync
+            self.relay.emit(err.response)
+            self._skip_to_sync = True
+        except StatementSkipped:
+            # an earlier message of the batch failed: the server skips to the Sync
+            self._skip_to_sync = True
         except PgvecError as err:
             self.raise_extended(err)
         except Exception as exc:  # a bug in pgvec: this statement fails, the session goes on
@@ -505,7 +546,15 @@ class Session:
                     [formats[i] for i in idx],
                 )
             self._flush()
-            keys, dists = await self.db.knn(plan, query, limit + (offset or 0), filt, self.settings)
+            keys, dists = await self.db.knn(
+                plan,
+                query,
+                limit + (offset or 0),
+                filt,
+                self.settings,
+                ClientBackend(self.server, self.relay, sync=False),
+                own_writes=self._own_writes(),
+            )
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
             formats += [0, 0]
         bind.param_formats = formats if any(formats) else []

@@ -28,6 +28,9 @@ _FIXED = re.compile(
 class Catalog:
     tables: Mapping[tuple[str, str], TableInfo]
     version: int = 0
+    #: lower-cased names of functions with a VOLATILE overload: a filter calling one
+    #: must run exactly once per row, so it is not split into a pre-pass and a join
+    volatile: frozenset[str] = frozenset()
 
     def lookup(self, name: str, schema: str | None = None) -> TableInfo | None:
         """The table ``schema.name``; unqualified names resolve in ``public``."""
@@ -42,8 +45,13 @@ class Catalog:
         return self._matcher.match(sql)
 
     @classmethod
-    def from_tables(cls, tables: Iterable[TableInfo], version: int = 0) -> Catalog:
-        return cls({t.qualified: t for t in tables}, version)
+    def from_tables(
+        cls,
+        tables: Iterable[TableInfo],
+        version: int = 0,
+        volatile: frozenset[str] = frozenset(),
+    ) -> Catalog:
+        return cls({t.qualified: t for t in tables}, version, volatile)
 
 
 # substrings one of which every statement of interest holds (checked on lower-cased text)

@@ -35,7 +35,8 @@ from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
-from pgvec.service.search import FilterArgs, SearchSettings
+from pgvec.service.own_writes import own_rows
+from pgvec.service.search import ClientSQL, FilterArgs, SearchSettings
 from pgvec.sync.table import (
     TableState,
     key_parser,
@@ -89,6 +90,11 @@ def _track(conn: psycopg.Connection, relid: int, name: str) -> None:
             f'cannot install the change-log triggers of table "{name}": it is locked',
             hint="A long transaction holds a lock on the table; retry once it ends.",
         ) from exc
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("applying the change log failed: %s", future.exception())
 
 
 def _not_loaded(name: str) -> IndexNotLoaded:
@@ -230,6 +236,7 @@ class Database:
     def _load_catalog(self) -> Rewriter:
         with self.pool.connection() as conn:
             tables = queries.load_tables(conn)
+            volatile = queries.volatile_functions(conn)
         for relid in [r for r in self.tables if r not in tables]:
             log.info("table %d was dropped: forgetting its pgvec state", relid)
             state = self.tables.pop(relid)
@@ -242,7 +249,7 @@ class Database:
             (t.relid, v.attnum) for t in tables.values() for v in t.vectors.values()
         )
         version = (self._rewriter.catalog.version + 1) if self._rewriter else 1
-        return Rewriter(Catalog.from_tables(tables.values(), version))
+        return Rewriter(Catalog.from_tables(tables.values(), version, volatile))
 
     # -- tables -----------------------------------------------------------------------
 
@@ -275,6 +282,40 @@ class Database:
         k: int,
         filt: FilterArgs | None,
         settings: SearchSettings,
+        sql: ClientSQL,
+        *,
+        own_writes: bool = False,
+    ) -> tuple[list[Key], list[float]]:
+        """The hits of a top-k query: ``k`` nearest rows and a few spare ones.
+
+        Whatever is derived from the client's statement (its filter) runs through
+        ``sql``, in the client's own session. ``own_writes``: the client's open
+        transaction may have written to tables, and its own rows must be seen.
+        """
+        own = None
+        if own_writes and k > 0:
+            own = await own_rows(
+                sql,
+                plan.table,
+                plan.column,
+                query,
+                Metric.from_operator(plan.operator),
+                filt,
+                key_parser(plan.table.pk_type),
+            )
+        if own is None:
+            return await self._knn(plan, query, k, filt, settings, sql)
+        keys, dists = await self._knn(plan, query, k + own.excluded, filt, settings, sql)
+        return own.merge(keys, dists, candidates(k))
+
+    async def _knn(
+        self,
+        plan: KnnPlan,
+        query: np.ndarray,
+        k: int,
+        filt: FilterArgs | None,
+        settings: SearchSettings,
+        sql: ClientSQL,
     ) -> tuple[list[Key], list[float]]:
         relid = plan.table.relid
         if relid == 0:
@@ -291,9 +332,14 @@ class Database:
         metric = Metric.from_operator(plan.operator)
         params = SearchParams.create(settings.search_options())
         top = TopK(query, k, candidates(k), metric, params)
-        engine = filt is None or (plan.engine_filter is not None and settings.engine_filter)
+        # the engine's copy of the table knows nothing of row-level security
+        engine = filt is None or (
+            plan.engine_filter is not None
+            and settings.engine_filter
+            and not plan.table.row_security
+        )
         if k <= 0 or not engine:
-            return await self.run(self._filtered, state, plan, top, filt, need_apply)
+            return await self._filtered(sql, state, plan, top, filt, need_apply)
         where = None
         if filt is not None:
             assert plan.engine_filter is not None
@@ -311,7 +357,7 @@ class Database:
             return await self.run(search, coll)
         except Unsupported as exc:  # PostgreSQL evaluates the filter instead
             log.debug("filter not evaluated in the engine: %s", exc)
-        return await self.run(self._filtered, state, plan, top, filt, False)
+        return await self._filtered(sql, state, plan, top, filt, False)
 
     @staticmethod
     def _needs_apply(state: TableState, settings: SearchSettings) -> bool:
@@ -396,28 +442,34 @@ class Database:
         with self.pool.connection() as conn:
             self.ensure_loaded(conn, info, attnum)
 
-    def _filtered(
+    async def _filtered(
         self,
+        sql: ClientSQL,
         state: TableState,
         plan: KnnPlan,
         top: TopK,
         filt: FilterArgs | None,
         need_apply: bool,
     ) -> tuple[list[Key], list[float]]:
-        """A search whose WHERE clause PostgreSQL evaluates (pre- or post-filtering)."""
+        """A search whose WHERE clause PostgreSQL evaluates (pre- or post-filtering), in
+        the client's session."""
         if top.need <= 0 or filt is None:
             return [], []
-        # The change log is read on a second connection while the filter runs on this one.
-        applied = self._helpers.submit(self._apply_pooled, state) if need_apply else None
+        # The change log is read on pgvec's own connection while the filter runs.
+        applied = (
+            asyncio.wrap_future(self._helpers.submit(self._apply_pooled, state))
+            if need_apply
+            else None
+        )
 
-        def collection() -> VectorCollection:
+        async def collection() -> VectorCollection:
             if applied is not None:
-                applied.result()
+                await applied
             return self._collection(state, plan)
 
-        with self.pool.connection() as conn:
-            found = filtered_search(
-                conn,
+        try:
+            found = await filtered_search(
+                sql,
                 collection,
                 self._collection(state, plan).live_count,
                 top,
@@ -425,6 +477,10 @@ class Database:
                 key_parser(state.info.pk_type) is int,
                 self.selectivity,
             )
+        finally:
+            if applied is not None and not applied.done():
+                # the filter failed first: the log is still applied, nobody waits for it
+                applied.add_done_callback(_consume)
         return found.keys, found.distances
 
     def _apply_pooled(self, state: TableState) -> None:

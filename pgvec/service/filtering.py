@@ -15,27 +15,28 @@ selectivity from its first execution; a filter never seen before is pre-filtered
 cap, and passing the cap is itself the estimate. A post-filter that cannot fill k (a
 filter correlated with the query) falls back to the pre-filter, so the answer always has
 min(k, matching rows) rows.
+
+Every statement here is derived from the client's SQL, so it runs through ``ClientSQL``:
+in the client's own session, with its role, snapshot and settings, never on pgvec's pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
-from psycopg import generators, pq
 
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.spec import Metric, SearchParams
-from pgvec.errors import UpstreamError
 from pgvec.service.hits import keys_array
-from pgvec.service.search import FilterArgs
+from pgvec.service.search import ClientSQL, FilterArgs
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,17 @@ class SelectivityMemory:
                 self._seen.popitem(last=False)
 
 
-def filtered_search(
-    conn: psycopg.Connection,
-    collection: Callable[[], VectorCollection],
+async def filtered_search(
+    sql: ClientSQL,
+    collection: Callable[[], Awaitable[VectorCollection]],
     rows: int,
     top: TopK,
     filt: FilterArgs,
     int_keys: bool,
     memory: SelectivityMemory,
 ) -> FilteredResult:
-    """The nearest rows the filter admits, as ``top`` asks.
+    """The nearest rows the filter admits, as ``top`` asks; the filter runs through
+    ``sql``, in the client's own session.
 
     ``collection()`` returns the collection to search once it is up to date (the change
     log may be applied meanwhile, next to the filter query); ``rows`` is about how many
@@ -115,7 +117,7 @@ def filtered_search(
     even = crossover(top.want, n)
     estimate = memory.get(filt.sql)
     if estimate is not None and estimate * n > even:
-        found = _post_filter(conn, collection(), top, filt, estimate)
+        found = await _post_filter(sql, await collection(), top, filt, estimate)
         if found is not None:
             memory.put(filt.sql, found[1])
             return found[0]
@@ -124,25 +126,26 @@ def filtered_search(
         cap = None
     else:
         cap = max(int(2 * even), 1000)
-    keys = fetch_keys(conn, filt, int_keys, cap)
+    keys = await fetch_keys(sql, filt, int_keys, cap)
     if cap is not None and len(keys) > cap:
         # more rows match than a pre-filter handles well: post-filter after all
         memory.put(filt.sql, len(keys) / n)
-        found = _post_filter(conn, collection(), top, filt, len(keys) / n)
+        found = await _post_filter(sql, await collection(), top, filt, len(keys) / n)
         if found is not None:
             memory.put(filt.sql, found[1])
             return found[0]
-        keys = fetch_keys(conn, filt, int_keys, None)
+        keys = await fetch_keys(sql, filt, int_keys, None)
         cap = None
     memory.put(filt.sql, len(keys) / n)
-    hit_keys, dists = collection().search(
-        top.query, top.want, top.metric, top.params, keys, exact=cap is None
+    coll = await collection()
+    hit_keys, dists = await asyncio.to_thread(
+        coll.search, top.query, top.want, top.metric, top.params, keys, cap is None
     )
     return FilteredResult(list(hit_keys), [float(d) for d in dists], "pre")
 
 
-def _post_filter(
-    conn: psycopg.Connection,
+async def _post_filter(
+    sql: ClientSQL,
     collection: VectorCollection,
     top: TopK,
     filt: FilterArgs,
@@ -155,8 +158,10 @@ def _post_filter(
     # 1.5 times the expected need, plus a little: an ANN search costs about its size
     size = min(n, max(top.want, math.ceil(1.5 * need / max(selectivity, 1e-9)) + 8))
     for _ in range(MAX_ROUNDS):
-        keys, dists = collection.search(top.query, size, top.metric, top.params)
-        passed = probe(conn, filt, keys)
+        keys, dists = await asyncio.to_thread(
+            collection.search, top.query, size, top.metric, top.params
+        )
+        passed = await probe(sql, filt, keys)
         rate = len(passed) / max(len(keys), 1)
         hits = [(k, float(d)) for k, d in zip(keys, dists, strict=True) if k in passed]
         if len(hits) >= need or len(keys) >= n:
@@ -170,28 +175,41 @@ def _post_filter(
     return None
 
 
-def fetch_keys(
-    conn: psycopg.Connection, filt: FilterArgs, int_keys: bool, cap: int | None
+async def fetch_keys(
+    sql: ClientSQL, filt: FilterArgs, int_keys: bool, cap: int | None
 ) -> list[Key]:
     """The keys the filter admits; with ``cap``, at most cap + 1 of them."""
     inner = filt.sql if cap is None else f"{filt.sql} LIMIT {cap + 1}"
     if int_keys:
-        res = _execute(conn, f"SELECT array_agg(k) FROM ({inner}) f(k)", filt, [], binary=True)
-        value = res.get_value(0, 0)
+        rows = await sql.rows(
+            f"SELECT array_agg(k) FROM ({inner}) f(k)",
+            filt.values,
+            filt.types,
+            filt.formats,
+            binary=True,
+        )
+        value = rows[0][0] if rows else None
         return [] if value is None else decode_int_array(value).tolist()
-    res = _execute(conn, inner, filt, [], binary=False)
-    return [v.decode() for v in (res.get_value(i, 0) for i in range(res.ntuples)) if v is not None]
+    rows = await sql.rows(inner, filt.values, filt.types, filt.formats, binary=False)
+    return [r[0].decode() for r in rows if r[0] is not None]
 
 
-def probe(conn: psycopg.Connection, filt: FilterArgs, keys: Sequence[Key]) -> set[Key]:
+async def probe(sql: ClientSQL, filt: FilterArgs, keys: Sequence[Key]) -> set[Key]:
     """Which of ``keys`` the filter admits."""
     if not keys:
         return set()
-    res = _execute(conn, filt.probe_sql, filt, [keys_array(keys).encode()], binary=False)
-    values = (res.get_value(i, 0) for i in range(res.ntuples))
+    assert filt.probe_sql is not None
+    rows = await sql.rows(
+        filt.probe_sql,
+        [*filt.values, keys_array(keys).encode()],
+        [*filt.types, 0],
+        [*filt.formats, 0],
+        binary=False,
+    )
+    values = (r[0] for r in rows if r[0] is not None)
     if isinstance(keys[0], int):
-        return {int(v) for v in values if v is not None}
-    return {v.decode() for v in values if v is not None}
+        return {int(v) for v in values}
+    return {v.decode() for v in values}
 
 
 def decode_int_array(value: bytes) -> npt.NDArray[np.int64]:
@@ -202,28 +220,3 @@ def decode_int_array(value: bytes) -> npt.NDArray[np.int64]:
     width = _INT_WIDTHS[int(elem)]
     record = np.dtype([("len", ">i4"), ("v", f">i{width}")])
     return np.frombuffer(value, record, offset=12 + 8 * int(ndim))["v"].astype(np.int64)
-
-
-def _execute(
-    conn: psycopg.Connection,
-    sql: str | None,
-    filt: FilterArgs,
-    extra: list[bytes],
-    *,
-    binary: bool,
-) -> pq.abc.PGresult:
-    assert sql is not None
-    pgconn = conn.pgconn
-    pgconn.send_query_params(
-        sql.encode(),
-        [*filt.values, *extra],
-        [*filt.types, *([0] * len(extra))],
-        [*filt.formats, *([0] * len(extra))],
-        1 if binary else 0,
-    )
-    res: pq.abc.PGresult = conn.wait(generators.execute(pgconn))[-1]
-    if res.status != pq.ExecStatus.TUPLES_OK:
-        code = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"XX000").decode()
-        msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
-        raise UpstreamError(code, msg)
-    return res

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from pgvec.errors import InvalidParameter
+import psycopg
+from psycopg import generators, pq
+
+from pgvec.errors import InvalidParameter, UpstreamError
 
 CONSISTENCY_LEVELS = ("strong", "bounded", "eventually")
 _BOOLEANS = {"on": True, "true": True, "yes": True, "1": True}
@@ -68,3 +73,50 @@ class FilterArgs:
     values: list[bytes | None]
     types: list[int]
     formats: list[int]
+
+
+class ClientSQL(Protocol):
+    """Runs SQL derived from a client's statement in that client's own session (its role,
+    snapshot, transaction and settings). The SQL frontend runs it on the client's backend
+    connection; anything else runs it on a connection opened as the client."""
+
+    async def rows(
+        self,
+        sql: str,
+        values: Sequence[bytes | None],
+        types: Sequence[int],
+        formats: Sequence[int],
+        *,
+        binary: bool,
+    ) -> list[list[bytes | None]]:
+        """The rows ``sql`` returns, each value in text (or binary, if ``binary``) format;
+        raises on PostgreSQL's error."""
+        ...
+
+
+class ConnectionSQL:
+    """``ClientSQL`` over a psycopg connection opened as the client."""
+
+    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+        self._conn = conn
+
+    async def rows(
+        self,
+        sql: str,
+        values: Sequence[bytes | None],
+        types: Sequence[int],
+        formats: Sequence[int],
+        *,
+        binary: bool,
+    ) -> list[list[bytes | None]]:
+        pgconn = self._conn.pgconn
+        pgconn.send_query_params(
+            sql.encode(), list(values), list(types), list(formats), int(binary)
+        )
+        results = await self._conn.wait(generators.execute(pgconn))
+        res = results[-1]
+        if res.status != pq.ExecStatus.TUPLES_OK:
+            code = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"XX000").decode()
+            msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+            raise UpstreamError(code, msg)
+        return [[res.get_value(i, j) for j in range(res.nfields)] for i in range(res.ntuples)]

@@ -9,6 +9,7 @@ from pgvec.rewrite import Catalog, Knn, KnnPlan, rewrite
 HIT_JOIN = (
     "JOIN unnest(CAST({ids} AS bigint[]), CAST({dists} AS float8[]))"
     " AS __pgvec_hit(__pgvec_key, __pgvec_dist) ON items.id = __pgvec_hit.__pgvec_key"
+    " AND items.embedding IS NOT NULL"
 )
 
 
@@ -84,7 +85,8 @@ def test_join_positional_order_limit_offset_params(catalog: Catalog) -> None:
         'SELECT i.id, c.name, __pgvec_hit.__pgvec_dist AS "?column?" FROM items AS i'
         " JOIN unnest(CAST({ids} AS bigint[]), CAST({dists} AS float8[]))"
         " AS __pgvec_hit(__pgvec_key, __pgvec_dist) ON i.id = __pgvec_hit.__pgvec_key"
-        " JOIN cats AS c ON c.id = i.id WHERE c.name = $2 ORDER BY __pgvec_hit.__pgvec_dist"
+        " AND i.embedding IS NOT NULL JOIN cats AS c ON c.id = i.id WHERE c.name = $2"
+        " ORDER BY __pgvec_hit.__pgvec_dist"
         " LIMIT $4 OFFSET $1"
     )
     assert p.alias == "i" and p.operator == "<#>"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import numpy as np
 import psycopg
 import pytest
@@ -17,9 +21,27 @@ from pgvec.service.filtering import (
     filtered_search,
     probe,
 )
-from pgvec.service.search import FilterArgs
+from pgvec.service.search import ClientSQL, ConnectionSQL, FilterArgs
 
 ROWS, DIM = 5000, 8
+T = TypeVar("T")
+
+
+def session(uri: str, fn: Callable[[ClientSQL], Awaitable[T]]) -> T:
+    """``fn`` run with a client session on ``uri`` (as the proxy runs filters)."""
+
+    async def main() -> T:
+        async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as c:
+            return await fn(ConnectionSQL(c))
+
+    return asyncio.run(main())
+
+
+def static(coll: VectorCollection) -> Callable[[], Awaitable[VectorCollection]]:
+    async def get() -> VectorCollection:
+        return coll
+
+    return get
 
 
 @pytest.fixture
@@ -56,7 +78,7 @@ def exact(vecs: np.ndarray, q: np.ndarray, admitted: np.ndarray, k: int) -> list
 
 
 def test_strategy_follows_selectivity(
-    conn: psycopg.Connection, table: tuple[VectorCollection, np.ndarray]
+    db_uri: str, table: tuple[VectorCollection, np.ndarray]
 ) -> None:
     coll, vecs = table
     memory = SelectivityMemory()
@@ -65,7 +87,10 @@ def test_strategy_follows_selectivity(
     common, rare = args("m % $1 = 0", 2), args("m = $1", 7)
 
     def run(filt: FilterArgs) -> tuple[str, list[int]]:
-        r = filtered_search(conn, lambda: coll, ROWS, top(q), filt, True, memory)
+        r = session(
+            db_uri,
+            lambda sql: filtered_search(sql, static(coll), ROWS, top(q), filt, True, memory),
+        )
         return r.strategy, [int(k) for k in r.keys]
 
     # never seen: pre-filter with a cap; half the rows pass the cap -> post-filter
@@ -80,7 +105,7 @@ def test_strategy_follows_selectivity(
 
 
 def test_correlated_filter_falls_back_to_pre_filter(
-    conn: psycopg.Connection, table: tuple[VectorCollection, np.ndarray]
+    db_uri: str, table: tuple[VectorCollection, np.ndarray]
 ) -> None:
     coll, vecs = table
     memory = SelectivityMemory()
@@ -88,22 +113,26 @@ def test_correlated_filter_falls_back_to_pre_filter(
     q = vecs[np.argmin(vecs[:, 0])]
     filt = args("x > $1", cut)
     memory.put(filt.sql, 0.4)  # known to admit 40%: the post-filter is tried first
-    r = filtered_search(conn, lambda: coll, ROWS, top(q), filt, True, memory)
+    r = session(
+        db_uri, lambda sql: filtered_search(sql, static(coll), ROWS, top(q), filt, True, memory)
+    )
     assert r.strategy == "pre"
     want = exact(vecs, q, vecs[:, 0] > np.float32(cut), 10)
     assert len(set(map(int, r.keys)) & set(want)) >= 9
 
 
-def test_keys_and_probe(
-    conn: psycopg.Connection, table: tuple[VectorCollection, np.ndarray]
-) -> None:
+def test_keys_and_probe(db_uri: str, table: tuple[VectorCollection, np.ndarray]) -> None:
     filt = args("m = $1", 3)
-    assert sorted(map(int, fetch_keys(conn, filt, True, None))) == [3, 1003, 2003, 3003, 4003]
-    assert len(fetch_keys(conn, args("m < $1", 500), True, 100)) == 101
-    assert fetch_keys(conn, args("m < $1", 0), True, None) == []
-    assert probe(conn, filt, [1, 3, 1003, 17]) == {3, 1003}
+
+    def keys(f: FilterArgs, cap: int | None) -> list[object]:
+        return session(db_uri, lambda sql: fetch_keys(sql, f, True, cap))
+
+    assert sorted(map(int, keys(filt, None))) == [3, 1003, 2003, 3003, 4003]  # type: ignore[call-overload]
+    assert len(keys(args("m < $1", 500), 100)) == 101
+    assert keys(args("m < $1", 0), None) == []
+    assert session(db_uri, lambda sql: probe(sql, filt, [1, 3, 1003, 17])) == {3, 1003}
     with pytest.raises(UpstreamError) as err:
-        fetch_keys(conn, args("1 / (m - m) = $1", 1), True, None)
+        keys(args("1 / (m - m) = $1", 1), None)
     assert err.value.sqlstate == "22012"
 
 

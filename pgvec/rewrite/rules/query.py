@@ -468,6 +468,10 @@ def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
     for arg in ("group", "having", "distinct", "qualify", "windows", "into", "locks"):
         if select.args.get(arg):
             return None
+    if _modifies_data(select) or _calls_volatile(select, catalog):
+        # pgvec would run the filter twice (a pre-pass, then the join): only an exact
+        # scan runs it once per row, as PostgreSQL does
+        return None
     if any(item.find(exp.AggFunc, exp.Window) for item in select.expressions):
         return None
     found = _operand_binding(key, catalog)
@@ -488,6 +492,45 @@ def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
         if n is key or (_in_select_list(n, select) and _same_distance(n, shape, catalog))
     ]
     return shape
+
+
+_DML = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+
+
+def _modifies_data(select: exp.Select) -> bool:
+    """Whether a WITH around ``select`` holds a data-modifying statement."""
+    cur: exp.Expr | None = select
+    while cur is not None:
+        w = cur.args.get("with_")
+        if isinstance(w, exp.With) and any(
+            isinstance(cte.this, _DML) or cte.find(*_DML) for cte in w.expressions
+        ):
+            return True
+        cur = cur.parent
+    return False
+
+
+def function_name(node: exp.Func) -> str:
+    """The lower-cased SQL name a function call has in PostgreSQL (no schema)."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    text = generate(node)
+    return text.split("(", 1)[0].strip().rsplit(".", 1)[-1].strip('"').lower()
+
+
+def _calls_volatile(select: exp.Select, catalog: Catalog) -> bool:
+    """Whether the rows ``select`` admits depend on a VOLATILE function: in its FROM,
+    JOINs, WHERE or the CTEs those use."""
+    if not catalog.volatile:
+        return False
+    parts: list[exp.Expr] = list(_referenced_ctes(select))
+    parts += [select.args[a] for a in ("from_", "where") if select.args.get(a)]
+    parts += select.args.get("joins") or []
+    return any(
+        function_name(func) in catalog.volatile
+        for part in parts
+        for func in part.find_all(exp.Func)
+    )
 
 
 def _in_select_list(node: exp.Expr, select: exp.Select) -> bool:
@@ -520,9 +563,10 @@ def _build_filter(shape: _KnnShape, ctx: _Ctx) -> _Filter | None:
     select = shape.select
     where = select.args.get("where")
     joins = select.args.get("joins") or []
-    if where is None and not joins:
-        return None
     table = shape.binding.table
+    if where is None and not joins and not table.row_security:
+        # (under row-level security the table's policies are a filter of their own)
+        return None
     assert table.pk is not None and table.pk_type is not None
     key = f"{quote_ident(shape.binding.alias)}.{quote_ident(table.pk)}"
     # the primary key is unique in its own table; a join can repeat it
@@ -635,9 +679,15 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
             this=f"unnest(CAST({_IDS} AS {table.pk_type}[]), CAST({_DISTS} AS float8[]))"
             f" AS {HIT}({HIT_KEY}, {HIT_DIST})"
         ),
-        on=exp.EQ(
-            this=Raw(this=f"{quote_ident(binding.alias)}.{quote_ident(table.pk)}"),
-            expression=exp.column(HIT_KEY, table=HIT),
+        on=exp.And(
+            this=exp.EQ(
+                this=Raw(this=f"{quote_ident(binding.alias)}.{quote_ident(table.pk)}"),
+                expression=exp.column(HIT_KEY, table=HIT),
+            ),
+            # the query reads the vector column: so does the join, for column privileges
+            expression=Raw(
+                this=f"{quote_ident(binding.alias)}.{quote_ident(binding.column.name)} IS NOT NULL"
+            ),
         ),
     )
     joins = list(select.args.get("joins") or [])
