@@ -218,9 +218,14 @@ class Relay:
                 out.append(self._output.data_row(head.portal, msg))
         else:
             out.append(msg.raw)
+        if self._output is not None and head.portal is not None and t in (b"2", b"3"):
+            # the portal is bound anew or closed: its old description no longer applies
+            self._output.forget(head.portal)
         if t == b"Z":
             self.txn_status = msg.body[:1]
             self._skipping = False
+            if self.txn_status == b"I" and self._output is not None:
+                self._output.forget_all()  # every portal ends with its transaction
         if t == b"E" and head.extended:
             self._finish(q.popleft())
             self._skipping = True

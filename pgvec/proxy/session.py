@@ -156,7 +156,7 @@ class Session:
         t = msg.type
         log.debug("client %s (%d bytes)", t, len(msg.body))
         if self._wrote and self.relay.txn_status == b"I" and self.relay.idle():
-            self._wrote = False
+            self._wrote = False  # the transaction that wrote has ended
         if self._skip_to_sync:
             if t != b"S":
                 return
@@ -363,9 +363,16 @@ class Session:
             reply = _action_description(decision, binary=False) + reply
         self.relay.emit(reply + m.ready_for_query(self.relay.txn_status))
 
+    async def settle(self) -> None:
+        """Wait until every reply owed to the client has been relayed. The server is
+        flushed first: inside a pipeline without Sync it would hold its replies."""
+        self._send(m.FLUSH)
+        self._flush()
+        await self.relay.wait_idle()
+
     async def intercept(self, decision: Decision, *, binary: bool = False) -> bytes:
         """Run a statement pgvec owns; returns its reply: [DataRow], CommandComplete."""
-        await self.relay.wait_idle()
+        await self.settle()
         if isinstance(decision, IndexAction):
             if self.relay.txn_status == b"E":  # PostgreSQL answers: transaction aborted
                 raise ActiveTransaction("current transaction is aborted")
@@ -440,7 +447,7 @@ class Session:
         if isinstance(decision, CreateIndex | DropIndex | Reindex | IndexAction):
             n = 1 if isinstance(decision, IndexAction) and decision.param is not None else 0
             self.statements[parse.name] = Statement([], n, intercept=decision)
-            self.relay.emit(m.frame_parse_complete())
+            self.relay.emit(m.frame_parse_complete(), extended=True)
             return
         client_n = max(len(parse.param_types), max_param(parse.sql))
         types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
@@ -483,7 +490,7 @@ class Session:
             except PgvecError as err:
                 self.raise_extended(err)
                 return
-            self.relay.emit(m.frame_bind_complete())
+            self.relay.emit(m.frame_bind_complete(), extended=True)
             return
         try:
             await self._bind(bind, info)
@@ -558,7 +565,7 @@ class Session:
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
             formats += [0, 0]
         bind.param_formats = formats if any(formats) else []
-        self.relay.expect_request(b"B")
+        self.relay.expect_request(b"B", portal=bind.portal)
         self._send(bind.encode())
 
     def on_describe(self, msg: Message) -> None:
@@ -566,11 +573,16 @@ class Session:
         info = (self.statements if desc.kind == "S" else self.portals).get(desc.name)
         if info is not None and info.intercept is not None:
             if desc.kind == "S":
-                self.relay.emit(m.encode_parameter_description([TEXT_OID] * info.client_nparams))
+                self.relay.emit(
+                    m.encode_parameter_description([TEXT_OID] * info.client_nparams),
+                    extended=True,
+                )
             if isinstance(info.intercept, IndexAction):
-                self.relay.emit(_action_description(info.intercept, info.binary_result))
+                self.relay.emit(
+                    _action_description(info.intercept, info.binary_result), extended=True
+                )
             else:
-                self.relay.emit(m.frame_no_data())
+                self.relay.emit(m.frame_no_data(), extended=True)
             return
         if info is not None and info.knn is not None and desc.kind == "S":
             n = info.client_nparams
@@ -592,20 +604,22 @@ class Session:
             self._forward(msg)
             return
         try:
-            self._flush()
+            await self.settle()
+            if self.relay.skipping:
+                return  # an earlier message of the batch failed: PostgreSQL skips it too
             reply = await self.intercept(info.intercept, binary=info.binary_result)
         except PgvecError as err:
             self.raise_extended(err)
             return
-        self.relay.emit(reply)
+        self.relay.emit(reply, extended=True)
 
 
 def _portal_of(msg: Message) -> str | None:
     """The portal whose rows the replies to ``msg`` carry, if any."""
     if msg.type == b"Q":
         return ""
-    if msg.type == b"E" or (msg.type == b"D" and msg.body[:1] == b"P"):
-        start = 0 if msg.type == b"E" else 1
+    if msg.type in (b"E", b"B") or (msg.type in (b"D", b"C") and msg.body[:1] == b"P"):
+        start = 0 if msg.type in (b"E", b"B") else 1
         return msg.body[start : msg.body.index(b"\0", start)].decode("utf-8", "surrogateescape")
     return None
 

@@ -71,3 +71,6 @@ class VectorOutput:
 
     def forget(self, portal: str) -> None:
         self._portals.pop(portal, None)
+
+    def forget_all(self) -> None:
+        self._portals.clear()
