@@ -46,9 +46,7 @@ def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
         vectors.setdefault(int(relid), {})[name] = VectorColumn(name, int(attnum), int(dim))
     out: dict[int, TableInfo] = {}
     rows = conn.execute(_TABLES_SQL).fetchall()
-    secured = {
-        int(r[0]) for r in conn.execute(_ROW_SECURITY_SQL, ([int(r[0]) for r in rows],))
-    }
+    secured = {int(r[0]) for r in conn.execute(_ROW_SECURITY_SQL, ([int(r[0]) for r in rows],))}
     for row in rows:
         relid, schema, name, pk, pk_type, names, types, tracked, collations = row
         out[int(relid)] = TableInfo(

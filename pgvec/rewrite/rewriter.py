@@ -154,6 +154,4 @@ class Rewriter:
         """A rewriter whose catalog also holds ``table`` (not yet committed)."""
         tables = dict(self.catalog.tables)
         tables[(table.schema, table.name)] = table
-        return Rewriter(
-            Catalog(tables, self.catalog.version, self.catalog.volatile), self.maxsize
-        )
+        return Rewriter(Catalog(tables, self.catalog.version, self.catalog.volatile), self.maxsize)
