@@ -264,16 +264,14 @@ class Pending:
         return Segment(lo, hi, self.vecs[lo:hi], self.keys[lo:hi], columns)
 
     def _segment(self, files: _Files, parts: list[Segment]) -> Entry:
-        if len(parts) == 1:
-            vectors, keys = parts[0].vectors, parts[0].keys
-        else:
-            vectors = np.concatenate([p.vectors for p in parts])
-            keys = [k for p in parts for k in p.keys]
-        key_file = (
-            files.json("keys", keys)
-            if self.key_kind == "str"
-            else files.npy("keys", np.array(keys, dtype=np.int64))
+        vectors = (
+            parts[0].vectors if len(parts) == 1 else np.concatenate([p.vectors for p in parts])
         )
+        if self.key_kind == "str":
+            key_file = files.json("keys", [k for p in parts for k in p.keys])
+        else:  # merged segments' keys stay arrays: no Python int per row
+            keys = np.concatenate([np.asarray(p.keys, dtype=np.int64) for p in parts])
+            key_file = files.npy("keys", keys)
         scalars = []
         for i in range(len(self.columns)):
             values = np.concatenate([p.scalars[i][0] for p in parts])

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 GEN_FILE = re.compile(r"^g(\d+)\.[a-z]+\d*\.(npy|json|faiss)(\.tmp)?$")
+#: keys as they are stored: an int64 array, or strings
+Keys = list["Key"] | np.ndarray[Any, Any]
 HINT = "Run REINDEX on the index, or delete the directory so that it is rebuilt."
 _ADVICE = "; run REINDEX or delete the index directory"
 
@@ -99,19 +101,22 @@ def _check(array: np.ndarray[Any, Any], shape: tuple[int, ...], dtype: Any, what
         raise ValueError(f"{what} has shape {array.shape} {array.dtype}, expected {shape} {dtype}")
 
 
-def read_keys(directory: Path, entry: dict[str, Any], kind: str | None, rows: int) -> list[Key]:
-    keys: list[Key]
-    if kind == "str":
-        keys = durable.read_json(directory, entry)
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ValueError(f"{entry['name']} holds non-string keys")
-    else:
+def read_keys(directory: Path, entry: dict[str, Any], kind: str | None, rows: int) -> Keys:
+    """A file of keys: a list of strings, or an int64 array."""
+    if kind != "str":
         array = durable.read_npy(directory, entry)
         _check(array, (rows,), np.int64, str(entry["name"]))
-        keys = [int(k) for k in array.tolist()]
+        return array
+    keys = durable.read_json(directory, entry)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"{entry['name']} holds non-string keys")
     if len(keys) != rows:
         raise ValueError(f"{entry['name']} holds {len(keys)} keys, expected {rows}")
     return keys
+
+
+def key_list(keys: Keys) -> list[Key]:
+    return keys if isinstance(keys, list) else keys.tolist()  # Python ints
 
 
 @dataclass
@@ -121,7 +126,7 @@ class Segment:
     lo: int
     hi: int
     vectors: np.ndarray[Any, Any]
-    keys: list[Key]
+    keys: Keys
     scalars: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]  # values, valid
 
 
@@ -238,7 +243,7 @@ def _fill_v2(directory: Path, manifest: dict[str, Any], coll: VectorCollection, 
         if segment.lo != len(keys) or segment.hi <= segment.lo:
             raise ValueError(f"segment [{segment.lo}, {segment.hi}) is out of place")
         coll._vecs[segment.lo : segment.hi] = segment.vectors
-        keys += segment.keys
+        keys += key_list(segment.keys)
         for column, (values, valid) in zip(columns or (), segment.scalars, strict=True):
             assert scalars is not None
             scalars.values[column.name][segment.lo : segment.hi] = values
@@ -271,7 +276,7 @@ def _fill_v1(directory: Path, manifest: dict[str, Any], coll: VectorCollection, 
     coll._vecs[:n] = vecs
     alive = durable.read_npy(directory, files["alive"])
     _check(alive, (n,), np.bool_, "alive flags")
-    keys = read_keys(directory, files["keys"], manifest["key_kind"], n)
+    keys = key_list(read_keys(directory, files["keys"], manifest["key_kind"], n))
     scalars = None
     if manifest.get("scalars") is not None:  # absent in files of earlier versions
         listed = manifest["scalars"]
