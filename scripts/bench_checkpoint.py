@@ -61,8 +61,8 @@ def files_of(node: Any) -> list[tuple[str, int]]:
     return []
 
 
-def watch(directory: Path, stop: threading.Event, out: list[tuple[int, int, int]]) -> None:
-    """Append (generation, bytes written, bytes referenced) for each manifest seen."""
+def watch(directory: Path, stop: threading.Event, out: list[tuple[int, int, int, float]]) -> None:
+    """Append (generation, bytes written, bytes referenced, when) for each manifest seen."""
     seen = 0
     while not stop.is_set():
         for path in directory.rglob("manifest.json"):
@@ -76,24 +76,27 @@ def watch(directory: Path, stop: threading.Event, out: list[tuple[int, int, int]
             seen = gen
             files = files_of(manifest)
             new = sum(size for name, size in files if (m := _GEN.match(name)) and int(m[1]) == gen)
-            out.append((gen, new + path.stat().st_size, sum(size for _, size in files)))
+            referenced = sum(size for _, size in files)
+            out.append((gen, new + path.stat().st_size, referenced, time.perf_counter()))
         time.sleep(0.02)
 
 
-def timed(uri: str, stop: threading.Event, out: list[float], work: Any) -> None:
+def timed(uri: str, stop: threading.Event, out: list[tuple[float, float]], work: Any) -> None:
+    """Append (latency, when it ended) for each call of ``work``."""
     with psycopg.connect(uri, autocommit=True) as conn:
         i = 0
         while not stop.is_set():
             t0 = time.perf_counter()
             work(conn, i)
-            out.append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            out.append((t1 - t0, t1))
             i += 1
 
 
-def describe(name: str, lat: list[float]) -> str:
-    if not lat:
+def describe(name: str, timed: list[tuple[float, float]]) -> str:
+    if not timed:
         return f"{name}: none"
-    ms = sorted(x * 1000 for x in lat)
+    ms = sorted(x * 1000 for x, _ in timed)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     return (
         f"{name}: {len(ms)} in all, median {statistics.median(ms):.1f} ms,"
@@ -156,15 +159,15 @@ def main() -> None:
                 ).fetchall()
 
             stop = threading.Event()
-            inserts: list[float] = []
-            searches: list[float] = []
-            checkpoints: list[tuple[int, int, int]] = []
+            inserts: list[tuple[float, float]] = []
+            searches: list[tuple[float, float]] = []
+            checkpoints: list[tuple[int, int, int, float]] = []
             threads = [
                 threading.Thread(target=timed, args=(uri, stop, inserts, insert)),
                 threading.Thread(target=timed, args=(uri, stop, searches, search)),
                 threading.Thread(target=watch, args=(data_dir / "indexes", stop, checkpoints)),
             ]
-            time.sleep(args.every + 1)  # the checkpoint after the build
+            time.sleep(2)  # the build saved the collection; let the server settle
             for t in threads:
                 t.start()
             time.sleep(args.seconds)
@@ -181,12 +184,21 @@ def main() -> None:
     print(describe("search", searches))
     during = checkpoints[1:]  # the first one seen may predate the run
     if during:
-        written = [w for _, w, _ in during]
+        written = [w for _, w, _, _ in during]
         print(
             f"checkpoints: {len(during)}, bytes written per checkpoint: median"
             f" {statistics.median(written):,.0f}, max {max(written):,}"
             f" (of {during[-1][2]:,} referenced)"
         )
+    # Where the longest stalls were: a stall caused by a checkpoint ends about when the
+    # checkpoint's manifest appears (read every 20 ms).
+    seen = [when for *_, when in checkpoints]
+    print("longest five, and how far each ended from the nearest checkpoint's manifest:")
+    stalls = [(lat, end, "INSERT") for lat, end in inserts]
+    stalls += [(lat, end, "search") for lat, end in searches]
+    for lat, end, name in sorted(stalls, reverse=True)[:5]:
+        gap = min((abs(end - when) for when in seen), default=float("nan"))
+        print(f"  {name} {lat * 1000:.0f} ms, {gap * 1000:.0f} ms from a manifest")
 
 
 if __name__ == "__main__":
