@@ -3,9 +3,9 @@
 Rows are appended and never rewritten: a save finds the new ones past the row count it
 saved last. What does change in place is noted here, under the collection's lock: labels
 that died (deleted or replaced) and labels whose mirrored scalar values were rewritten (an
-UPDATE of other columns than the vector). A save copies nothing under the lock but the
-lengths of these lists (they only grow; see persist.py), and removes that prefix once the
-manifest that includes it is on disk.
+UPDATE of other columns than the vector). Under the lock a save takes only these lists and
+their lengths (appends leave that prefix as it is; see checkpoint.py), and removes the
+prefix once the manifest that includes it is on disk.
 
 ``epoch`` changes whenever the labels are renumbered or replaced wholesale (a build's
 compaction, ``clear``, another set of mirrored columns): the next save then writes the
