@@ -16,7 +16,7 @@ import threading
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -25,6 +25,7 @@ import numpy.typing as npt
 from pgvec.engine import faiss_index
 from pgvec.engine.distances import exact_candidates, exact_topk, rank
 from pgvec.engine.faiss_index import Progress, Selector
+from pgvec.engine.journal import Journal
 from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
@@ -34,6 +35,9 @@ from pgvec.errors import (
     InvalidParameter,
     NonFiniteVector,
 )
+
+if TYPE_CHECKING:
+    from pgvec.engine.persist import Saved
 
 Key = int | str
 F32 = npt.NDArray[np.float32]
@@ -84,13 +88,17 @@ class VectorCollection:
             raise InvalidParameter(f"dimension {dim} out of range", detail="Valid: 1..65535.")
         self._dim = int(dim)
         self._lock = threading.RLock()
-        self._build_lock = threading.Lock()  # one build / seal / save at a time
+        self._build_lock = threading.Lock()  # one build / seal at a time
+        self._save_lock = threading.Lock()  # one save at a time (see checkpoint.py)
+        self._journal = Journal()  # what changed since the last save
+        self._saved: Saved | None = None  # the manifest this object last wrote or read
         self._key_kind: str | None = None
         self._scalars: Scalars | None = None  # mirrored scalar columns (see mirror())
         self._reset_rows(16)
         self._index: Any = None
         self._spec: IndexSpec | None = None
         self._sealed_upto = 0
+        self._index_serial = 0  # bumped whenever another FAISS index is installed
         # Dead labels in [0, sealed_upto), kept up to date by every write, so that a
         # search without deletes there needs no O(n) work and no FAISS selector.
         self._dead_sealed = 0
@@ -200,6 +208,7 @@ class VectorCollection:
                 scalars is None or len(scalars) != len(self._scalars.columns)
             ):
                 self._scalars = None  # incomplete from here on: filters go to PostgreSQL
+                self._journal.restart()
             if scalars is not None and self._scalars is None:
                 scalars = None
             keys, vecs, scalars = self._in_place(keys, vecs, scalars)
@@ -215,11 +224,13 @@ class VectorCollection:
             self._alive[n : n + m] = True
             labels = self._labels
             alive = self._alive
+            died = self._journal.died
             sealed, dead_sealed = self._sealed_upto, 0
             for i, key in enumerate(keys):
                 old = labels.get(key)
                 if old is not None:
                     alive[old] = False
+                    died.append(old)
                     if old < sealed:
                         dead_sealed += 1
                 labels[key] = n + i
@@ -231,8 +242,9 @@ class VectorCollection:
     def unmirror(self, names: set[str]) -> None:
         """Stop mirroring the given scalar columns."""
         with self._lock:
-            if self._scalars is not None:
+            if self._scalars is not None and any(c.name in names for c in self._scalars.columns):
                 self._scalars = self._scalars.without(names)
+                self._journal.restart()
 
     def distinct_values(self, name: str) -> int:
         """How many different strings mirrored text column ``name`` has held."""
@@ -258,6 +270,7 @@ class VectorCollection:
         if self._scalars is not None:
             assert scalars is not None
             self._scalars.write(at[same], [[column[i] for i in kept] for column in scalars])
+            self._journal.note_touched(at[same].tolist(), self._n)
         moved = np.ones(len(keys), np.bool_)
         moved[kept] = False
         rest = np.flatnonzero(moved).tolist()
@@ -300,16 +313,19 @@ class VectorCollection:
                 at = np.array([label for _, label in found], np.int64)
                 scalars.write(at, [[col[i] for i in pos.tolist()] for col in values])
             self._scalars = scalars
+            self._journal.restart()
 
     def delete(self, keys: Iterable[Key]) -> int:
         """Remove rows by key; returns how many existed."""
         count = dead_sealed = 0
         with self._lock:
             sealed = self._sealed_upto
+            died = self._journal.died
             for key in keys:
                 label = self._labels.pop(key, None)
                 if label is not None:
                     self._alive[label] = False
+                    died.append(label)
                     count += 1
                     if label < sealed:
                         dead_sealed += 1
@@ -325,6 +341,8 @@ class VectorCollection:
 
     def _set_index(self, index: Any, spec: IndexSpec | None, sealed_upto: int) -> None:
         """Under the lock: install the index state and recount the sealed range."""
+        if index is not self._index:
+            self._index_serial += 1
         self._index, self._spec, self._sealed_upto = index, spec, sealed_upto
         self._dead_sealed = sealed_upto - int(np.count_nonzero(self._alive[:sealed_upto]))
         self._sealed_version += 1
@@ -339,6 +357,7 @@ class VectorCollection:
             self._key_kind = None
             self._set_index(None, self._spec, 0)
             self._epoch += 1
+            self._journal.restart()
 
     # ------------------------------------------------------------------ index
     def build_index(self, spec: IndexSpec, progress: Progress | None = None) -> None:
@@ -386,6 +405,7 @@ class VectorCollection:
             self._n = m + tail
             self._ensure_capacity(16)  # a compaction can leave empty arrays
             self._set_index(index, spec, m)
+            self._journal.restart()  # labels renumbered: the next save writes them all
             self.builds += 1
 
     def expect_index(self, spec: IndexSpec) -> None:
@@ -684,11 +704,13 @@ class VectorCollection:
         return rank(snap.vecs, found, q, metric, k)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: Path) -> None:
-        from pgvec.engine import persist
+    def save(self, directory: Path) -> int:
+        """Write what changed since the last save to ``directory`` (everything, the first
+        time), atomically, while searches and writes go on; returns the bytes written."""
+        from pgvec.engine import checkpoint
 
-        with self._build_lock:
-            persist.save(self, Path(directory))
+        with self._save_lock:
+            return checkpoint.snapshot(self, Path(directory)).write()
 
     @classmethod
     def load(cls, directory: Path) -> VectorCollection:

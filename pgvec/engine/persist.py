@@ -1,27 +1,40 @@
-"""Atomic save / load of a VectorCollection directory.
+"""The on-disk form of a VectorCollection, and loading it (saving: checkpoint.py).
 
-Layout: ``manifest.json`` plus ``g<N>.vectors.npy``, ``g<N>.alive.npy``,
-``g<N>.keys.npy`` (int keys, int64) or ``g<N>.keys.json`` (str keys) and
-``g<N>.index.faiss``, and per mirrored scalar column ``g<N>.scalar<i>.npy`` and
-``g<N>.valid<i>.npy`` (and ``g<N>.words<i>.json`` for text). Every file is written to
-``*.tmp``, fsynced and renamed; the manifest (which names generation N, with each file's
-size and CRC-32) is written last, then the directory is fsynced, then other generations'
-files are removed. A save interrupted at any point leaves the previous manifest and its
-files intact.
+A directory holds ``manifest.json`` and the files it names, ``g<N>.<part>.<ext>``, N being
+the generation (the save) that wrote them; later manifests keep naming files of earlier
+generations for as long as they hold what is needed. The manifest records each file's
+size and CRC-32, and:
+
+- ``segments``: ranges of labels [lo, hi) covering [0, rows), each with its vectors
+  (``vectors.npy``), keys (``keys.npy``, int64, or ``keys.json``, strings) and the values
+  and NULL flags of every mirrored scalar column (``scalar<i>.npy``, ``valid<i>.npy``)
+  as they were when the segment was written;
+- ``dead``: files of dead labels (``dead.npy``); every other label is alive;
+- ``patches``: scalar values rewritten in place since (``patch.npy`` labels,
+  ``pscalar<i>.npy``, ``pvalid<i>.npy``), applied in order after the segments;
+- ``words``: per text column, its strings in code order, in chunks (``words<i>.json``);
+- ``index``: the FAISS index over labels [0, sealed_upto) (``index.faiss``).
+
+A save writes only what changed since the manifest it last wrote or read (checkpoint.py);
+a file, once written, is never modified, and is removed when the manifest that replaced
+the last one naming it is on disk. A load checks every file against the manifest and
+raises CorruptIndex on any mismatch (the caller then rebuilds from the table).
+FORMAT_VERSION 1 directories (one file of each kind, an ``alive`` flag per row) still
+load; the next save writes the directory again in the current form.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 
+from pgvec.engine import durable
 from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec
 from pgvec.errors import CorruptIndex
@@ -29,50 +42,32 @@ from pgvec.errors import CorruptIndex
 if TYPE_CHECKING:
     from pgvec.engine.collection import Key, VectorCollection
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-_GEN_FILE = re.compile(r"^g(\d+)\.[a-z]+\d*\.(npy|json|faiss)(\.tmp)?$")
+GEN_FILE = re.compile(r"^g(\d+)\.[a-z]+\d*\.(npy|json|faiss)(\.tmp)?$")
+#: keys as they are stored: an int64 array, or strings
+Keys = list["Key"] | np.ndarray[Any, Any]
 HINT = "Run REINDEX on the index, or delete the directory so that it is rebuilt."
 _ADVICE = "; run REINDEX or delete the index directory"
 
 
-def _fsync_dir(directory: Path) -> None:
+@dataclass
+class Saved:
+    """A directory's manifest as a collection last wrote or read it."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    stamp: tuple[int, int, int] | None  # manifest.json's inode, size and mtime then
+    epoch: int  # the collection's journal epoch it holds
+    index_serial: int  # the collection's FAISS index it holds
+
+
+def stamp(directory: Path) -> tuple[int, int, int] | None:
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _crc(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-    return crc
-
-
-def _commit(tmp: Path, final: Path) -> dict[str, Any]:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    return {"name": final.name, "size": final.stat().st_size, "crc32": _crc(final)}
-
-
-def _write_npy(path: Path, array: np.ndarray[Any, Any]) -> dict[str, Any]:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    return _commit(tmp, path)
-
-
-def _write_bytes(path: Path, data: bytes) -> dict[str, Any]:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    return _commit(tmp, path)
+        st = (directory / MANIFEST).stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
@@ -94,97 +89,86 @@ def has_saved(directory: Path) -> bool:
     return (Path(directory) / MANIFEST).exists()
 
 
-def save(coll: VectorCollection, directory: Path) -> None:
-    """Write ``coll`` to ``directory`` atomically (callers hold coll's build lock)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with coll._lock:
-        n = coll._n
-        vecs = coll._vecs[:n]  # rows < n are never rewritten in place
-        alive = coll._alive[:n].copy()
-        keys = list(coll._keys[:n])
-        index, spec, sealed = coll._index, coll._spec, coll._sealed_upto
-        kind = coll._key_kind
-        scalars = coll._scalars
-        mirrored = (
-            None
-            if scalars is None
-            else [
-                (
-                    c,
-                    scalars.values[c.name][:n].copy(),
-                    scalars.valid[c.name][:n].copy(),
-                    list(scalars.words[c.name]) if c.kind == "text" else None,
-                )
-                for c in scalars.columns
-            ]
-        )
-    old = read_manifest(directory) if has_saved(directory) else None
-    gens = [int(old["generation"])] if old and "generation" in old else []
-    gens += [int(m.group(1)) for p in directory.iterdir() if (m := _GEN_FILE.match(p.name))]
-    gen = max(gens, default=0) + 1
-    prefix = directory / f"g{gen}"
-    files: dict[str, Any] = {
-        "vectors": _write_npy(Path(f"{prefix}.vectors.npy"), vecs),
-        "alive": _write_npy(Path(f"{prefix}.alive.npy"), alive),
-    }
-    if kind == "str":
-        files["keys"] = _write_bytes(Path(f"{prefix}.keys.json"), json.dumps(keys).encode())
-    else:
-        files["keys"] = _write_npy(Path(f"{prefix}.keys.npy"), np.array(keys, dtype=np.int64))
-    scalar_entries: list[dict[str, Any]] | None = None
-    if mirrored is not None:
-        scalar_entries = []
-        for i, (c, values, valid, words) in enumerate(mirrored):
-            entry: dict[str, Any] = {
-                "name": c.name,
-                "type": c.type,
-                "values": _write_npy(Path(f"{prefix}.scalar{i}.npy"), values),
-                "valid": _write_npy(Path(f"{prefix}.valid{i}.npy"), valid),
-            }
-            if words is not None:  # a text column's strings, in code order
-                text = json.dumps(words).encode()
-                entry["words"] = _write_bytes(Path(f"{prefix}.words{i}.json"), text)
-            scalar_entries.append(entry)
-    if index is not None:
-        tmp = Path(f"{prefix}.index.faiss.tmp")
-        faiss.write_index(index, str(tmp))
-        files["index"] = _commit(tmp, Path(f"{prefix}.index.faiss"))
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "generation": gen,
-        "dim": coll.dim,
-        "key_kind": kind,
-        "rows": n,
-        "live_rows": int(alive.sum()),
-        "sealed_upto": sealed,
-        "index_spec": spec.to_json() if spec else None,
-        "files": files,
-        "scalars": scalar_entries,
-    }
-    mtmp = directory / (MANIFEST + ".tmp")
-    mtmp.write_text(json.dumps(manifest, indent=1))
-    with open(mtmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(mtmp, directory / MANIFEST)
-    _fsync_dir(directory)
-    keep = {entry["name"] for entry in files.values()}
-    for entry in scalar_entries or []:
-        keep |= {entry[part]["name"] for part in ("values", "valid", "words") if part in entry}
-    for p in directory.iterdir():
-        m = _GEN_FILE.match(p.name)
-        if m and p.name not in keep:
-            p.unlink(missing_ok=True)
+def columns_of(manifest: dict[str, Any]) -> list[ScalarColumn] | None:
+    listed = manifest["columns"]
+    return (
+        None if listed is None else [ScalarColumn(str(c["name"]), str(c["type"])) for c in listed]
+    )
 
 
-def _checked(directory: Path, entry: dict[str, Any]) -> Path:
-    path = directory / str(entry["name"])
-    if not path.exists():
-        raise ValueError(f"{path.name} is missing")
-    if path.stat().st_size != int(entry["size"]):
-        raise ValueError(f"{path.name} has {path.stat().st_size} bytes, expected {entry['size']}")
-    if _crc(path) != int(entry["crc32"]):
-        raise ValueError(f"{path.name} fails its checksum")
-    return path
+def _check(array: np.ndarray[Any, Any], shape: tuple[int, ...], dtype: Any, what: str) -> None:
+    if array.shape != shape or array.dtype != dtype:
+        raise ValueError(f"{what} has shape {array.shape} {array.dtype}, expected {shape} {dtype}")
+
+
+def read_keys(directory: Path, entry: dict[str, Any], kind: str | None, rows: int) -> Keys:
+    """A file of keys: a list of strings, or an int64 array."""
+    if kind != "str":
+        array = durable.read_npy(directory, entry)
+        _check(array, (rows,), np.int64, str(entry["name"]))
+        return array
+    keys = durable.read_json(directory, entry)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"{entry['name']} holds non-string keys")
+    if len(keys) != rows:
+        raise ValueError(f"{entry['name']} holds {len(keys)} keys, expected {rows}")
+    return keys
+
+
+def key_list(keys: Keys) -> list[Key]:
+    return keys if isinstance(keys, list) else keys.tolist()  # Python ints
+
+
+@dataclass
+class Segment:
+    """The rows [lo, hi) of a segment, read back and checked."""
+
+    lo: int
+    hi: int
+    vectors: np.ndarray[Any, Any]
+    keys: Keys
+    scalars: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]  # values, valid
+
+
+def read_segment(
+    directory: Path,
+    entry: dict[str, Any],
+    dim: int,
+    kind: str | None,
+    columns: Sequence[ScalarColumn] | None,
+) -> Segment:
+    lo, hi = int(entry["lo"]), int(entry["hi"])
+    rows = hi - lo
+    vectors = durable.read_npy(directory, entry["vectors"])
+    _check(vectors, (rows, dim), np.float32, "vectors")
+    keys = read_keys(directory, entry["keys"], kind, rows)
+    scalars = []
+    for column, part in zip(columns or (), entry["scalars"], strict=True):
+        values = durable.read_npy(directory, part["values"])
+        valid = durable.read_npy(directory, part["valid"])
+        _check(values, (rows,), column.dtype, column.name)
+        _check(valid, (rows,), np.bool_, column.name)
+        scalars.append((values, valid))
+    return Segment(lo, hi, vectors, keys, scalars)
+
+
+def read_labels(directory: Path, entry: dict[str, Any], rows: int) -> np.ndarray[Any, Any]:
+    labels = durable.read_npy(directory, entry)
+    if labels.ndim != 1 or labels.dtype != np.int64:
+        raise ValueError(f"{entry['name']} is not a list of labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= rows):
+        raise ValueError(f"{entry['name']} holds labels out of range")
+    return labels
+
+
+def read_strings(directory: Path, files: Sequence[dict[str, Any]]) -> list[str]:
+    strings: list[str] = []
+    for entry in files:
+        chunk = durable.read_json(directory, entry)
+        if not isinstance(chunk, list) or not all(isinstance(w, str) for w in chunk):
+            raise ValueError(f"{entry['name']} holds non-strings")
+        strings += chunk
+    return strings
 
 
 def load(directory: Path) -> VectorCollection:
@@ -194,49 +178,25 @@ def load(directory: Path) -> VectorCollection:
     if manifest is None:
         raise CorruptIndex(f"no index manifest in {directory}{_ADVICE}", hint=HINT)
     try:
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported format version {manifest.get('format_version')}")
-        files = manifest["files"]
+        version = manifest.get("format_version")
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(f"unsupported format version {version}")
         dim, n = int(manifest["dim"]), int(manifest["rows"])
-        vecs = np.load(_checked(directory, files["vectors"]), allow_pickle=False)
-        alive = np.load(_checked(directory, files["alive"]), allow_pickle=False)
-        kpath = _checked(directory, files["keys"])
-        keys: list[Key]
-        if manifest["key_kind"] == "str":
-            keys = json.loads(kpath.read_text())
-            if not all(isinstance(k, str) for k in keys):
-                raise ValueError("keys.json holds non-string keys")
-        else:
-            keys = [int(k) for k in np.load(kpath, allow_pickle=False).tolist()]
-        if vecs.shape != (n, dim) or vecs.dtype != np.float32:
-            raise ValueError(f"vectors have shape {vecs.shape} {vecs.dtype}, expected ({n}, {dim})")
-        if alive.shape != (n,) or alive.dtype != np.bool_ or len(keys) != n:
-            raise ValueError("alive flags or keys do not match the row count")
+        if not 1 <= dim <= 65535 or n < 0:
+            raise ValueError(f"dimension {dim} or row count {n} out of range")
+        coll = VectorCollection(dim)
+        coll._ensure_capacity(max(16, n))
+        fill = _fill_v1 if version == 1 else _fill_v2
+        keys, alive, scalars, index_entry = fill(directory, manifest, coll, n)
         spec = IndexSpec.from_json(manifest["index_spec"]) if manifest["index_spec"] else None
         index = None
-        if "index" in files:
-            index = faiss.read_index(str(_checked(directory, files["index"])))
+        if index_entry is not None:
+            index = durable.read_index(directory, index_entry)
             if index.d != dim:
                 raise ValueError(f"index has dimension {index.d}, expected {dim}")
         sealed = int(manifest["sealed_upto"])
         if not 0 <= sealed <= n:
             raise ValueError("sealed_upto out of range")
-        mirrored = None
-        if manifest.get("scalars") is not None:  # absent in files of earlier versions
-            mirrored = []
-            for entry in manifest["scalars"]:
-                column = ScalarColumn(str(entry["name"]), str(entry["type"]))
-                values = np.load(_checked(directory, entry["values"]), allow_pickle=False)
-                valid = np.load(_checked(directory, entry["valid"]), allow_pickle=False)
-                if values.shape != (n,) or values.dtype != column.dtype or valid.shape != (n,):
-                    raise ValueError(f"scalar column {column.name} does not match the rows")
-                words: dict[str, int] | None = None
-                if column.kind == "text":
-                    listed = json.loads(_checked(directory, entry["words"]).read_text())
-                    if not all(isinstance(w, str) for w in listed):
-                        raise ValueError(f"{column.name}: its dictionary holds non-strings")
-                    words = {w: code for code, w in enumerate(listed)}
-                mirrored.append((column, values, valid, words))
     except CorruptIndex:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
@@ -244,21 +204,95 @@ def load(directory: Path) -> VectorCollection:
             f"index files in {directory} are corrupt: {exc}{_ADVICE}", hint=HINT
         ) from exc
 
-    coll = VectorCollection(dim)
-    coll._ensure_capacity(max(16, n))
-    coll._vecs[:n] = vecs
+    vecs = coll._vecs[:n]
     coll._sqnorms[:n] = np.einsum("ij,ij->i", vecs, vecs)
     coll._alive[:n] = alive
     coll._keys = keys
     coll._labels = {keys[i]: i for i in np.flatnonzero(alive).tolist()}
     coll._n = n
     coll._key_kind = manifest["key_kind"]
-    if mirrored is not None:
-        dictionaries = {c.name: w for c, _, _, w in mirrored if w is not None}
-        scalars = Scalars([c for c, _, _, _ in mirrored], len(coll._vecs), dictionaries)
-        for column, values, valid, _ in mirrored:
+    coll._scalars = scalars
+    coll._set_index(index, spec, sealed)
+    if version == FORMAT_VERSION:  # the next save writes only what changes from here
+        epoch, serial = coll._journal.epoch, coll._index_serial
+        coll._saved = Saved(directory, manifest, stamp(directory), epoch, serial)
+    return coll
+
+
+_Filled = tuple[list["Key"], np.ndarray[Any, Any], Scalars | None, dict[str, Any] | None]
+
+
+def _fill_v2(directory: Path, manifest: dict[str, Any], coll: VectorCollection, n: int) -> _Filled:
+    """Read a current-format directory into ``coll``'s arrays: its keys, liveness, mirror
+    and the entry of its index."""
+    kind = manifest["key_kind"]
+    columns = columns_of(manifest)
+    words: dict[str, dict[str, int]] = {}
+    strings: dict[str, list[str]] = {}
+    for column, listed in zip(columns or (), manifest["words"], strict=True):
+        if column.kind == "text":
+            found = read_strings(directory, listed["files"])
+            if len(found) != int(listed["count"]):
+                raise ValueError(f"{column.name}: {len(found)} strings, not {listed['count']}")
+            strings[column.name] = found
+            words[column.name] = {w: code for code, w in enumerate(found)}
+    scalars = None if columns is None else Scalars(columns, len(coll._vecs), words, strings)
+    keys: list[Key] = []
+    for entry in manifest["segments"]:
+        segment = read_segment(directory, entry, coll.dim, kind, columns)
+        if segment.lo != len(keys) or segment.hi <= segment.lo:
+            raise ValueError(f"segment [{segment.lo}, {segment.hi}) is out of place")
+        coll._vecs[segment.lo : segment.hi] = segment.vectors
+        keys += key_list(segment.keys)
+        for column, (values, valid) in zip(columns or (), segment.scalars, strict=True):
+            assert scalars is not None
+            scalars.values[column.name][segment.lo : segment.hi] = values
+            scalars.valid[column.name][segment.lo : segment.hi] = valid
+    if len(keys) != n:
+        raise ValueError(f"the segments hold {len(keys)} rows, expected {n}")
+    alive = np.ones(n, np.bool_)
+    for entry in manifest["dead"]:
+        alive[read_labels(directory, entry, n)] = False
+    for patch in manifest["patches"]:
+        labels = read_labels(directory, patch["labels"], n)
+        parts = zip(columns or (), patch["values"], patch["valid"], strict=True)
+        for column, values_entry, valid_entry in parts:
+            assert scalars is not None
+            values = durable.read_npy(directory, values_entry)
+            valid = durable.read_npy(directory, valid_entry)
+            _check(values, labels.shape, column.dtype, column.name)
+            _check(valid, labels.shape, np.bool_, column.name)
+            scalars.values[column.name][labels] = values
+            scalars.valid[column.name][labels] = valid
+    index: dict[str, Any] | None = manifest["index"]
+    return keys, alive, scalars, index
+
+
+def _fill_v1(directory: Path, manifest: dict[str, Any], coll: VectorCollection, n: int) -> _Filled:
+    """Read a FORMAT_VERSION 1 directory (one file of each kind) into ``coll``'s arrays."""
+    files = manifest["files"]
+    vecs = durable.read_npy(directory, files["vectors"])
+    _check(vecs, (n, coll.dim), np.float32, "vectors")
+    coll._vecs[:n] = vecs
+    alive = durable.read_npy(directory, files["alive"])
+    _check(alive, (n,), np.bool_, "alive flags")
+    keys = key_list(read_keys(directory, files["keys"], manifest["key_kind"], n))
+    scalars = None
+    if manifest.get("scalars") is not None:  # absent in files of earlier versions
+        listed = manifest["scalars"]
+        columns = [ScalarColumn(str(e["name"]), str(e["type"])) for e in listed]
+        words = {
+            c.name: {w: code for code, w in enumerate(read_strings(directory, [e["words"]]))}
+            for c, e in zip(columns, listed, strict=True)
+            if c.kind == "text"
+        }
+        scalars = Scalars(columns, len(coll._vecs), words)
+        for column, entry in zip(columns, listed, strict=True):
+            values = durable.read_npy(directory, entry["values"])
+            valid = durable.read_npy(directory, entry["valid"])
+            _check(values, (n,), column.dtype, column.name)
+            _check(valid, (n,), np.bool_, column.name)
             scalars.values[column.name][:n] = values
             scalars.valid[column.name][:n] = valid
-        coll._scalars = scalars
-    coll._set_index(index, spec, sealed)
-    return coll
+    index: dict[str, Any] | None = files.get("index")
+    return keys, alive, scalars, index

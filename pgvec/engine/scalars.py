@@ -94,6 +94,7 @@ class Scalars:
         columns: Sequence[ScalarColumn],
         capacity: int,
         words: dict[str, dict[str, int]] | None = None,
+        strings: dict[str, list[str]] | None = None,
     ) -> None:
         self.columns = tuple(columns)
         self.values: dict[str, npt.NDArray[Any]] = {
@@ -104,10 +105,15 @@ class Scalars:
         self.words: dict[str, dict[str, int]] = {
             c.name: (words or {}).get(c.name, {}) for c in self.columns if c.kind == "text"
         }
+        #: per text column: code -> string (only appended: a save reads a prefix of it)
+        self.strings: dict[str, list[str]] = {}
+        for name, dictionary in self.words.items():
+            known = (strings or {}).get(name)
+            self.strings[name] = list(dictionary) if known is None else known
 
     def grown(self, capacity: int, n: int) -> Scalars:
         """A copy with room for ``capacity`` labels, the first ``n`` copied."""
-        out = Scalars(self.columns, capacity, self.words)
+        out = Scalars(self.columns, capacity, self.words, self.strings)
         for c in self.columns:
             out.values[c.name][:n] = self.values[c.name][:n]
             out.valid[c.name][:n] = self.valid[c.name][:n]
@@ -115,7 +121,7 @@ class Scalars:
 
     def compacted(self, live: I64, lo: int, hi: int) -> Scalars:
         """The labels ``live`` renumbered 0.., then labels [lo, hi) after them."""
-        out = Scalars(self.columns, 0, self.words)
+        out = Scalars(self.columns, 0, self.words, self.strings)
         for c in self.columns:
             name = c.name
             out.values[name] = np.concatenate([self.values[name][live], self.values[name][lo:hi]])
@@ -124,7 +130,7 @@ class Scalars:
 
     def without(self, names: set[str]) -> Scalars:
         """The same mirror without the given columns."""
-        out = Scalars([c for c in self.columns if c.name not in names], 0, self.words)
+        out = Scalars([c for c in self.columns if c.name not in names], 0, self.words, self.strings)
         for c in out.columns:
             out.values[c.name], out.valid[c.name] = self.values[c.name], self.valid[c.name]
         return out
@@ -135,7 +141,14 @@ class Scalars:
             valid = np.fromiter((v is not None for v in column), np.bool_, len(column))
             words = self.words.get(c.name)
             if words is not None:
-                codes = [0 if v is None else words.setdefault(v, len(words)) for v in column]
+                strings = self.strings[c.name]
+                codes: list[int] = []
+                for v in column:
+                    code = 0 if v is None else words.get(v)
+                    if code is None:  # a new string: the next code
+                        code = words[v] = len(words)
+                        strings.append(v)
+                    codes.append(code)
                 values = np.array(codes, dtype=c.dtype)
             else:
                 values = np.array([0 if v is None else v for v in column], dtype=c.dtype)

@@ -167,8 +167,7 @@ def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
             coll.build_index(spec, build.report)
             build.check()
             build.write()
-            with state.lock:
-                state.checkpoint(conn, indexed_columns(state))
+            state.checkpoint(conn, indexed_columns(state))
             done = conn.execute(
                 "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL,"
                 " rows_indexed = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
@@ -204,7 +203,7 @@ def fail(db: Database, build: Build, exc: BaseException) -> None:
 def _discard(state: TableState | None, attnum: int) -> None:
     if state is None:
         return
-    with state.lock:
+    with state.saving, state.lock:
         coll = state.collections.get(attnum)
         if coll is not None:
             coll.drop_index()
@@ -247,8 +246,7 @@ def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
         state.full_load(conn, [row.attnum])
     coll = state.collections[row.attnum]
     coll.build_index(spec)
-    with state.lock:
-        state.checkpoint(conn, indexed_columns(state))
+    state.checkpoint(conn, indexed_columns(state))
     conn.execute(
         "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL, rows_indexed = %s,"
         " updated_at = now() WHERE relid = %s AND attnum = %s",
@@ -267,7 +265,7 @@ def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> None:
         conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", (relid, attnum))
         state = db.tables.get(relid)
         if state is not None:
-            with state.lock:
+            with state.saving, state.lock:
                 coll = state.collections.get(attnum)
                 if coll is not None:
                     coll.drop_index()

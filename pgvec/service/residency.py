@@ -43,7 +43,7 @@ def release(db: Database, row: IndexRow) -> int:
     with db.pool.connection() as conn:
         state = db.tables.get(row.relid)
         if state is not None and row.attnum in state.collections:
-            with state.lock:
+            with state.saving, state.lock:  # nothing applied between the save and the pop
                 state.apply_changes(conn)
                 state.checkpoint(conn, indexes.indexed_columns(state))
                 # from here a search of the column fails instead of loading it afresh

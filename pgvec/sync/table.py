@@ -16,6 +16,7 @@ import psycopg
 from psycopg import generators, pq, sql
 
 from pgvec.catalog.models import TableInfo
+from pgvec.engine.checkpoint import snapshot
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.scalars import ScalarColumn, mirrorable
 from pgvec.errors import CatalogError, InvalidTableDefinition
@@ -126,6 +127,9 @@ class TableState:
     last_save: float = field(default_factory=time.monotonic)
     last_apply: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: held by a checkpoint from its snapshot until its files are on disk, and while
+    #: files are removed. Whoever holds both takes it before ``lock``.
+    saving: threading.RLock = field(default_factory=threading.RLock)
     #: ``info.columns`` when reading the scalar columns last failed (one was dropped
     #: since the catalog was read): nothing is mirrored until the catalog changes
     scalars_failed: tuple[str, ...] | None = None
@@ -470,36 +474,59 @@ class TableState:
     # -- persistence ------------------------------------------------------------------
 
     def checkpoint(self, conn: psycopg.Connection, persisted: list[int]) -> None:
-        """Save the indexed collections, then delete the log rows they include."""
-        sizes: list[tuple[int, int, int, int]] = []
-        with self.lock:
-            done = list(self.applied)
-            for attnum in persisted:
-                if attnum in self.collections:
-                    coll = self.collections[attnum]
-                    path = self.column_dir(attnum)
-                    coll.save(path)
-                    disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-                    memory = int(coll.stats().get("memory_bytes", 0))
-                    sizes.append((coll.live_count, memory, disk, attnum))
-            self.last_save = time.monotonic()
-        if sizes:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE pgvec.indexes SET rows_indexed = %s, memory_bytes = %s,"
-                    " disk_bytes = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
-                    [(rows, mem, disk, self.relid, attnum) for rows, mem, disk, attnum in sizes],
+        """Save the indexed collections, then delete the log rows they include.
+
+        The table lock is held only while the collections and the set of applied changes
+        are snapshotted (references and lengths: no copy of the rows); the files are
+        written without it, so searches apply new changes meanwhile. Those stay in the
+        log: only changes applied before the snapshot are deleted, once it is on disk.
+        One checkpoint of a table at a time (``saving``); a caller holding the table lock
+        must have taken ``saving`` first.
+        """
+        with self.saving:
+            with self.lock:
+                done = list(self.applied)
+                pending = [
+                    (attnum, coll, snapshot(coll, self.column_dir(attnum)))
+                    for attnum in persisted
+                    if (coll := self.collections.get(attnum)) is not None
+                ]
+                self.last_save = time.monotonic()
+            sizes: list[tuple[int, int, int, int]] = []
+            for attnum, coll, save in pending:
+                started = time.monotonic()
+                written = save.write()
+                path = self.column_dir(attnum)
+                disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+                memory = int(coll.stats().get("memory_bytes", 0))
+                sizes.append((save.live, memory, disk, attnum))
+                if written:
+                    log.debug(
+                        "%s column %d: checkpoint wrote %d bytes in %.3fs",
+                        self.info.name,
+                        attnum,
+                        written,
+                        time.monotonic() - started,
+                    )
+            if sizes:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "UPDATE pgvec.indexes SET rows_indexed = %s, memory_bytes = %s,"
+                        " disk_bytes = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
+                        [(rows, mem, disk, self.relid, a) for rows, mem, disk, a in sizes],
+                    )
+            if done:
+                # a released index of this table still needs them: they are replayed at load
+                conn.execute(
+                    "DELETE FROM pgvec.changes WHERE seq = ANY(%s) AND NOT EXISTS"
+                    " (SELECT FROM pgvec.indexes WHERE relid = %s AND state = 'released')",
+                    (done, self.relid),
                 )
         if done:
-            # a released index of this table still needs them: they are replayed at load
-            conn.execute(
-                "DELETE FROM pgvec.changes WHERE seq = ANY(%s) AND NOT EXISTS"
-                " (SELECT FROM pgvec.indexes WHERE relid = %s AND state = 'released')",
-                (done, self.relid),
-            )
-            with self.lock:
+            with self.lock:  # after ``saving``: the order is saving, then lock
                 self.applied.difference_update(done)
 
     def remove_files(self, attnum: int | None = None) -> None:
         path = self.directory if attnum is None else self.column_dir(attnum)
-        shutil.rmtree(path, ignore_errors=True)
+        with self.saving:  # not while a checkpoint writes them
+            shutil.rmtree(path, ignore_errors=True)
