@@ -119,6 +119,15 @@ class InternalError(PgvecError):
 
     sqlstate = "XX000"
 
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        """The error a client gets for the unexpected exception ``exc``."""
+        return cls(
+            f"pgvec internal error: {exc!r}",
+            hint="The statement failed; the session is still usable. Please report this "
+            "with the pgvec server log.",
+        )
+
 
 class EngineError(PgvecError):
     """The index engine failed (FAISS, files on disk)."""

@@ -628,11 +628,7 @@ def _internal(exc: Exception) -> InternalError:
     """An unexpected exception answering a query (nothing of it was sent upstream yet),
     logged with its traceback and reported to the client as SQLSTATE XX000."""
     log.error("internal error: %r", exc, exc_info=exc)
-    return InternalError(
-        f"pgvec internal error: {exc!r}",
-        hint="The statement failed; the session is still usable. Please report this "
-        "with the pgvec server log.",
-    )
+    return InternalError.of(exc)
 
 
 def _int_param(bind: m.Bind, i: int) -> int:
