@@ -108,6 +108,13 @@ class IndexNotLoaded(ObjectNotInPrerequisiteState):
     milvus_code = 1  # Milvus 2.3+ reports merr 101, CollectionNotLoaded
 
 
+class ProtocolViolation(PgvecError):
+    """The peer sent bytes that are not a valid protocol stream (a message too long or
+    too short for its type, an unknown message type, a bad startup packet)."""
+
+    sqlstate = "08P01"
+
+
 class QueryCanceled(PgvecError):
     """An index build stopped because its index was dropped."""
 

@@ -13,7 +13,7 @@ from pgvec.proxy.session import Session
 from pgvec.proxy.startup import accept
 from pgvec.proxy.textout import VectorOutput
 from pgvec.service.core import Core
-from pgvec.wire.framing import FrameBuffer, ProtocolViolation
+from pgvec.wire.framing import FRONTEND_LIMITS, FrameBuffer, ProtocolViolation
 from pgvec.wire.messages import error_response
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class ProxyServer:
                 writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        buf = FrameBuffer()
+        buf = FrameBuffer(FRONTEND_LIMITS)
         est = await accept(reader, writer, buf, self.core.upstream)
         if est is None:
             return

@@ -598,7 +598,7 @@ class Session:
         self._forward(msg)
 
     async def on_execute(self, msg: Message) -> None:
-        portal = msg.body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        portal = m.execute_portal(msg.body)
         info = self.portals.get(portal)
         if info is None or info.intercept is None:
             self._forward(msg)
@@ -618,9 +618,11 @@ def _portal_of(msg: Message) -> str | None:
     """The portal whose rows the replies to ``msg`` carry, if any."""
     if msg.type == b"Q":
         return ""
-    if msg.type in (b"E", b"B") or (msg.type in (b"D", b"C") and msg.body[:1] == b"P"):
-        start = 0 if msg.type in (b"E", b"B") else 1
-        return msg.body[start : msg.body.index(b"\0", start)].decode("utf-8", "surrogateescape")
+    if msg.type in (b"E", b"B"):  # the portal is the first field of both
+        return m.execute_portal(msg.body)
+    if msg.type in (b"D", b"C"):
+        target = m.Describe.decode(msg.body)  # a Close has the same fields
+        return target.name if target.kind == "P" else None
     return None
 
 
