@@ -18,6 +18,10 @@ from pgvec.wire.messages import error_response
 
 log = logging.getLogger(__name__)
 
+#: Seconds a client has to finish startup and authentication (PostgreSQL's default
+#: authentication_timeout); a client that stays silent longer is disconnected.
+STARTUP_TIMEOUT = 60.0
+
 
 class ProxyServer:
     def __init__(self, core: Core, host: str = "127.0.0.1", port: int = 5433) -> None:
@@ -66,7 +70,13 @@ class ProxyServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buf = FrameBuffer(FRONTEND_LIMITS)
-        est = await accept(reader, writer, buf, self.core.upstream)
+        try:
+            est = await asyncio.wait_for(
+                accept(reader, writer, buf, self.core.upstream), STARTUP_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            log.info("client did not complete startup within %s s", STARTUP_TIMEOUT)
+            return
         if est is None:
             return
         dbname = est.params.get("database") or est.params.get("user") or "postgres"
