@@ -543,6 +543,10 @@ class Session:
                 return
             self.relay.emit(m.frame_bind_complete(), extended=True)
             return
+        misfit = _bind_misfit(bind, info.client_nparams)
+        if misfit is not None:  # an ERROR in PostgreSQL too: the session goes on
+            self.raise_extended(ProtocolViolation(misfit))
+            return
         try:
             await self._bind(bind, info)
         except StatementFailed as err:
@@ -682,6 +686,19 @@ def _internal(exc: Exception) -> InternalError:
     logged with its traceback and reported to the client as SQLSTATE XX000."""
     log.error("internal error: %r", exc, exc_info=exc)
     return InternalError.of(exc)
+
+
+def _bind_misfit(bind: m.Bind, nparams: int) -> str | None:
+    """What PostgreSQL says of a Bind that does not fit its statement, if anything."""
+    n = len(bind.params)
+    if n != nparams:
+        return (
+            f"bind message supplies {n} parameters, but prepared statement "
+            f'"{bind.statement}" requires {nparams}'
+        )
+    if len(bind.param_formats) > 1 and len(bind.param_formats) != n:
+        return f"bind message has {len(bind.param_formats)} parameter formats but {n} parameters"
+    return None
 
 
 def _int_param(bind: m.Bind, i: int) -> int:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from pgvec.proxy import server
 from pgvec.wire import messages as m
-from pgvec.wire.framing import FrameBuffer, ProtocolViolation, frame
+from pgvec.wire.framing import FrameBuffer, Message, ProtocolViolation, frame
 from tests.fix_proxy import PgvecServer
 from tests.fuzzing import fuzz_settings
 
@@ -255,4 +255,48 @@ def test_a_silent_client_is_disconnected(
     sock = connect(pgvec_server.port)
     sock.sendall(struct.pack("!ii", 80, 3 << 16))
     closed(sock)
+    still_works(witness, proxy_uri)
+
+
+def _replies_until_ready(sock: socket.socket) -> list[Message]:
+    buf = FrameBuffer()
+    out: list[Message] = []
+    while not out or out[-1].type != b"Z":
+        data = sock.recv(65536)
+        assert data, f"closed; got {out}"
+        buf.feed(data)
+        out += buf.messages()
+    return out
+
+
+@pytest.mark.parametrize(
+    ("params", "formats", "message"),
+    [
+        ([], [], "bind message supplies 0 parameters, but prepared statement"),
+        ([b"[1,1]", b"2"], [], "bind message supplies 2 parameters"),
+        ([b"[1,1]"], [0, 0], "bind message has 2 parameter formats but 1 parameters"),
+    ],
+)
+def test_a_bind_that_does_not_fit_its_statement(
+    pgvec_server: PgvecServer,
+    dbname: str,
+    proxy_uri: str,
+    witness: psycopg.Connection,
+    params: list[bytes | None],
+    formats: list[int],
+    message: str,
+) -> None:
+    """Refused as PostgreSQL refuses it (ERROR 08P01), not as a pgvec bug (XX000); the
+    session goes on."""
+    sock = started(pgvec_server.port, dbname)
+    knn = "SELECT id FROM t ORDER BY embedding <-> $1 LIMIT 1"
+    bind = m.Bind("", "", formats, params, [])
+    sock.sendall(m.Parse("", knn).encode() + bind.encode() + m.execute() + m.SYNC)
+    errors = [m.error_fields(r.body) for r in _replies_until_ready(sock) if r.type == b"E"]
+    assert [(e["V"], e["C"]) for e in errors] == [("ERROR", "08P01")]
+    assert message in errors[0]["M"]
+    sock.sendall(m.Query("SELECT 41 + 1").encode())
+    rows = [m.data_row(r.body) for r in _replies_until_ready(sock) if r.type == b"D"]
+    assert rows == [[b"42"]]
+    sock.close()
     still_works(witness, proxy_uri)
