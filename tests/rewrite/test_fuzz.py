@@ -8,6 +8,8 @@ dollar quotes, comments, casts, unicode and undecodable bytes included.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,14 +70,37 @@ WORDS = [
 ]  # fmt: skip
 
 
-def _splice(parts: tuple[str, int, int, str]) -> str:
-    text, at, cut, insert = parts
-    at %= len(text) + 1
-    return text[:at] + insert + text[at + cut :]
-
-
 def _no_nul(s: str) -> str:
     return s.replace("\0", "")
+
+
+# the pieces of a statement that edits work on: a mutated statement mostly still parses
+_TOKEN = re.compile(
+    r"""\s+|'(?:[^']|'')*'|"(?:[^"]|"")*"|\$\w*\$|\$\d+|<->|<=>|<#>|<\+>|::|--[^\n]*|\w+|."""
+)
+
+
+def _edit(text: str, edits: list[tuple[str, int, str]]) -> str:
+    """Apply token-level edits: insert, replace, delete, double a token, or glue two
+    tokens together (drop the blank between them)."""
+    tokens = _TOKEN.findall(text)
+    for op, at, word in edits:
+        i = at % (len(tokens) + 1)
+        if op == "insert":
+            tokens.insert(i, word)
+        elif op == "insert spaced":
+            tokens[i:i] = [" ", word, " "]
+        elif i == len(tokens):
+            continue
+        elif op == "replace":
+            tokens[i] = word
+        elif op == "delete":
+            del tokens[i]
+        elif op == "double":
+            tokens.insert(i, tokens[i])
+        elif op == "glue" and tokens[i].isspace():
+            del tokens[i]
+    return "".join(tokens)
 
 
 # anything, NUL excluded (a protocol string cannot hold one)
@@ -85,25 +110,19 @@ undecodable = st.binary(max_size=200).map(lambda b: _no_nul(b.decode("utf-8", "s
 token_soup = st.lists(st.sampled_from(WORDS), max_size=40).flatmap(
     lambda words: st.sampled_from([" ", "", "\n"]).map(lambda sep: sep.join(words))
 )
-mutated = st.lists(
+edits = st.lists(
     st.tuples(
-        st.integers(0, 400),
-        st.integers(0, 12),
+        st.sampled_from(["insert", "insert spaced", "replace", "delete", "double", "glue"]),
+        st.integers(0, 200),
         st.one_of(st.sampled_from(WORDS), st.text(max_size=4).map(_no_nul)),
     ),
     min_size=1,
-    max_size=5,
-).flatmap(lambda edits: st.sampled_from(SEEDS).map(lambda seed: _apply(seed, edits)))
-
-
-def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
-    for at, cut, insert in edits:
-        text = _splice((text, at, cut, insert))
-    return text
-
+    max_size=4,
+)
+mutated = st.tuples(st.sampled_from(SEEDS), edits).map(lambda t: _edit(*t))
 
 statements = st.one_of(
-    st.sampled_from(SEEDS), random_text, undecodable, token_soup, mutated, mutated
+    st.sampled_from(SEEDS), random_text, undecodable, token_soup, mutated, mutated, mutated
 )
 
 
