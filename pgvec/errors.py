@@ -108,6 +108,13 @@ class IndexNotLoaded(ObjectNotInPrerequisiteState):
     milvus_code = 1  # Milvus 2.3+ reports merr 101, CollectionNotLoaded
 
 
+class ProtocolViolation(PgvecError):
+    """The peer sent bytes that are not a valid protocol stream (a message too long or
+    too short for its type, an unknown message type, a bad startup packet)."""
+
+    sqlstate = "08P01"
+
+
 class QueryCanceled(PgvecError):
     """An index build stopped because its index was dropped."""
 
@@ -118,6 +125,15 @@ class InternalError(PgvecError):
     """A bug: an unexpected exception while pgvec answered a statement."""
 
     sqlstate = "XX000"
+
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        """The error a client gets for the unexpected exception ``exc``."""
+        return cls(
+            f"pgvec internal error: {exc!r}",
+            hint="The statement failed; the session is still usable. Please report this "
+            "with the pgvec server log.",
+        )
 
 
 class EngineError(PgvecError):

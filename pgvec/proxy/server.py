@@ -13,10 +13,14 @@ from pgvec.proxy.session import Session
 from pgvec.proxy.startup import accept
 from pgvec.proxy.textout import VectorOutput
 from pgvec.service.core import Core
-from pgvec.wire.framing import FrameBuffer, ProtocolViolation
+from pgvec.wire.framing import FRONTEND_LIMITS, FrameBuffer, ProtocolViolation
 from pgvec.wire.messages import error_response
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client has to finish startup and authentication (PostgreSQL's default
+#: authentication_timeout); a client that stays silent longer is disconnected.
+STARTUP_TIMEOUT = 60.0
 
 
 class ProxyServer:
@@ -65,8 +69,14 @@ class ProxyServer:
                 writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        buf = FrameBuffer()
-        est = await accept(reader, writer, buf, self.core.upstream)
+        buf = FrameBuffer(FRONTEND_LIMITS)
+        try:
+            est = await asyncio.wait_for(
+                accept(reader, writer, buf, self.core.upstream), STARTUP_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            log.info("client did not complete startup within %s s", STARTUP_TIMEOUT)
+            return
         if est is None:
             return
         dbname = est.params.get("database") or est.params.get("user") or "postgres"

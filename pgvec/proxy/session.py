@@ -11,7 +11,10 @@ engine has answered, then completed with the hits. The extra parameters are hidd
 the ParameterDescription the client sees.
 
 Errors pgvec detects are raised by PostgreSQL itself (``pgvec.raise_error``), so the
-client gets a real ErrorResponse and the transaction state stays right.
+client gets a real ErrorResponse and the transaction state stays right. An unexpected
+exception (a bug) fails the client's statement the same way, with SQLSTATE XX000, on
+every path (Query, Parse, Bind, Describe, Execute, Close, COPY); only a malformed
+message (ProtocolViolation) ends the session.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pgvec.errors import (
     FeatureNotSupported,
     InternalError,
     PgvecError,
+    ProtocolViolation,
     UndefinedObject,
 )
 from pgvec.proxy.client_backend import ClientBackend, StatementFailed, StatementSkipped
@@ -114,6 +118,8 @@ class Session:
         #: converting a COPY FROM STDIN's rows; None outside one (or after it failed)
         self._copy: CopyConverter | None = None
         self._copy_failed = False
+        #: why pgvec ended the COPY with CopyFail (its SQLSTATE replaces 57014)
+        self._copy_error: PgvecError | None = None
         #: the open transaction may have written rows (its top-k must see them)
         self._wrote = False
         #: prepared statements that may write rows
@@ -153,6 +159,29 @@ class Session:
             buf.feed(data)
 
     async def handle(self, msg: Message) -> None:
+        """Act on one client message. If pgvec fails it, the client gets an ErrorResponse
+        for it and the session goes on; a malformed message ends the session."""
+        try:
+            await self._dispatch(msg)
+        except ProtocolViolation:
+            raise  # the connection ends with FATAL 08P01 (ProxyServer)
+        except PgvecError as err:
+            self._fail(msg.type, err)
+        except Exception as exc:  # a bug in pgvec: this statement fails, the session goes on
+            self._fail(msg.type, _internal(exc))
+
+    def _fail(self, t: bytes, err: PgvecError) -> None:
+        """Answer the client's message of type ``t``, which pgvec failed, with ``err``."""
+        if t == b"Q":
+            self.raise_simple(err)
+        elif t in (b"d", b"c", b"f"):
+            self._fail_copy(err)
+        elif t in (b"P", b"B", b"D", b"E", b"C"):
+            self.raise_extended(err)
+        else:  # Sync, Flush, Terminate, ...: no reply of their own to put an error in
+            raise err
+
+    async def _dispatch(self, msg: Message) -> None:
         t = msg.type
         log.debug("client %s (%d bytes)", t, len(msg.body))
         if self._wrote and self.relay.txn_status == b"I" and self.relay.idle():
@@ -196,12 +225,32 @@ class Session:
             if msg.type == b"c":
                 self._send(self._copy.finish())
         except PgvecError as err:
-            # CopyFail: PostgreSQL ends the COPY with an error and rolls it back
-            self._send(m.frame_copy_fail(err.message))
-            self._copy, self._copy_failed = None, True
+            self._fail_copy(err)
             return
         self._copy = None
         self._send(msg.raw)
+
+    def _fail_copy(self, err: PgvecError) -> None:
+        """End the COPY with CopyFail: PostgreSQL rolls it back and answers with an error,
+        which :meth:`_copy_reply` turns into ``err``."""
+        self._send(m.frame_copy_fail(err.message))
+        self._copy, self._copy_failed = None, True
+        self._copy_error = err
+
+    def _copy_reply(self, reply: Message) -> bytes | None:
+        """A reply to a COPY FROM STDIN whose rows pgvec converts: PostgreSQL answers
+        pgvec's CopyFail with 57014 "COPY from stdin failed: ..."; the client gets the
+        error pgvec failed the COPY with, its SQLSTATE included."""
+        err = self._copy_error
+        if reply.type != b"E" or err is None:
+            return reply.raw
+        self._copy_error = None
+        fields = m.error_fields(reply.body)
+        if fields.get("C") != "57014" or not fields.get("M", "").startswith(
+            "COPY from stdin failed"
+        ):
+            return reply.raw  # PostgreSQL's own error came first
+        return m.error_response(err.sqlstate, err.message, detail=err.detail, hint=err.hint)
 
     # -- errors -----------------------------------------------------------------------
 
@@ -288,7 +337,9 @@ class Session:
             if len(pieces) > 1:
                 raise FeatureNotSupported("send COPY ... FROM STDIN as a statement of its own")
             self._copy = CopyConverter(copies[0])
-            self._forward(msg)
+            self._copy_error = None
+            self.relay.expect_request(b"Q", transform=self._copy_reply, portal="")
+            self._send(msg.raw)
             return
         if any(isinstance(d, CreateIndex | DropIndex | Reindex | IndexAction) for d in decisions):
             if len(pieces) == 1:
@@ -492,6 +543,10 @@ class Session:
                 return
             self.relay.emit(m.frame_bind_complete(), extended=True)
             return
+        misfit = _bind_misfit(bind, info.client_nparams)
+        if misfit is not None:  # an ERROR in PostgreSQL too: the session goes on
+            self.raise_extended(ProtocolViolation(misfit))
+            return
         try:
             await self._bind(bind, info)
         except StatementFailed as err:
@@ -598,7 +653,7 @@ class Session:
         self._forward(msg)
 
     async def on_execute(self, msg: Message) -> None:
-        portal = msg.body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        portal = m.execute_portal(msg.body)
         info = self.portals.get(portal)
         if info is None or info.intercept is None:
             self._forward(msg)
@@ -618,9 +673,11 @@ def _portal_of(msg: Message) -> str | None:
     """The portal whose rows the replies to ``msg`` carry, if any."""
     if msg.type == b"Q":
         return ""
-    if msg.type in (b"E", b"B") or (msg.type in (b"D", b"C") and msg.body[:1] == b"P"):
-        start = 0 if msg.type in (b"E", b"B") else 1
-        return msg.body[start : msg.body.index(b"\0", start)].decode("utf-8", "surrogateescape")
+    if msg.type in (b"E", b"B"):  # the portal is the first field of both
+        return m.execute_portal(msg.body)
+    if msg.type in (b"D", b"C"):
+        target = m.Describe.decode(msg.body)  # a Close has the same fields
+        return target.name if target.kind == "P" else None
     return None
 
 
@@ -628,11 +685,20 @@ def _internal(exc: Exception) -> InternalError:
     """An unexpected exception answering a query (nothing of it was sent upstream yet),
     logged with its traceback and reported to the client as SQLSTATE XX000."""
     log.error("internal error: %r", exc, exc_info=exc)
-    return InternalError(
-        f"pgvec internal error: {exc!r}",
-        hint="The statement failed; the session is still usable. Please report this "
-        "with the pgvec server log.",
-    )
+    return InternalError.of(exc)
+
+
+def _bind_misfit(bind: m.Bind, nparams: int) -> str | None:
+    """What PostgreSQL says of a Bind that does not fit its statement, if anything."""
+    n = len(bind.params)
+    if n != nparams:
+        return (
+            f"bind message supplies {n} parameters, but prepared statement "
+            f'"{bind.statement}" requires {nparams}'
+        )
+    if len(bind.param_formats) > 1 and len(bind.param_formats) != n:
+        return f"bind message has {len(bind.param_formats)} parameter formats but {n} parameters"
+    return None
 
 
 def _int_param(bind: m.Bind, i: int) -> int:

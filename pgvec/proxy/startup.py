@@ -59,11 +59,14 @@ async def accept(
     upstream: Upstream,
 ) -> Established | None:
     """Run the startup phase. Returns None when the connection is done (cancel, error)."""
+    refused: set[int] = set()
     while True:
         while (body := client_buf.next_startup()) is None:
             await _read_more(client_reader, client_buf)
         code = startup_code(body)
-        if code in (SSL_REQUEST, GSSENC_REQUEST):
+        # each may come once, as in PostgreSQL; a second one is an unknown protocol below
+        if code in (SSL_REQUEST, GSSENC_REQUEST) and code not in refused:
+            refused.add(code)
             client_writer.write(b"N")
             await client_writer.drain()
             continue
@@ -89,6 +92,25 @@ async def accept(
         )
         await client_writer.drain()
         return None
+    try:
+        return await _authenticate(
+            client_reader, client_writer, client_buf, server_reader, server_writer, body, params
+        )
+    except BaseException:  # a bad client message, a timeout, a cancel: close upstream too
+        server_writer.close()
+        raise
+
+
+async def _authenticate(
+    client_reader: asyncio.StreamReader,
+    client_writer: asyncio.StreamWriter,
+    client_buf: FrameBuffer,
+    server_reader: asyncio.StreamReader,
+    server_writer: asyncio.StreamWriter,
+    body: bytes,
+    params: dict[str, str],
+) -> Established | None:
+    """Relay the startup packet and authentication until PostgreSQL is ready (or not)."""
     server_writer.write(struct.pack("!i", len(body) + 4) + body)
     est = Established(server_reader, server_writer, params)
     server_buf = FrameBuffer()

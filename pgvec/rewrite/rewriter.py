@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import OrderedDict
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pgvec.errors import FeatureNotSupported, InternalError, PgvecError
 from pgvec.rewrite.catalog import Catalog, TableInfo
 from pgvec.rewrite.decision import Decision, Knn, Passthrough, Rewritten
 from pgvec.rewrite.dialect import DIALECT
@@ -22,6 +24,8 @@ from pgvec.rewrite.rules.index import (
 )
 from pgvec.rewrite.rules.query import rewrite_query
 from pgvec.rewrite.rules.settings import rewrite_set
+
+log = logging.getLogger(__name__)
 
 _PASS = Passthrough()
 
@@ -73,8 +77,23 @@ def rewrite(sql: str, catalog: Catalog) -> Decision:
     """Decide what to do with ONE statement (no top-level semicolons).
 
     Statements pgvec need not touch, or cannot parse, pass through; vector SQL it cannot
-    handle correctly raises a PgvecError.
+    handle correctly raises a PgvecError. Whatever the text, nothing else is raised: an
+    unexpected exception (a bug) is logged and becomes an :class:`InternalError`.
     """
+    try:
+        return _decide(sql, catalog)
+    except PgvecError:
+        raise
+    except SqlglotError as exc:  # parsed, but sqlglot cannot write the rewritten tree
+        raise FeatureNotSupported(
+            "pgvec cannot rewrite this statement", detail=(str(exc).splitlines() or [""])[0]
+        ) from exc
+    except Exception as exc:
+        log.error("rewriter failed on %r", sql[:1000], exc_info=exc)
+        raise InternalError.of(exc) from exc
+
+
+def _decide(sql: str, catalog: Catalog) -> Decision:
     if not catalog.may_concern(sql):
         return _PASS
     try:

@@ -2,21 +2,49 @@
 
 Regular messages are ``type byte + int32 length (including itself) + body``; the very
 first message of a connection (startup, SSLRequest, CancelRequest, ...) has no type byte.
+
+A length is checked as soon as its five header bytes are in, before any of the body is
+waited for: a client announcing a message it may not send is refused at once, and
+nothing is ever allocated for a length, only for bytes that actually arrive.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from pgvec.errors import ProtocolViolation
+
+__all__ = [
+    "FRONTEND_LIMITS",
+    "MAX_MESSAGE",
+    "MAX_STARTUP",
+    "FrameBuffer",
+    "Message",
+    "ProtocolViolation",
+    "frame",
+]
 
 _LEN = struct.Struct("!i")
 
-#: Largest message accepted from a client (PostgreSQL itself allows up to 1 GB).
+#: Largest message accepted when no per-type limits apply (server replies).
 MAX_MESSAGE = 1 << 30
 
+# PostgreSQL's own limits on what a client sends (src/backend/tcop/postgres.c, libpq):
+# the length word included, as PostgreSQL counts it.
+_LARGE = (1 << 30) - 2  # PQ_LARGE_MESSAGE_LIMIT: MaxAllocSize - 1
+_SMALL = 10_000  # PQ_SMALL_MESSAGE_LIMIT
+_AUTH = 65_535  # PG_MAX_AUTH_TOKEN_LENGTH (password, SASL and GSS responses)
+#: Largest untyped first packet (MAX_STARTUP_PACKET_LENGTH).
+MAX_STARTUP = 10_000
 
-class ProtocolViolation(Exception):
-    """The peer sent bytes that are not a valid protocol stream."""
+#: The message types a client may send, and the longest message of each type.
+FRONTEND_LIMITS: Mapping[bytes, int] = {
+    **dict.fromkeys((b"Q", b"F", b"P", b"B", b"d"), _LARGE),
+    **dict.fromkeys((b"X", b"C", b"D", b"E", b"H", b"S", b"c", b"f"), _SMALL),
+    b"p": _AUTH,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +62,18 @@ def frame(type_: bytes, body: bytes) -> bytes:
 
 
 class FrameBuffer:
-    """Accumulates received bytes and yields complete messages."""
+    """Accumulates received bytes and yields complete messages.
 
-    __slots__ = ("_buf",)
+    ``limits`` maps each message type the peer may send to its longest length; a type
+    not in it is a protocol violation. Without it (server replies) any type up to
+    :data:`MAX_MESSAGE` is accepted.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_limits")
+
+    def __init__(self, limits: Mapping[bytes, int] | None = None) -> None:
         self._buf = bytearray()
+        self._limits = limits
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -52,7 +86,12 @@ class FrameBuffer:
         if len(buf) < 5:
             return None
         (length,) = _LEN.unpack_from(buf, 1)
-        if length < 4 or length > MAX_MESSAGE:
+        limit = MAX_MESSAGE
+        if self._limits is not None:
+            limit = self._limits.get(bytes(buf[0:1]), 0)
+            if not limit:
+                raise ProtocolViolation(f"invalid frontend message type {buf[0]}")
+        if length < 4 or length > limit:
             raise ProtocolViolation(f"invalid message length {length}")
         end = 1 + length
         if len(buf) < end:
@@ -73,7 +112,7 @@ class FrameBuffer:
         if len(buf) < 4:
             return None
         (length,) = _LEN.unpack_from(buf, 0)
-        if length < 8 or length > 10000:
+        if length < 8 or length > MAX_STARTUP:
             raise ProtocolViolation(f"invalid startup packet length {length}")
         if len(buf) < length:
             return None

@@ -10,7 +10,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pgvec.wire.framing import ProtocolViolation, frame
+from pgvec.errors import ProtocolViolation
+from pgvec.wire.framing import frame
 
 _I16 = struct.Struct("!h")
 _I32 = struct.Struct("!i")
@@ -44,32 +45,37 @@ class _Reader:
         self.pos = end + 1
         return _text(s)
 
-    def int16(self) -> int:
-        (v,) = _I16.unpack_from(self.data, self.pos)
-        self.pos += 2
+    def _fixed(self, fmt: struct.Struct) -> int:
+        if self.pos + fmt.size > len(self.data):
+            raise ProtocolViolation("insufficient data left in message")
+        (v,) = fmt.unpack_from(self.data, self.pos)
+        self.pos += fmt.size
         return int(v)
+
+    def int16(self) -> int:
+        return self._fixed(_I16)
 
     def int32(self) -> int:
-        (v,) = _I32.unpack_from(self.data, self.pos)
-        self.pos += 4
-        return int(v)
+        return self._fixed(_I32)
 
     def uint32(self) -> int:
-        (v,) = _U32.unpack_from(self.data, self.pos)
-        self.pos += 4
-        return int(v)
+        return self._fixed(_U32)
 
     def raw(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
-            raise ProtocolViolation("message too short")
+            raise ProtocolViolation("insufficient data left in message")
         v = self.data[self.pos : self.pos + n]
         self.pos += n
         return v
 
+    def kind(self) -> str:
+        """The one-byte subtype of Describe and Close ('S' or 'P')."""
+        return chr(self.raw(1)[0])
+
 
 def startup_code(body: bytes) -> int:
     """The protocol version or request code of an untyped first packet."""
-    return int(_I32.unpack_from(body, 0)[0])
+    return _Reader(body).int32()
 
 
 def startup_parameters(body: bytes) -> dict[str, str]:
@@ -171,7 +177,8 @@ class Describe:
 
     @classmethod
     def decode(cls, body: bytes) -> Describe:
-        return cls(chr(body[0]), _Reader(body[1:]).cstring())
+        r = _Reader(body)
+        return cls(r.kind(), r.cstring())
 
 
 @dataclass(slots=True)
@@ -181,10 +188,16 @@ class Close:
 
     @classmethod
     def decode(cls, body: bytes) -> Close:
-        return cls(chr(body[0]), _Reader(body[1:]).cstring())
+        r = _Reader(body)
+        return cls(r.kind(), r.cstring())
 
     def encode(self) -> bytes:
         return frame(b"C", self.kind.encode() + _bytes(self.name) + b"\0")
+
+
+def execute_portal(body: bytes) -> str:
+    """The portal an Execute message names."""
+    return _Reader(body).cstring()
 
 
 def execute(portal: str = "", max_rows: int = 0) -> bytes:

@@ -39,8 +39,10 @@ def provisional_table(sql: str) -> TableInfo | None:
             if isinstance(kind, exp.DataType):
                 types[name] = kind.sql(dialect=DIALECT).lower()
                 if kind.is_type(exp.DataType.Type.VECTOR) and kind.expressions:
-                    dim = int(kind.expressions[0].name)
-                    vectors[name] = VectorColumn(name, len(columns), dim)
+                    dim = kind.expressions[0].name
+                    if not dim.isdigit() or int(dim) < 1:
+                        return None  # the statement fails in PostgreSQL
+                    vectors[name] = VectorColumn(name, len(columns), int(dim))
             constraints = element.args.get("constraints") or []
             if any(
                 isinstance(c.args.get("kind"), exp.PrimaryKeyColumnConstraint) for c in constraints

@@ -139,7 +139,8 @@ def rewrite_index_action(tokens: Sequence[Token]) -> IndexAction | None:
             result = IndexAction(action, name)
     elif arg.token_type == TokenType.PARAMETER:
         number = cur.next()
-        if number is not None and number.token_type == TokenType.NUMBER:
+        # "$1e5" tokenizes as "$" and the number 1e5: not a parameter
+        if number is not None and number.token_type == TokenType.NUMBER and number.text.isdigit():
             result = IndexAction(action, None, int(number.text))
     if result is None or not _accept(cur, TokenType.R_PAREN) or not cur.done:
         return None

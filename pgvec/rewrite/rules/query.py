@@ -57,12 +57,14 @@ class _Ctx:
         return self._tok_at.get(start)
 
 
-def ident_name(node: exp.Expr | None) -> str:
+def ident_name(node: exp.Expr | str | None) -> str:
     """An identifier as Postgres folds it."""
     if isinstance(node, exp.Identifier):
         return str(node.this) if node.quoted else str(node.this).lower()
     if node is None:
         return ""
+    if isinstance(node, str):  # e.g. the empty schema of "a..t"
+        return node.lower()
     return node.name.lower()
 
 
