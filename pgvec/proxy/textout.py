@@ -65,7 +65,7 @@ class VectorOutput:
         values = m.data_row(msg.body)
         for i in convert:
             value = values[i]
-            if value is not None and value.startswith(b"\\x"):
+            if value is not None and value.startswith(b"\\x") and len(value) % 8 == 2:
                 values[i] = vector_text(value)
         return m.encode_data_row(values)
 
