@@ -138,6 +138,8 @@ class Database:
         self.builds: dict[tuple[int, int], Build] = {}
         #: indexes released from memory (pgvec.release): (table OID, attnum) -> name
         self.released: dict[tuple[int, int], str] = {}
+        #: indexed columns whose vector CHECK is gone, as already logged
+        self.unchecked: set[tuple[int, int]] = set()
         #: held while a column is loaded, and while change-log rows nobody reads are
         #: deleted: a load's snapshot may not miss rows deleted meanwhile
         self.loading = threading.RLock()
@@ -155,19 +157,18 @@ class Database:
         self.pool.open(wait=True, timeout=30)
         with self.pool.connection() as conn:
             self.oid = queries.database_oid(conn)
-            tables = queries.load_tables(conn)
             conn.execute("DELETE FROM pgvec.build_progress")  # builds of an earlier run
+            indexes.forget_gone(self, conn)
+            tables = queries.load_tables(conn)
+            rows = queries.list_indexes(conn)
+            indexes.check_fit(self, conn, tables, rows)
             for row in queries.list_indexes(conn):
                 info = tables.get(row.relid)
-                if info is None:
-                    log.info("index %s: its table is gone; removing it", row.index_name)
-                    indexes.forget(conn, row.relid, self.table_dir(row.relid))
+                if info is None or row.state == "failed":  # the column is searched exactly
                     continue
                 if row.state == "released":
                     self.released[row.key] = row.index_name
                     log.info("index %s is released: not loading it", row.index_name)
-                    continue
-                if row.state == "failed":  # no index: its column is searched exactly
                     continue
                 state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
                 self.tables[row.relid] = state
@@ -235,13 +236,10 @@ class Database:
 
     def _load_catalog(self) -> Rewriter:
         with self.pool.connection() as conn:
+            indexes.forget_gone(self, conn)
             tables = queries.load_tables(conn)
             volatile = queries.volatile_functions(conn)
-        for relid in [r for r in self.tables if r not in tables]:
-            log.info("table %d was dropped: forgetting its pgvec state", relid)
-            state = self.tables.pop(relid)
-            with self.pool.connection() as conn:
-                indexes.forget(conn, relid, state.directory)
+            indexes.check_fit(self, conn, tables, queries.list_indexes(conn))
         for relid, info in tables.items():
             if relid in self.tables:
                 self.tables[relid].info = info
