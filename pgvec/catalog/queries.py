@@ -120,3 +120,11 @@ def database_oid(conn: psycopg.Connection[Any]) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def is_template(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connected database is a template (pg_database.datistemplate)."""
+    row = conn.execute(
+        "SELECT datistemplate FROM pg_database WHERE datname = current_database()"
+    ).fetchone()
+    return bool(row and row[0])

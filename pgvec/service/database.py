@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgvec.catalog import queries
 from pgvec.catalog.install import install
@@ -66,6 +66,10 @@ SYNC_SECONDS = 1.0
 TRACK_LOCK_TIMEOUT = "10s"
 #: application_name of the connection searches read the change log on
 CHANGES_APPLICATION = "pgvec changes"
+#: pool connections unused this long are closed, one at a time: an idle pgvec holds none
+POOL_MAX_IDLE = 60.0
+#: how long closing waits for PostgreSQL before giving up the final checkpoint
+CLOSE_CONNECT_TIMEOUT = 3
 
 
 def candidates(k: int) -> int:
@@ -97,6 +101,16 @@ def _consume(future: asyncio.Future[None]) -> None:
         log.warning("applying the change log failed: %s", future.exception())
 
 
+class _Passthrough(Catalog):
+    """The catalog of a database pgvec only relays: no statement concerns it."""
+
+    def may_concern(self, sql: str) -> bool:
+        return False
+
+
+_PASSTHROUGH = Rewriter(_Passthrough({}))
+
+
 def _not_loaded(name: str) -> IndexNotLoaded:
     return IndexNotLoaded(
         f'index "{name}" is not loaded: it was released from memory',
@@ -111,14 +125,21 @@ class Database:
         self.index_root = index_root
         self.pool = ConnectionPool(
             dsn,
-            min_size=1,
+            min_size=0,
             max_size=8,
-            kwargs={"autocommit": True},
+            max_idle=POOL_MAX_IDLE,
+            kwargs={"autocommit": True, "application_name": "pgvec"},
             open=False,
             name=f"pgvec-{name}",
             configure=prepare_statements,
         )
         self.oid = 0
+        #: a template database: served as a plain proxy, nothing installed, no pool
+        self.template = False
+        #: set by the Core: asked when the background work fails whether the database
+        #: is gone (dropped, or renamed); True when the Core has let go of it
+        self.lost: Callable[[Database], Awaitable[bool]] | None = None
+        self._closed = False
         self.tables: dict[int, TableState] = {}
         self._catalog_at = 0.0
         self._stale = True
@@ -149,10 +170,18 @@ class Database:
 
     async def open(self) -> None:
         await self.run(self._open_sync)
-        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+        if not self.template:
+            self._checkpointer = asyncio.create_task(self._checkpoint_loop())
 
     def _open_sync(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
+            self.oid = queries.database_oid(conn)
+            if queries.is_template(conn):
+                # Whatever pgvec installed here would be copied into every database
+                # created from it, and a connection held here makes CREATE DATABASE fail.
+                log.info("database %s is a template: passing its sessions through", self.name)
+                self.template = True
+                return
             install(conn)  # before the pool, whose connections prepare statements on it
         self.pool.open(wait=True, timeout=30)
         with self.pool.connection() as conn:
@@ -185,8 +214,13 @@ class Database:
                         row.key,
                     )
 
-    async def close(self) -> None:
-        if self._checkpointer is not None:
+    async def close(self, *, checkpoint: bool = True) -> None:
+        """Stop the background work, save what changed (``checkpoint``, and PostgreSQL
+        reachable) and close every connection. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._checkpointer is not None and self._checkpointer is not asyncio.current_task():
             self._checkpointer.cancel()
         tasks = [b.task for b in self.builds.values() if b.task is not None]
         for build in self.builds.values():
@@ -194,15 +228,29 @@ class Database:
         if tasks:
             await asyncio.wait(tasks)
         if self._changes_conn is not None:
-            await self._changes_conn.close()
-        await self.run(self._close_sync)
+            self._drop_changes_connection()
+        await self.run(self._close_sync, checkpoint)
 
-    def _close_sync(self) -> None:
+    def _close_sync(self, checkpoint: bool) -> None:
         try:
-            self.checkpoint_all(force=True)
+            if checkpoint and not self.template and self._reachable():
+                self.checkpoint_all(force=True)
         finally:
             self._helpers.shutdown(wait=True)
             self.pool.close()
+
+    def _reachable(self) -> bool:
+        """Whether PostgreSQL answers now. When it does not (it died, or the database was
+        dropped), the final checkpoint is skipped rather than waited for: the change log
+        keeps every change not saved, and the next start replays it."""
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=CLOSE_CONNECT_TIMEOUT):
+                return True
+        except psycopg.Error as exc:
+            log.warning(
+                "database %s: no final checkpoint, PostgreSQL is unreachable: %s", self.name, exc
+            )
+            return False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
@@ -216,6 +264,8 @@ class Database:
         self._stale = True
 
     async def rewriter(self) -> Rewriter:
+        if self.template:
+            return _PASSTHROUGH
         rw = self._rewriter
         if rw is not None and not self._stale and time.monotonic() - self._catalog_at < CATALOG_TTL:
             return rw
@@ -592,6 +642,8 @@ class Database:
         )
 
     async def owns_index(self, schema: str | None, name: str) -> bool:
+        if self.template:
+            return False
         return await self.run(self._owns_sync, schema, name)
 
     def _owns_sync(self, schema: str | None, name: str) -> bool:
@@ -645,7 +697,9 @@ class Database:
                 await self.run(self.checkpoint_all, False)
                 if time.monotonic() - self._unread_cleaned >= CHECKPOINT_SECONDS:
                     await self.run(self.drop_unread_changes)
-            except PgvecError as exc:
+            except (PgvecError, psycopg.Error, PoolTimeout) as exc:
+                if self.lost is not None and await self.lost(self):
+                    return
                 log.warning("checkpoint failed: %s", exc)
             except Exception:
                 log.exception("checkpoint failed")

@@ -174,6 +174,4 @@ def test_drop_column_removes_its_index(
     reload_catalog(pconn)
     assert index_rows(conn) == [("items_b", "ready")]
     assert len(manifests(pgvec_server)) == 1
-    assert pconn.execute("SELECT id FROM items ORDER BY b <-> '[2,2]' LIMIT 1").fetchall() == [
-        (2,)
-    ]
+    assert pconn.execute("SELECT id FROM items ORDER BY b <-> '[2,2]' LIMIT 1").fetchall() == [(2,)]
