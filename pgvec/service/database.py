@@ -70,6 +70,8 @@ CHANGES_APPLICATION = "pgvec changes"
 POOL_MAX_IDLE = 60.0
 #: how long closing waits for PostgreSQL before giving up the final checkpoint
 CLOSE_CONNECT_TIMEOUT = 3
+#: how long closing waits for cancelled builds to stop
+BUILD_STOP_WAIT = 5.0
 
 
 def candidates(k: int) -> int:
@@ -225,8 +227,8 @@ class Database:
         tasks = [b.task for b in self.builds.values() if b.task is not None]
         for build in self.builds.values():
             build.cancel("pgvec is shutting down")  # built again at the next start
-        if tasks:
-            await asyncio.wait(tasks)
+        if tasks:  # they stop at their next progress report; FAISS training gives none
+            await asyncio.wait(tasks, timeout=BUILD_STOP_WAIT)
         if self._changes_conn is not None:
             self._drop_changes_connection()
         await self.run(self._close_sync, checkpoint)
