@@ -1,4 +1,20 @@
-"""One PostgreSQL database behind pgvec: its connection pool, catalog and table states."""
+"""One PostgreSQL database behind pgvec: its connection pools, catalog and table states.
+
+Threads and connections, so that background work never makes a search wait:
+
+- searches, and what a client waits on briefly (catalog reads, index DDL bookkeeping),
+  run on the *search* threads; loads, releases, the background sync and checkpoints on
+  the *maintenance* threads; index builds on threads of their own. A build holds a
+  connection of its own for as long as it runs.
+- ``pool`` serves those threads and has a connection for each of them; ``log_pool``
+  serves change-log applies. A thread holding a ``pool`` connection
+  may wait for a ``log_pool`` one (a filtered search applies the log beside its filter
+  query), never the other way round, and nothing waits for a second connection of the
+  pool it holds one of.
+- One lock order: the table's asyncio lock or the catalog lock (event loop), then a
+  ``pool`` connection, then a ``log_pool`` connection, then ``Database.loading``, then
+  ``TableState.lock``.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +84,14 @@ TRACK_LOCK_TIMEOUT = "10s"
 CHANGES_APPLICATION = "pgvec changes"
 #: pool connections unused this long are closed, one at a time: an idle pgvec holds none
 POOL_MAX_IDLE = 60.0
+#: threads for searches (and short catalog work), for maintenance, for index builds
+SEARCH_THREADS = 8
+MAINTENANCE_THREADS = 2
+BUILD_THREADS = 2
+#: connections for change-log applies (searches, the background sync)
+LOG_POOL_SIZE = 4
+#: application_name of pgvec's own connections
+APPLICATION = "pgvec"
 #: how long closing waits for PostgreSQL before giving up the final checkpoint
 CLOSE_CONNECT_TIMEOUT = 3
 #: how long closing waits for cancelled builds to stop
@@ -125,16 +149,11 @@ class Database:
         self.name = name
         self.dsn = dsn
         self.index_root = index_root
-        self.pool = ConnectionPool(
-            dsn,
-            min_size=0,
-            max_size=8,
-            max_idle=POOL_MAX_IDLE,
-            kwargs={"autocommit": True, "application_name": "pgvec"},
-            open=False,
-            name=f"pgvec-{name}",
-            configure=prepare_statements,
-        )
+        self.pool = self._pool("", SEARCH_THREADS + MAINTENANCE_THREADS + BUILD_THREADS)
+        self.log_pool = self._pool("log", LOG_POOL_SIZE)
+        self._searches = ThreadPoolExecutor(SEARCH_THREADS, f"pgvec-{name}-search")
+        self._maintenance = ThreadPoolExecutor(MAINTENANCE_THREADS, f"pgvec-{name}-maint")
+        self._builds = ThreadPoolExecutor(BUILD_THREADS, f"pgvec-{name}-build")
         self.oid = 0
         #: a template database: served as a plain proxy, nothing installed, no pool
         self.template = False
@@ -156,7 +175,7 @@ class Database:
         self._changes_conn: psycopg.AsyncConnection | None = None
         self._changes_lock = asyncio.Lock()
         #: runs a search's change-log read next to its filter query
-        self._helpers = ThreadPoolExecutor(4, thread_name_prefix=f"pgvec-{name}")
+        self._helpers = ThreadPoolExecutor(LOG_POOL_SIZE, f"pgvec-{name}-log")
         #: index builds in progress, by (table OID, attnum): one per column at a time
         self.builds: dict[tuple[int, int], Build] = {}
         #: indexes released from memory (pgvec.release): (table OID, attnum) -> name
@@ -168,10 +187,35 @@ class Database:
         self.loading = threading.RLock()
         self._unread_cleaned = time.monotonic()
 
+    def _pool(self, role: str, size: int) -> ConnectionPool:
+        """A pool keeping no idle connection; its name says which pool it is."""
+        return ConnectionPool(
+            self.dsn,
+            min_size=0,
+            max_size=size,
+            max_idle=POOL_MAX_IDLE,
+            kwargs={"autocommit": True, "application_name": APPLICATION},
+            open=False,
+            name="-".join(["pgvec", self.name, *([role] if role else [])]),
+            configure=prepare_statements,
+        )
+
+    def connect(self, purpose: str) -> psycopg.Connection:
+        """A connection of its own (an index build's), prepared like the pools' ones."""
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, application_name=f"{APPLICATION} {purpose}"
+        )
+        try:
+            prepare_statements(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def open(self) -> None:
-        await self.run(self._open_sync)
+        await self.run_maintenance(self._open_sync)
         if not self.template:
             self._checkpointer = asyncio.create_task(self._checkpoint_loop())
 
@@ -186,6 +230,7 @@ class Database:
                 return
             install(conn)  # before the pool, whose connections prepare statements on it
         self.pool.open(wait=True, timeout=30)
+        self.log_pool.open()
         with self.pool.connection() as conn:
             self.oid = queries.database_oid(conn)
             conn.execute("DELETE FROM pgvec.build_progress")  # builds of an earlier run
@@ -231,15 +276,18 @@ class Database:
             await asyncio.wait(tasks, timeout=BUILD_STOP_WAIT)
         if self._changes_conn is not None:
             self._drop_changes_connection()
-        await self.run(self._close_sync, checkpoint)
+        # not on the maintenance threads: they may be busy (a long load)
+        await asyncio.to_thread(self._close_sync, checkpoint)
 
     def _close_sync(self, checkpoint: bool) -> None:
         try:
             if checkpoint and not self.template and self._reachable():
                 self.checkpoint_all(force=True)
         finally:
-            self._helpers.shutdown(wait=True)
+            for executor in (self._helpers, self._searches, self._maintenance, self._builds):
+                executor.shutdown(wait=False, cancel_futures=True)
             self.pool.close()
+            self.log_pool.close()
 
     def _reachable(self) -> bool:
         """Whether PostgreSQL answers now. When it does not (it died, or the database was
@@ -255,7 +303,16 @@ class Database:
             return False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+        """``fn(*args)`` on a search thread: what a client waits on."""
+        return await asyncio.get_running_loop().run_in_executor(self._searches, fn, *args)
+
+    async def run_maintenance(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a maintenance thread: loads, releases, sync, checkpoints."""
+        return await asyncio.get_running_loop().run_in_executor(self._maintenance, fn, *args)
+
+    async def run_build(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a build thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._builds, fn, *args)
 
     def table_dir(self, relid: int) -> Path:
         return self.index_root / str(self.oid) / str(relid)
@@ -376,7 +433,7 @@ class Database:
         state = self.tables.get(relid)
         if state is None or plan.column.attnum not in state.collections:
             async with self._table_lock(relid):
-                await self.run(self._load_for, plan.table, plan.column.attnum)
+                await self.run_maintenance(self._load_for, plan.table, plan.column.attnum)
         state = self.tables[relid]
         need_apply = self._needs_apply(state, settings)
         metric = Metric.from_operator(plan.operator)
@@ -534,7 +591,7 @@ class Database:
         return found.keys, found.distances
 
     def _apply_pooled(self, state: TableState) -> None:
-        with self.pool.connection() as conn, state.lock:
+        with self.log_pool.connection() as conn, state.lock:
             state.apply_changes(conn)
 
     def _collection(self, state: TableState, plan: KnnPlan) -> VectorCollection:
@@ -594,7 +651,7 @@ class Database:
         command = "REINDEX CONCURRENTLY" if concurrently else "REINDEX"
         async with self._table_lock(row.relid):
             self._check_idle(row)
-            build, spec = await self.run(indexes.for_reindex, self, row, command)
+            build, spec = await self.run_maintenance(indexes.for_reindex, self, row, command)
             task = self._start_build(build, spec)
         if not concurrently:
             await asyncio.shield(task)
@@ -623,11 +680,11 @@ class Database:
             if info is not None:
                 try:
                     async with self._table_lock(build.relid):
-                        await self.run(self._load_for, info, build.attnum)
+                        await self.run_build(self._load_for, info, build.attnum)
                 except Exception as exc:
-                    await self.run(indexes.fail, self, build, exc)
+                    await self.run_build(indexes.fail, self, build, exc)
                     raise
-            await self.run(indexes.run_build, self, build, spec)
+            await self.run_build(indexes.run_build, self, build, spec)
         except Exception:
             if not build.concurrently:
                 raise  # the client waiting for it gets the error
@@ -673,7 +730,7 @@ class Database:
         row = await self._lifecycle_row(schema, name)
         async with self._table_lock(row.relid):
             self._check_idle(row)
-            return await self.run(residency.release, self, row)
+            return await self.run_maintenance(residency.release, self, row)
 
     async def load(self, name: str, schema: str | None = None) -> int:
         """Load a released index from disk, without a rebuild (Milvus's load_collection),
@@ -681,7 +738,7 @@ class Database:
         row = await self._lifecycle_row(schema, name)
         async with self._table_lock(row.relid):
             self._check_idle(row)
-            return await self.run(residency.load, self, row)
+            return await self.run_maintenance(residency.load, self, row)
 
     async def _lifecycle_row(self, schema: str | None, name: str) -> IndexRow:
         row = await self.run(self._find_index, schema, name)
@@ -695,10 +752,10 @@ class Database:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await self.run(self.sync_all)
-                await self.run(self.checkpoint_all, False)
+                await self.run_maintenance(self.sync_all)
+                await self.run_maintenance(self.checkpoint_all, False)
                 if time.monotonic() - self._unread_cleaned >= CHECKPOINT_SECONDS:
-                    await self.run(self.drop_unread_changes)
+                    await self.run_maintenance(self.drop_unread_changes)
             except (PgvecError, psycopg.Error, PoolTimeout) as exc:
                 if self.lost is not None and await self.lost(self):
                     return
@@ -720,14 +777,13 @@ class Database:
         """Delete change-log rows no collection will read: those of tracked tables with
         nothing loaded or released (an index dropped while released, say). Loading a
         column reads the table itself, so they would only pile up. Returns how many."""
-        with self.loading:
+        with self.pool.connection() as conn, self.loading:
             keep = {relid for relid, state in self.tables.items() if state.collections}
             keep |= {relid for relid, _ in self.released}
-            with self.pool.connection() as conn:
-                cur = conn.execute(
-                    "DELETE FROM pgvec.changes WHERE NOT (relid = ANY(%s::oid[]))", (list(keep),)
-                )
-                count = cur.rowcount
+            cur = conn.execute(
+                "DELETE FROM pgvec.changes WHERE NOT (relid = ANY(%s::oid[]))", (list(keep),)
+            )
+            count = cur.rowcount
         self._unread_cleaned = time.monotonic()
         if count:
             log.info("deleted %d change-log rows of tables pgvec does not hold", count)

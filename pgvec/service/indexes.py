@@ -149,7 +149,7 @@ def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
     leaves the cleaning to DROP INDEX.
     """
     state = db.tables[build.relid]
-    with db.pool.connection() as conn:
+    with db.connect(f"build {build.index_name}") as conn:  # held for the whole build
         build.attach(conn)
         try:
             build.write()
