@@ -46,9 +46,11 @@ class Core:
         #: client sessions connected through pgvec, by database name
         self._sessions: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
+        self._shutting_down = False
         #: when each database was last checked to be the one pgvec holds
         self._checked: dict[str, float] = {}
+        #: databases being closed, by name: opened again only once closed
+        self._closing_dbs: dict[str, asyncio.Task[None]] = {}
 
     async def database(self, name: str) -> Database:
         db = self._databases.get(name)
@@ -62,6 +64,10 @@ class Core:
         pending = self._opening.get(name)
         if pending is not None:
             return await asyncio.shield(pending)
+        closing = self._closing_dbs.get(name)
+        if closing is not None:  # its files are being written: read them once written
+            await asyncio.wait([closing])
+            return await self.database(name)
         fut: asyncio.Future[Database] = asyncio.get_running_loop().create_future()
         self._opening[name] = fut
         try:
@@ -107,10 +113,23 @@ class Core:
         if self._databases.get(name) is not db:
             return  # closed meanwhile
         log.info("closing database %s for a DROP/ALTER/CREATE DATABASE", name)
-        del self._databases[name]
-        await db.close()
+        await self._close(db, checkpoint=True)
         if dropping:
             self._spawn(self._remove_files(db, DROP_WAIT))
+
+    async def _close(self, db: Database, *, checkpoint: bool) -> None:
+        """Forget ``db`` and close it; errors are logged (the statement goes on)."""
+        if self._databases.get(db.name) is db:
+            del self._databases[db.name]
+        task = asyncio.create_task(db.close(checkpoint=checkpoint))
+        self._closing_dbs[db.name] = task
+        try:
+            await asyncio.wait([task])
+            if task.exception() is not None:
+                log.error("closing database %s: %s", db.name, task.exception())
+        finally:
+            if self._closing_dbs.get(db.name) is task:
+                del self._closing_dbs[db.name]
 
     async def _lost(self, db: Database) -> bool:
         """Whether the database of ``db`` is gone (dropped, or renamed): then pgvec lets
@@ -135,7 +154,8 @@ class Core:
         return True
 
     async def _retire(self, db: Database, *, dropped: bool) -> None:
-        await db.close(checkpoint=False)  # the change log is replayed if it comes back
+        # no checkpoint: the change log is replayed if the database comes back (renamed)
+        await self._close(db, checkpoint=False)
         if dropped:
             await self._remove_files(db, 0.0)
 
@@ -156,7 +176,7 @@ class Core:
                     )
                     if await cur.fetchone() is None:
                         break
-                    if loop.time() >= deadline or self._closing:
+                    if loop.time() >= deadline or self._shutting_down:
                         return
                     await asyncio.sleep(0.2)
         except psycopg.Error as exc:
@@ -172,12 +192,13 @@ class Core:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        self._closing = True  # waits for dropped databases end
+        self._shutting_down = True  # cuts the waits for dropped databases short
         databases = list(self._databases.values())
         self._databases.clear()
         results = await asyncio.gather(*(db.close() for db in databases), return_exceptions=True)
         for db, result in zip(databases, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("closing database %s: %s", db.name, result)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = [*self._tasks, *self._closing_dbs.values()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
