@@ -175,3 +175,17 @@ def test_drop_column_removes_its_index(
     assert index_rows(conn) == [("items_b", "ready")]
     assert len(manifests(pgvec_server)) == 1
     assert pconn.execute("SELECT id FROM items ORDER BY b <-> '[2,2]' LIMIT 1").fetchall() == [(2,)]
+
+
+def test_a_wrong_vector_written_without_the_check_is_not_searched(
+    pconn: psycopg.Connection, conn: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = setup_items(pconn)
+    conn.execute(f'ALTER TABLE items DROP CONSTRAINT "{vector_check(conn)}"')
+    reload_catalog(pconn)
+    conn.execute("INSERT INTO items VALUES (900, '\\x0102'::bytea)")  # 2 bytes: no vector
+    conn.execute("UPDATE items SET embedding = '\\x01'::bytea WHERE id = 8")
+    with caplog.at_level(logging.WARNING):
+        assert top(pconn, data[7])[0] == 7
+        assert 8 not in top(pconn, data[8])
+    assert any("not searched" in r.getMessage() for r in caplog.records)
