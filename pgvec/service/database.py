@@ -6,14 +6,11 @@ Threads and connections, so that background work never makes a search wait:
   run on the *search* threads; loads, releases, the background sync and checkpoints on
   the *maintenance* threads; index builds on threads of their own. A build holds a
   connection of its own for as long as it runs.
-- ``pool`` serves those threads and has a connection for each of them; ``log_pool``
-  serves change-log applies. A thread holding a ``pool`` connection
-  may wait for a ``log_pool`` one (a filtered search applies the log beside its filter
-  query), never the other way round, and nothing waits for a second connection of the
-  pool it holds one of.
-- One lock order: the table's asyncio lock or the catalog lock (event loop), then a
-  ``pool`` connection, then a ``log_pool`` connection, then ``Database.loading``, then
-  ``TableState.lock``.
+- ``pool`` serves those threads and has a connection for each of them, so none waits
+  for one; change-log applies (a search's, the background sync's) use ``log_pool``. No
+  code path holds a connection while it waits for another.
+- One lock order: the table's asyncio lock or the catalog lock (event loop), then one
+  connection, then ``Database.loading``, then ``TableState.lock``.
 """
 
 from __future__ import annotations
