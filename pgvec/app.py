@@ -66,7 +66,7 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop`` is set)."""
+    """Run until SIGINT/SIGTERM (or ``stop`` is set); a second signal exits at once."""
     data_dir.mkdir(parents=True, exist_ok=True)
     core = Core(Upstream(upstream_dsn), data_dir)
     server = ProxyServer(core, host, port)
@@ -81,10 +81,20 @@ async def serve(
     state_path = data_dir / STATE_FILE
     state_path.write_text(json.dumps(asdict(state)))
     stop = stop or asyncio.Event()
+    stopping = stop
+
+    def on_signal() -> None:
+        if stopping.is_set():
+            # a second Ctrl-C: no waiting for anything. Index files are written atomically
+            # and the change log keeps what was not saved; the next start replays it.
+            log.warning("interrupted again: exiting now")
+            os._exit(130)
+        stopping.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     if on_ready is not None:
         on_ready(server.port)
     try:

@@ -303,32 +303,79 @@ $do$;
 -- Catalog
 -- ---------------------------------------------------------------------------------------
 
+CREATE TABLE IF NOT EXISTS pgvec.indexes (
+    index_name   name NOT NULL,
+    schema_name  name NOT NULL,
+    relid        oid NOT NULL,
+    attnum       smallint NOT NULL,
+    column_name  name NOT NULL,
+    method       text NOT NULL,
+    metric       text NOT NULL,
+    options      jsonb NOT NULL DEFAULT '{}',
+    -- building | ready | failed (error says why) | released (saved on disk, not in memory)
+    state        text NOT NULL DEFAULT 'building',
+    progress     real NOT NULL DEFAULT 0,
+    rows_indexed bigint NOT NULL DEFAULT 0,
+    memory_bytes bigint NOT NULL DEFAULT 0,  -- as of the last save, in the pgvec server
+    disk_bytes   bigint NOT NULL DEFAULT 0,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    error        text,  -- why the last build failed
+    dim          integer,
+    PRIMARY KEY (schema_name, index_name),
+    UNIQUE (relid, attnum)
+);
+ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS error text;
+-- the column's dimension when the index was created: the column stays a vector column
+-- (pgvec.vector_columns) while it has an index, even if its CHECK is dropped or rewritten
+ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS dim integer;
+
 -- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints: the
 -- constraint depends on the function (pg_depend), its single conkey is the column, and
 -- the dimension is read from the constraint's definition. Names are looked up live, so
 -- table and column renames are followed.
+-- A bytea column with a pgvec index stays a vector column when its CHECK is dropped or
+-- rewritten (checked = false, the dimension recorded with the index): what pgvec holds
+-- for a table goes only with the table or the column, never with a constraint.
 CREATE OR REPLACE VIEW pgvec.vector_columns AS
-SELECT DISTINCT ON (c.conrelid, a.attnum)
-       c.conrelid AS relid,
-       n.nspname AS schema_name,
-       r.relname AS table_name,
-       a.attnum,
-       a.attname AS column_name,
-       (regexp_match(pg_get_constraintdef(c.oid),
-                     '^CHECK \((?:pgvec\.)?is_vector\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
-           AS dim
-FROM pg_depend d
-JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
-JOIN pg_class r ON r.oid = c.conrelid
-JOIN pg_namespace n ON n.oid = r.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-WHERE d.refclassid = 'pg_proc'::regclass
-  AND d.refobjid = 'pgvec.is_vector(bytea,integer)'::regprocedure
-  AND c.contype = 'c'
-  AND cardinality(c.conkey) = 1
-  AND NOT a.attisdropped
-  AND pg_get_constraintdef(c.oid) ~ '^CHECK \((?:pgvec\.)?is_vector\(.*, (\d+)\)\)( NOT VALID)?$'
-ORDER BY c.conrelid, a.attnum, c.oid;
+SELECT DISTINCT ON (v.relid, v.attnum)
+       v.relid, v.schema_name, v.table_name, v.attnum, v.column_name, v.dim, v.checked
+FROM (
+    SELECT c.conrelid AS relid,
+           n.nspname AS schema_name,
+           r.relname AS table_name,
+           a.attnum,
+           a.attname AS column_name,
+           (regexp_match(pg_get_constraintdef(c.oid),
+                         '^CHECK \((?:pgvec\.)?is_vector\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
+               AS dim,
+           true AS checked,
+           c.oid AS ord
+    FROM pg_depend d
+    JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+    JOIN pg_class r ON r.oid = c.conrelid
+    JOIN pg_namespace n ON n.oid = r.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+    WHERE d.refclassid = 'pg_proc'::regclass
+      AND d.refobjid = 'pgvec.is_vector(bytea,integer)'::regprocedure
+      AND c.contype = 'c'
+      AND cardinality(c.conkey) = 1
+      AND NOT a.attisdropped
+      AND pg_get_constraintdef(c.oid) ~ '^CHECK \((?:pgvec\.)?is_vector\(.*, (\d+)\)\)( NOT VALID)?$'
+    UNION ALL
+    SELECT i.relid, n.nspname, r.relname, a.attnum, a.attname, i.dim, false, 0::oid
+    FROM pgvec.indexes i
+    JOIN pg_class r ON r.oid = i.relid
+    JOIN pg_namespace n ON n.oid = r.relnamespace
+    JOIN pg_attribute a ON a.attrelid = i.relid AND a.attnum = i.attnum
+    WHERE i.dim IS NOT NULL AND NOT a.attisdropped AND a.atttypid = 'bytea'::regtype
+) v
+ORDER BY v.relid, v.attnum, v.checked DESC, v.ord;
+
+-- indexes created before pgvec.indexes recorded their dimension
+UPDATE pgvec.indexes i SET dim = v.dim
+FROM pgvec.vector_columns v
+WHERE i.dim IS NULL AND v.relid = i.relid AND v.attnum = i.attnum AND v.checked;
 
 -- One row per table with at least one vector column. pk_column/pk_type are NULL unless the
 -- table has a single-column primary key. column_names/column_types/column_attnums list all
@@ -363,29 +410,6 @@ CROSS JOIN LATERAL (
     WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 ) cols
 WHERE r.oid IN (SELECT relid FROM pgvec.vector_columns);
-
-CREATE TABLE IF NOT EXISTS pgvec.indexes (
-    index_name   name NOT NULL,
-    schema_name  name NOT NULL,
-    relid        oid NOT NULL,
-    attnum       smallint NOT NULL,
-    column_name  name NOT NULL,
-    method       text NOT NULL,
-    metric       text NOT NULL,
-    options      jsonb NOT NULL DEFAULT '{}',
-    -- building | ready | failed (error says why) | released (saved on disk, not in memory)
-    state        text NOT NULL DEFAULT 'building',
-    progress     real NOT NULL DEFAULT 0,
-    rows_indexed bigint NOT NULL DEFAULT 0,
-    memory_bytes bigint NOT NULL DEFAULT 0,  -- as of the last save, in the pgvec server
-    disk_bytes   bigint NOT NULL DEFAULT 0,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now(),
-    error        text,  -- why the last build failed
-    PRIMARY KEY (schema_name, index_name),
-    UNIQUE (relid, attnum)
-);
-ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS error text;
 
 -- Builds in progress, written by the pgvec server about twice a second while it builds an
 -- index (CREATE INDEX, REINDEX, CONCURRENTLY or not); a row goes when its build ends.

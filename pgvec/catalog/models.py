@@ -10,11 +10,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class VectorColumn:
-    """A bytea column with a ``CHECK (pgvec.is_vector(col, dim))`` constraint."""
+    """A bytea column with a ``CHECK (pgvec.is_vector(col, dim))`` constraint, or with a
+    pgvec index (``checked`` False: its CHECK was dropped or rewritten since)."""
 
     name: str
     attnum: int
     dim: int
+    checked: bool = True
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class TableInfo:
     def qualified(self) -> tuple[str, str]:
         return (self.schema, self.name)
 
+    def vector_at(self, attnum: int) -> VectorColumn | None:
+        """The vector column of that attnum, if it is one."""
+        return next((v for v in self.vectors.values() if v.attnum == attnum), None)
+
 
 @dataclass(frozen=True)
 class IndexRow:
@@ -57,6 +63,7 @@ class IndexRow:
     created_at: datetime
     updated_at: datetime
     error: str | None = None  # why the last build failed
+    dim: int | None = None  # the column's dimension when the index was built
 
     @property
     def key(self) -> tuple[int, int]:

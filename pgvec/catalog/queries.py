@@ -16,14 +16,15 @@ ORDER BY relid
 """
 
 _VECTORS_SQL = """
-SELECT relid::int8, column_name::text, attnum::int4, dim
+SELECT relid::int8, column_name::text, attnum::int4, dim, checked
 FROM pgvec.vector_columns
 ORDER BY relid, attnum
 """
 
 _INDEXES_SQL = """
 SELECT index_name::text, schema_name::text, relid::int8, attnum::int4, column_name::text,
-       method, metric, options, state, progress, rows_indexed, created_at, updated_at, error
+       method, metric, options, state, progress, rows_indexed, created_at, updated_at, error,
+       dim
 FROM pgvec.indexes
 ORDER BY schema_name, index_name
 """
@@ -42,8 +43,9 @@ def volatile_functions(conn: psycopg.Connection[Any]) -> frozenset[str]:
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
     """Every table with at least one vector column, by relid."""
     vectors: dict[int, dict[str, VectorColumn]] = {}
-    for relid, name, attnum, dim in conn.execute(_VECTORS_SQL).fetchall():
-        vectors.setdefault(int(relid), {})[name] = VectorColumn(name, int(attnum), int(dim))
+    for relid, name, attnum, dim, checked in conn.execute(_VECTORS_SQL).fetchall():
+        column = VectorColumn(name, int(attnum), int(dim), bool(checked))
+        vectors.setdefault(int(relid), {})[name] = column
     out: dict[int, TableInfo] = {}
     rows = conn.execute(_TABLES_SQL).fetchall()
     secured = {int(r[0]) for r in conn.execute(_ROW_SECURITY_SQL, ([int(r[0]) for r in rows],))}
@@ -83,9 +85,32 @@ def list_indexes(conn: psycopg.Connection[Any]) -> list[IndexRow]:
             created_at=r[11],
             updated_at=r[12],
             error=r[13],
+            dim=None if r[14] is None else int(r[14]),
         )
         for r in conn.execute(_INDEXES_SQL).fetchall()
     ]
+
+
+def gone_index_columns(conn: psycopg.Connection[Any]) -> list[tuple[int, int, str, bool]]:
+    """Rows of pgvec.indexes whose table or column is gone from PostgreSQL's own catalog
+    (pg_class, pg_attribute): (relid, attnum, index name, whether the table is gone)."""
+    rows = conn.execute(
+        "SELECT i.relid::int8, i.attnum::int4, i.index_name::text, c.oid IS NULL"
+        " FROM pgvec.indexes i LEFT JOIN pg_class c ON c.oid = i.relid"
+        " WHERE c.oid IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a"
+        "   WHERE a.attrelid = i.relid AND a.attnum = i.attnum AND NOT a.attisdropped)"
+    ).fetchall()
+    return [(int(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in rows]
+
+
+def gone_tables(conn: psycopg.Connection[Any], relids: list[int]) -> set[int]:
+    """Those of ``relids`` that are no table any more (absent from pg_class)."""
+    rows = conn.execute(
+        "SELECT r FROM unnest(%s::int8[]) AS r"
+        " WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r::oid)",
+        (relids,),
+    ).fetchall()
+    return {int(r[0]) for r in rows}
 
 
 def database_oid(conn: psycopg.Connection[Any]) -> int:
@@ -95,3 +120,11 @@ def database_oid(conn: psycopg.Connection[Any]) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def is_template(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connected database is a template (pg_database.datistemplate)."""
+    row = conn.execute(
+        "SELECT datistemplate FROM pg_database WHERE datname = current_database()"
+    ).fetchone()
+    return bool(row and row[0])

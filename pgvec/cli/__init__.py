@@ -155,20 +155,33 @@ def serve(upstream: str, data_dir: Path, host: str, port: int) -> None:
 @data_dir_option
 @click.option("--timeout", type=float, default=60.0, show_default=True)
 def down(data_dir: Path, timeout: float) -> None:
-    """Stop the pgvec server started from this data dir."""
+    """Stop the pgvec server started from this data dir, and its embedded PostgreSQL if a
+    pgvec that was killed left it running."""
     from pgvec.app import process_alive, read_state
 
     state = read_state(data_dir)
     if state is None or not process_alive(state.pid):
         click.echo("pgvec is not running.")
-        return
-    os.kill(state.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while process_alive(state.pid):
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"pgvec (pid {state.pid}) did not stop in {timeout}s")
-        time.sleep(0.1)
-    click.echo("pgvec stopped.")
+    else:
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while process_alive(state.pid):
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"pgvec (pid {state.pid}) did not stop in {timeout}s")
+            time.sleep(0.1)
+        click.echo("pgvec stopped.")
+    _stop_orphan(data_dir)
+
+
+def _stop_orphan(data_dir: Path) -> None:
+    from pgvec.embedded import EmbeddedPostgres
+
+    try:
+        pid = EmbeddedPostgres(data_dir).stop_orphan()
+    except Exception as exc:
+        raise click.ClickException(f"could not stop the embedded PostgreSQL: {exc}") from exc
+    if pid is not None:
+        click.echo(f"Stopped the embedded PostgreSQL (pid {pid}) left running by a killed pgvec.")
 
 
 @main.command()
@@ -190,6 +203,11 @@ def status(data_dir: Path, database: str | None, watch: bool) -> None:
     state = read_state(data_dir)
     if state is None or not process_alive(state.pid):
         click.echo(f"pgvec is not running (data dir {data_dir}).")
+        from pgvec.embedded import EmbeddedPostgres
+
+        orphan = EmbeddedPostgres(data_dir).running_pid()
+        if orphan is not None:
+            click.echo(f"Its embedded PostgreSQL still runs (pid {orphan}): `pgvec down` stops it.")
         sys.exit(3)
     click.echo(f"pgvec running: pid {state.pid}, {state.client_uri}")
     upstream = "embedded PostgreSQL" if state.embedded else state.upstream

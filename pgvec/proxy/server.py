@@ -10,9 +10,11 @@ import socket
 from pgvec.errors import PgvecError
 from pgvec.proxy.relay import Relay
 from pgvec.proxy.session import Session
-from pgvec.proxy.startup import accept
+from pgvec.proxy.startup import Established, accept
 from pgvec.proxy.textout import VectorOutput
+from pgvec.rewrite.rules.database import LetGo
 from pgvec.service.core import Core
+from pgvec.service.database import Database
 from pgvec.wire.framing import FRONTEND_LIMITS, FrameBuffer, ProtocolViolation
 from pgvec.wire.messages import error_response
 
@@ -80,24 +82,39 @@ class ProxyServer:
         if est is None:
             return
         dbname = est.params.get("database") or est.params.get("user") or "postgres"
-        try:
-            db = await self.core.database(dbname)
-        except PgvecError as exc:
-            writer.write(error_response(exc.sqlstate, str(exc), severity="FATAL", hint=exc.hint))
-            await writer.drain()
-            return
-        except Exception as exc:
-            log.exception("could not open database %s", dbname)
-            writer.write(
-                error_response(
-                    "58000", f"pgvec could not prepare database {dbname}: {exc}", severity="FATAL"
+        with self.core.attached(dbname):  # from now: the client may send DROP DATABASE
+            try:
+                db = await self.core.database(dbname)
+            except PgvecError as exc:
+                writer.write(
+                    error_response(exc.sqlstate, str(exc), severity="FATAL", hint=exc.hint)
                 )
-            )
-            await writer.drain()
-            return
+                await writer.drain()
+                return
+            except Exception as exc:
+                log.exception("could not open database %s", dbname)
+                writer.write(
+                    error_response(
+                        "58000",
+                        f"pgvec could not prepare database {dbname}: {exc}",
+                        severity="FATAL",
+                    )
+                )
+                await writer.drain()
+                return
+            await self._relay(db, reader, writer, buf, est)
+
+    async def _relay(
+        self,
+        db: Database,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        buf: FrameBuffer,
+        est: Established,
+    ) -> None:
         relay = Relay(est.server_reader, writer, VectorOutput(db.vector_columns))
         relay_task = asyncio.create_task(relay.run())
-        session = Session(db, reader, writer, buf, est.server_writer, relay)
+        session = Session(db, reader, writer, buf, est.server_writer, relay, self._let_go)
         try:
             client_task = asyncio.create_task(session.run())
             done, _ = await asyncio.wait(
@@ -116,3 +133,6 @@ class ProxyServer:
                 t.cancel()
             with contextlib.suppress(Exception):
                 est.server_writer.close()
+
+    async def _let_go(self, target: LetGo) -> None:
+        await self.core.let_go(target.name, force=target.force, dropping=target.dropping)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ from pgvec.rewrite.decision import (
     SetParam,
 )
 from pgvec.rewrite.rules.created import provisional_table
+from pgvec.rewrite.rules.database import LetGo, database_to_let_go
 from pgvec.rewrite.rules.index import parse_index_name
 from pgvec.rewrite.split import split_statements
 from pgvec.service.hits import distances_array, keys_array, sql_literal
@@ -103,8 +105,11 @@ class Session:
         client_buf: FrameBuffer,
         server_writer: asyncio.StreamWriter,
         relay: Relay,
+        let_go: Callable[[LetGo], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
+        #: closes what pgvec holds of a database a statement drops, renames or copies
+        self.let_go = let_go
         self.client_reader = client_reader
         self.client_writer = client_writer
         self.client_buf = client_buf
@@ -305,6 +310,7 @@ class Session:
         if _WRITES.search(sql):
             self._wrote = True
         try:
+            await self._let_go_of(sql)
             await self._query(msg, sql)
         except StatementFailed as err:  # PostgreSQL's own error answers the Query
             self.relay.emit(err.response + m.ready_for_query(self.relay.txn_status))
@@ -314,6 +320,11 @@ class Session:
             self.raise_simple(_internal(exc))
         if _DDL.search(sql):
             self.db.note_ddl()
+
+    async def _let_go_of(self, sql: str) -> None:
+        target = database_to_let_go(sql)
+        if target is not None and self.let_go is not None:
+            await self.let_go(target)
 
     async def _query(self, msg: Message, sql: str) -> None:
         rewriter = await self.db.rewriter()
@@ -474,6 +485,7 @@ class Session:
         else:
             self._writers.discard(parse.name)
         try:
+            await self._let_go_of(parse.sql)
             rewriter = await self.db.rewriter()
             if not rewriter.catalog.may_concern(parse.sql):
                 self._forward(msg)

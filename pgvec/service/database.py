@@ -1,4 +1,17 @@
-"""One PostgreSQL database behind pgvec: its connection pool, catalog and table states."""
+"""One PostgreSQL database behind pgvec: its connection pools, catalog and table states.
+
+Threads and connections, so that background work never makes a search wait:
+
+- searches, and what a client waits on briefly (catalog reads, index DDL bookkeeping),
+  run on the *search* threads; loads, releases, the background sync and checkpoints on
+  the *maintenance* threads; index builds on threads of their own. A build holds a
+  connection of its own for as long as it runs.
+- ``pool`` serves those threads and has a connection for each of them, so none waits
+  for one; change-log applies (a search's, the background sync's) use ``log_pool``. No
+  code path holds a connection while it waits for another.
+- One lock order: the table's asyncio lock or the catalog lock (event loop), then one
+  connection, then ``Database.loading``, then ``TableState.lock``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -15,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgvec.catalog import queries
 from pgvec.catalog.install import install
@@ -66,6 +79,20 @@ SYNC_SECONDS = 1.0
 TRACK_LOCK_TIMEOUT = "10s"
 #: application_name of the connection searches read the change log on
 CHANGES_APPLICATION = "pgvec changes"
+#: pool connections unused this long are closed, one at a time: an idle pgvec holds none
+POOL_MAX_IDLE = 60.0
+#: threads for searches (and short catalog work), for maintenance, for index builds
+SEARCH_THREADS = 8
+MAINTENANCE_THREADS = 2
+BUILD_THREADS = 2
+#: connections for change-log applies (searches, the background sync)
+LOG_POOL_SIZE = 4
+#: application_name of pgvec's own connections
+APPLICATION = "pgvec"
+#: how long closing waits for PostgreSQL before giving up the final checkpoint
+CLOSE_CONNECT_TIMEOUT = 3
+#: how long closing waits for cancelled builds to stop
+BUILD_STOP_WAIT = 5.0
 
 
 def candidates(k: int) -> int:
@@ -97,6 +124,16 @@ def _consume(future: asyncio.Future[None]) -> None:
         log.warning("applying the change log failed: %s", future.exception())
 
 
+class _Passthrough(Catalog):
+    """The catalog of a database pgvec only relays: no statement concerns it."""
+
+    def may_concern(self, sql: str) -> bool:
+        return False
+
+
+_PASSTHROUGH = Rewriter(_Passthrough({}))
+
+
 def _not_loaded(name: str) -> IndexNotLoaded:
     return IndexNotLoaded(
         f'index "{name}" is not loaded: it was released from memory',
@@ -109,16 +146,18 @@ class Database:
         self.name = name
         self.dsn = dsn
         self.index_root = index_root
-        self.pool = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=8,
-            kwargs={"autocommit": True},
-            open=False,
-            name=f"pgvec-{name}",
-            configure=prepare_statements,
-        )
+        self.pool = self._pool("", SEARCH_THREADS + MAINTENANCE_THREADS + BUILD_THREADS)
+        self.log_pool = self._pool("log", LOG_POOL_SIZE)
+        self._searches = ThreadPoolExecutor(SEARCH_THREADS, f"pgvec-{name}-search")
+        self._maintenance = ThreadPoolExecutor(MAINTENANCE_THREADS, f"pgvec-{name}-maint")
+        self._builds = ThreadPoolExecutor(BUILD_THREADS, f"pgvec-{name}-build")
         self.oid = 0
+        #: a template database: served as a plain proxy, nothing installed, no pool
+        self.template = False
+        #: set by the Core: asked when the background work fails whether the database
+        #: is gone (dropped, or renamed); True when the Core has let go of it
+        self.lost: Callable[[Database], Awaitable[bool]] | None = None
+        self._closed = False
         self.tables: dict[int, TableState] = {}
         self._catalog_at = 0.0
         self._stale = True
@@ -133,41 +172,76 @@ class Database:
         self._changes_conn: psycopg.AsyncConnection | None = None
         self._changes_lock = asyncio.Lock()
         #: runs a search's change-log read next to its filter query
-        self._helpers = ThreadPoolExecutor(4, thread_name_prefix=f"pgvec-{name}")
+        self._helpers = ThreadPoolExecutor(LOG_POOL_SIZE, f"pgvec-{name}-log")
         #: index builds in progress, by (table OID, attnum): one per column at a time
         self.builds: dict[tuple[int, int], Build] = {}
         #: indexes released from memory (pgvec.release): (table OID, attnum) -> name
         self.released: dict[tuple[int, int], str] = {}
+        #: indexed columns whose vector CHECK is gone, as already logged
+        self.unchecked: set[tuple[int, int]] = set()
         #: held while a column is loaded, and while change-log rows nobody reads are
         #: deleted: a load's snapshot may not miss rows deleted meanwhile
         self.loading = threading.RLock()
         self._unread_cleaned = time.monotonic()
 
+    def _pool(self, role: str, size: int) -> ConnectionPool:
+        """A pool keeping no idle connection; its name says which pool it is."""
+        return ConnectionPool(
+            self.dsn,
+            min_size=0,
+            max_size=size,
+            max_idle=POOL_MAX_IDLE,
+            kwargs={"autocommit": True, "application_name": APPLICATION},
+            open=False,
+            name="-".join(["pgvec", self.name, *([role] if role else [])]),
+            configure=prepare_statements,
+        )
+
+    def connect(self, purpose: str) -> psycopg.Connection:
+        """A connection of its own (an index build's), prepared like the pools' ones."""
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, application_name=f"{APPLICATION} {purpose}"
+        )
+        try:
+            prepare_statements(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def open(self) -> None:
-        await self.run(self._open_sync)
-        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+        await self.run_maintenance(self._open_sync)
+        if not self.template:
+            self._checkpointer = asyncio.create_task(self._checkpoint_loop())
 
     def _open_sync(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
+            self.oid = queries.database_oid(conn)
+            if queries.is_template(conn):
+                # Whatever pgvec installed here would be copied into every database
+                # created from it, and a connection held here makes CREATE DATABASE fail.
+                log.info("database %s is a template: passing its sessions through", self.name)
+                self.template = True
+                return
             install(conn)  # before the pool, whose connections prepare statements on it
         self.pool.open(wait=True, timeout=30)
+        self.log_pool.open()
         with self.pool.connection() as conn:
             self.oid = queries.database_oid(conn)
-            tables = queries.load_tables(conn)
             conn.execute("DELETE FROM pgvec.build_progress")  # builds of an earlier run
+            indexes.forget_gone(self, conn)
+            tables = queries.load_tables(conn)
+            rows = queries.list_indexes(conn)
+            indexes.check_fit(self, conn, tables, rows)
             for row in queries.list_indexes(conn):
                 info = tables.get(row.relid)
-                if info is None:
-                    log.info("index %s: its table is gone; removing it", row.index_name)
-                    indexes.forget(conn, row.relid, self.table_dir(row.relid))
+                if info is None or row.state == "failed":  # the column is searched exactly
                     continue
                 if row.state == "released":
                     self.released[row.key] = row.index_name
                     log.info("index %s is released: not loading it", row.index_name)
-                    continue
-                if row.state == "failed":  # no index: its column is searched exactly
                     continue
                 state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
                 self.tables[row.relid] = state
@@ -184,27 +258,58 @@ class Database:
                         row.key,
                     )
 
-    async def close(self) -> None:
-        if self._checkpointer is not None:
+    async def close(self, *, checkpoint: bool = True) -> None:
+        """Stop the background work, save what changed (``checkpoint``, and PostgreSQL
+        reachable) and close every connection. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._checkpointer is not None and self._checkpointer is not asyncio.current_task():
             self._checkpointer.cancel()
         tasks = [b.task for b in self.builds.values() if b.task is not None]
         for build in self.builds.values():
             build.cancel("pgvec is shutting down")  # built again at the next start
-        if tasks:
-            await asyncio.wait(tasks)
+        if tasks:  # they stop at their next progress report; FAISS training gives none
+            await asyncio.wait(tasks, timeout=BUILD_STOP_WAIT)
         if self._changes_conn is not None:
-            await self._changes_conn.close()
-        await self.run(self._close_sync)
+            self._drop_changes_connection()
+        # not on the maintenance threads: they may be busy (a long load)
+        await asyncio.to_thread(self._close_sync, checkpoint)
 
-    def _close_sync(self) -> None:
+    def _close_sync(self, checkpoint: bool) -> None:
         try:
-            self.checkpoint_all(force=True)
+            if checkpoint and not self.template and self._reachable():
+                self.checkpoint_all(force=True)
         finally:
-            self._helpers.shutdown(wait=True)
+            for executor in (self._helpers, self._searches, self._maintenance, self._builds):
+                executor.shutdown(wait=False, cancel_futures=True)
             self.pool.close()
+            self.log_pool.close()
+
+    def _reachable(self) -> bool:
+        """Whether PostgreSQL answers now. When it does not (it died, or the database was
+        dropped), the final checkpoint is skipped rather than waited for: the change log
+        keeps every change not saved, and the next start replays it."""
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=CLOSE_CONNECT_TIMEOUT):
+                return True
+        except psycopg.Error as exc:
+            log.warning(
+                "database %s: no final checkpoint, PostgreSQL is unreachable: %s", self.name, exc
+            )
+            return False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+        """``fn(*args)`` on a search thread: what a client waits on."""
+        return await asyncio.get_running_loop().run_in_executor(self._searches, fn, *args)
+
+    async def run_maintenance(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a maintenance thread: loads, releases, sync, checkpoints."""
+        return await asyncio.get_running_loop().run_in_executor(self._maintenance, fn, *args)
+
+    async def run_build(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a build thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._builds, fn, *args)
 
     def table_dir(self, relid: int) -> Path:
         return self.index_root / str(self.oid) / str(relid)
@@ -215,6 +320,8 @@ class Database:
         self._stale = True
 
     async def rewriter(self) -> Rewriter:
+        if self.template:
+            return _PASSTHROUGH
         rw = self._rewriter
         if rw is not None and not self._stale and time.monotonic() - self._catalog_at < CATALOG_TTL:
             return rw
@@ -235,13 +342,10 @@ class Database:
 
     def _load_catalog(self) -> Rewriter:
         with self.pool.connection() as conn:
+            indexes.forget_gone(self, conn)
             tables = queries.load_tables(conn)
             volatile = queries.volatile_functions(conn)
-        for relid in [r for r in self.tables if r not in tables]:
-            log.info("table %d was dropped: forgetting its pgvec state", relid)
-            state = self.tables.pop(relid)
-            with self.pool.connection() as conn:
-                indexes.forget(conn, relid, state.directory)
+            indexes.check_fit(self, conn, tables, queries.list_indexes(conn))
         for relid, info in tables.items():
             if relid in self.tables:
                 self.tables[relid].info = info
@@ -326,7 +430,7 @@ class Database:
         state = self.tables.get(relid)
         if state is None or plan.column.attnum not in state.collections:
             async with self._table_lock(relid):
-                await self.run(self._load_for, plan.table, plan.column.attnum)
+                await self.run_maintenance(self._load_for, plan.table, plan.column.attnum)
         state = self.tables[relid]
         need_apply = self._needs_apply(state, settings)
         metric = Metric.from_operator(plan.operator)
@@ -484,7 +588,7 @@ class Database:
         return found.keys, found.distances
 
     def _apply_pooled(self, state: TableState) -> None:
-        with self.pool.connection() as conn, state.lock:
+        with self.log_pool.connection() as conn, state.lock:
             state.apply_changes(conn)
 
     def _collection(self, state: TableState, plan: KnnPlan) -> VectorCollection:
@@ -544,7 +648,7 @@ class Database:
         command = "REINDEX CONCURRENTLY" if concurrently else "REINDEX"
         async with self._table_lock(row.relid):
             self._check_idle(row)
-            build, spec = await self.run(indexes.for_reindex, self, row, command)
+            build, spec = await self.run_maintenance(indexes.for_reindex, self, row, command)
             task = self._start_build(build, spec)
         if not concurrently:
             await asyncio.shield(task)
@@ -573,11 +677,11 @@ class Database:
             if info is not None:
                 try:
                     async with self._table_lock(build.relid):
-                        await self.run(self._load_for, info, build.attnum)
+                        await self.run_build(self._load_for, info, build.attnum)
                 except Exception as exc:
-                    await self.run(indexes.fail, self, build, exc)
+                    await self.run_build(indexes.fail, self, build, exc)
                     raise
-            await self.run(indexes.run_build, self, build, spec)
+            await self.run_build(indexes.run_build, self, build, spec)
         except Exception:
             if not build.concurrently:
                 raise  # the client waiting for it gets the error
@@ -594,6 +698,8 @@ class Database:
         )
 
     async def owns_index(self, schema: str | None, name: str) -> bool:
+        if self.template:
+            return False
         return await self.run(self._owns_sync, schema, name)
 
     def _owns_sync(self, schema: str | None, name: str) -> bool:
@@ -621,7 +727,7 @@ class Database:
         row = await self._lifecycle_row(schema, name)
         async with self._table_lock(row.relid):
             self._check_idle(row)
-            return await self.run(residency.release, self, row)
+            return await self.run_maintenance(residency.release, self, row)
 
     async def load(self, name: str, schema: str | None = None) -> int:
         """Load a released index from disk, without a rebuild (Milvus's load_collection),
@@ -629,7 +735,7 @@ class Database:
         row = await self._lifecycle_row(schema, name)
         async with self._table_lock(row.relid):
             self._check_idle(row)
-            return await self.run(residency.load, self, row)
+            return await self.run_maintenance(residency.load, self, row)
 
     async def _lifecycle_row(self, schema: str | None, name: str) -> IndexRow:
         row = await self.run(self._find_index, schema, name)
@@ -643,11 +749,13 @@ class Database:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await self.run(self.sync_all)
-                await self.run(self.checkpoint_all, False)
+                await self.run_maintenance(self.sync_all)
+                await self.run_maintenance(self.checkpoint_all, False)
                 if time.monotonic() - self._unread_cleaned >= CHECKPOINT_SECONDS:
-                    await self.run(self.drop_unread_changes)
-            except PgvecError as exc:
+                    await self.run_maintenance(self.drop_unread_changes)
+            except (PgvecError, psycopg.Error, PoolTimeout) as exc:
+                if self.lost is not None and await self.lost(self):
+                    return
                 log.warning("checkpoint failed: %s", exc)
             except Exception:
                 log.exception("checkpoint failed")
@@ -666,14 +774,13 @@ class Database:
         """Delete change-log rows no collection will read: those of tracked tables with
         nothing loaded or released (an index dropped while released, say). Loading a
         column reads the table itself, so they would only pile up. Returns how many."""
-        with self.loading:
+        with self.pool.connection() as conn, self.loading:
             keep = {relid for relid, state in self.tables.items() if state.collections}
             keep |= {relid for relid, _ in self.released}
-            with self.pool.connection() as conn:
-                cur = conn.execute(
-                    "DELETE FROM pgvec.changes WHERE NOT (relid = ANY(%s::oid[]))", (list(keep),)
-                )
-                count = cur.rowcount
+            cur = conn.execute(
+                "DELETE FROM pgvec.changes WHERE NOT (relid = ANY(%s::oid[]))", (list(keep),)
+            )
+            count = cur.rowcount
         self._unread_cleaned = time.monotonic()
         if count:
             log.info("deleted %d change-log rows of tables pgvec does not hold", count)

@@ -23,7 +23,7 @@ from pgvec.service.builds import Build
 from pgvec.sync.table import TableState
 
 if TYPE_CHECKING:
-    from pgvec.catalog.models import IndexRow
+    from pgvec.catalog.models import IndexRow, TableInfo
     from pgvec.rewrite.decision import IndexDef
     from pgvec.service.database import Database
 
@@ -87,7 +87,8 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
         _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
         conn.execute(
             "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
-            " method, metric, options, state) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'building')",
+            " method, metric, options, state, dim)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'building',%s)",
             (
                 name,
                 schema,
@@ -97,6 +98,7 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
                 spec.index_type,
                 metric.name,
                 json.dumps(dict(spec.params)),
+                column.dim,
             ),
         )
         build = Build(schema, name, info.relid, column.attnum, command, phase="loading rows")
@@ -147,7 +149,7 @@ def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
     leaves the cleaning to DROP INDEX.
     """
     state = db.tables[build.relid]
-    with db.pool.connection() as conn:
+    with db.connect(f"build {build.index_name}") as conn:  # held for the whole build
         build.attach(conn)
         try:
             build.write()
@@ -170,8 +172,9 @@ def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
             state.checkpoint(conn, indexed_columns(state))
             done = conn.execute(
                 "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL,"
-                " rows_indexed = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
-                (coll.live_count, build.relid, build.attnum),
+                " rows_indexed = %s, dim = %s, updated_at = now()"
+                " WHERE relid = %s AND attnum = %s",
+                (coll.live_count, coll.dim, build.relid, build.attnum),
             )
             if done.rowcount == 0:  # dropped meanwhile
                 log.info("index %s was dropped during its build", build.index_name)
@@ -249,8 +252,8 @@ def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
     state.checkpoint(conn, indexed_columns(state))
     conn.execute(
         "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL, rows_indexed = %s,"
-        " updated_at = now() WHERE relid = %s AND attnum = %s",
-        (coll.live_count, state.relid, row.attnum),
+        " dim = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
+        (coll.live_count, coll.dim, state.relid, row.attnum),
     )
 
 
@@ -286,3 +289,96 @@ def forget(conn: psycopg.Connection, relid: int, directory: Path) -> None:
     conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s", (relid,))
     conn.execute("DELETE FROM pgvec.changes WHERE relid = %s", (relid,))
     _rm(directory)
+
+
+def forget_gone(db: Database, conn: psycopg.Connection) -> None:
+    """Forget the tables and columns that are really gone: absent from pg_class (DROP
+    TABLE), or a dropped column (its index goes with it, as PostgreSQL's would).
+
+    Only PostgreSQL's own catalog decides. A table missing from pgvec.vector_columns (its
+    CHECK constraint dropped or rewritten, say) is no reason to delete anything.
+    """
+    gone = queries.gone_tables(conn, list(db.tables))
+    for relid, attnum, name, table_gone in queries.gone_index_columns(conn):
+        if table_gone:
+            gone.add(relid)
+            continue
+        log.info("index %s: its column was dropped; removing the index", name)
+        conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", (relid, attnum))
+        db.released.pop((relid, attnum), None)
+        _discard(db.tables.get(relid), attnum)
+        _rm(db.table_dir(relid) / str(attnum))
+    for relid in gone:
+        log.info("table %d was dropped: forgetting its pgvec state", relid)
+        db.tables.pop(relid, None)
+        for key in [k for k in db.released if k[0] == relid]:
+            del db.released[key]
+        forget(conn, relid, db.table_dir(relid))
+
+
+def check_fit(
+    db: Database, conn: psycopg.Connection, tables: dict[int, TableInfo], rows: list[IndexRow]
+) -> None:
+    """Indexes whose column no longer fits them: its CHECK now says another dimension, or
+    it is no vector column any more (its type changed). Each is marked failed with the
+    reason (its files stay until REINDEX or DROP INDEX) and leaves memory; the column is
+    searched exactly meanwhile. Columns whose vector CHECK is gone are logged once."""
+    for row in rows:
+        if row.state == "failed":
+            continue
+        info = tables.get(row.relid)
+        column = info.vector_at(row.attnum) if info is not None else None
+        state = db.tables.get(row.relid)
+        coll = state.collections.get(row.attnum) if state is not None else None
+        if column is not None and not column.checked and row.key not in db.unchecked:
+            db.unchecked.add(row.key)
+            log.warning(
+                "column %s of table %s lost its vector CHECK constraint: pgvec keeps its"
+                " index %s (%d dimensions), but vectors written to it are no longer checked."
+                " Add it back: ALTER TABLE ... ADD CHECK (pgvec.is_vector(%s, %d))",
+                row.column_name,
+                row.relid if info is None else info.name,
+                row.index_name,
+                column.dim,
+                column.name,
+                column.dim,
+            )
+        if column is None:
+            reason = (
+                f'column "{row.column_name}" is no vector column any more: its index'
+                f' "{row.index_name}" is not used'
+            )
+        elif (built := coll.dim if coll is not None else row.dim) not in (None, column.dim):
+            reason = (
+                f'column "{column.name}" now holds vectors of {column.dim} dimensions, but'
+                f' index "{row.index_name}" was built for {built} dimensions'
+            )
+        else:
+            continue
+        if row.key in db.builds:
+            continue  # the build fails or is dropped on its own
+        log.error("%s: REINDEX INDEX %s rebuilds it", reason, row.index_name)
+        conn.execute(
+            "UPDATE pgvec.indexes SET state = 'failed', error = %s, progress = 0,"
+            " memory_bytes = 0, updated_at = now() WHERE relid = %s AND attnum = %s",
+            (f"{reason}. REINDEX INDEX {row.index_name} rebuilds it.", *row.key),
+        )
+        db.released.pop(row.key, None)
+        if state is not None:
+            _unload(state, row.attnum)
+    # unindexed columns searched exactly: read again at their next search, if still vectors
+    indexed = {row.key for row in rows}
+    for relid, state in list(db.tables.items()):
+        info = tables.get(relid)
+        for attnum, coll in list(state.collections.items()):
+            column = info.vector_at(attnum) if info is not None else None
+            if (relid, attnum) not in indexed and (column is None or column.dim != coll.dim):
+                _unload(state, attnum)
+        if info is None and not state.collections and not any(k[0] == relid for k in indexed):
+            del db.tables[relid]  # no vector column left: nothing held, nothing deleted
+
+
+def _unload(state: TableState, attnum: int) -> None:
+    with state.lock:
+        state.collections.pop(attnum, None)
+        state.version += 1

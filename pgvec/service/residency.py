@@ -68,7 +68,7 @@ def load(db: Database, row: IndexRow) -> int:
         coll = state.collections.get(row.attnum) if state is not None else None
         return coll.live_count if coll is not None else row.rows_indexed
     started = time.monotonic()
-    with db.loading, db.pool.connection() as conn:
+    with db.pool.connection() as conn, db.loading:
         info = queries.load_tables(conn).get(row.relid)
         if info is None:
             raise UndefinedObject(f'the table of index "{row.index_name}" does not exist')

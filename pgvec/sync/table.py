@@ -352,8 +352,11 @@ class TableState:
         first = 1 + len(collections)
         nulls: list[list[Key]] = []
         for i, coll in enumerate(collections.values()):
-            got = [r for r in rows if r[i + 1] is not None]
-            nulls.append([parse(r[0]) for r in rows if r[i + 1] is None])
+            size = 4 * coll.dim
+            got = [r for r in rows if r[i + 1] is not None and len(r[i + 1]) == size]
+            if len(got) < len(rows):
+                self._warn_misfits(rows, i, size)
+            nulls.append([parse(r[0]) for r in rows if r[i + 1] is None or len(r[i + 1]) != size])
             if not got:
                 continue
             mat = np.frombuffer(b"".join(r[i + 1] for r in got), "<f4")
@@ -364,6 +367,20 @@ class TableState:
                 values if coll.scalar_columns == scalars else None,  # else: mirror dropped
             )
         return nulls
+
+    def _warn_misfits(self, rows: Sequence[Sequence[Any]], i: int, size: int) -> None:
+        """Values of the wrong length: only possible once the column's CHECK is gone.
+        Such rows are not searched, like rows whose vector is NULL."""
+        bad = [r[0] for r in rows if r[i + 1] is not None and len(r[i + 1]) != size]
+        if bad:
+            log.warning(
+                "table %s: %d rows hold no vector of %d dimensions (key %s, ...): not searched."
+                " Its vector column has lost its CHECK constraint",
+                self.info.name,
+                len(bad),
+                size // 4,
+                bad[0],
+            )
 
     # -- applying the change log ------------------------------------------------------
 
