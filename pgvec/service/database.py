@@ -343,7 +343,7 @@ class Database:
     def _load_catalog(self) -> Rewriter:
         with self.pool.connection() as conn:
             indexes.forget_gone(self, conn)
-            tables = queries.load_tables(conn)
+            tables, others = queries.load_catalog(conn)
             volatile = queries.volatile_functions(conn)
             indexes.check_fit(self, conn, tables, queries.list_indexes(conn))
         for relid, info in tables.items():
@@ -353,7 +353,7 @@ class Database:
             (t.relid, v.attnum) for t in tables.values() for v in t.vectors.values()
         )
         version = (self._rewriter.catalog.version + 1) if self._rewriter else 1
-        return Rewriter(Catalog.from_tables(tables.values(), version, volatile))
+        return Rewriter(Catalog.from_tables(tables.values(), version, volatile, others))
 
     # -- tables -----------------------------------------------------------------------
 
