@@ -47,7 +47,8 @@ VECTOR_DDL = 4
 
 #: (on lower-cased text) words one of which each statement of a kind holds: a cheap
 #: gate before the regular expression
-_STATE_WORDS = ("set", "discard", "grant", "revoke", "rollback", "search_path", "temp", "schema")
+_STATE_WORDS = ("discard", "grant", "revoke", "rollback", "search_path", "temp", "schema", ";")
+_STATE_HEADS = ("set", "reset", "set_config")
 _STATE = re.compile(
     r"(?:^|;)\s*(?:set|reset|discard|grant|revoke)\b"
     r"|\b(?:set_config|rollback|search_path|temp|temporary|pg_temp)\b"
@@ -72,11 +73,14 @@ def classify(sql: str) -> int:
     match costs one read later)."""
     low = sql.lower()
     flags = 0
-    for word in _STATE_WORDS:
-        if word in low:
-            if _STATE.search(low):
-                flags = STATE
-            break
+    if low.lstrip().startswith(_STATE_HEADS) or "set_config" in low:
+        flags = STATE
+    else:
+        for word in _STATE_WORDS:
+            if word in low:
+                if _STATE.search(low):
+                    flags = STATE
+                break
     for word in _DDL_WORDS:
         if word in low:
             if _DDL.search(low):
