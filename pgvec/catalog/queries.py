@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
 
 from pgvec.catalog.models import IndexRow, TableInfo, VectorColumn
-
-_TABLES_SQL = """
-SELECT relid::int8, schema_name::text, table_name::text, pk_column::text, pk_type,
-       column_names::text[], column_types::text[], tracked, column_collations
-FROM pgvec.table_info
-ORDER BY relid
-"""
-
-_VECTORS_SQL = """
-SELECT relid::int8, column_name::text, attnum::int4, dim, checked
-FROM pgvec.vector_columns
-ORDER BY relid, attnum
-"""
 
 _INDEXES_SQL = """
 SELECT index_name::text, schema_name::text, relid::int8, attnum::int4, column_name::text,
@@ -29,8 +17,6 @@ FROM pgvec.indexes
 ORDER BY schema_name, index_name
 """
 
-
-_ROW_SECURITY_SQL = "SELECT oid::int8 FROM pg_class WHERE relrowsecurity AND oid = ANY(%s)"
 
 _VOLATILE_SQL = "SELECT DISTINCT lower(proname) FROM pg_proc WHERE provolatile = 'v'"
 
@@ -42,29 +28,76 @@ def volatile_functions(conn: psycopg.Connection[Any]) -> frozenset[str]:
 
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
     """Every table with at least one vector column, by relid."""
-    vectors: dict[int, dict[str, VectorColumn]] = {}
-    for relid, name, attnum, dim, checked in conn.execute(_VECTORS_SQL).fetchall():
-        column = VectorColumn(name, int(attnum), int(dim), bool(checked))
-        vectors.setdefault(int(relid), {})[name] = column
-    out: dict[int, TableInfo] = {}
-    rows = conn.execute(_TABLES_SQL).fetchall()
-    secured = {int(r[0]) for r in conn.execute(_ROW_SECURITY_SQL, ([int(r[0]) for r in rows],))}
-    for row in rows:
-        relid, schema, name, pk, pk_type, names, types, tracked, collations = row
-        out[int(relid)] = TableInfo(
-            relid=int(relid),
-            schema=schema,
-            name=name,
-            pk=pk,
-            pk_type=pk_type,
-            columns=tuple(names),
-            column_types=tuple(types),
-            column_collations=tuple(int(c) for c in collations),
-            vectors=vectors.get(int(relid), {}),
-            tracked=bool(tracked),
-            row_security=int(relid) in secured,
+    return load_catalog(conn)[0]
+
+
+def load_catalog(
+    conn: psycopg.Connection[Any],
+) -> tuple[dict[int, TableInfo], frozenset[tuple[str, str]]]:
+    """The vector tables by relid, and the (schema, name) of the other relations named
+    like one of them (see :data:`CATALOG_SQL`)."""
+    row = conn.execute(CATALOG_SQL).fetchone()
+    assert row is not None
+    return parse_catalog(row[0])
+
+
+#: The vector tables, and the other relations named like one (which hide it where they
+#: come first in the search path), as one JSON text: one round trip, the same on pgvec's
+#: pool and on a client's own connection (where its open transaction's DDL shows).
+CATALOG_SQL = """
+WITH v AS MATERIALIZED (
+    SELECT relid, column_name::text AS name, attnum::int4 AS attnum, dim, checked
+    FROM pgvec.vector_columns
+), t AS (
+    SELECT i.*, c.relrowsecurity
+    FROM pgvec.table_info i JOIN pg_class c ON c.oid = i.relid
+)
+SELECT json_build_object(
+    'tables', coalesce((
+        SELECT json_agg(json_build_object(
+            'relid', t.relid::int8, 'schema', t.schema_name, 'name', t.table_name,
+            'pk', t.pk_column, 'pk_type', t.pk_type, 'columns', t.column_names,
+            'types', t.column_types, 'collations', t.column_collations,
+            'tracked', t.tracked, 'row_security', t.relrowsecurity,
+            'vectors', (SELECT json_agg(json_build_array(v.name, v.attnum, v.dim, v.checked)
+                                        ORDER BY v.attnum)
+                        FROM v WHERE v.relid = t.relid))
+            ORDER BY t.relid)
+        FROM t), '[]'),
+    'others', coalesce((
+        SELECT json_agg(json_build_array(n.nspname, c.relname))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')
+          AND c.relname IN (SELECT table_name FROM t)
+          AND c.oid NOT IN (SELECT relid FROM t)), '[]')
+)::text
+"""
+
+
+def parse_catalog(text: str) -> tuple[dict[int, TableInfo], frozenset[tuple[str, str]]]:
+    """What :data:`CATALOG_SQL` returned."""
+    data = json.loads(text)
+    tables: dict[int, TableInfo] = {}
+    for t in data["tables"]:
+        relid = int(t["relid"])
+        tables[relid] = TableInfo(
+            relid=relid,
+            schema=t["schema"],
+            name=t["name"],
+            pk=t["pk"],
+            pk_type=t["pk_type"],
+            columns=tuple(t["columns"]),
+            column_types=tuple(t["types"]),
+            column_collations=tuple(int(c) for c in t["collations"]),
+            vectors={
+                name: VectorColumn(name, int(attnum), int(dim), bool(checked))
+                for name, attnum, dim, checked in t["vectors"] or ()
+            },
+            tracked=bool(t["tracked"]),
+            row_security=bool(t["row_security"]),
         )
-    return out
+    others = frozenset((str(schema), str(name)) for schema, name in data["others"])
+    return tables, others
 
 
 def list_indexes(conn: psycopg.Connection[Any]) -> list[IndexRow]:

@@ -50,6 +50,9 @@ class Pending:
     portal: str | None = None
     #: the server skipped this request: an earlier one of its Sync batch failed
     skipped: bool = False
+    #: for an ``emit``: called with the transaction status of the last ReadyForQuery
+    #: when the entry is reached (every reply before it relayed)
+    reached: Callable[[bytes], None] | None = None
 
 
 def ends_for(type_: bytes) -> frozenset[bytes]:
@@ -167,6 +170,8 @@ class Relay:
             entry = q.popleft()
             if not (entry.extended and self._skipping):
                 out.append(entry.emit or b"")
+            if entry.reached is not None:
+                entry.reached(self.txn_status)
             self._finish(entry)
 
     def _skip(self, out: list[bytes]) -> None:
@@ -180,6 +185,8 @@ class Relay:
                 out.append(entry.emit)
             else:
                 entry.skipped = True
+            if entry.reached is not None:
+                entry.reached(self.txn_status)
             self._finish(entry)
 
     def _write_skipped(self) -> None:

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Mapping
 
 from pgvec.errors import PgvecError
+from pgvec.proxy.client_state import ClientState
 from pgvec.proxy.relay import Relay
 from pgvec.proxy.session import Session
 from pgvec.proxy.startup import Established, accept
@@ -15,6 +17,8 @@ from pgvec.proxy.textout import VectorOutput
 from pgvec.rewrite.rules.database import LetGo
 from pgvec.service.core import Core
 from pgvec.service.database import Database
+from pgvec.service.role_settings import session_defaults
+from pgvec.service.search import DEFAULTS
 from pgvec.wire.framing import FRONTEND_LIMITS, FrameBuffer, ProtocolViolation
 from pgvec.wire.messages import error_response
 
@@ -74,14 +78,14 @@ class ProxyServer:
         buf = FrameBuffer(FRONTEND_LIMITS)
         try:
             est = await asyncio.wait_for(
-                accept(reader, writer, buf, self.core.upstream), STARTUP_TIMEOUT
+                accept(reader, writer, buf, self.core.upstream, self._defaults), STARTUP_TIMEOUT
             )
         except asyncio.TimeoutError:
             log.info("client did not complete startup within %s s", STARTUP_TIMEOUT)
             return
         if est is None:
             return
-        dbname = est.params.get("database") or est.params.get("user") or "postgres"
+        dbname = _dbname(est.params)
         with self.core.attached(dbname):  # from now: the client may send DROP DATABASE
             try:
                 db = await self.core.database(dbname)
@@ -112,10 +116,20 @@ class ProxyServer:
         buf: FrameBuffer,
         est: Established,
     ) -> None:
-        relay = Relay(est.server_reader, writer, VectorOutput(db.vector_columns))
+        state = ClientState(db.vector_columns, db.note_ddl)
+        relay = Relay(est.server_reader, writer, VectorOutput(state.vector_columns))
         relay_task = asyncio.create_task(relay.run())
-        session = Session(db, reader, writer, buf, est.server_writer, relay, self._let_go)
+        session = Session(db, reader, writer, buf, est.server_writer, relay, self._let_go, state)
+        client_task: asyncio.Task[None] | None = None
         try:
+            configured = await db.role_settings.get(est.params.get("user", ""))
+            # what was added from stale knowledge of the role's settings, set right
+            want = session_defaults(est.params, configured)
+            fixes = {k: v for k, v in configured.items() if k in est.added}
+            fixes |= {k: v for k, v in want.items() if k not in est.added}
+            if fixes:
+                await session.set_startup(fixes)
+            state.settings_stale = bool(fixes) or set(est.added) != set(DEFAULTS)
             client_task = asyncio.create_task(session.run())
             done, _ = await asyncio.wait(
                 {client_task, relay_task}, return_when=asyncio.FIRST_COMPLETED
@@ -129,10 +143,21 @@ class ProxyServer:
                     await asyncio.wait_for(asyncio.shield(relay_task), 0.5)
             await writer.drain()
         finally:
-            for t in (relay_task, client_task):
-                t.cancel()
+            relay_task.cancel()
+            if client_task is not None:
+                client_task.cancel()
             with contextlib.suppress(Exception):
                 est.server_writer.close()
 
     async def _let_go(self, target: LetGo) -> None:
         await self.core.let_go(target.name, force=target.force, dropping=target.dropping)
+
+    def _defaults(self, params: Mapping[str, str]) -> dict[str, str]:
+        """pgvec's settings to add to a client's startup packet."""
+        db = self.core.opened(_dbname(params))
+        configured = db.role_settings.known(params.get("user", "")) if db is not None else None
+        return session_defaults(params, configured or {})
+
+
+def _dbname(params: Mapping[str, str]) -> str:
+    return params.get("database") or params.get("user") or "postgres"

@@ -20,9 +20,10 @@ message (ProtocolViolation) ends the session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from pgvec.errors import (
     UndefinedObject,
 )
 from pgvec.proxy.client_backend import ClientBackend, StatementFailed, StatementSkipped
+from pgvec.proxy.client_state import TXN_CONTROL, ClientState, Reads, classify, state_query
 from pgvec.proxy.copyin import CopyConverter
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
@@ -52,6 +54,7 @@ from pgvec.rewrite.decision import (
     Rewritten,
     SetParam,
 )
+from pgvec.rewrite.rewriter import Rewriter, SearchPath
 from pgvec.rewrite.rules.created import provisional_table
 from pgvec.rewrite.rules.database import LetGo, database_to_let_go
 from pgvec.rewrite.rules.index import parse_index_name
@@ -67,7 +70,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DDL = re.compile(r"\b(create|alter|drop|rename|truncate)\b", re.IGNORECASE)
 #: words of statements that may write rows (a superset: a false match costs one query)
 _WRITES = re.compile(
     r"\b(insert|update|delete|merge|copy|truncate|call|do|execute|create|alter|drop)\b",
@@ -106,6 +108,7 @@ class Session:
         server_writer: asyncio.StreamWriter,
         relay: Relay,
         let_go: Callable[[LetGo], Awaitable[None]] | None = None,
+        state: ClientState | None = None,
     ) -> None:
         self.db = db
         #: closes what pgvec holds of a database a statement drops, renames or copies
@@ -115,7 +118,12 @@ class Session:
         self.client_buf = client_buf
         self.server = server_writer
         self.relay = relay
-        self.settings = SearchSettings()
+        #: the client's settings, search path and open transaction's DDL
+        self.state = state or ClientState(db.vector_columns, db.note_ddl)
+        #: what each prepared statement may change (client_state.classify)
+        self._flags: dict[str, int] = {}
+        #: SETs of our settings earlier in the simple Query being handled
+        self._query_sets: list[SetParam] = []
         self.statements: dict[str, Statement] = {}
         self.portals: dict[str, Statement] = {}
         self._out: list[bytes] = []
@@ -201,6 +209,10 @@ class Session:
         self._copy, self._copy_failed = None, False
         if t == b"Q":
             await self.on_query(msg)
+            self._boundary()
+        elif t == b"S":
+            self._forward(msg)
+            self._boundary()
         elif t == b"P":
             await self.on_parse(msg)
         elif t == b"B":
@@ -309,6 +321,7 @@ class Session:
         sql = m.Query.decode(msg.body).sql
         if _WRITES.search(sql):
             self._wrote = True
+        self._query_sets.clear()
         try:
             await self._let_go_of(sql)
             await self._query(msg, sql)
@@ -318,8 +331,7 @@ class Session:
             self.raise_simple(err)
         except Exception as exc:  # a bug in pgvec: this query fails, the session goes on
             self.raise_simple(_internal(exc))
-        if _DDL.search(sql):
-            self.db.note_ddl()
+        self.state.sent(classify(sql))
 
     async def _let_go_of(self, sql: str) -> None:
         target = database_to_let_go(sql)
@@ -327,17 +339,18 @@ class Session:
             await self.let_go(target)
 
     async def _query(self, msg: Message, sql: str) -> None:
-        rewriter = await self.db.rewriter()
-        if not rewriter.catalog.may_concern(sql):
+        found = await self._rewriter_for(sql, sync=True)
+        if found is None:
             self._forward(msg)
             return
+        rewriter, path = found
         pieces = split_statements(sql)
         decisions: list[Decision] = []
         for piece in pieces:
-            decision = rewriter.rewrite(piece.text)
+            decision = rewriter.rewrite(piece.text, path)
             decisions.append(decision)
             if isinstance(decision, Rewritten) and len(pieces) > 1:
-                created = provisional_table(piece.text)
+                created = provisional_table(piece.text, _creation_schema(path))
                 if created is not None:  # later statements of this Query may use it
                     rewriter = rewriter.with_table(created)
         if all(isinstance(d, Passthrough) for d in decisions):
@@ -374,12 +387,14 @@ class Session:
         if isinstance(decision, Passthrough):
             return text
         if isinstance(decision, SetParam):
-            self.settings.apply(decision.name, decision.value)
+            SearchSettings.check(decision.name, decision.value)
+            self._query_sets.append(decision)  # for a top-k later in this Query
             return text
         if isinstance(decision, Rewritten):
             return decision.sql
         if isinstance(decision, Knn):
             plan = decision.plan
+            self._check_committed(plan)
             assert plan.query_literal is not None, "simple-protocol knn has a literal query"
             query = vectors.from_bytes(plan.query_literal, plan.column.dim)
             limit = plan.limit
@@ -389,17 +404,93 @@ class Session:
                 FilterArgs(plan.filter_sql, plan.probe_sql, [], [], []) if plan.filter_sql else None
             )
             self._flush()
+            backend = ClientBackend(self.server, self.relay, sync=True)
+            settings = await self._search_settings(backend)
+            if self._query_sets:
+                settings = dataclasses.replace(settings, extra=dict(settings.extra))
+                for change in self._query_sets:
+                    settings.apply(change.name, change.value)
             keys, dists = await self.db.knn(
                 plan,
                 query,
                 limit + plan.offset,
                 filt,
-                self.settings,
-                ClientBackend(self.server, self.relay, sync=True),
+                settings,
+                backend,
                 own_writes=self._own_writes(),
             )
             return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
         raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
+
+    # -- the client's session state ------------------------------------------------------
+
+    async def set_startup(self, values: Mapping[str, str]) -> None:
+        """Set the run-time parameters ``values`` before the client's first statement."""
+        backend = ClientBackend(self.server, self.relay, sync=True)
+        for name, value in values.items():
+            await backend.rows(
+                "SELECT set_config($1, $2, false)",
+                [name.encode(), value.encode()],
+                [TEXT_OID, TEXT_OID],
+                [0, 0],
+                binary=False,
+            )
+
+    def _boundary(self) -> None:
+        """After a client's Sync or Query: watch the transaction status it ends with."""
+        reached = self.state.boundary()
+        if reached is None:
+            return
+        if self.relay.idle():
+            reached(self.relay.txn_status)
+        else:
+            self.relay.expect(Pending(frozenset(), emit=b"", reached=reached))
+
+    async def _read_state(self, reads: Reads, backend: ClientBackend) -> None:
+        """Read the client's settings / search path / catalog on its own connection."""
+        self._flush()
+        rows = await backend.rows(state_query(reads), [], [], [], binary=False)
+        self.state.absorb(reads, rows[0], await self.db.rewriter())
+
+    async def _search_settings(self, backend: ClientBackend) -> SearchSettings:
+        """The client's search settings, read again if a statement may have changed them."""
+        if not self.state.settings_current():
+            await self._read_state(Reads(settings=True), backend)
+        return self.state.settings
+
+    async def _rewriter_for(
+        self, sql: str, *, sync: bool
+    ) -> tuple[Rewriter, SearchPath | None] | None:
+        """The rewriter for ``sql`` (the catalog as the client's transaction sees it)
+        and the search path its names resolve along; None if ``sql`` needs no rewriting.
+        """
+        state = self.state
+        rewriter = await self.db.rewriter()
+        if (
+            state.in_vector_ddl
+            and not TXN_CONTROL.match(sql)
+            and not (self.relay.txn_status == b"E" and self.relay.idle())
+        ):
+            if state.txn_rewriter is None:
+                reads = Reads(catalog=True, path=not state.path_current())
+                await self._read_state(reads, ClientBackend(self.server, self.relay, sync=sync))
+            assert state.txn_rewriter is not None
+            rewriter = state.txn_rewriter
+        if not rewriter.catalog.may_concern(sql):
+            return None
+        if not state.path_current() and rewriter.catalog.needs_search_path(sql):
+            await self._read_state(
+                Reads(path=True), ClientBackend(self.server, self.relay, sync=sync)
+            )
+        return rewriter, state.search_path if state.path_current() else None
+
+    def _check_committed(self, plan: KnnPlan) -> None:
+        if self.state.uncommitted(plan.table.relid, plan.column.attnum):
+            raise FeatureNotSupported(
+                f'column "{plan.column.name}" of table "{plan.table.name}" was made in '
+                "this transaction: it cannot be searched before the transaction commits",
+                hint="COMMIT first.",
+            )
 
     def _own_writes(self) -> bool:
         """Whether a top-k must look for rows the client's open transaction wrote."""
@@ -484,27 +575,36 @@ class Session:
             self._writers.add(parse.name)
         else:
             self._writers.discard(parse.name)
+        flags = classify(parse.sql)
+        if flags:
+            self._flags[parse.name] = flags
+        else:
+            self._flags.pop(parse.name, None)
         try:
             await self._let_go_of(parse.sql)
-            rewriter = await self.db.rewriter()
-            if not rewriter.catalog.may_concern(parse.sql):
+            found = await self._rewriter_for(parse.sql, sync=False)
+            if found is None:
                 self._forward(msg)
                 return
-            decision = rewriter.rewrite(parse.sql)
+            rewriter, path = found
+            decision = rewriter.rewrite(parse.sql, path)
             if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
                 decision = Passthrough()
             self._parse_decision(msg, parse, decision)
+        except StatementFailed as err:  # PostgreSQL's own error answers the Parse
+            self.relay.emit(err.response)
+            self._skip_to_sync = True
+        except StatementSkipped:  # the server skips to the Sync, this Parse too
+            self._skip_to_sync = True
         except PgvecError as err:
             self.raise_extended(err)
-        if _DDL.search(parse.sql):
-            self.db.note_ddl()
 
     def _parse_decision(self, msg: Message, parse: m.Parse, decision: Decision) -> None:
         if isinstance(decision, Passthrough):
             self._forward(msg)
             return
-        if isinstance(decision, SetParam):
-            self.settings.apply(decision.name, decision.value)
+        if isinstance(decision, SetParam):  # PostgreSQL keeps the value, once checked
+            SearchSettings.check(decision.name, decision.value)
             self._forward(msg)
             return
         if isinstance(decision, CreateIndex | DropIndex | Reindex | IndexAction):
@@ -538,6 +638,14 @@ class Session:
 
     async def on_bind(self, msg: Message) -> None:
         bind = m.Bind.decode(msg.body)
+        try:
+            await self._on_bind(msg, bind)
+        finally:
+            flags = self._flags.get(bind.statement)
+            if flags:
+                self.state.sent(flags)
+
+    async def _on_bind(self, msg: Message, bind: m.Bind) -> None:
         if bind.statement in self._writers:
             self._wrote = True
         info = self.statements.get(bind.statement)
@@ -597,6 +705,7 @@ class Session:
                 offset = _int_param(bind, plan.offset_param - 1)
             if limit is None:
                 raise FeatureNotSupported("a top-k query needs a LIMIT")
+            self._check_committed(plan)
             if plan.query_param is not None:
                 if plan.query_param - 1 not in decoded:
                     raise FeatureNotSupported("the query vector must not be NULL")
@@ -620,13 +729,14 @@ class Session:
                     [formats[i] for i in idx],
                 )
             self._flush()
+            backend = ClientBackend(self.server, self.relay, sync=False)
             keys, dists = await self.db.knn(
                 plan,
                 query,
                 limit + (offset or 0),
                 filt,
-                self.settings,
-                ClientBackend(self.server, self.relay, sync=False),
+                await self._search_settings(backend),
+                backend,
                 own_writes=self._own_writes(),
             )
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
@@ -679,6 +789,15 @@ class Session:
             self.raise_extended(err)
             return
         self.relay.emit(reply, extended=True)
+
+
+def _creation_schema(path: SearchPath | None) -> str:
+    """Where CREATE TABLE puts an unqualified name: the first schema of the path."""
+    if path is not None:
+        for schema in path:
+            if schema != "pg_catalog" and not schema.startswith("pg_temp_"):
+                return schema
+    return "public"
 
 
 def _portal_of(msg: Message) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pgvec.proxy.upstream import Upstream
@@ -18,6 +19,7 @@ from pgvec.wire.messages import (
     CANCEL_REQUEST,
     GSSENC_REQUEST,
     SSL_REQUEST,
+    add_startup_parameters,
     error_fields,
     error_response,
     startup_code,
@@ -37,6 +39,8 @@ class Established:
     params: dict[str, str]
     server_params: dict[str, str] = field(default_factory=dict)
     backend_key: bytes = b""
+    #: run-time parameters pgvec added to the client's startup packet
+    added: dict[str, str] = field(default_factory=dict)
 
 
 async def _read_more(reader: asyncio.StreamReader, buf: FrameBuffer) -> None:
@@ -57,8 +61,14 @@ async def accept(
     client_writer: asyncio.StreamWriter,
     client_buf: FrameBuffer,
     upstream: Upstream,
+    defaults: Callable[[Mapping[str, str]], dict[str, str]] | None = None,
 ) -> Established | None:
-    """Run the startup phase. Returns None when the connection is done (cancel, error)."""
+    """Run the startup phase. Returns None when the connection is done (cancel, error).
+
+    ``defaults``: the run-time parameters to add to the client's startup packet, given
+    its own (pgvec's settings, so that SHOW answers before any SET and RESET returns
+    to them, as with pgvector's real settings).
+    """
     refused: set[int] = set()
     while True:
         while (body := client_buf.next_startup()) is None:
@@ -92,9 +102,17 @@ async def accept(
         )
         await client_writer.drain()
         return None
+    added = defaults(params) if defaults is not None else {}
     try:
         return await _authenticate(
-            client_reader, client_writer, client_buf, server_reader, server_writer, body, params
+            client_reader,
+            client_writer,
+            client_buf,
+            server_reader,
+            server_writer,
+            body,
+            params,
+            added,
         )
     except BaseException:  # a bad client message, a timeout, a cancel: close upstream too
         server_writer.close()
@@ -109,10 +127,13 @@ async def _authenticate(
     server_writer: asyncio.StreamWriter,
     body: bytes,
     params: dict[str, str],
+    added: dict[str, str],
 ) -> Established | None:
-    """Relay the startup packet and authentication until PostgreSQL is ready (or not)."""
-    server_writer.write(struct.pack("!i", len(body) + 4) + body)
-    est = Established(server_reader, server_writer, params)
+    """Relay the startup packet (with ``added``) and authentication until PostgreSQL is
+    ready (or not)."""
+    packet = add_startup_parameters(body, added) if added else body
+    server_writer.write(struct.pack("!i", len(packet) + 4) + packet)
+    est = Established(server_reader, server_writer, params, added=added)
     server_buf = FrameBuffer()
     while True:
         msg = await _next_message(server_reader, server_buf)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from pgvec.catalog.models import TableInfo, VectorColumn
@@ -31,10 +31,54 @@ class Catalog:
     #: lower-cased names of functions with a VOLATILE overload: a filter calling one
     #: must run exactly once per row, so it is not split into a pre-pass and a join
     volatile: frozenset[str] = frozenset()
+    #: (schema, name) of relations that are not vector tables but are named like one:
+    #: earlier in the search path, such a relation hides the vector table
+    others: frozenset[tuple[str, str]] = frozenset()
+    #: the client's effective search path (``current_schemas(true)``); None where it is
+    #: not known, and then a name in one schema only means that table
+    search_path: tuple[str, ...] | None = None
 
     def lookup(self, name: str, schema: str | None = None) -> TableInfo | None:
-        """The table ``schema.name``; unqualified names resolve in ``public``."""
-        return self.tables.get((schema or "public", name))
+        """The table ``schema.name``, or the one an unqualified ``name`` means: the first
+        relation of that name along the search path, if it is a vector table."""
+        if schema is not None:
+            if schema == "pg_temp" and self.search_path is not None:
+                schema = next((s for s in self.search_path if s.startswith("pg_temp_")), schema)
+            return self.tables.get((schema, name))
+        if self.search_path is not None:
+            for s in self.search_path:
+                table = self.tables.get((s, name))
+                if table is not None or (s, name) in self.others:
+                    return table
+            return None
+        schemas = self._schemas.get(name, ())
+        if len(schemas) == 1:
+            return self.tables.get((schemas[0], name))
+        return self.tables.get(("public", name))
+
+    @cached_property
+    def _schemas(self) -> dict[str, tuple[str, ...]]:
+        """The schemas holding a relation of each vector table's name."""
+        found: dict[str, list[str]] = {}
+        for schema, name in [*self.tables, *self.others]:
+            found.setdefault(name, []).append(schema)
+        return {name: tuple(schemas) for name, schemas in found.items()}
+
+    @cached_property
+    def ambiguous(self) -> tuple[str, ...]:
+        """Lower-cased names of vector tables that more than one schema holds a relation
+        of: what an unqualified one means depends on the search path."""
+        return tuple(sorted({n.lower() for n, s in self._schemas.items() if len(s) > 1}))
+
+    def needs_search_path(self, sql: str) -> bool:
+        """Whether ``sql`` may name a table whose meaning depends on the search path."""
+        if not self.ambiguous:
+            return False
+        low = sql.lower()
+        return any(name in low for name in self.ambiguous)
+
+    def with_search_path(self, path: tuple[str, ...] | None) -> Catalog:
+        return replace(self, search_path=path)
 
     @cached_property
     def _matcher(self) -> _Matcher:
@@ -50,8 +94,9 @@ class Catalog:
         tables: Iterable[TableInfo],
         version: int = 0,
         volatile: frozenset[str] = frozenset(),
+        others: frozenset[tuple[str, str]] = frozenset(),
     ) -> Catalog:
-        return cls({t.qualified: t for t in tables}, version, volatile)
+        return cls({t.qualified: t for t in tables}, version, volatile, others)
 
 
 # substrings one of which every statement of interest holds (checked on lower-cased text)

@@ -144,33 +144,53 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
     return rewrite_query(sql, tokens, trees[0], catalog)
 
 
+SearchPath = tuple[str, ...] | None
+
+
 class Rewriter:
-    """``rewrite`` with an LRU cache keyed by statement text; one per catalog version."""
+    """``rewrite`` with an LRU cache keyed by search path and statement text; one per
+    catalog version."""
+
+    #: at most this many search paths keep a catalog of their own
+    PATHS = 64
 
     def __init__(self, catalog: Catalog, maxsize: int = 1024) -> None:
         self.catalog = catalog
         self.maxsize = maxsize
-        self._cache: OrderedDict[str, Decision | Exception] = OrderedDict()
+        self._cache: OrderedDict[tuple[SearchPath, str], Decision | Exception] = OrderedDict()
+        self._catalogs: dict[SearchPath, Catalog] = {catalog.search_path: catalog}
 
-    def rewrite(self, sql: str) -> Decision:
+    def rewrite(self, sql: str, search_path: SearchPath = None) -> Decision:
+        """The decision for ``sql`` where unqualified names resolve along
+        ``search_path`` (the client's ``current_schemas(true)``; None: not known)."""
         cache = self._cache
-        hit = cache.get(sql)
+        key = (search_path, sql)
+        hit = cache.get(key)
         if hit is None:
             try:
-                hit = rewrite(sql, self.catalog)
+                hit = rewrite(sql, self._catalog_for(search_path))
             except Exception as e:  # errors are cached too: same text, same error
                 hit = e
-            cache[sql] = hit
+            cache[key] = hit
             if len(cache) > self.maxsize:
                 cache.popitem(last=False)
         else:
-            cache.move_to_end(sql)
+            cache.move_to_end(key)
         if isinstance(hit, Exception):
             raise hit
         return hit
+
+    def _catalog_for(self, search_path: SearchPath) -> Catalog:
+        catalog = self._catalogs.get(search_path)
+        if catalog is None:
+            if len(self._catalogs) >= self.PATHS:
+                self._catalogs = {self.catalog.search_path: self.catalog}
+            catalog = self.catalog.with_search_path(search_path)
+            self._catalogs[search_path] = catalog
+        return catalog
 
     def with_table(self, table: TableInfo) -> Rewriter:
         """A rewriter whose catalog also holds ``table`` (not yet committed)."""
         tables = dict(self.catalog.tables)
         tables[(table.schema, table.name)] = table
-        return Rewriter(Catalog(tables, self.catalog.version, self.catalog.volatile), self.maxsize)
+        return Rewriter(dataclasses.replace(self.catalog, tables=tables), self.maxsize)

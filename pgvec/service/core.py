@@ -52,6 +52,10 @@ class Core:
         #: databases being closed, by name: opened again only once closed
         self._closing_dbs: dict[str, asyncio.Task[None]] = {}
 
+    def opened(self, name: str) -> Database | None:
+        """The database ``name`` if pgvec has it open already."""
+        return self._databases.get(name)
+
     async def database(self, name: str) -> Database:
         db = self._databases.get(name)
         if db is not None:

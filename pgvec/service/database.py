@@ -49,6 +49,7 @@ from pgvec.service import indexes, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
 from pgvec.service.own_writes import own_rows
+from pgvec.service.role_settings import RoleSettings
 from pgvec.service.search import ClientSQL, FilterArgs, SearchSettings
 from pgvec.sync.table import (
     TableState,
@@ -164,6 +165,8 @@ class Database:
         self._rewriter: Rewriter | None = None
         self._vector_columns: frozenset[tuple[int, int]] = frozenset()
         self._catalog_lock = asyncio.Lock()
+        #: what ALTER ROLE / ALTER DATABASE ... SET give sessions of pgvec's settings
+        self.role_settings = RoleSettings(self.pool)
         self._table_locks: dict[int, asyncio.Lock] = {}
         self._checkpointer: asyncio.Task[None] | None = None
         #: what each filter statement admitted last time (pre- or post-filtering)
@@ -318,6 +321,7 @@ class Database:
 
     def note_ddl(self) -> None:
         self._stale = True
+        self.role_settings.invalidate()
 
     async def rewriter(self) -> Rewriter:
         if self.template:
@@ -343,7 +347,7 @@ class Database:
     def _load_catalog(self) -> Rewriter:
         with self.pool.connection() as conn:
             indexes.forget_gone(self, conn)
-            tables = queries.load_tables(conn)
+            tables, others = queries.load_catalog(conn)
             volatile = queries.volatile_functions(conn)
             indexes.check_fit(self, conn, tables, queries.list_indexes(conn))
         for relid, info in tables.items():
@@ -353,7 +357,7 @@ class Database:
             (t.relid, v.attnum) for t in tables.values() for v in t.vectors.values()
         )
         version = (self._rewriter.catalog.version + 1) if self._rewriter else 1
-        return Rewriter(Catalog.from_tables(tables.values(), version, volatile))
+        return Rewriter(Catalog.from_tables(tables.values(), version, volatile, others))
 
     # -- tables -----------------------------------------------------------------------
 

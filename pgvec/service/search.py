@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,6 +14,27 @@ from pgvec.errors import InvalidParameter, UpstreamError
 CONSISTENCY_LEVELS = ("strong", "bounded", "eventually")
 _BOOLEANS = {"on": True, "true": True, "yes": True, "1": True}
 _BOOLEANS |= {"off": False, "false": False, "no": False, "0": False}
+
+#: Every search setting and its default as PostgreSQL shows it (SHOW, current_setting()).
+#: hnsw.ef_search and ivfflat.probes show pgvector's defaults; at those values pgvec
+#: searches with its own (:data:`pgvec.engine.spec.EF_SEARCH_DEFAULT`,
+#: :func:`pgvec.engine.spec.default_nprobe`), which reach pgvector's recall on FAISS.
+DEFAULTS: Mapping[str, str] = {
+    "hnsw.ef_search": "40",
+    "ivfflat.probes": "1",
+    "pgvec.consistency": "strong",
+    "pgvec.engine_filter": "on",
+}
+
+
+def _engine_int(name: str, value: str | None) -> int | None:
+    """An integer setting for the engine; None (the engine's default) at pgvector's."""
+    if value is None or value.strip() in ("", DEFAULTS[name]):
+        return None
+    try:
+        return int(value.strip().strip("'\""))
+    except ValueError:
+        raise InvalidParameter(f'invalid value for parameter "{name}": "{value}"') from None
 
 
 @dataclass
@@ -27,13 +48,29 @@ class SearchSettings:
     engine_filter: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, str | None]) -> SearchSettings:
+        """The settings of a session whose ``current_setting(name, true)`` are ``values``
+        (None or empty: the default)."""
+        settings = cls()
+        for name, value in values.items():
+            settings.apply(name, value or None)
+        return settings
+
+    @staticmethod
+    def check(name: str, value: str | None) -> None:
+        """Raise InvalidParameter unless ``SET name = value`` is valid."""
+        SearchSettings().apply(name, value)
+
     def apply(self, name: str, value: str | None) -> None:
         """Mirror ``SET name = value`` (``None`` for RESET)."""
         name = name.lower()
-        if name == "hnsw.ef_search":
-            self.ef_search = None if value is None else int(value)
-        elif name == "ivfflat.probes":
-            self.probes = None if value is None else int(value)
+        if name in ("hnsw.ef_search", "ivfflat.probes"):
+            number = _engine_int(name, value)
+            if name == "hnsw.ef_search":
+                self.ef_search = number
+            else:
+                self.probes = number
         elif name == "pgvec.consistency":
             level = "strong" if value is None else value.strip("'\"").lower()
             if level not in CONSISTENCY_LEVELS:

@@ -89,6 +89,13 @@ def startup_parameters(body: bytes) -> dict[str, str]:
     return params
 
 
+def add_startup_parameters(body: bytes, extra: dict[str, str]) -> bytes:
+    """A StartupMessage body (after the length) with the name/value pairs of ``extra``
+    added before its terminator."""
+    pairs = b"".join(_bytes(k) + b"\0" + _bytes(v) + b"\0" for k, v in extra.items())
+    return body[:-1] + pairs + b"\0"
+
+
 # -- frontend messages ----------------------------------------------------------------
 
 

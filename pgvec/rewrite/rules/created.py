@@ -15,23 +15,24 @@ from pgvec.rewrite.catalog import TableInfo, VectorColumn
 from pgvec.rewrite.dialect import DIALECT
 
 
-def provisional_table(sql: str) -> TableInfo | None:
-    """The vector table ``sql`` (a CREATE TABLE) creates, or None."""
+def provisional_table(sql: str, schema: str = "public") -> TableInfo | None:
+    """The vector table ``sql`` (a CREATE TABLE) creates, or None; ``schema``: where
+    an unqualified name is created (the first schema of the search path)."""
     try:
         tree = sqlglot.parse_one(sql, dialect=DIALECT)
     except sqlglot.errors.SqlglotError:
         return None
     if not isinstance(tree, exp.Create) or tree.kind != "TABLE":
         return None
-    schema = tree.this
-    if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table):
+    definition = tree.this
+    if not isinstance(definition, exp.Schema) or not isinstance(definition.this, exp.Table):
         return None
-    table = schema.this
+    table = definition.this
     columns: list[str] = []
     vectors: dict[str, VectorColumn] = {}
     pk: list[str] = []
     types: dict[str, str] = {}
-    for element in schema.expressions:
+    for element in definition.expressions:
         if isinstance(element, exp.ColumnDef):
             name = element.name
             columns.append(name)
@@ -55,7 +56,7 @@ def provisional_table(sql: str) -> TableInfo | None:
     key = pk[0] if len(pk) == 1 else None
     return TableInfo(
         relid=0,
-        schema=table.db or "public",
+        schema=table.db or schema,
         name=table.name,
         pk=key,
         pk_type=types.get(key) if key else None,

@@ -1,0 +1,125 @@
+"""DDL is seen in transaction order: a table created (or altered) in the client's open
+transaction is a vector table for that client's next statements, as it is for
+PostgreSQL; other sessions see it once it commits, never before, and a rolled-back one
+leaves nothing. The clients run on psycopg's defaults (autocommit off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+
+@pytest.fixture
+def client(proxy_uri: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(proxy_uri) as conn:
+        yield conn
+
+
+def test_create_table_then_insert_in_one_transaction(
+    client: psycopg.Connection, proxy_uri: str
+) -> None:
+    client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    client.execute("INSERT INTO t VALUES (1, '[1,2,3]')")
+    client.execute("INSERT INTO t VALUES (%s, %s)", (2, "[4,5,6]"))
+    assert client.execute("SELECT id, v FROM t ORDER BY id").fetchall() == [
+        (1, "[1,2,3]"),
+        (2, "[4,5,6]"),
+    ]
+    with client.cursor().copy("COPY t FROM STDIN") as copy:
+        copy.write_row((3, "[7,8,9]"))
+    client.execute("ALTER TABLE t ADD COLUMN w vector(2)")
+    client.execute("UPDATE t SET w = '[1,1]' WHERE id = 1")
+    with pytest.raises(psycopg.errors.FeatureNotSupported, match="this transaction"):
+        client.execute("SELECT id FROM t ORDER BY v <-> '[1,2,3]' LIMIT 1")
+    client.rollback()
+    client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    client.execute("INSERT INTO t VALUES (1, '[1,2,3]'), (2, '[4,5,6]')")
+    client.commit()
+    with psycopg.connect(proxy_uri) as other:
+        assert other.execute("SELECT id FROM t ORDER BY v <-> '[4,5,6]' LIMIT 1").fetchone() == (2,)
+        other.execute("INSERT INTO t VALUES (3, '[7,8,9]')")
+        other.commit()
+    assert client.execute("SELECT id FROM t ORDER BY v <-> '[7,8,9]' LIMIT 1").fetchone() == (3,)
+
+
+def test_rolled_back_create_table_is_forgotten(client: psycopg.Connection) -> None:
+    client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    client.execute("INSERT INTO t VALUES (1, '[1,2,3]')")
+    client.rollback()
+    client.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+    client.execute("INSERT INTO t VALUES (1, '[1,2,3]')")  # text now: not a vector
+    assert client.execute("SELECT v FROM t").fetchone() == ("[1,2,3]",)
+    client.commit()
+
+
+def test_catalog_is_not_fresh_from_before_the_commit(proxy_uri: str) -> None:
+    """Another session reloads the catalog while the DDL is still open; once the DDL
+    commits, a third session's statement must see the new table at once."""
+    with (
+        psycopg.connect(proxy_uri) as ddl,
+        psycopg.connect(proxy_uri, autocommit=True) as reader,
+        psycopg.connect(proxy_uri) as writer,
+    ):
+        ddl.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+        reader.execute("SELECT '[1,2,3]'::vector")  # a vector statement: the catalog is read
+        ddl.commit()
+        writer.execute("INSERT INTO t VALUES (1, '[1,2,3]')")
+        writer.commit()
+        assert writer.execute("SELECT v FROM t").fetchone() == ("[1,2,3]",)
+
+
+def index_files(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "indexes").rglob("*") if p.is_file()]
+
+
+def test_create_index_in_a_transaction_leaves_nothing(
+    pconn: psycopg.Connection, client: psycopg.Connection, pgvec_server: object
+) -> None:
+    """pgvec builds an index outside any transaction: inside one, CREATE INDEX ... USING
+    hnsw is refused (25001), and rolling back leaves no index, no row, no file."""
+    data_dir: Path = pgvec_server.data_dir  # type: ignore[attr-defined]
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    pconn.execute(
+        "INSERT INTO t SELECT i, format('[%s,%s,%s]', i, i, i)::vector"
+        " FROM generate_series(1, 50) i"
+    )
+    with pytest.raises(psycopg.errors.ActiveSqlTransaction):
+        client.execute("CREATE INDEX t_hnsw ON t USING hnsw (v vector_l2_ops)")
+    client.rollback()
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
+    assert index_files(data_dir) == []
+    client.autocommit = True
+    client.execute("CREATE INDEX t_hnsw ON t USING hnsw (v vector_l2_ops)")
+    assert pconn.execute("SELECT index_name FROM pgvec.indexes").fetchall() == [("t_hnsw",)]
+    assert client.execute("SELECT id FROM t ORDER BY v <-> '[3,3,3]' LIMIT 1").fetchone() == (3,)
+
+
+def test_create_index_on_a_table_of_the_same_transaction(
+    pconn: psycopg.Connection, client: psycopg.Connection, pgvec_server: object
+) -> None:
+    """The table is a vector table for the transaction that created it: its CREATE INDEX
+    ... USING hnsw is pgvec's (refused in the transaction), not PostgreSQL's."""
+    data_dir: Path = pgvec_server.data_dir  # type: ignore[attr-defined]
+    client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    client.execute(
+        "INSERT INTO t SELECT i, format('[%s,%s,%s]', i, i, i)::vector"
+        " FROM generate_series(1, 50) i"
+    )
+    with pytest.raises(psycopg.errors.ActiveSqlTransaction):
+        client.execute("CREATE INDEX ON t USING hnsw (v)")
+    client.rollback()
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
+    assert index_files(data_dir) == []
+
+
+def test_pipeline_create_table_then_insert(client: psycopg.Connection) -> None:
+    with client.pipeline():
+        client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+        client.execute("INSERT INTO t VALUES (%s, %s)", (1, "[1,2,3]"))
+        cur = client.execute("SELECT v FROM t")
+    assert cur.fetchall() == [("[1,2,3]",)]
+    client.commit()
