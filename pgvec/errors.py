@@ -86,6 +86,12 @@ class DuplicateObject(PgvecError):
     milvus_code = 5
 
 
+class InsufficientPrivilege(PgvecError):
+    """The client's role may not do this (``must be owner of table t``)."""
+
+    sqlstate = "42501"
+
+
 class ActiveTransaction(PgvecError):
     """A statement that cannot run inside a transaction block."""
 

@@ -594,6 +594,19 @@ BEGIN
 END
 $fn$;
 
+-- The same, in the calling session's own transaction (a CREATE INDEX in a transaction
+-- block: the triggers come and go with it), for a role that may create triggers on rel.
+CREATE OR REPLACE FUNCTION pgvec.track_in_transaction(rel regclass)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF NOT has_table_privilege(session_user, rel, 'TRIGGER') THEN
+        RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = rel)
+            USING ERRCODE = '42501';
+    END IF;
+    PERFORM pgvec.track(rel);
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION pgvec.untrack(rel regclass)
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,4 +96,54 @@ def proxy_uri(pgvec_server: PgvecServer, dbname: str) -> str:
 def pconn(proxy_uri: str) -> Iterator[psycopg.Connection]:
     """An autocommit psycopg connection through pgvec."""
     with psycopg.connect(proxy_uri, autocommit=True) as c:
+        yield c
+
+
+class UnitOfWork(psycopg.Connection):  # type: ignore[type-arg]
+    """psycopg's default (autocommit off), each ``execute()`` committed after it, as an
+    application or an ORM commits its units of work: every statement runs inside
+    BEGIN ... COMMIT, and a failed one is rolled back."""
+
+    def execute(self, *args: object, **kwargs: object) -> psycopg.Cursor:  # type: ignore[override]
+        try:
+            cur = super().execute(*args, **kwargs)  # type: ignore[arg-type]
+        except psycopg.Error:
+            if not self._num_transactions:  # (inside transaction(), it rolls back itself)
+                self.rollback()
+            raise
+        if not self._num_transactions:
+            self.commit()
+        return cur
+
+
+@pytest.fixture
+def app_role(pg_uri: str, dbname: str) -> Iterator[str]:
+    """An ordinary role (no superuser, no BYPASSRLS) that owns the test database and its
+    schema public, as an application's role does."""
+    name = "app_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN")
+        conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {name}')
+    with psycopg.connect(pg_uri, dbname=dbname, autocommit=True) as conn:
+        conn.execute(f"ALTER SCHEMA public OWNER TO {name}")
+    yield name
+    with psycopg.connect(pg_uri, dbname=dbname, autocommit=True) as conn:
+        conn.execute(f"REASSIGN OWNED BY {name} TO postgres")
+        conn.execute(f"DROP OWNED BY {name}")
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE {name}")
+
+
+@pytest.fixture(params=["superuser", "role"], ids=["superuser-autocommit", "role-transactions"])
+def pconn_both_ways(request: pytest.FixtureRequest, proxy_uri: str) -> Iterator[psycopg.Connection]:
+    """A connection through pgvec, once as the superuser with autocommit on, once as an
+    ordinary role with autocommit off (each statement in a transaction of its own).
+    A test module runs both ways with ``from tests.fix_proxy import pconn_both_ways as pconn``.
+    """
+    if request.param == "superuser":
+        with psycopg.connect(proxy_uri, autocommit=True) as c:
+            yield c
+        return
+    role = request.getfixturevalue("app_role")
+    with UnitOfWork.connect(proxy_uri.replace("postgres@", f"{role}@")) as c:
         yield c

@@ -87,6 +87,9 @@ class Relay:
         self._skipping = False
         #: transaction status from the last ReadyForQuery: I, T or E
         self.txn_status = b"I"
+        #: the tag of the last CommandComplete (COMMIT, or ROLLBACK for a transaction
+        #: that ended rolled back)
+        self.last_tag = b""
         self.closed = asyncio.Event()
 
     # -- used by the frontend -------------------------------------------------------
@@ -228,6 +231,8 @@ class Relay:
         if self._output is not None and head.portal is not None and t in (b"2", b"3"):
             # the portal is bound anew or closed: its old description no longer applies
             self._output.forget(head.portal)
+        if t == b"C":
+            self.last_tag = msg.body.rstrip(b"\0")
         if t == b"Z":
             self.txn_status = msg.body[:1]
             self._skipping = False

@@ -33,6 +33,7 @@ from pgvec import vectors
 from pgvec.errors import (
     ActiveTransaction,
     FeatureNotSupported,
+    InsufficientPrivilege,
     InternalError,
     PgvecError,
     ProtocolViolation,
@@ -65,7 +66,7 @@ from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
 
 if TYPE_CHECKING:
-    from pgvec.rewrite.decision import KnnPlan
+    from pgvec.rewrite.decision import IndexDef, KnnPlan
     from pgvec.service.database import Database
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,9 @@ class Session:
         self._wrote = False
         #: prepared statements that may write rows
         self._writers: set[str] = set()
+        #: CREATE INDEX statements of the open transaction block, built at its commit
+        self._deferred: list[IndexDef] = []
+        self._builds: set[asyncio.Task[None]] = set()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -174,6 +178,10 @@ class Session:
     async def handle(self, msg: Message) -> None:
         """Act on one client message. If pgvec fails it, the client gets an ErrorResponse
         for it and the session goes on; a malformed message ends the session."""
+        if self._builds:
+            # indexes created in a transaction block that committed: the session's next
+            # statement finds them built, as after PostgreSQL's CREATE INDEX
+            await asyncio.wait(list(self._builds))
         try:
             await self._dispatch(msg)
         except ProtocolViolation:
@@ -438,6 +446,8 @@ class Session:
 
     def _boundary(self) -> None:
         """After a client's Sync or Query: watch the transaction status it ends with."""
+        if self._deferred:
+            self.relay.expect(Pending(frozenset(), emit=b"", reached=self._transaction_end))
         reached = self.state.boundary()
         if reached is None:
             return
@@ -445,6 +455,34 @@ class Session:
             reached(self.relay.txn_status)
         else:
             self.relay.expect(Pending(frozenset(), emit=b"", reached=reached))
+
+    async def _check_owner(self, idef: IndexDef, *, simple: bool) -> None:
+        """CREATE INDEX needs the client to own the table, as in PostgreSQL (pgvec builds
+        the index with its own connections: it asks as the client first)."""
+        rows = await ClientBackend(self.server, self.relay, sync=simple).rows(
+            "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = $1::oid",
+            [str(idef.table.relid).encode()],
+            [0],
+            [0],
+            binary=False,
+        )
+        if not rows or rows[0][0] != b"t":
+            raise InsufficientPrivilege(f"must be owner of table {idef.table.name}")
+
+    def _transaction_end(self, status: bytes) -> None:
+        """The CREATE INDEXes of a transaction block: built once it committed (the
+        session's next statement waits for them), forgotten if it rolled back."""
+        if status != b"I" or not self._deferred:
+            return
+        deferred, self._deferred = self._deferred, []
+        if self.relay.last_tag != b"COMMIT":
+            log.info("transaction rolled back: %d CREATE INDEX dropped", len(deferred))
+            return
+        self.db.note_ddl()
+        for idef in deferred:
+            task = asyncio.create_task(self.db.create_committed_index(idef))
+            self._builds.add(task)
+            task.add_done_callback(self._builds.discard)
 
     async def _read_state(self, reads: Reads, backend: ClientBackend) -> None:
         """Read the client's settings / search path / catalog on its own connection."""
@@ -511,7 +549,7 @@ class Session:
         if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
             self._forward(msg)
             return
-        reply = await self.intercept(decision)
+        reply = await self.intercept(decision, simple=True)
         if isinstance(decision, IndexAction):
             reply = _action_description(decision, binary=False) + reply
         self.relay.emit(reply + m.ready_for_query(self.relay.txn_status))
@@ -523,7 +561,9 @@ class Session:
         self._flush()
         await self.relay.wait_idle()
 
-    async def intercept(self, decision: Decision, *, binary: bool = False) -> bytes:
+    async def intercept(
+        self, decision: Decision, *, binary: bool = False, simple: bool = False
+    ) -> bytes:
         """Run a statement pgvec owns; returns its reply: [DataRow], CommandComplete."""
         await self.settle()
         if isinstance(decision, IndexAction):
@@ -538,16 +578,31 @@ class Session:
                 count = await self.db.release(name, schema)
             value = count.to_bytes(8, "big", signed=True) if binary else str(count).encode()
             return m.encode_data_row([value]) + m.command_complete("SELECT 1")
-        return m.command_complete(await self._run_ddl(decision))
+        return m.command_complete(await self._run_ddl(decision, simple=simple))
 
-    async def _run_ddl(self, decision: Decision) -> str:
+    async def _run_ddl(self, decision: Decision, *, simple: bool) -> str:
         if isinstance(decision, CreateIndex):
-            if self.relay.txn_status != b"I":
-                raise ActiveTransaction(
-                    f"CREATE INDEX ... USING {decision.index.method} cannot run inside a "
-                    "transaction block",
-                    hint="pgvec builds the index outside the transaction; COMMIT first.",
+            if self.relay.txn_status == b"E":
+                raise ActiveTransaction("current transaction is aborted")
+            await self._check_owner(decision.index, simple=simple)
+            if self.relay.txn_status == b"T":
+                if decision.index.concurrently:
+                    raise ActiveTransaction(
+                        "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
+                    )
+                # built once the transaction commits; nothing if it rolls back. The
+                # change-log triggers come with the transaction, so that its own later
+                # writes are logged and no lock of it is waited for after the commit
+                self.db.check_index(decision.index)
+                await ClientBackend(self.server, self.relay, sync=simple).rows(
+                    "SELECT pgvec.track_in_transaction($1::oid::regclass)",
+                    [str(decision.index.table.relid).encode()],
+                    [0],
+                    [0],
+                    binary=False,
                 )
+                self._deferred.append(decision.index)
+                return "CREATE INDEX"
             loop = asyncio.get_running_loop()
 
             def notify(text: str) -> None:  # from the build thread: progress as NOTICEs
@@ -785,6 +840,10 @@ class Session:
             if self.relay.skipping:
                 return  # an earlier message of the batch failed: PostgreSQL skips it too
             reply = await self.intercept(info.intercept, binary=info.binary_result)
+        except StatementFailed as err:  # PostgreSQL's own error; it skips to the Sync
+            self.relay.emit(err.response)
+            self._skip_to_sync = True
+            return
         except PgvecError as err:
             self.raise_extended(err)
             return

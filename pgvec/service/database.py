@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,6 +49,7 @@ from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
+from pgvec.service.indexes import DEFAULT_OPCLASS
 from pgvec.service.own_writes import own_rows
 from pgvec.service.role_settings import RoleSettings
 from pgvec.service.search import ClientSQL, FilterArgs, SearchSettings
@@ -643,6 +645,41 @@ class Database:
         self.note_ddl()
         if not concurrently:
             await asyncio.shield(task)
+
+    def check_index(self, idef: IndexDef) -> None:
+        """The errors CREATE INDEX would raise before reading any row: operator class,
+        options, primary key. (A CREATE INDEX in a transaction block is checked now and
+        built at commit.)"""
+        IndexSpec.create(
+            idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
+        )
+        _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
+
+    async def create_committed_index(self, idef: IndexDef) -> None:
+        """Build, in the background, an index whose CREATE INDEX ran in a transaction
+        block that has now committed. Its table is looked up again: the transaction may
+        have made or changed it. A failure is logged and recorded, as for CONCURRENTLY.
+        """
+        try:
+            catalog = (await self.rewriter()).catalog
+            info = next(
+                (t for t in catalog.tables.values() if t.relid == idef.table.relid),
+                catalog.lookup(idef.table.name, idef.table.schema),
+            )
+            column = None if info is None else info.vectors.get(idef.column.name)
+            if info is None or column is None:
+                log.warning(
+                    "CREATE INDEX %s: column %s of table %s is gone at commit; not built",
+                    idef.default_name,
+                    idef.column.name,
+                    idef.table.name,
+                )
+                return
+            await self.create_index(replace(idef, table=info, column=column))
+        except PgvecError as exc:
+            log.warning("CREATE INDEX %s after commit failed: %s", idef.default_name, exc)
+        except Exception:
+            log.exception("CREATE INDEX %s after commit failed", idef.default_name)
 
     async def reindex(self, schema: str | None, name: str, *, concurrently: bool = False) -> None:
         """REINDEX: build the index again; searches use the previous one meanwhile."""

@@ -76,44 +76,87 @@ def index_files(data_dir: Path) -> list[Path]:
     return [p for p in (data_dir / "indexes").rglob("*") if p.is_file()]
 
 
-def test_create_index_in_a_transaction_leaves_nothing(
+def triggers(conn: psycopg.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'pgvec%' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_rolled_back_create_index_leaves_nothing(
     pconn: psycopg.Connection, client: psycopg.Connection, pgvec_server: object
 ) -> None:
-    """pgvec builds an index outside any transaction: inside one, CREATE INDEX ... USING
-    hnsw is refused (25001), and rolling back leaves no index, no row, no file."""
+    """CREATE INDEX ... USING hnsw in a transaction block: rolled back, it leaves no
+    index, no catalog row, no file and no change-log trigger; the name is free again."""
     data_dir: Path = pgvec_server.data_dir  # type: ignore[attr-defined]
     pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
     pconn.execute(
         "INSERT INTO t SELECT i, format('[%s,%s,%s]', i, i, i)::vector"
         " FROM generate_series(1, 50) i"
     )
-    with pytest.raises(psycopg.errors.ActiveSqlTransaction):
-        client.execute("CREATE INDEX t_hnsw ON t USING hnsw (v vector_l2_ops)")
+    client.execute("CREATE INDEX t_hnsw ON t USING hnsw (v vector_l2_ops)")
+    assert len(triggers(client)) == 4  # the transaction's own
     client.rollback()
+    assert client.execute("SELECT 1").fetchone() == (1,)
     assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
     assert index_files(data_dir) == []
-    client.autocommit = True
+    assert triggers(pconn) == []
     client.execute("CREATE INDEX t_hnsw ON t USING hnsw (v vector_l2_ops)")
-    assert pconn.execute("SELECT index_name FROM pgvec.indexes").fetchall() == [("t_hnsw",)]
+    client.commit()
+    assert client.execute("SELECT 1").fetchone() == (1,)  # waits for the build
+    assert pconn.execute("SELECT index_name, state FROM pgvec.indexes").fetchall() == [
+        ("t_hnsw", "ready")
+    ]
     assert client.execute("SELECT id FROM t ORDER BY v <-> '[3,3,3]' LIMIT 1").fetchone() == (3,)
 
 
 def test_create_index_on_a_table_of_the_same_transaction(
     pconn: psycopg.Connection, client: psycopg.Connection, pgvec_server: object
 ) -> None:
-    """The table is a vector table for the transaction that created it: its CREATE INDEX
-    ... USING hnsw is pgvec's (refused in the transaction), not PostgreSQL's."""
+    """CREATE TABLE, INSERT, CREATE INDEX, INSERT in one transaction (as SQLAlchemy's
+    create_all and pgvector-python's examples do): after the commit the index holds every
+    row, and the session's next statement finds it built."""
     data_dir: Path = pgvec_server.data_dir  # type: ignore[attr-defined]
     client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
     client.execute(
         "INSERT INTO t SELECT i, format('[%s,%s,%s]', i, i, i)::vector"
         " FROM generate_series(1, 50) i"
     )
-    with pytest.raises(psycopg.errors.ActiveSqlTransaction):
-        client.execute("CREATE INDEX ON t USING hnsw (v)")
-    client.rollback()
+    client.execute("CREATE INDEX ON t USING hnsw (v)")
+    client.execute("INSERT INTO t VALUES (100, '[0.5,0.5,0.5]')")
     assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
-    assert index_files(data_dir) == []
+    client.commit()
+    found = client.execute("SELECT id FROM t ORDER BY v <-> '[0,0,0]' LIMIT 2").fetchall()
+    assert found == [(100,), (1,)]
+    assert pconn.execute("SELECT state, rows_indexed FROM pgvec.indexes").fetchone() == (
+        "ready",
+        51,
+    )
+    assert index_files(data_dir) != []
+
+
+def test_create_index_concurrently_in_a_transaction_is_refused(
+    pconn: psycopg.Connection, client: psycopg.Connection
+) -> None:
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    with pytest.raises(psycopg.errors.ActiveSqlTransaction):
+        client.execute("CREATE INDEX CONCURRENTLY ON t USING hnsw (v)")
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_create_index_needs_the_table_owner(
+    pconn: psycopg.Connection, app_role: str, proxy_uri: str, autocommit: bool
+) -> None:
+    """As in PostgreSQL: only the table's owner may index it, though pgvec builds the
+    index with its own connections."""
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    pconn.execute(f"GRANT ALL ON t TO {app_role}")
+    uri = proxy_uri.replace("postgres@", f"{app_role}@")
+    with psycopg.connect(uri, autocommit=autocommit) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"):
+            conn.execute("CREATE INDEX ON t USING hnsw (v)")
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
+    assert triggers(pconn) == []
 
 
 def test_pipeline_create_table_then_insert(client: psycopg.Connection) -> None:

@@ -16,6 +16,13 @@ import pytest
 
 from tests.fix_proxy import PgvecServer
 
+
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 ROWS, DIM, K = 2000, 8, 10
 ENGINE = "filter evaluated in the engine"
 

@@ -10,6 +10,12 @@ import psycopg
 import pytest
 
 
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 def vec(v: np.ndarray) -> str:
     return "[" + ",".join(map(str, v.tolist())) + "]"
 

@@ -10,6 +10,13 @@ import numpy as np
 import psycopg
 import pytest
 
+
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 Q = "SELECT id FROM t ORDER BY embedding <-> '[0,0]' LIMIT 10"
 
 

@@ -10,6 +10,13 @@ import pytest
 
 from tests.fix_proxy import PgvecServer
 
+
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 ROWS = [(1, "a", 10, [1, 2, 3]), (2, "b", 20, [4, 5, 6]), (3, "c", 30, [1, 1, 1])]
 
 
