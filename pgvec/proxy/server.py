@@ -8,6 +8,8 @@ import logging
 import socket
 from collections.abc import Mapping
 
+import psycopg
+
 from pgvec.errors import PgvecError
 from pgvec.proxy.client_state import ClientState
 from pgvec.proxy.relay import Relay
@@ -122,14 +124,15 @@ class ProxyServer:
         session = Session(db, reader, writer, buf, est.server_writer, relay, self._let_go, state)
         client_task: asyncio.Task[None] | None = None
         try:
-            configured = await db.role_settings.get(est.params.get("user", ""))
+            known = await self._role_settings(db, est.params.get("user", ""))
+            configured = known or {}
             # what was added from stale knowledge of the role's settings, set right
             want = session_defaults(est.params, configured)
             fixes = {k: v for k, v in configured.items() if k in est.added}
             fixes |= {k: v for k, v in want.items() if k not in est.added}
-            if fixes:
+            if fixes and not db.template:
                 await session.set_startup(fixes)
-            state.settings_stale = bool(fixes) or set(est.added) != set(DEFAULTS)
+            state.settings_stale = known is None or bool(fixes) or set(est.added) != set(DEFAULTS)
             client_task = asyncio.create_task(session.run())
             done, _ = await asyncio.wait(
                 {client_task, relay_task}, return_when=asyncio.FIRST_COMPLETED
@@ -155,8 +158,22 @@ class ProxyServer:
     def _defaults(self, params: Mapping[str, str]) -> dict[str, str]:
         """pgvec's settings to add to a client's startup packet."""
         db = self.core.opened(_dbname(params))
+        if db is not None and db.template:
+            return {}  # relayed untouched
         configured = db.role_settings.known(params.get("user", "")) if db is not None else None
         return session_defaults(params, configured or {})
+
+    @staticmethod
+    async def _role_settings(db: Database, user: str) -> dict[str, str] | None:
+        """What ALTER ROLE / DATABASE ... SET give ``user``'s sessions of pgvec's settings;
+        None if pgvec cannot read them (the session's own are then read back)."""
+        if db.template:
+            return None
+        try:
+            return await db.role_settings.get(user)
+        except (psycopg.Error, PgvecError) as exc:
+            log.warning("could not read role and database settings: %s", exc)
+            return None
 
 
 def _dbname(params: Mapping[str, str]) -> str:
