@@ -81,13 +81,20 @@ def test_table_without_primary_key(pconn: psycopg.Connection) -> None:
     assert pconn.execute("SELECT count(*) FROM nopk").fetchone() == (1,)
 
 
-def test_create_index_inside_transaction_is_refused(pconn: psycopg.Connection) -> None:
+def test_create_index_concurrently_inside_transaction_is_refused(
+    pconn: psycopg.Connection,
+) -> None:
     setup_items(pconn, index=False)
     pconn.execute("BEGIN")
     with pytest.raises(psycopg.Error) as info:
-        pconn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
+        pconn.execute("CREATE INDEX CONCURRENTLY ON items USING hnsw (embedding vector_l2_ops)")
     assert info.value.sqlstate == "25001"
     pconn.execute("ROLLBACK")
+    # without CONCURRENTLY it is built at COMMIT; after a ROLLBACK nothing is left
+    pconn.execute("BEGIN")
+    pconn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
+    pconn.execute("ROLLBACK")
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
 
 
 def test_index_survives_bad_statements(pconn: psycopg.Connection) -> None:
