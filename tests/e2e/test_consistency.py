@@ -11,6 +11,13 @@ import pytest
 
 from pgvec.service import database
 
+
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 NEAR = "[0.5,0.5]"
 SEARCH = "SELECT id FROM pts ORDER BY embedding <-> %s LIMIT 1"
 

@@ -10,6 +10,13 @@ import numpy as np
 import psycopg
 import pytest
 
+
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 ONE_UP = float(np.nextafter(np.float32(1), np.float32(2)))  # 1.0000001192092896
 MID = "1.00000005960464477539062501"  # just above the float32 midpoint 1 + 2**-24
 

@@ -7,6 +7,13 @@ import numpy as np
 import psycopg
 import pytest
 
+
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 ROWS = 1500
 
 

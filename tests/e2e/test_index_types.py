@@ -9,6 +9,13 @@ import numpy as np
 import psycopg
 import pytest
 
+
+@pytest.fixture
+def pconn(pconn_both_ways: psycopg.Connection) -> psycopg.Connection:
+    """Through pgvec as the superuser (autocommit) and as an ordinary role (transactions)."""
+    return pconn_both_ways
+
+
 ROWS, DIM, K = 3000, 16, 10
 
 METHODS = [

@@ -235,3 +235,36 @@ def test_psycopg_pipeline_mixing_intercepted_statements(proxy_uri: str, items: N
         assert [r[0] for r in filtered.fetchall()] == [11, 9, 13]
         assert load.fetchone() == (50,)
         assert plain.fetchone() == (50,)
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_psycopg_pipeline_with_create_index(proxy_uri: str, items: None, autocommit: bool) -> None:
+    """CREATE INDEX in a pipeline, between other statements and with no Sync before it:
+    built at once (autocommit) or when the transaction commits. (In autocommit, a write
+    to the same table earlier in the same Sync batch holds a lock the build's triggers
+    wait for: 55006 after 10 s. Not covered here.)"""
+    q = np.array([10.2, 10.2], "f4")
+    with psycopg.connect(proxy_uri, autocommit=autocommit) as conn:
+        conn.execute("CREATE TABLE more (id int PRIMARY KEY, embedding vector(2))")
+        conn.execute(
+            "INSERT INTO more SELECT i, format('[%s,%s]', i, i)::vector"
+            " FROM generate_series(1, 30) i"
+        )
+        conn.commit()
+        with conn.pipeline() as pipeline:
+            conn.execute("SET pgvec.consistency = 'strong'")
+            before = conn.execute(
+                "SELECT id FROM items ORDER BY embedding <-> %s LIMIT 2", (q.tobytes(),)
+            )
+            conn.execute("CREATE INDEX more_idx ON more USING hnsw (embedding vector_l2_ops)")
+            load = conn.execute(LOAD)
+            pipeline.sync()
+            assert [r[0] for r in before.fetchall()] == [10, 11]
+            assert load.fetchone() == (50,)
+        conn.commit()
+        after = conn.execute(
+            "SELECT id FROM more ORDER BY embedding <-> %s LIMIT 3", (q.tobytes(),)
+        ).fetchall()
+        assert [r[0] for r in after] == [10, 11, 9]
+        state = conn.execute("SELECT state FROM pgvec.indexes WHERE index_name = 'more_idx'")
+        assert state.fetchone() == ("ready",)
