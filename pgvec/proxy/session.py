@@ -456,18 +456,24 @@ class Session:
         else:
             self.relay.expect(Pending(frozenset(), emit=b"", reached=reached))
 
-    async def _check_owner(self, idef: IndexDef, *, simple: bool) -> None:
-        """CREATE INDEX needs the client to own the table, as in PostgreSQL (pgvec builds
-        the index with its own connections: it asks as the client first)."""
+    async def _check_owner(self, relid: int, what: str, *, simple: bool) -> None:
+        """pgvec builds, drops, loads and releases indexes with its own connections: it
+        asks first, as the client, whether the client owns the table (PostgreSQL's rule
+        for CREATE INDEX, DROP INDEX and REINDEX)."""
         rows = await ClientBackend(self.server, self.relay, sync=simple).rows(
             "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = $1::oid",
-            [str(idef.table.relid).encode()],
+            [str(relid).encode()],
             [0],
             [0],
             binary=False,
         )
         if not rows or rows[0][0] != b"t":
-            raise InsufficientPrivilege(f"must be owner of table {idef.table.name}")
+            raise InsufficientPrivilege(f"must be owner of {what}")
+
+    async def _check_index_owner(self, schema: str | None, name: str, *, simple: bool) -> None:
+        row = await self.db.find_index(schema, name)
+        if row is not None:  # (a missing index gets its own error where it is used)
+            await self._check_owner(row.relid, f"index {name}", simple=simple)
 
     def _transaction_end(self, status: bytes) -> None:
         """The CREATE INDEXes of a transaction block: built once it committed (the
@@ -572,6 +578,7 @@ class Session:
             if decision.name is None:
                 raise FeatureNotSupported("the index name must not be NULL")
             schema, name = decision.name
+            await self._check_index_owner(schema, name, simple=simple)
             if decision.action == "load":
                 count = await self.db.load(name, schema)
             else:
@@ -584,7 +591,8 @@ class Session:
         if isinstance(decision, CreateIndex):
             if self.relay.txn_status == b"E":
                 raise ActiveTransaction("current transaction is aborted")
-            await self._check_owner(decision.index, simple=simple)
+            table = decision.index.table
+            await self._check_owner(table.relid, f"table {table.name}", simple=simple)
             if self.relay.txn_status == b"T":
                 if decision.index.concurrently:
                     raise ActiveTransaction(
@@ -614,9 +622,12 @@ class Session:
             return "CREATE INDEX"
         if isinstance(decision, DropIndex):
             for schema, name in decision.names:
+                await self._check_index_owner(schema, name, simple=simple)
+            for schema, name in decision.names:
                 await self.db.drop_index(schema, name, if_exists=decision.if_exists)
             return "DROP INDEX"
         if isinstance(decision, Reindex):
+            await self._check_index_owner(*decision.name, simple=simple)
             await self.db.reindex(*decision.name, concurrently=decision.concurrently)
             return "REINDEX"
         raise FeatureNotSupported(f"cannot run {type(decision).__name__}")

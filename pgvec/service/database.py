@@ -738,6 +738,10 @@ class Database:
             None,
         )
 
+    async def find_index(self, schema: str | None, name: str) -> IndexRow | None:
+        """The pgvec index ``schema.name`` (unqualified: in public), if there is one."""
+        return await self.run(self._find_index, schema, name)
+
     async def owns_index(self, schema: str | None, name: str) -> bool:
         if self.template:
             return False

@@ -166,3 +166,32 @@ def test_pipeline_create_table_then_insert(client: psycopg.Connection) -> None:
         cur = client.execute("SELECT v FROM t")
     assert cur.fetchall() == [("[1,2,3]",)]
     client.commit()
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_drop_reindex_load_release_need_the_table_owner(
+    pconn: psycopg.Connection, app_role: str, proxy_uri: str, autocommit: bool
+) -> None:
+    """pgvec drops, rebuilds, loads and releases indexes with its own connections: a role
+    that does not own the table gets 42501, as PostgreSQL's DROP INDEX and REINDEX give."""
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    pconn.execute("INSERT INTO t VALUES (1, '[1,1,1]')")
+    pconn.execute("CREATE INDEX t_idx ON t USING hnsw (v)")
+    pconn.execute(f"GRANT ALL ON t TO {app_role}")
+    uri = proxy_uri.replace("postgres@", f"{app_role}@")
+    with psycopg.connect(uri, autocommit=autocommit) as conn:
+        for sql in (
+            "DROP INDEX t_idx",
+            "REINDEX INDEX t_idx",
+            "SELECT pgvec.release('t_idx')",
+            "SELECT pgvec.load('t_idx')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"):
+                conn.execute(sql)
+            if not autocommit:
+                conn.rollback()
+        assert conn.execute("SELECT id FROM t ORDER BY v <-> '[1,1,1]' LIMIT 1").fetchone() == (1,)
+    assert pconn.execute("SELECT index_name, state FROM pgvec.indexes").fetchall() == [
+        ("t_idx", "ready")
+    ]
+    assert pconn.execute("SELECT pgvec.release('t_idx')").fetchone() == (1,)  # the owner may
