@@ -44,6 +44,8 @@ DDL = 2
 #: DDL that may make, change or remove a vector table: until its transaction ends, the
 #: client's statements are rewritten by the catalog as that transaction sees it
 VECTOR_DDL = 4
+#: may write rows: a top-k later in the same transaction must look for its own writes
+WRITES = 8
 
 #: (on lower-cased text) words one of which each statement of a kind holds: a cheap
 #: gate before the regular expression
@@ -53,6 +55,23 @@ _STATE = re.compile(
     r"(?:^|;)\s*(?:set|reset|discard|grant|revoke)\b"
     r"|\b(?:set_config|rollback|search_path|temp|temporary|pg_temp)\b"
     r"|\b(?:create|drop|alter)\s+schema\b"
+)
+_WRITE_WORDS = (
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "copy",
+    "truncate",
+    "call",
+    "do",
+    "execute",
+    "create",
+    "alter",
+    "drop",
+)
+_WRITES = re.compile(
+    r"\b(?:insert|update|delete|merge|copy|truncate|call|do|execute|create|alter|drop)\b"
 )
 _DDL_WORDS = ("create", "alter", "drop", "comment", "rename", "truncate")
 _DDL = re.compile(r"\b(?:create|alter|drop|comment|rename|truncate)\b")
@@ -87,6 +106,13 @@ def classify(sql: str) -> int:
                 flags |= DDL | (VECTOR_DDL if _VECTOR_DDL.search(low) else 0)
             break
     return flags
+
+
+def may_write(sql: str) -> bool:
+    """Whether ``sql`` may write rows (a superset: a false match costs one query of the
+    rows the transaction wrote, at its next top-k)."""
+    low = sql.lower()
+    return any(word in low for word in _WRITE_WORDS) and _WRITES.search(low) is not None
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,15 @@ from pgvec.errors import (
     UndefinedObject,
 )
 from pgvec.proxy.client_backend import ClientBackend, StatementFailed, StatementSkipped
-from pgvec.proxy.client_state import TXN_CONTROL, ClientState, Reads, classify, state_query
+from pgvec.proxy.client_state import (
+    TXN_CONTROL,
+    WRITES,
+    ClientState,
+    Reads,
+    classify,
+    may_write,
+    state_query,
+)
 from pgvec.proxy.copyin import CopyConverter
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.rewrite.decision import (
@@ -71,11 +79,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: words of statements that may write rows (a superset: a false match costs one query)
-_WRITES = re.compile(
-    r"\b(insert|update|delete|merge|copy|truncate|call|do|execute|create|alter|drop)\b",
-    re.IGNORECASE,
-)
 _PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\d+)")
 
 
@@ -136,8 +139,6 @@ class Session:
         self._copy_error: PgvecError | None = None
         #: the open transaction may have written rows (its top-k must see them)
         self._wrote = False
-        #: prepared statements that may write rows
-        self._writers: set[str] = set()
         #: CREATE INDEX statements of the open transaction block, built at its commit
         self._deferred: list[IndexDef] = []
         self._builds: set[asyncio.Task[None]] = set()
@@ -327,7 +328,8 @@ class Session:
         self.statements.pop("", None)
         self.portals.pop("", None)
         sql = m.Query.decode(msg.body).sql
-        if _WRITES.search(sql):
+        flags = classify(sql)
+        if may_write(sql):
             self._wrote = True
         self._query_sets.clear()
         try:
@@ -339,7 +341,7 @@ class Session:
             self.raise_simple(err)
         except Exception as exc:  # a bug in pgvec: this query fails, the session goes on
             self.raise_simple(_internal(exc))
-        self.state.sent(classify(sql))
+        self.state.sent(flags)
 
     async def _let_go_of(self, sql: str) -> None:
         target = database_to_let_go(sql)
@@ -637,11 +639,7 @@ class Session:
     async def on_parse(self, msg: Message) -> None:
         parse = m.Parse.decode(msg.body)
         self.statements.pop(parse.name, None)
-        if _WRITES.search(parse.sql):
-            self._writers.add(parse.name)
-        else:
-            self._writers.discard(parse.name)
-        flags = classify(parse.sql)
+        flags = classify(parse.sql) | (WRITES if may_write(parse.sql) else 0)
         if flags:
             self._flags[parse.name] = flags
         else:
@@ -712,7 +710,7 @@ class Session:
                 self.state.sent(flags)
 
     async def _on_bind(self, msg: Message, bind: m.Bind) -> None:
-        if bind.statement in self._writers:
+        if self._flags.get(bind.statement, 0) & WRITES:
             self._wrote = True
         info = self.statements.get(bind.statement)
         if info is None:
