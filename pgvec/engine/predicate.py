@@ -22,7 +22,6 @@ import math
 import re
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,85 +29,43 @@ import numpy as np
 import numpy.typing as npt
 
 from pgvec.engine.scalars import Scalars, base_type, kind_of
+from pgvec.filter.model import (
+    ENGINE_NODES,
+    FLIPPED,
+    And,
+    AnyOf,
+    Column,
+    Compare,
+    Const,
+    IsNull,
+    Not,
+    Operand,
+    Or,
+    Param,
+    Predicate,
+    Unsupported,
+)
+
+__all__ = [
+    "FLIPPED",
+    "And",
+    "AnyOf",
+    "Column",
+    "Compare",
+    "Const",
+    "IsNull",
+    "Not",
+    "Operand",
+    "Or",
+    "Param",
+    "Predicate",
+    "Unsupported",
+    "Where",
+    "parse_text",
+]
 
 Bools = npt.NDArray[np.bool_]
 Value = int | Decimal | float | bool | str
-
-
-class Unsupported(Exception):
-    """The engine cannot evaluate this predicate exactly; PostgreSQL can."""
-
-
-# ------------------------------------------------------------------------------ nodes
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # format_type()
-
-
-@dataclass(frozen=True)
-class Const:
-    """A constant: int, Decimal (a numeric literal), float, bool, str (an untyped literal,
-    read as the column's type) or None (NULL); ``type`` if it was cast explicitly."""
-
-    value: int | Decimal | float | bool | str | None
-    type: str | None = None
-
-
-@dataclass(frozen=True)
-class Param:
-    """``$number`` of the filter statement, with the type of an explicit cast if any."""
-
-    number: int
-    cast: str | None = None
-
-
-Operand = Const | Param
-FLIPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-
-
-@dataclass(frozen=True)
-class Compare:
-    column: Column
-    op: str
-    operand: Operand
-
-
-@dataclass(frozen=True)
-class IsNull:
-    column: Column
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    """``column = ANY(array)``: the array a parameter (``cast``: its element type, from
-    ``$1::int[]``), an untyped literal such as ``'{1,2}'``, or items: ``ARRAY[...]``, or
-    with ``with_column`` the list of ``column IN (...)``, whose common type includes the
-    column's."""
-
-    column: Column
-    array: Operand | tuple[Operand, ...]
-    with_column: bool = False
-
-
-@dataclass(frozen=True)
-class And:
-    parts: tuple[Predicate, ...]
-
-
-@dataclass(frozen=True)
-class Or:
-    parts: tuple[Predicate, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    part: Predicate
-
-
-Predicate = Compare | AnyOf | IsNull | And | Or | Not
 
 
 # ------------------------------------------------------------------------- parameters
@@ -239,6 +196,8 @@ class Where:
     # SQL's three-valued logic as two masks: where a clause is TRUE, and where it is
     # FALSE (NULL is neither); NOT swaps them. Each is computed only when asked for.
     def _true(self, node: Predicate, scalars: Scalars, n: int) -> Bools:
+        if not isinstance(node, ENGINE_NODES):
+            raise Unsupported(type(node).__name__)
         if isinstance(node, Compare):
             return self._compare(node, scalars, n, True)
         if isinstance(node, AnyOf):
@@ -252,6 +211,8 @@ class Where:
         return _fold(np.logical_or, (self._true(p, scalars, n) for p in node.parts))
 
     def _false(self, node: Predicate, scalars: Scalars, n: int) -> Bools:
+        if not isinstance(node, ENGINE_NODES):
+            raise Unsupported(type(node).__name__)
         if isinstance(node, Compare):
             return self._compare(node, scalars, n, False)
         if isinstance(node, AnyOf):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
-from pgvec.engine.predicate import Predicate
+from pgvec.filter.model import Predicate
 from pgvec.rewrite.catalog import TableInfo, VectorColumn
 
 IDS_MARK = "{ids}"

@@ -88,7 +88,9 @@ def _params_of(node: Predicate) -> list[tuple[Column, Param]]:
         return []
     if isinstance(node, Not):
         return _params_of(node.part)
-    return [pair for part in node.parts for pair in _params_of(part)]
+    if isinstance(node, And | Or):
+        return [pair for part in node.parts for pair in _params_of(part)]
+    raise _NotEngine(type(node).__name__)
 
 
 def _node(node: exp.Expr, resolve: Resolver) -> Predicate:
