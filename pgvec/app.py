@@ -31,6 +31,7 @@ class ServerState:
     upstream: str
     data_dir: str
     embedded: bool
+    milvus_port: int | None = None
 
     @property
     def client_uri(self) -> str:
@@ -65,6 +66,7 @@ async def serve(
     embedded: bool,
     on_ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
+    milvus_port: int = -1,
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); a second signal exits at once."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,26 @@ async def serve(
         await core.database(default_db)
     except Exception as exc:
         log.warning("could not open database %s yet: %s", default_db, exc)
-    state = ServerState(os.getpid(), host, server.port, upstream_dsn, str(data_dir), embedded)
+    milvus = None
+    if milvus_port >= 0:
+        from pgvec.milvus.server import MilvusServer
+
+        milvus = MilvusServer(core, host, milvus_port, default_db)
+        try:
+            await milvus.start()
+        except Exception:
+            await server.close()
+            await core.close()
+            raise
+    state = ServerState(
+        os.getpid(),
+        host,
+        server.port,
+        upstream_dsn,
+        str(data_dir),
+        embedded,
+        milvus.port if milvus is not None else None,
+    )
     state_path = data_dir / STATE_FILE
     state_path.write_text(json.dumps(asdict(state)))
     stop = stop or asyncio.Event()
@@ -101,6 +122,8 @@ async def serve(
         await stop.wait()
     finally:
         log.info("shutting down")
+        if milvus is not None:
+            await milvus.close()
         await server.close()
         await core.close()
         with contextlib.suppress(OSError):

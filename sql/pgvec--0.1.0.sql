@@ -616,3 +616,131 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS pgvec_log_truncate ON %s', rel);
 END
 $fn$;
+
+-- ---------------------------------------------------------------------------------------
+-- Milvus collections
+-- ---------------------------------------------------------------------------------------
+
+-- What a pymilvus client declared for a table it created through the Milvus API: the
+-- CollectionSchema exactly as sent (DescribeCollection echoes it), the default consistency
+-- level, properties, and whether the collection is loaded (Milvus refuses searches of a
+-- released collection). Keyed by the table's OID, so renames are followed; a table made
+-- in SQL has no row here and is described from its columns.
+CREATE TABLE IF NOT EXISTS pgvec.collections (
+    relid       oid PRIMARY KEY,
+    schema      bytea NOT NULL,
+    consistency integer NOT NULL DEFAULT 2,
+    properties  jsonb NOT NULL DEFAULT '{}',
+    loaded      boolean NOT NULL DEFAULT false,
+    created_ts  bigint NOT NULL DEFAULT 0
+);
+
+-- Milvus aliases: another name for a collection, within its database (schema).
+CREATE TABLE IF NOT EXISTS pgvec.aliases (
+    schema_name name NOT NULL,
+    alias       name NOT NULL,
+    relid       oid NOT NULL,
+    PRIMARY KEY (schema_name, alias)
+);
+
+GRANT SELECT ON pgvec.collections, pgvec.aliases TO PUBLIC;
+
+-- Milvus-style int64 primary keys for auto_id collections (and for rows inserted through
+-- SQL that leave the key out): physical milliseconds << 18 | a sequence's low 18 bits,
+-- the shape of Milvus's TSO-based ids.
+CREATE SEQUENCE IF NOT EXISTS pgvec.id_seq;
+GRANT USAGE ON SEQUENCE pgvec.id_seq TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgvec.next_id()
+RETURNS bigint LANGUAGE sql VOLATILE PARALLEL SAFE AS $fn$
+    SELECT ((extract(epoch FROM clock_timestamp()) * 1000)::bigint << 18)
+           | (nextval('pgvec.id_seq') & 262143)
+$fn$;
+
+-- Only the table's owner (or a member of the owning role) registers, alters or drops a
+-- collection's row; anyone who may read the table loads and releases it.
+CREATE OR REPLACE FUNCTION pgvec._check_owner(rel regclass)
+RETURNS void LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', (SELECT relname FROM pg_class WHERE oid = rel)
+            USING ERRCODE = '42501';
+    END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.register_collection(
+    rel regclass, schema bytea, consistency integer, properties jsonb, created_ts bigint)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM pgvec._check_owner(rel);
+    INSERT INTO pgvec.collections AS c (relid, schema, consistency, properties, created_ts)
+    VALUES (rel, schema, consistency, properties, created_ts)
+    ON CONFLICT (relid) DO UPDATE
+    SET schema = EXCLUDED.schema, consistency = EXCLUDED.consistency,
+        properties = EXCLUDED.properties, created_ts = EXCLUDED.created_ts, loaded = false;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.set_collection_properties(rel regclass, properties jsonb)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM pgvec._check_owner(rel);
+    UPDATE pgvec.collections SET properties = set_collection_properties.properties
+    WHERE relid = rel;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.set_collection_loaded(rel regclass, loaded boolean)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF NOT has_table_privilege(session_user, rel, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = rel)
+            USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO pgvec.collections AS c (relid, schema, loaded) VALUES (rel, '', loaded)
+    ON CONFLICT (relid) DO UPDATE SET loaded = EXCLUDED.loaded;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.forget_collection(rel oid)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF EXISTS (SELECT FROM pg_class WHERE oid = rel) THEN
+        PERFORM pgvec._check_owner(rel);
+    END IF;
+    DELETE FROM pgvec.collections WHERE relid = rel;
+    DELETE FROM pgvec.aliases WHERE relid = rel;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.set_alias(schema_name name, alias name, rel regclass, replace boolean)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM pgvec._check_owner(rel);
+    IF replace THEN
+        INSERT INTO pgvec.aliases VALUES (schema_name, alias, rel)
+        ON CONFLICT ON CONSTRAINT aliases_pkey DO UPDATE SET relid = EXCLUDED.relid;
+    ELSE
+        INSERT INTO pgvec.aliases VALUES (schema_name, alias, rel);
+    END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.drop_alias(schema_name name, alias name)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    rel oid;
+BEGIN
+    SELECT a.relid INTO rel FROM pgvec.aliases a
+    WHERE a.schema_name = drop_alias.schema_name AND a.alias = drop_alias.alias;
+    IF rel IS NULL THEN
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT FROM pg_class WHERE oid = rel) THEN
+        PERFORM pgvec._check_owner(rel::regclass);
+    END IF;
+    DELETE FROM pgvec.aliases a WHERE a.schema_name = drop_alias.schema_name AND a.alias = drop_alias.alias;
+    RETURN true;
+END
+$fn$;

@@ -17,10 +17,11 @@ from pgvec.app import serve
 class PgvecServer:
     """A pgvec server on an ephemeral port, run on its own event loop in a thread."""
 
-    def __init__(self, upstream: str, data_dir: Path) -> None:
+    def __init__(self, upstream: str, data_dir: Path, *, milvus_port: int = -1) -> None:
         self.upstream = upstream
         self.data_dir = data_dir
         self.port = 0
+        self.milvus_port = milvus_port  # -1: no Milvus API
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -44,6 +45,7 @@ class PgvecServer:
                 embedded=False,
                 on_ready=on_ready,
                 stop=self._stop,
+                milvus_port=self.milvus_port,
             )
 
         def run() -> None:

@@ -68,3 +68,21 @@ class IndexRow:
     @property
     def key(self) -> tuple[int, int]:
         return (self.relid, self.attnum)
+
+
+@dataclass(frozen=True)
+class IndexDef:
+    """A request for a pgvec index (CREATE INDEX in SQL, CreateIndex through Milvus)."""
+
+    name: str | None
+    if_not_exists: bool
+    table: TableInfo
+    column: VectorColumn
+    method: str
+    opclass: str | None
+    options: dict[str, str]
+    concurrently: bool = False  # build in the background, return at once
+
+    @property
+    def default_name(self) -> str:
+        return self.name or f"{self.table.name}_{self.column.name}_idx"

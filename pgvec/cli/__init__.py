@@ -64,14 +64,20 @@ def main(log_level: str) -> None:
         logging.getLogger(name).setLevel(quiet)
 
 
-def _run_server(upstream: str, data_dir: Path, host: str, port: int, embedded: bool) -> None:
+def _run_server(
+    upstream: str, data_dir: Path, host: str, port: int, embedded: bool, milvus_port: int
+) -> None:
     from pgvec.app import serve
 
     click.echo(f"pgvec {__version__}: serving on {host}:{port}, indexes in {data_dir / 'indexes'}")
     click.echo(f'Connect with:  psql "postgresql://postgres@{host}:{port}/postgres"')
+    if milvus_port >= 0:
+        click.echo(f'Milvus API:    MilvusClient("http://{host}:{milvus_port}")')
     click.echo("Stop with Ctrl-C or `pgvec down`.")
     try:
-        asyncio.run(serve(upstream, data_dir, host, port, embedded=embedded))
+        asyncio.run(
+            serve(upstream, data_dir, host, port, embedded=embedded, milvus_port=milvus_port)
+        )
     except OSError as exc:
         raise click.ClickException(
             f"cannot serve on {host}:{port}: {exc.strerror or exc}. Is pgvec already running "
@@ -96,6 +102,14 @@ port_option = click.option(
     show_default=True,
     help="Port to listen on (PostgreSQL protocol).",
 )
+milvus_port_option = click.option(
+    "--milvus-port",
+    envvar="PGVEC_MILVUS_PORT",
+    type=int,
+    default=19530,
+    show_default=True,
+    help="Port of the Milvus gRPC API (pymilvus); -1 turns it off.",
+)
 
 
 @main.command()
@@ -109,7 +123,8 @@ port_option = click.option(
 @data_dir_option
 @host_option
 @port_option
-def up(upstream: str | None, data_dir: Path, host: str, port: int) -> None:
+@milvus_port_option
+def up(upstream: str | None, data_dir: Path, host: str, port: int, milvus_port: int) -> None:
     """Start pgvec, with an embedded PostgreSQL unless --upstream is given."""
     from pgvec.app import process_alive, read_state
 
@@ -120,7 +135,7 @@ def up(upstream: str | None, data_dir: Path, host: str, port: int) -> None:
             "`pgvec down` stops it."
         )
     if upstream:
-        _run_server(upstream, data_dir, host, port, embedded=False)
+        _run_server(upstream, data_dir, host, port, embedded=False, milvus_port=milvus_port)
         return
     from pgvec.embedded import EmbeddedPostgres
 
@@ -130,7 +145,7 @@ def up(upstream: str | None, data_dir: Path, host: str, port: int) -> None:
     except Exception as exc:
         raise click.ClickException(f"could not start the embedded PostgreSQL: {exc}") from exc
     try:
-        _run_server(uri, data_dir, host, port, embedded=True)
+        _run_server(uri, data_dir, host, port, embedded=True, milvus_port=milvus_port)
     finally:
         pg.stop()
 
@@ -146,9 +161,10 @@ def up(upstream: str | None, data_dir: Path, host: str, port: int) -> None:
 @data_dir_option
 @host_option
 @port_option
-def serve(upstream: str, data_dir: Path, host: str, port: int) -> None:
+@milvus_port_option
+def serve(upstream: str, data_dir: Path, host: str, port: int, milvus_port: int) -> None:
     """Serve pgvec in front of an existing PostgreSQL."""
-    _run_server(upstream, data_dir, host, port, embedded=False)
+    _run_server(upstream, data_dir, host, port, embedded=False, milvus_port=milvus_port)
 
 
 @main.command()

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
+from pgvec.catalog.models import IndexDef as IndexDef
 from pgvec.filter.model import Predicate
 from pgvec.rewrite.catalog import TableInfo, VectorColumn
 
@@ -65,22 +66,6 @@ class KnnPlan:
 @dataclass(frozen=True)
 class Knn:
     plan: KnnPlan
-
-
-@dataclass(frozen=True)
-class IndexDef:
-    name: str | None
-    if_not_exists: bool
-    table: TableInfo
-    column: VectorColumn
-    method: str
-    opclass: str | None
-    options: dict[str, str]
-    concurrently: bool = False  # build in the background, return at once
-
-    @property
-    def default_name(self) -> str:
-        return self.name or f"{self.table.name}_{self.column.name}_idx"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The Milvus frontend: pymilvus clients over gRPC, each collection a PostgreSQL table."""

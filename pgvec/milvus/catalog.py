@@ -1,0 +1,295 @@
+"""Collections, aliases and databases as PostgreSQL sees them, read and changed on a
+connection opened as the client's role (so its grants decide what it may see and do).
+
+A Milvus database is a PostgreSQL schema (``default`` is ``public``); a collection is a
+table of that schema with a vector column, made through the Milvus API or in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pymilvus.grpc_gen import schema_pb2
+
+from pgvec.milvus.schema import (
+    Collection,
+    ColumnRow,
+    check_schema,
+    create_table,
+    described,
+    with_field_ids,
+)
+from pgvec.milvus.status import (
+    CollectionNotFound,
+    DatabaseExists,
+    DatabaseNotFound,
+    MilvusError,
+    ParameterInvalid,
+)
+
+DEFAULT_DB = "default"
+#: schemas that are never Milvus databases
+_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pgvec", "pg_toast")
+
+_RESOLVE_SQL = """
+SELECT c.oid::int8, c.relname::text, m.schema, m.consistency, m.properties, m.loaded,
+       m.created_ts
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pgvec.collections m ON m.relid = c.oid
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')
+  AND (c.relname = %(name)s OR c.oid = (SELECT a.relid FROM pgvec.aliases a
+                                         WHERE a.schema_name = %(schema)s
+                                           AND a.alias = %(name)s))
+ORDER BY c.relname = %(name)s DESC
+LIMIT 1
+"""
+
+_COLUMNS_SQL = """
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       coalesce(v.dim, 0),
+       (SELECT a.attnum = i.indkey[0] FROM pg_index i
+         WHERE i.indrelid = a.attrelid AND i.indisprimary AND i.indnkeyatts = 1)
+FROM pg_attribute a
+LEFT JOIN pgvec.vector_columns v ON v.relid = a.attrelid AND v.attnum = a.attnum
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+_LIST_SQL = """
+SELECT DISTINCT v.table_name::text FROM pgvec.vector_columns v
+WHERE v.schema_name = %s AND has_table_privilege(v.relid, 'SELECT')
+ORDER BY 1
+"""
+
+
+def schema_of(db_name: str) -> str:
+    """The PostgreSQL schema of a Milvus database."""
+    return "public" if db_name in ("", DEFAULT_DB) else db_name
+
+
+def db_name_of(schema: str) -> str:
+    return DEFAULT_DB if schema == "public" else schema
+
+
+async def resolve(conn: psycopg.AsyncConnection[Any], db: str, name: str) -> Collection:
+    """The collection (or alias) ``name`` of Milvus database ``db``."""
+    schema = schema_of(db)
+    await _check_db(conn, schema)
+    cur = await conn.execute(_RESOLVE_SQL, {"schema": schema, "name": name})
+    row = await cur.fetchone()
+    if row is None:
+        raise CollectionNotFound(f"collection '{name}' does not exist")
+    relid, table, stored, consistency, properties, loaded, created_ts = row
+    cur = await conn.execute(_COLUMNS_SQL, (relid,))
+    columns = await cur.fetchall()
+    pk = next((c[0] for c in columns if c[4]), None)
+    rows = [ColumnRow(c[0], c[1], bool(c[2]), int(c[3])) for c in columns]
+    if not any(r.dim for r in rows):
+        raise CollectionNotFound(f"collection '{name}' does not exist")
+    if pk is None:
+        raise MilvusError(
+            f"table {table} has no single-column primary key: it cannot be a collection"
+        )
+    if stored:
+        proto = schema_pb2.CollectionSchema.FromString(bytes(stored))
+        fields = check_schema(proto)
+        proto = with_field_ids(proto)
+        proto.name = table  # renamed in SQL or through the API since
+        dynamic = proto.enable_dynamic_field
+    else:
+        fields, proto, dynamic = described(table, rows, pk)
+    present = {r.name for r in rows}
+    fields = tuple(f for f in fields if f.name in present)  # columns dropped in SQL
+    return Collection(
+        relid=int(relid),
+        schema_name=schema,
+        table=table,
+        name=table,
+        fields=fields,
+        proto=proto,
+        dynamic=bool(dynamic),
+        consistency=2 if consistency is None else int(consistency),
+        loaded=bool(loaded),
+        created_ts=int(created_ts or 0),
+        properties=dict(properties or {}),
+        registered=bool(stored),
+    )
+
+
+async def exists(conn: psycopg.AsyncConnection[Any], db: str, name: str) -> bool:
+    try:
+        await resolve(conn, db, name)
+    except CollectionNotFound:
+        return False
+    return True
+
+
+async def list_names(conn: psycopg.AsyncConnection[Any], db: str) -> list[str]:
+    schema = schema_of(db)
+    await _check_db(conn, schema)
+    cur = await conn.execute(_LIST_SQL, (schema,))
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def create(
+    conn: psycopg.AsyncConnection[Any],
+    db: str,
+    name: str,
+    proto: schema_pb2.CollectionSchema,
+    consistency: int,
+    properties: dict[str, str],
+    created_ts: int,
+) -> None:
+    """CREATE TABLE and its registration, in one transaction."""
+    _check_name(name)
+    schema = schema_of(db)
+    await _check_db(conn, schema)
+    fields = check_schema(proto)
+    proto.name = name
+    async with conn.transaction():
+        await conn.execute(create_table(schema, name, proto, fields))
+        await conn.execute(
+            "SELECT pgvec.register_collection(%s::regclass, %s, %s, %s::jsonb, %s)",
+            (
+                sql.Identifier(schema, name).as_string(conn),
+                proto.SerializeToString(),
+                consistency,
+                json.dumps(properties),
+                created_ts,
+            ),
+        )
+
+
+async def drop(conn: psycopg.AsyncConnection[Any], coll: Collection) -> None:
+    async with conn.transaction():
+        await conn.execute(sql.SQL("DROP TABLE {}").format(coll.ident))
+        await conn.execute("SELECT pgvec.forget_collection(%s)", (coll.relid,))
+
+
+async def rename(
+    conn: psycopg.AsyncConnection[Any], coll: Collection, new_db: str, new_name: str
+) -> None:
+    _check_name(new_name)
+    schema = schema_of(new_db)
+    await _check_db(conn, schema)
+    async with conn.transaction():
+        if schema != coll.schema_name:
+            await conn.execute(
+                sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(coll.ident, sql.Identifier(schema))
+            )
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(schema, coll.table), sql.Identifier(new_name)
+            )
+        )
+
+
+async def set_loaded(conn: psycopg.AsyncConnection[Any], coll: Collection, loaded: bool) -> None:
+    await conn.execute(
+        "SELECT pgvec.set_collection_loaded(%s::oid::regclass, %s)", (coll.relid, loaded)
+    )
+
+
+async def set_alias(
+    conn: psycopg.AsyncConnection[Any], db: str, alias: str, coll: Collection, replace: bool
+) -> None:
+    _check_name(alias)
+    schema = schema_of(db)
+    cur = await conn.execute(
+        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s",
+        (schema, alias),
+    )
+    if await cur.fetchone():
+        raise ParameterInvalid(f"alias {alias} is the name of a collection")
+    try:
+        await conn.execute(
+            "SELECT pgvec.set_alias(%s, %s, %s::oid::regclass, %s)",
+            (schema, alias, coll.relid, replace),
+        )
+    except psycopg.errors.UniqueViolation:
+        raise ParameterInvalid(
+            f"alias exists and already aliased to another collection, alias: {alias}"
+        ) from None
+
+
+async def drop_alias(conn: psycopg.AsyncConnection[Any], db: str, alias: str) -> None:
+    await conn.execute("SELECT pgvec.drop_alias(%s, %s)", (schema_of(db), alias))
+
+
+async def aliases_of(conn: psycopg.AsyncConnection[Any], coll: Collection) -> list[str]:
+    cur = await conn.execute(
+        "SELECT alias::text FROM pgvec.aliases WHERE relid = %s ORDER BY 1", (coll.relid,)
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def list_aliases(conn: psycopg.AsyncConnection[Any], db: str) -> list[str]:
+    cur = await conn.execute(
+        "SELECT alias::text FROM pgvec.aliases WHERE schema_name = %s ORDER BY 1",
+        (schema_of(db),),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+# ------------------------------------------------------------ databases
+
+
+async def list_dbs(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    cur = await conn.execute(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname <> ALL(%s)"
+        " AND nspname NOT LIKE 'pg\\_%%' AND has_schema_privilege(oid, 'USAGE')"
+        " ORDER BY nspname <> 'public', nspname",
+        (list(_SYSTEM_SCHEMAS),),
+    )
+    return [db_name_of(r[0]) for r in await cur.fetchall()]
+
+
+async def create_db(conn: psycopg.AsyncConnection[Any], db: str) -> None:
+    _check_name(db)
+    try:
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_of(db))))
+    except psycopg.errors.DuplicateSchema:
+        raise DatabaseExists(f"database already exist: {db}") from None
+
+
+async def drop_db(conn: psycopg.AsyncConnection[Any], db: str) -> None:
+    if schema_of(db) == "public":
+        raise ParameterInvalid("can not drop default database")
+    await _check_db(conn, schema_of(db))
+    try:
+        await conn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(schema_of(db))))
+    except psycopg.errors.DependentObjectsStillExist:
+        raise MilvusError(
+            f"database:{db} not empty, must drop all collections before drop database"
+        ) from None
+
+
+async def _check_db(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
+    if schema in _SYSTEM_SCHEMAS or schema.startswith("pg_"):
+        raise DatabaseNotFound(f"database not found[database={schema}]")
+    cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    if await cur.fetchone() is None:
+        raise DatabaseNotFound(f"database not found[database={db_name_of(schema)}]")
+
+
+def _check_name(name: str) -> None:
+    if not name:
+        raise ParameterInvalid("collection name should not be empty")
+    if len(name) > 255:
+        raise ParameterInvalid("the length of a collection name must be less than 255 characters")
+    first = name[0]
+    if not (first == "_" or first.isalpha()):
+        raise ParameterInvalid(
+            f"the first character of a collection name must be an underscore or letter: "
+            f"invalid collection name: {name}"
+        )
+    if not all(ch == "_" or ch.isalnum() for ch in name):
+        raise ParameterInvalid(
+            "collection name can only contain numbers, letters and underscores: "
+            f"invalid collection name: {name}"
+        )

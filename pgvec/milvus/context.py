@@ -1,0 +1,128 @@
+"""Who is calling and where: the Milvus database and PostgreSQL role of one RPC.
+
+pymilvus names the database in the ``dbname`` header and sends credentials as
+``authorization: base64(user:password)`` (a token is ``user:password`` too). A call with
+credentials runs as that PostgreSQL role, authenticated by PostgreSQL itself with that
+password; a call without runs as pgvec's own upstream role, as a Milvus without
+authentication lets anyone do anything. Connections are pooled per (role, password).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from pgvec.milvus.status import AuthenticationFailed
+
+#: connections per (role, password) pool
+POOL_SIZE = 8
+#: an unused pool's connections are closed after this many seconds
+POOL_MAX_IDLE = 60.0
+APPLICATION = "pgvec milvus"
+
+
+@dataclass(frozen=True)
+class Caller:
+    db: str  # Milvus database name ("" or "default": public)
+    user: str | None
+    password: str | None
+
+    @classmethod
+    def of(cls, context: grpc.aio.ServicerContext, request: Any) -> Caller:
+        headers = {k: v for k, v in (context.invocation_metadata() or ())}
+        db = str(headers.get("dbname") or getattr(request, "db_name", "") or "")
+        user = password = None
+        auth = headers.get("authorization")
+        if auth:
+            try:
+                text = base64.b64decode(str(auth)).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise AuthenticationFailed("the authorization header is not base64") from None
+            user, _, password = text.partition(":")
+            if not user:
+                user = password = None
+        return cls(db, user, password)
+
+
+class Clock:
+    """Hybrid timestamps as Milvus hands them out (physical ms << 18 | logical), strictly
+    increasing; pymilvus sends the last one back as a search's guarantee timestamp."""
+
+    LOGICAL_BITS = 18
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def now(self) -> int:
+        ts = int(time.time() * 1000) << self.LOGICAL_BITS
+        self._last = max(ts, self._last + 1)
+        return self._last
+
+
+class Connections:
+    """Pools of connections to one PostgreSQL database, one pool per caller identity."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._pools: dict[tuple[str | None, str], AsyncConnectionPool] = {}
+        self._lock = asyncio.Lock()
+
+    async def _pool(self, caller: Caller) -> AsyncConnectionPool:
+        digest = hashlib.sha256((caller.password or "").encode()).hexdigest()
+        key = (caller.user, digest)
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        async with self._lock:
+            pool = self._pools.get(key)
+            if pool is not None:
+                return pool
+            conninfo = self.dsn
+            if caller.user is not None:
+                conninfo = make_conninfo(self.dsn, user=caller.user, password=caller.password)
+            # the first connection proves the credentials before the pool is kept
+            try:
+                conn = await psycopg.AsyncConnection.connect(conninfo, application_name=APPLICATION)
+            except psycopg.OperationalError as exc:
+                raise AuthenticationFailed(
+                    f"fail to connect as user {caller.user or '(default)'}: "
+                    f"{str(exc).strip().splitlines()[-1]}"
+                ) from None
+            await conn.close()
+            pool = AsyncConnectionPool(
+                conninfo,
+                min_size=0,
+                max_size=POOL_SIZE,
+                max_idle=POOL_MAX_IDLE,
+                kwargs={"autocommit": True, "application_name": APPLICATION},
+                open=False,
+            )
+            await pool.open()
+            self._pools[key] = pool
+            return pool
+
+    @asynccontextmanager
+    async def connection(self, caller: Caller) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        pool = await self._pool(caller)
+        async with pool.connection() as conn:
+            yield conn
+
+    async def check(self, caller: Caller) -> None:
+        await self._pool(caller)
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.close()

@@ -1,0 +1,292 @@
+"""Insert, upsert, delete and query on a collection's table, as the caller's role.
+
+An Insert or Upsert batch is one transaction: it lands whole or not at all. Rows travel
+by COPY; a collection's change-log triggers then carry them to its indexes, as they do
+for rows written in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pymilvus.grpc_gen import schema_pb2
+
+from pgvec.milvus import fielddata
+from pgvec.milvus.filters import Filter
+from pgvec.milvus.schema import DT, DYNAMIC, FLOAT_VECTORS, Collection, Field
+from pgvec.milvus.status import ParameterInvalid
+
+#: column types read as they are; any other reads as text (VarChar)
+_NATIVE = (
+    "boolean",
+    "smallint",
+    "integer",
+    "bigint",
+    "real",
+    "double precision",
+    "jsonb",
+    "json",
+    "bytea",
+    "text",
+    "character varying",
+)
+COUNT = "count(*)"
+
+
+async def write(
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    columns: Sequence[schema_pb2.FieldData],
+    num_rows: int,
+    *,
+    upsert: bool,
+) -> list[Any]:
+    """Insert (or upsert) the rows; returns their primary keys, in order."""
+    names, values = _columns(coll, columns, num_rows, upsert=upsert)
+    pk = coll.pk
+    async with conn.transaction():
+        if pk.name not in names:  # auto_id: Milvus-style keys, handed out here
+            cur = await conn.execute(
+                "SELECT pgvec.next_id() FROM generate_series(1, %s)", (num_rows,)
+            )
+            names.insert(0, pk.name)
+            values.insert(0, [r[0] for r in await cur.fetchall()])
+        target: sql.Composable = coll.ident
+        if upsert:
+            target = sql.Identifier("_pgvec_upsert")
+            await conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                    target, coll.ident
+                )
+            )
+        idents = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+        async with conn.cursor().copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(target, idents)
+        ) as copy:
+            for row in zip(*values, strict=True):
+                await copy.write_row(row)
+        if upsert:
+            updates = sql.SQL(", ").join(
+                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
+                for n in names
+                if n != pk.name
+            )
+            await conn.execute(
+                sql.SQL(
+                    "INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT ({k}) DO UPDATE SET {u}"
+                ).format(t=coll.ident, c=idents, s=target, k=sql.Identifier(pk.name), u=updates)
+            )
+    return values[names.index(pk.name)]
+
+
+def _columns(
+    coll: Collection, columns: Sequence[schema_pb2.FieldData], rows: int, *, upsert: bool
+) -> tuple[list[str], list[list[Any]]]:
+    if rows <= 0:
+        raise ParameterInvalid("num_rows should be greater than 0")
+    given = {}
+    for data in columns:
+        if data.is_dynamic or data.field_name == DYNAMIC:
+            if not coll.dynamic:
+                raise ParameterInvalid(
+                    "the dynamic field is not enabled, but dynamic data was given"
+                )
+            given[DYNAMIC] = data
+            continue
+        if coll.field(data.field_name) is None:
+            raise ParameterInvalid(
+                f"Attempt to insert an unexpected field `{data.field_name}` to collection"
+                " without enabling dynamic field"
+                if not coll.dynamic
+                else f"field {data.field_name} not exist"
+            )
+        if data.field_name in given:
+            raise ParameterInvalid(f"duplicated field name {data.field_name}")
+        given[data.field_name] = data
+    names: list[str] = []
+    values: list[list[Any]] = []
+    for f in coll.fields:
+        data = given.get(f.name)
+        if data is None:
+            if f.primary and f.auto_id:
+                continue
+            if f.primary or not (f.nullable or _has_default(coll, f)):
+                raise ParameterInvalid(
+                    f"Insert missed an field `{f.name}` to collection without set "
+                    "nullable==true or set default_value"
+                )
+            continue
+        if f.primary and f.auto_id and not upsert:
+            raise ParameterInvalid(
+                f"the primary key field ({f.name}) is auto_id, no need to provide"
+            )
+        names.append(f.name)
+        if f.type in FLOAT_VECTORS:
+            vectors = fielddata.vectors_of(data, f)
+            if len(vectors) != rows:
+                raise ParameterInvalid(
+                    f"the num_rows ({len(vectors)}) of field ({f.name}) is not equal to "
+                    f"passed num_rows ({rows})"
+                )
+            values.append(fielddata.vector_cells(vectors))
+        else:
+            values.append(fielddata.scalars_of(data, f, rows))
+    if DYNAMIC in given:
+        meta = fielddata.dynamic_of(given[DYNAMIC])
+        if len(meta) != rows:
+            raise ParameterInvalid(f"the number of dynamic rows ({len(meta)}) is not {rows}")
+        names.append(DYNAMIC)
+        values.append(meta)
+    return names, values
+
+
+def _has_default(coll: Collection, f: Field) -> bool:
+    declared = next((p for p in coll.proto.fields if p.name == f.name), None)
+    return declared is not None and declared.HasField("default_value")
+
+
+async def filtered(
+    conn: psycopg.AsyncConnection[Any], statement: sql.Composable, where: Filter
+) -> list[tuple[Any, ...]]:
+    """The rows of a statement holding a rendered filter (``$n`` parameters, text values
+    with their casts written in the SQL)."""
+    cur = psycopg.AsyncRawCursor(conn)
+    values = [None if v is None else v.decode() for v in where.values]
+    await cur.execute(statement.as_string(conn), values)
+    return await cur.fetchall() if cur.description is not None else []
+
+
+async def delete(conn: psycopg.AsyncConnection[Any], coll: Collection, where: Filter) -> list[Any]:
+    """Delete the rows the filter admits; returns their keys."""
+    statement = sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(
+        coll.ident, sql.SQL(where.sql), sql.Identifier(coll.pk.name)
+    )
+    return [r[0] for r in await filtered(conn, statement, where)]
+
+
+# ------------------------------------------------------------ outputs
+
+
+class Outputs:
+    """What a Query or Search answers for each row: fields and dynamic keys."""
+
+    def __init__(self, coll: Collection, names: Sequence[str], *, with_pk: bool) -> None:
+        self.coll = coll
+        fields: list[Field] = []
+        self.dynamic_keys: list[str] = []
+        self.all_dynamic = False
+        self.count = False
+        for name in names:
+            name = name.strip()
+            if name == "*":
+                fields.extend(coll.fields)
+                self.all_dynamic = coll.dynamic
+            elif name.lower() == COUNT:
+                self.count = True
+            elif (f := coll.field(name)) is not None:
+                fields.append(f)
+            elif name == DYNAMIC and coll.dynamic:
+                self.all_dynamic = True
+            elif coll.dynamic:
+                self.dynamic_keys.append(name)
+            else:
+                raise ParameterInvalid(f"field {name} not exist")
+        #: the fields the caller named (``*`` expanded): those an answer carries
+        self.asked = {f.name for f in fields}
+        if with_pk:
+            fields.insert(0, coll.pk)
+        seen: set[str] = set()
+        self.fields = [f for f in fields if not (f.name in seen or seen.add(f.name))]  # type: ignore[func-returns-value]
+        if self.count and (self.fields[1:] if with_pk else self.fields):
+            raise ParameterInvalid("count entities with other output fields is not supported")
+
+    @property
+    def reads_dynamic(self) -> bool:
+        return bool(self.dynamic_keys) or self.all_dynamic
+
+    @property
+    def names(self) -> list[str]:
+        out = [f.name for f in self.fields if f.name in self.asked] + self.dynamic_keys
+        if self.all_dynamic:
+            out.append(DYNAMIC)
+        return out
+
+    def select_list(self) -> sql.Composable:
+        items: list[sql.Composable] = []
+        for f in self.fields:
+            column: sql.Composable = sql.Identifier(f.name)
+            base = f.column_type.split("(")[0]
+            if f.type == DT.VarChar and base not in _NATIVE and not f.is_array:
+                column = sql.SQL("{}::text").format(column)
+            items.append(column)
+        if self.reads_dynamic:
+            items.append(sql.Identifier(DYNAMIC))
+        return sql.SQL(", ").join(items)
+
+    def field_data(self, rows: Sequence[Sequence[Any]]) -> list[schema_pb2.FieldData]:
+        out = [fielddata.column_data(f, [r[i] for r in rows]) for i, f in enumerate(self.fields)]
+        if self.reads_dynamic:
+            j = len(self.fields)
+            if self.all_dynamic:
+                objects = [_as_object(r[j]) for r in rows]
+            else:
+                objects = [
+                    {k: v for k, v in _as_object(r[j]).items() if k in self.dynamic_keys}
+                    for r in rows
+                ]
+            out.append(fielddata.dynamic_data(objects))
+        return out
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+async def query(
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    where: Filter,
+    outputs: Outputs,
+    limit: int | None,
+    offset: int,
+) -> list[schema_pb2.FieldData]:
+    if outputs.count:
+        rows = await filtered(
+            conn,
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(coll.ident, sql.SQL(where.sql)),
+            where,
+        )
+        data = schema_pb2.FieldData(type=DT.Int64, field_name=COUNT)
+        data.scalars.long_data.data.append(int(rows[0][0]) if rows else 0)
+        return [data]
+    statement = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
+        outputs.select_list(), coll.ident, sql.SQL(where.sql), sql.Identifier(coll.pk.name)
+    )
+    if limit is not None:
+        statement = sql.SQL("{} LIMIT {}").format(statement, sql.Literal(limit))
+    if offset:
+        statement = sql.SQL("{} OFFSET {}").format(statement, sql.Literal(offset))
+    return outputs.field_data(await filtered(conn, statement, where))
+
+
+async def rows_by_key(
+    conn: psycopg.AsyncConnection[Any], coll: Collection, outputs: Outputs, keys: Sequence[Any]
+) -> dict[Any, Sequence[Any]]:
+    """The output rows of ``keys`` that exist and the caller may see (the pk first)."""
+    if not keys:
+        return {}
+    pk = coll.pk
+    cast = "bigint[]" if pk.type == DT.Int64 else "text[]"
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::{})").format(
+            outputs.select_list(), coll.ident, sql.Identifier(pk.name), sql.SQL(cast)
+        ),
+        (list(keys),),
+    )
+    return {r[0]: r for r in await cur.fetchall()}

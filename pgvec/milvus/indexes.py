@@ -1,0 +1,176 @@
+"""Milvus index RPCs over pgvec indexes: one index per vector field, built by the engine.
+
+``CreateIndex`` becomes what ``CREATE INDEX ... USING hnsw`` does in SQL, under the name
+``<collection>_<index name or field>_idx``; DescribeIndex reports any pgvec index of the
+table, including those made in SQL. Load and release act on the table's indexes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from pgvec.catalog.models import TableInfo
+from pgvec.engine.spec import Metric
+from pgvec.errors import PgvecError
+from pgvec.milvus.schema import Collection, Field
+from pgvec.milvus.status import IndexNotFound, ParameterInvalid
+from pgvec.service.database import Database
+
+#: Milvus index types and the method pgvec builds for each
+METHODS = {
+    "FLAT": "flat",
+    "IVF_FLAT": "ivf_flat",
+    "IVF_SQ8": "ivf_sq8",
+    "IVF_PQ": "ivf_pq",
+    "HNSW": "hnsw",
+    "AUTOINDEX": "hnsw",
+    "DISKANN": "diskann",
+}
+_TYPES = {
+    "flat": "FLAT",
+    "ivf_flat": "IVF_FLAT",
+    "ivfflat": "IVF_FLAT",
+    "ivf_sq8": "IVF_SQ8",
+    "ivf_pq": "IVF_PQ",
+    "hnsw": "HNSW",
+    "diskann": "DISKANN",
+}
+_STATES = {
+    "building": common_pb2.InProgress,
+    "ready": common_pb2.Finished,
+    "released": common_pb2.Finished,
+    "failed": common_pb2.Failed,
+}
+
+_INDEXES_SQL = """
+SELECT index_name::text, column_name::text, method, metric, options, state, rows_indexed,
+       error, progress
+FROM pgvec.indexes WHERE relid = %s ORDER BY attnum
+"""
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    pg_name: str
+    field: str
+    method: str
+    metric: str
+    options: Mapping[str, Any]
+    state: str
+    rows: int
+    error: str | None
+    progress: float
+
+    def milvus_name(self, table: str) -> str:
+        prefix, suffix = f"{table}_", "_idx"
+        if self.pg_name.startswith(prefix) and self.pg_name.endswith(suffix):
+            return self.pg_name[len(prefix) : -len(suffix)] or self.field
+        return self.pg_name
+
+
+async def list_indexes(conn: psycopg.AsyncConnection[Any], coll: Collection) -> list[IndexInfo]:
+    cur = await conn.execute(_INDEXES_SQL, (coll.relid,))
+    return [
+        IndexInfo(r[0], r[1], r[2], r[3], r[4] or {}, r[5], int(r[6]), r[7], float(r[8]))
+        for r in await cur.fetchall()
+    ]
+
+
+def parse_index_params(params: Mapping[str, str]) -> tuple[str, Metric, dict[str, str]]:
+    """(method, metric, options) of CreateIndex's ``extra_params``."""
+    index_type = params.get("index_type", "AUTOINDEX").upper()
+    method = METHODS.get(index_type)
+    if method is None:
+        raise ParameterInvalid(f"invalid index type: {params.get('index_type')}")
+    metric = Metric.from_name(
+        params.get("metric_type", "COSINE" if index_type == "AUTOINDEX" else "L2")
+    )
+    if metric is Metric.L1:
+        raise ParameterInvalid("metric type L1 is not supported by the Milvus API")
+    options: dict[str, str] = {}
+    raw = params.get("params")
+    if raw:
+        try:
+            inner = json.loads(raw)
+        except ValueError:
+            raise ParameterInvalid(f"index params are not JSON: {raw}") from None
+        if not isinstance(inner, dict):
+            raise ParameterInvalid(f"index params must be a JSON object: {raw}")
+        options.update(
+            {k: str(v) for k, v in inner.items() if k not in ("metric_type", "index_type")}
+        )
+    for key, value in params.items():  # the legacy flat form: {"nlist": "16", ...}
+        if key not in ("index_type", "metric_type", "params"):
+            options.setdefault(key, value)
+    return method, metric, options
+
+
+def same_index(
+    existing: IndexInfo, method: str, metric: Metric, options: Mapping[str, str]
+) -> bool:
+    return (
+        _TYPES.get(existing.method, existing.method.upper()) == _TYPES.get(method, method.upper())
+        and existing.metric.upper() == metric.value
+        and all(str(existing.options.get(k)) == v for k, v in options.items())
+    )
+
+
+def describe(index: IndexInfo, table: str) -> milvus_pb2.IndexDescription:
+    out = milvus_pb2.IndexDescription(
+        index_name=index.milvus_name(table),
+        field_name=index.field,
+        indexed_rows=index.rows,
+        total_rows=index.rows,
+        state=_STATES.get(index.state, common_pb2.InProgress),
+        index_state_fail_reason=index.error or "",
+    )
+    out.params.add(key="index_type", value=_TYPES.get(index.method, index.method.upper()))
+    out.params.add(key="metric_type", value=index.metric.upper())
+    out.params.add(key="params", value=json.dumps(dict(index.options), separators=(",", ":")))
+    return out
+
+
+def pick(indexes: list[IndexInfo], table: str, index_name: str, field_name: str) -> list[IndexInfo]:
+    chosen = [
+        i
+        for i in indexes
+        if (not index_name or index_name in (i.milvus_name(table), i.pg_name))
+        and (not field_name or i.field == field_name)
+    ]
+    if not chosen:
+        raise IndexNotFound(f"index not found[collection={table}]")
+    return chosen
+
+
+async def table_info(db: Database, relid: int) -> TableInfo:
+    """The engine's view of a collection's table (read again once if not there yet)."""
+    for attempt in range(2):
+        catalog = (await db.rewriter()).catalog
+        info = next((t for t in catalog.tables.values() if t.relid == relid), None)
+        if info is not None:
+            return info
+        if attempt == 0:
+            db.note_ddl()
+    raise PgvecError(f"table {relid} is not a vector table")
+
+
+def vector_field(coll: Collection, name: str) -> Field:
+    if not name:
+        vectors = coll.vectors
+        if len(vectors) != 1:
+            raise ParameterInvalid(
+                "multiple anns_fields exist, please specify a anns_field in search_params"
+            )
+        return vectors[0]
+    f = coll.field(name)
+    if f is None:
+        raise ParameterInvalid(f"field {name} not exist")
+    if not f.is_vector:
+        raise ParameterInvalid(f"field {name} is not a vector field")
+    return f

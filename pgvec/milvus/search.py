@@ -1,0 +1,291 @@
+"""Search: a Milvus SearchRequest as pgvec's neutral search request, and its answer.
+
+The vectors go to the engine through the service core (the same path as a SQL top-k,
+filter included, in the caller's own session); the hits' output fields are read as the
+caller, so a row it may not see, or one deleted meanwhile, drops out. Distances follow
+Milvus's conventions: L2 is the squared Euclidean distance, IP and COSINE are
+similarities (larger is closer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from pgvec.catalog.models import TableInfo
+from pgvec.engine.spec import Metric
+from pgvec.milvus import data
+from pgvec.milvus.filters import EVERYTHING, Filter, compile_filter
+from pgvec.milvus.indexes import IndexInfo, vector_field
+from pgvec.milvus.schema import DT, Collection, Field
+from pgvec.milvus.status import ParameterInvalid
+from pgvec.service.database import Database
+from pgvec.service.request import FilterSpec, SearchRequest
+from pgvec.service.search import ConnectionSQL
+
+#: search parameters the engine takes, Milvus's names and pgvector's
+_ENGINE_PARAMS = ("nprobe", "ef", "search_list", "probes", "ef_search")
+#: most rows a range or grouping search reads before it settles for what it has
+MAX_CANDIDATES = 16384
+MAX_TOPK = 16384
+
+
+@dataclass(frozen=True)
+class SearchArgs:
+    """What one search asks, parsed from ``search_params``."""
+
+    field: Field
+    metric: Metric
+    limit: int
+    offset: int
+    engine: dict[str, int]
+    radius: float | None
+    range_filter: float | None
+    group_by: Field | None
+    group_size: int
+    round_decimal: int
+
+
+def parse_args(
+    coll: Collection, params: Mapping[str, str], indexes: Sequence[IndexInfo]
+) -> SearchArgs:
+    try:
+        inner = json.loads(params.get("params") or "{}")
+    except ValueError:
+        raise ParameterInvalid(f"search params are not JSON: {params.get('params')}") from None
+    if not isinstance(inner, dict):
+        raise ParameterInvalid("search params must be a JSON object")
+    field = vector_field(coll, params.get("anns_field", ""))
+    index = next((i for i in indexes if i.field == field.name), None)
+    given = params.get("metric_type") or inner.get("metric_type")
+    if index is not None:
+        metric = Metric.from_name(index.metric)
+        if given and Metric.from_name(str(given)) is not metric:
+            raise ParameterInvalid(
+                f"metric type not match: invalid parameter[expected={metric.value}]"
+                f"[actual={str(given).upper()}]"
+            )
+    else:
+        metric = Metric.from_name(str(given)) if given else Metric.COSINE
+    limit = _int(params.get("topk", "10"), "topk")
+    offset = _int(params.get("offset", inner.get("offset", 0)), "offset")
+    if not 0 < limit <= MAX_TOPK:
+        raise ParameterInvalid(f"topk [{limit}] is invalid, it should be in range [1, {MAX_TOPK}]")
+    if offset < 0 or limit + offset > MAX_TOPK:
+        raise ParameterInvalid(f"top k + offset should be in range [1, {MAX_TOPK}]")
+    engine = {k: _int(inner[k], k) for k in _ENGINE_PARAMS if k in inner}
+    group_by = None
+    group_name = params.get("group_by_field") or inner.get("group_by_field")
+    if group_name:
+        group_by = coll.field(str(group_name))
+        if group_by is None or group_by.is_vector or group_by.type in (DT.JSON, DT.Array):
+            raise ParameterInvalid(f"group by field {group_name} is not a scalar field")
+    return SearchArgs(
+        field=field,
+        metric=metric,
+        limit=limit,
+        offset=offset,
+        engine=engine,
+        radius=_float(inner.get("radius")),
+        range_filter=_float(inner.get("range_filter")),
+        group_by=group_by,
+        group_size=_int(params.get("group_size", inner.get("group_size", 1)), "group_size"),
+        round_decimal=_int(params.get("round_decimal", "-1"), "round_decimal"),
+    )
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ParameterInvalid(f"{name} [{value}] is invalid, it should be an integer") from None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def query_vectors(group: bytes, f: Field) -> np.ndarray:
+    """The (nq, dim) float32 query vectors of a serialized PlaceholderGroup."""
+    holder = common_pb2.PlaceholderGroup.FromString(group)
+    if len(holder.placeholders) != 1:
+        raise ParameterInvalid("a search takes one placeholder of query vectors")
+    ph = holder.placeholders[0]
+    kinds = {
+        common_pb2.FloatVector: "<f4",
+        common_pb2.Float16Vector: "<f2",
+        common_pb2.BFloat16Vector: "bf16",
+    }
+    dtype = kinds.get(ph.type)
+    if dtype is None:
+        raise ParameterInvalid(
+            f"the query vectors are {common_pb2.PlaceholderType.Name(ph.type)}, "
+            f"but field {f.name} holds {DT.Name(f.type)}"
+        )
+    rows = []
+    for raw in ph.values:
+        if dtype == "bf16":
+            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            v = bits.view(np.float32)
+        else:
+            v = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+        if v.size != f.dim:
+            raise ParameterInvalid(
+                f"the dim ({v.size}) of field data({f.name}) is not equal to schema dim ({f.dim})"
+            )
+        rows.append(v)
+    if not rows:
+        raise ParameterInvalid("no query vectors")
+    out = np.vstack(rows)
+    if not np.isfinite(out).all():
+        raise ParameterInvalid("the query vectors hold NaN or infinite values")
+    return out
+
+
+def milvus_score(metric: Metric, distances: np.ndarray) -> np.ndarray:
+    """pgvector's distances (smaller is nearer) as Milvus's scores."""
+    if metric is Metric.L2:
+        return distances.astype(np.float64) ** 2
+    if metric is Metric.IP:
+        return -distances.astype(np.float64)
+    if metric is Metric.COSINE:
+        return 1.0 - distances.astype(np.float64)
+    return distances.astype(np.float64)
+
+
+def _in_range(args: SearchArgs, score: float) -> bool:
+    """Milvus's range search: L2 keeps range_filter <= d < radius; IP and COSINE keep
+    radius < s <= range_filter."""
+    if args.radius is None:
+        return True
+    if args.metric is Metric.L2:
+        return score < args.radius and (args.range_filter is None or score >= args.range_filter)
+    return score > args.radius and (args.range_filter is None or score <= args.range_filter)
+
+
+async def run(
+    db: Database,
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    info: TableInfo,
+    request: milvus_pb2.SearchRequest,
+    args: SearchArgs,
+    consistency: str,
+) -> schema_pb2.SearchResultData:
+    vectors = query_vectors(request.placeholder_group, args.field)
+    where = compile_filter(coll, request.dsl, request.expr_template_values)
+    outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
+    if args.group_by is not None and args.group_by not in outputs.fields:
+        outputs.fields.append(args.group_by)
+    want = args.limit + args.offset
+    refine = args.radius is not None or args.group_by is not None
+    fetch = min(max(want * args.group_size * 4, 64), MAX_CANDIDATES) if refine else want
+    sql_ = ConnectionSQL(conn)
+    while True:
+        found = await db.search(
+            SearchRequest(
+                table=info,
+                column=info.vectors[args.field.name],
+                vectors=vectors,
+                k=fetch,
+                metric=args.metric,
+                params=args.engine,
+                filter=_filter_spec(coll, info, where),
+                consistency=consistency,
+            ),
+            sql_,
+        )
+        keys = {k for ks, _ in found for k in ks}
+        rows = await data.rows_by_key(conn, coll, outputs, list(keys))
+        hits = [_pick(args, ks, ds, rows, outputs) for ks, ds in found]
+        short = any(
+            len(h) < want and len(ks) >= fetch for h, (ks, _) in zip(hits, found, strict=True)
+        )
+        if not refine or not short or fetch >= MAX_CANDIDATES:
+            break
+        fetch = min(fetch * 4, MAX_CANDIDATES)
+    return _result(coll, args, outputs, [h[args.offset : want] for h in hits], rows)
+
+
+def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec | None:
+    """The filter as the service core runs it: the keys it admits, in the caller's session.
+    A table with row-level security always has one: its policies are a filter."""
+    if where is EVERYTHING and not info.row_security:
+        return None
+    pk = coll.pk
+    table = coll.ident.as_string(None)
+    key = f'"{pk.name.replace(chr(34), chr(34) * 2)}"'
+    select = f"SELECT {key} FROM {table} WHERE {where.sql}"
+    cast = "bigint[]" if pk.type == DT.Int64 else "text[]"
+    n = len(where.values) + 1
+    values = [v if v is None or isinstance(v, bytes) else str(v).encode() for v in where.values]
+    return FilterSpec(
+        sql=select,
+        probe_sql=f"{select} AND {key} = ANY(${n}::{cast})",
+        values=values,
+        types=[0] * len(values),
+        formats=[0] * len(values),
+        predicate=where.predicate,
+    )
+
+
+def _pick(
+    args: SearchArgs,
+    keys: Sequence[Any],
+    distances: Sequence[float],
+    rows: Mapping[Any, Sequence[Any]],
+    outputs: data.Outputs,
+) -> list[tuple[Any, float]]:
+    scores = milvus_score(args.metric, np.asarray(distances, dtype=np.float64))
+    out: list[tuple[Any, float]] = []
+    groups: dict[Any, int] = {}
+    want = args.limit + args.offset
+    g = outputs.fields.index(args.group_by) if args.group_by is not None else -1
+    for key, score in zip(keys, scores.tolist(), strict=True):
+        row = rows.get(key)
+        if row is None or not _in_range(args, score):
+            continue
+        if g >= 0:
+            value = row[g]
+            taken = groups.get(value, 0)
+            if taken >= args.group_size or (taken == 0 and len(groups) >= want):
+                continue
+            groups[value] = taken + 1
+        elif len(out) >= want:
+            break
+        out.append((key, score))
+    return out
+
+
+def _result(
+    coll: Collection,
+    args: SearchArgs,
+    outputs: data.Outputs,
+    hits: Sequence[Sequence[tuple[Any, float]]],
+    rows: Mapping[Any, Sequence[Any]],
+) -> schema_pb2.SearchResultData:
+    out = schema_pb2.SearchResultData(
+        num_queries=len(hits), top_k=args.limit, primary_field_name=coll.pk.name
+    )
+    flat = [h for per_query in hits for h in per_query]
+    out.topks.extend(len(h) for h in hits)
+    keys = [k for k, _ in flat]
+    if coll.pk.type == DT.Int64:
+        out.ids.int_id.data.extend(keys)
+    else:
+        out.ids.str_id.data.extend(keys)
+    scores = [s for _, s in flat]
+    if args.round_decimal >= 0:
+        scores = [round(s, args.round_decimal) for s in scores]
+    out.scores.extend(scores)
+    out.output_fields.extend(outputs.names)
+    for fd in outputs.field_data([rows[k] for k in keys]):
+        if fd.field_name in outputs.asked or fd.is_dynamic:
+            out.fields_data.append(fd)
+    return out
