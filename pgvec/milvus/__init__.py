@@ -1,0 +1,1 @@
+"""The Milvus gRPC frontend: pymilvus clients served over the same core."""
