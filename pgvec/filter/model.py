@@ -115,6 +115,15 @@ class JsonPath:
 
 
 @dataclass(frozen=True)
+class ArrayItem:
+    """``column[index]`` of an array column, ``index`` counted from 0 (NULL when out of
+    range)."""
+
+    column: Column
+    index: int
+
+
+@dataclass(frozen=True)
 class Arith:
     """``left op right`` with op one of + - * / %, and ** (power)."""
 
@@ -139,11 +148,13 @@ class Call:
 
 @dataclass(frozen=True)
 class Comparison:
-    """``left op right`` between any two expressions (op as in ``Compare``)."""
+    """``left op right`` between any two expressions (op as in ``Compare``); ``collation``
+    names the collation of a text comparison (``C``: byte order), None for the default."""
 
     left: Expr
     op: str
     right: Expr
+    collation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +188,7 @@ class BoolValue:
     part: Expr
 
 
-Expr = Column | Const | Param | Literal | JsonPath | Arith | Neg | Call
+Expr = Column | Const | Param | Literal | JsonPath | ArrayItem | Arith | Neg | Call
 Predicate = (
     Compare | AnyOf | IsNull | And | Or | Not | Comparison | In | Like | IsNullExpr | BoolValue
 )
