@@ -20,7 +20,7 @@ from pgvec.catalog.models import TableInfo, VectorColumn
 from pgvec.engine.collection import Key
 from pgvec.engine.distances import exact_distances
 from pgvec.engine.spec import Metric
-from pgvec.rewrite.tokens import quote_ident
+from pgvec.filter.sql import quote_ident
 from pgvec.service.filtering import probe
 from pgvec.service.hits import keys_array
 from pgvec.service.search import ClientSQL, FilterArgs
