@@ -6,8 +6,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
+from pgvec.catalog.models import IndexDef
 from pgvec.filter.model import Predicate
 from pgvec.rewrite.catalog import TableInfo, VectorColumn
+
+__all__ = [
+    "CopyIn",
+    "CreateIndex",
+    "Decision",
+    "DropIndex",
+    "IndexAction",
+    "IndexDef",
+    "Knn",
+    "KnnPlan",
+    "Passthrough",
+    "Reindex",
+    "Rewritten",
+    "SetParam",
+]
 
 IDS_MARK = "{ids}"
 DISTS_MARK = "{dists}"
@@ -65,22 +81,6 @@ class KnnPlan:
 @dataclass(frozen=True)
 class Knn:
     plan: KnnPlan
-
-
-@dataclass(frozen=True)
-class IndexDef:
-    name: str | None
-    if_not_exists: bool
-    table: TableInfo
-    column: VectorColumn
-    method: str
-    opclass: str | None
-    options: dict[str, str]
-    concurrently: bool = False  # build in the background, return at once
-
-    @property
-    def default_name(self) -> str:
-        return self.name or f"{self.table.name}_{self.column.name}_idx"
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from pgvec.service.builds import Build
 from pgvec.sync.table import TableState
 
 if TYPE_CHECKING:
-    from pgvec.catalog.models import IndexRow, TableInfo
-    from pgvec.rewrite.decision import IndexDef
+    from pgvec.catalog.models import IndexDef, IndexRow, TableInfo
     from pgvec.service.database import Database
 
 log = logging.getLogger(__name__)
