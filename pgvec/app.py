@@ -15,8 +15,8 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict
 
 from pgvec.proxy.server import ProxyServer
-from pgvec.proxy.upstream import Upstream
 from pgvec.service.core import Core
+from pgvec.service.upstream import Upstream
 
 log = logging.getLogger(__name__)
 

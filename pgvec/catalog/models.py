@@ -72,7 +72,7 @@ class IndexRow:
 
 @dataclass(frozen=True)
 class IndexDef:
-    """A request for a pgvec index (CREATE INDEX in SQL, CreateIndex through Milvus)."""
+    """An index to create: CREATE INDEX in SQL, CreateIndex through Milvus."""
 
     name: str | None
     if_not_exists: bool
@@ -86,3 +86,24 @@ class IndexDef:
     @property
     def default_name(self) -> str:
         return self.name or f"{self.table.name}_{self.column.name}_idx"
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """What a database's catalog held when last read: what frontends resolve names in."""
+
+    #: every table with a vector column, by relid
+    tables: Mapping[int, TableInfo]
+    #: (schema, name) of relations that are not vector tables but are named like one
+    others: frozenset[tuple[str, str]] = frozenset()
+    #: lower-cased names of functions with a VOLATILE overload
+    volatile: frozenset[str] = frozenset()
+    #: grows by one at each read
+    version: int = 0
+
+    def find(self, relid: int, schema: str, name: str) -> TableInfo | None:
+        """The table of OID ``relid``, else the one named ``schema.name``."""
+        found = self.tables.get(relid)
+        if found is None:
+            found = next((t for t in self.tables.values() if t.qualified == (schema, name)), None)
+        return found

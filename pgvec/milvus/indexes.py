@@ -151,8 +151,7 @@ def pick(indexes: list[IndexInfo], table: str, index_name: str, field_name: str)
 async def table_info(db: Database, relid: int) -> TableInfo:
     """The engine's view of a collection's table (read again once if not there yet)."""
     for attempt in range(2):
-        catalog = (await db.rewriter()).catalog
-        info = next((t for t in catalog.tables.values() if t.relid == relid), None)
+        info = (await db.catalog()).tables.get(relid)
         if info is not None:
             return info
         if attempt == 0:

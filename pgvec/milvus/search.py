@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -26,10 +26,8 @@ from pgvec.milvus.indexes import IndexInfo, vector_field
 from pgvec.milvus.schema import DT, Collection, Field
 from pgvec.milvus.status import ParameterInvalid
 from pgvec.service.database import Database
+from pgvec.service.request import FilterSpec, SearchRequest
 from pgvec.service.search import ConnectionSQL
-
-if TYPE_CHECKING:
-    from pgvec.service.request import FilterSpec
 
 #: search parameters the engine takes, Milvus's names and pgvector's
 _ENGINE_PARAMS = ("nprobe", "ef", "search_list", "probes", "ef_search")
@@ -180,8 +178,6 @@ async def run(
     args: SearchArgs,
     consistency: str,
 ) -> schema_pb2.SearchResultData:
-    from pgvec.service.request import SearchRequest
-
     vectors = query_vectors(request.placeholder_group, args.field)
     where = compile_filter(coll, request.dsl, request.expr_template_values)
     outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
@@ -226,8 +222,6 @@ def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec
     table = coll.ident.as_string(None)
     key = f'"{pk.name.replace(chr(34), chr(34) * 2)}"'
     select = f"SELECT {key} FROM {table} WHERE {where.sql}"
-    from pgvec.service.request import FilterSpec
-
     cast = "bigint[]" if pk.type == DT.Int64 else "text[]"
     n = len(where.values) + 1
     values = [v if v is None or isinstance(v, bytes) else str(v).encode() for v in where.values]

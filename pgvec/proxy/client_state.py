@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pgvec.catalog.queries import CATALOG_SQL, parse_catalog
+from pgvec.proxy.settings import DEFAULTS, SearchSettings
 from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.rewriter import Rewriter
-from pgvec.service.search import DEFAULTS, SearchSettings
 
 log = logging.getLogger(__name__)
 

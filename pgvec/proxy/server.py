@@ -13,14 +13,15 @@ import psycopg
 from pgvec.errors import PgvecError
 from pgvec.proxy.client_state import ClientState
 from pgvec.proxy.relay import Relay
+from pgvec.proxy.role_settings import session_defaults
 from pgvec.proxy.session import Session
+from pgvec.proxy.settings import DEFAULTS
+from pgvec.proxy.sql_catalog import sql_catalog
 from pgvec.proxy.startup import Established, accept
 from pgvec.proxy.textout import VectorOutput
 from pgvec.rewrite.rules.database import LetGo
 from pgvec.service.core import Core
 from pgvec.service.database import Database
-from pgvec.service.role_settings import session_defaults
-from pgvec.service.search import DEFAULTS
 from pgvec.wire.framing import FRONTEND_LIMITS, FrameBuffer, ProtocolViolation
 from pgvec.wire.messages import error_response
 
@@ -160,7 +161,9 @@ class ProxyServer:
         db = self.core.opened(_dbname(params))
         if db is not None and db.template:
             return {}  # relayed untouched
-        configured = db.role_settings.known(params.get("user", "")) if db is not None else None
+        configured = (
+            sql_catalog(db).role_settings.known(params.get("user", "")) if db is not None else None
+        )
         return session_defaults(params, configured or {})
 
     @staticmethod
@@ -170,7 +173,7 @@ class ProxyServer:
         if db.template:
             return None
         try:
-            return await db.role_settings.get(user)
+            return await sql_catalog(db).role_settings.get(user)
         except (psycopg.Error, PgvecError) as exc:
             log.warning("could not read role and database settings: %s", exc)
             return None

@@ -50,7 +50,11 @@ from pgvec.proxy.client_state import (
     state_query,
 )
 from pgvec.proxy.copyin import CopyConverter
+from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay
+from pgvec.proxy.search import knn, search_request
+from pgvec.proxy.settings import SearchSettings
+from pgvec.proxy.sql_catalog import sql_catalog
 from pgvec.rewrite.decision import (
     CopyIn,
     CreateIndex,
@@ -68,8 +72,6 @@ from pgvec.rewrite.rules.created import provisional_table
 from pgvec.rewrite.rules.database import LetGo, database_to_let_go
 from pgvec.rewrite.rules.index import parse_index_name
 from pgvec.rewrite.split import split_statements
-from pgvec.service.hits import distances_array, keys_array, sql_literal
-from pgvec.service.search import FilterArgs, SearchSettings
 from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
 
@@ -115,6 +117,8 @@ class Session:
         state: ClientState | None = None,
     ) -> None:
         self.db = db
+        #: the Rewriter over the database's catalog, and its role settings
+        self.sql_catalog = sql_catalog(db)
         #: closes what pgvec holds of a database a statement drops, renames or copies
         self.let_go = let_go
         self.client_reader = client_reader
@@ -410,9 +414,6 @@ class Session:
             limit = plan.limit
             if limit is None:
                 raise FeatureNotSupported("LIMIT must be a constant")
-            filt = (
-                FilterArgs(plan.filter_sql, plan.probe_sql, [], [], []) if plan.filter_sql else None
-            )
             self._flush()
             backend = ClientBackend(self.server, self.relay, sync=True)
             settings = await self._search_settings(backend)
@@ -420,15 +421,10 @@ class Session:
                 settings = dataclasses.replace(settings, extra=dict(settings.extra))
                 for change in self._query_sets:
                     settings.apply(change.name, change.value)
-            keys, dists = await self.db.knn(
-                plan,
-                query,
-                limit + plan.offset,
-                filt,
-                settings,
-                backend,
-                own_writes=self._own_writes(),
+            request = search_request(
+                plan, query, limit + plan.offset, settings, own_writes=self._own_writes()
             )
+            keys, dists = await knn(self.db, request, backend)
             return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
         raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
 
@@ -496,7 +492,7 @@ class Session:
         """Read the client's settings / search path / catalog on its own connection."""
         self._flush()
         rows = await backend.rows(state_query(reads), [], [], [], binary=False)
-        self.state.absorb(reads, rows[0], await self.db.rewriter())
+        self.state.absorb(reads, rows[0], await self.sql_catalog.rewriter())
 
     async def _search_settings(self, backend: ClientBackend) -> SearchSettings:
         """The client's search settings, read again if a statement may have changed them."""
@@ -511,7 +507,7 @@ class Session:
         and the search path its names resolve along; None if ``sql`` needs no rewriting.
         """
         state = self.state
-        rewriter = await self.db.rewriter()
+        rewriter = await self.sql_catalog.rewriter()
         if (
             state.in_vector_ddl
             and not TXN_CONTROL.match(sql)
@@ -777,32 +773,25 @@ class Session:
             else:
                 assert plan.query_literal is not None
                 query = vectors.from_bytes(plan.query_literal, plan.column.dim)
-            filt = None
-            if plan.filter_sql is not None:
-                idx = [p - 1 for p in plan.filter_params]
-                filt = FilterArgs(
-                    plan.filter_sql,
-                    plan.probe_sql,
-                    [bind.params[i] for i in idx],
-                    [
-                        vectors.BYTEA_OID
-                        if i in info.vector_params
-                        else (info.param_types[i] if i < len(info.param_types) else 0)
-                        for i in idx
-                    ],
-                    [formats[i] for i in idx],
-                )
+            idx = [p - 1 for p in plan.filter_params]
             self._flush()
             backend = ClientBackend(self.server, self.relay, sync=False)
-            keys, dists = await self.db.knn(
+            request = search_request(
                 plan,
                 query,
                 limit + (offset or 0),
-                filt,
                 await self._search_settings(backend),
-                backend,
+                values=[bind.params[i] for i in idx],
+                types=[
+                    vectors.BYTEA_OID
+                    if i in info.vector_params
+                    else (info.param_types[i] if i < len(info.param_types) else 0)
+                    for i in idx
+                ],
+                formats=[formats[i] for i in idx],
                 own_writes=self._own_writes(),
             )
+            keys, dists = await knn(self.db, request, backend)
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
             formats += [0, 0]
         bind.param_formats = formats if any(formats) else []

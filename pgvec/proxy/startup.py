@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from pgvec.proxy.upstream import Upstream
+from pgvec.service.upstream import Upstream
 from pgvec.wire.framing import FrameBuffer, Message, ProtocolViolation
 from pgvec.wire.messages import (
     CANCEL_REQUEST,

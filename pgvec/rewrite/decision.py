@@ -10,6 +10,21 @@ from pgvec.catalog.models import IndexDef as IndexDef
 from pgvec.filter.model import Predicate
 from pgvec.rewrite.catalog import TableInfo, VectorColumn
 
+__all__ = [
+    "CopyIn",
+    "CreateIndex",
+    "Decision",
+    "DropIndex",
+    "IndexAction",
+    "IndexDef",
+    "Knn",
+    "KnnPlan",
+    "Passthrough",
+    "Reindex",
+    "Rewritten",
+    "SetParam",
+]
+
 IDS_MARK = "{ids}"
 DISTS_MARK = "{dists}"
 

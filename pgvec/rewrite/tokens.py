@@ -6,6 +6,10 @@ from collections.abc import Sequence
 
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pgvec.filter.sql import is_wordlike, quote_ident
+
+__all__ = ["TokenCursor", "quote_ident"]
+
 
 class TokenCursor:
     """A cursor over a token list; words compare case-insensitively."""
@@ -62,7 +66,7 @@ class TokenCursor:
         if tok.token_type == TokenType.IDENTIFIER:
             self.i += 1
             return tok.text
-        if tok.token_type == TokenType.STRING or not _is_wordlike(tok.text):
+        if tok.token_type == TokenType.STRING or not is_wordlike(tok.text):
             return None
         self.i += 1
         return tok.text.lower()
@@ -79,31 +83,3 @@ class TokenCursor:
                 return None
             return (first, second)
         return (None, first)
-
-
-def _is_wordlike(text: str) -> bool:
-    return bool(text) and (text[0].isalpha() or text[0] == "_") and " " not in text
-
-
-def quote_ident(name: str) -> str:
-    """Quote an identifier when Postgres would need it."""
-    if (
-        name
-        and name == name.lower()
-        and _is_wordlike(name)
-        and name.replace("_", "a").replace("$", "a").isalnum()
-        and name.upper() not in _RESERVED
-    ):
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-_RESERVED = frozenset(
-    """ALL ANALYSE ANALYZE AND ANY ARRAY AS ASC ASYMMETRIC BOTH CASE CAST CHECK COLLATE COLUMN
-    CONSTRAINT CREATE CURRENT_CATALOG CURRENT_DATE CURRENT_ROLE CURRENT_TIME CURRENT_TIMESTAMP
-    CURRENT_USER DEFAULT DEFERRABLE DESC DISTINCT DO ELSE END EXCEPT FALSE FETCH FOR FOREIGN
-    FROM GRANT GROUP HAVING IN INITIALLY INTERSECT INTO LATERAL LEADING LIMIT LOCALTIME
-    LOCALTIMESTAMP NOT NULL OFFSET ON ONLY OR ORDER PLACING PRIMARY REFERENCES RETURNING SELECT
-    SESSION_USER SOME SYMMETRIC SYSTEM_USER TABLE THEN TO TRAILING TRUE UNION UNIQUE USER USING
-    VARIADIC WHEN WHERE WINDOW WITH""".split()
-)

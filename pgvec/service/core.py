@@ -21,8 +21,8 @@ from typing import Any
 
 import psycopg
 
-from pgvec.proxy.upstream import Upstream
 from pgvec.service.database import Database
+from pgvec.service.upstream import Upstream
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgvec.catalog import queries
 from pgvec.catalog.install import install
-from pgvec.catalog.models import IndexRow
+from pgvec.catalog.models import CatalogSnapshot, IndexDef, IndexRow, VectorColumn
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
@@ -44,15 +44,13 @@ from pgvec.errors import (
     PgvecError,
     UndefinedObject,
 )
-from pgvec.rewrite.catalog import Catalog
-from pgvec.rewrite.rewriter import Rewriter
 from pgvec.service import indexes, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
 from pgvec.service.indexes import DEFAULT_OPCLASS
 from pgvec.service.own_writes import own_rows
-from pgvec.service.role_settings import RoleSettings
-from pgvec.service.search import ClientSQL, FilterArgs, SearchSettings
+from pgvec.service.request import FilterSpec, SearchRequest
+from pgvec.service.search import ClientSQL
 from pgvec.sync.table import (
     TableState,
     key_parser,
@@ -61,9 +59,6 @@ from pgvec.sync.table import (
     receive_changes_read,
     send_changes_read,
 )
-
-if TYPE_CHECKING:
-    from pgvec.rewrite.decision import IndexDef, KnnPlan
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +122,7 @@ def _consume(future: asyncio.Future[None]) -> None:
         log.warning("applying the change log failed: %s", future.exception())
 
 
-class _Passthrough(Catalog):
-    """The catalog of a database pgvec only relays: no statement concerns it."""
-
-    def may_concern(self, sql: str) -> bool:
-        return False
-
-
-_PASSTHROUGH = Rewriter(_Passthrough({}))
+_EMPTY_CATALOG = CatalogSnapshot({})
 
 
 def _not_loaded(name: str) -> IndexNotLoaded:
@@ -164,11 +152,11 @@ class Database:
         self.tables: dict[int, TableState] = {}
         self._catalog_at = 0.0
         self._stale = True
-        self._rewriter: Rewriter | None = None
+        self._catalog: CatalogSnapshot | None = None
+        #: grows by one at each DDL statement a frontend reports (note_ddl)
+        self.ddl_generation = 0
         self._vector_columns: frozenset[tuple[int, int]] = frozenset()
         self._catalog_lock = asyncio.Lock()
-        #: what ALTER ROLE / ALTER DATABASE ... SET give sessions of pgvec's settings
-        self.role_settings = RoleSettings(self.pool)
         self._table_locks: dict[int, asyncio.Lock] = {}
         self._checkpointer: asyncio.Task[None] | None = None
         #: what each filter statement admitted last time (pre- or post-filtering)
@@ -322,31 +310,38 @@ class Database:
     # -- catalog ----------------------------------------------------------------------
 
     def note_ddl(self) -> None:
+        """A frontend saw DDL that may change the catalog: read it again when next asked."""
         self._stale = True
-        self.role_settings.invalidate()
+        self.ddl_generation += 1
 
-    async def rewriter(self) -> Rewriter:
+    async def catalog(self) -> CatalogSnapshot:
+        """The catalog as last read: read again after DDL, or when CATALOG_TTL passed.
+        (A template database's is empty: pgvec only relays its sessions.)"""
         if self.template:
-            return _PASSTHROUGH
-        rw = self._rewriter
-        if rw is not None and not self._stale and time.monotonic() - self._catalog_at < CATALOG_TTL:
-            return rw
+            return _EMPTY_CATALOG
+        snap = self._catalog
+        if (
+            snap is not None
+            and not self._stale
+            and time.monotonic() - self._catalog_at < CATALOG_TTL
+        ):
+            return snap
         async with self._catalog_lock:
             if (
-                self._rewriter is None
+                self._catalog is None
                 or self._stale
                 or (time.monotonic() - self._catalog_at >= CATALOG_TTL)
             ):
                 self._stale = False
-                self._rewriter = await self.run(self._load_catalog)
+                self._catalog = await self.run(self._load_catalog)
                 self._catalog_at = time.monotonic()
-            return self._rewriter
+            return self._catalog
 
     def vector_columns(self) -> frozenset[tuple[int, int]]:
         """(table OID, attnum) of every vector column, as of the last catalog read."""
         return self._vector_columns
 
-    def _load_catalog(self) -> Rewriter:
+    def _load_catalog(self) -> CatalogSnapshot:
         with self.pool.connection() as conn:
             indexes.forget_gone(self, conn)
             tables, others = queries.load_catalog(conn)
@@ -358,8 +353,8 @@ class Database:
         self._vector_columns = frozenset(
             (t.relid, v.attnum) for t in tables.values() for v in t.vectors.values()
         )
-        version = (self._rewriter.catalog.version + 1) if self._rewriter else 1
-        return Rewriter(Catalog.from_tables(tables.values(), version, volatile, others))
+        version = (self._catalog.version + 1) if self._catalog else 1
+        return CatalogSnapshot(tables, others, volatile, version)
 
     # -- tables -----------------------------------------------------------------------
 
@@ -385,105 +380,118 @@ class Database:
 
     # -- search -----------------------------------------------------------------------
 
-    async def knn(
-        self,
-        plan: KnnPlan,
-        query: np.ndarray,
-        k: int,
-        filt: FilterArgs | None,
-        settings: SearchSettings,
-        sql: ClientSQL,
-        *,
-        own_writes: bool = False,
-    ) -> tuple[list[Key], list[float]]:
-        """The hits of a top-k query: ``k`` nearest rows and a few spare ones.
+    async def search(
+        self, request: SearchRequest, sql: ClientSQL
+    ) -> list[tuple[list[Key], list[float]]]:
+        """The hits of a top-k search, one (keys, distances) per query vector: the
+        ``request.k`` nearest rows and a few spare ones (:func:`candidates`).
 
-        Whatever is derived from the client's statement (its filter) runs through
-        ``sql``, in the client's own session. ``own_writes``: the client's open
-        transaction may have written to tables, and its own rows must be seen.
+        Whatever is derived from the client's request (its filter) runs through ``sql``,
+        in the client's own session. The table is loaded, and the change log applied as
+        ``request.consistency`` asks, once for the whole batch.
         """
+        relid = request.table.relid
+        if relid == 0:
+            raise FeatureNotSupported(
+                f'table "{request.table.name}" is created by this same query',
+                hint="Search it in a statement of its own, after the CREATE TABLE.",
+            )
+        state = self.tables.get(relid)
+        if state is None or request.column.attnum not in state.collections:
+            async with self._table_lock(relid):
+                await self.run_maintenance(self._load_for, request.table, request.column.attnum)
+        state = self.tables[relid]
+        need_apply = self._needs_apply(state, request.consistency)
+        params = SearchParams.create(dict(request.params))
+        found = []
+        for query in request.vectors:
+            found.append(await self._search_vector(state, request, query, params, sql, need_apply))
+            need_apply = False  # applied for the first vector: the batch's snapshot
+        return found
+
+    async def _search_vector(
+        self,
+        state: TableState,
+        request: SearchRequest,
+        query: np.ndarray,
+        params: SearchParams,
+        sql: ClientSQL,
+        need_apply: bool,
+    ) -> tuple[list[Key], list[float]]:
+        """One query vector's hits; with ``own_writes``, merged with the rows the
+        client's open transaction wrote."""
+        k = request.k
         own = None
-        if own_writes and k > 0:
+        if request.own_writes and k > 0:
             own = await own_rows(
                 sql,
-                plan.table,
-                plan.column,
+                request.table,
+                request.column,
                 query,
-                Metric.from_operator(plan.operator),
-                filt,
-                key_parser(plan.table.pk_type),
+                request.metric,
+                request.filter,
+                key_parser(request.table.pk_type),
             )
         if own is None:
-            return await self._knn(plan, query, k, filt, settings, sql)
-        keys, dists = await self._knn(plan, query, k + own.excluded, filt, settings, sql)
+            return await self._knn(state, request, query, k, params, sql, need_apply)
+        keys, dists = await self._knn(
+            state, request, query, k + own.excluded, params, sql, need_apply
+        )
         return own.merge(keys, dists, candidates(k))
 
     async def _knn(
         self,
-        plan: KnnPlan,
+        state: TableState,
+        request: SearchRequest,
         query: np.ndarray,
         k: int,
-        filt: FilterArgs | None,
-        settings: SearchSettings,
+        params: SearchParams,
         sql: ClientSQL,
+        need_apply: bool,
     ) -> tuple[list[Key], list[float]]:
-        relid = plan.table.relid
-        if relid == 0:
-            raise FeatureNotSupported(
-                f'table "{plan.table.name}" is created by this same query',
-                hint="Search it in a statement of its own, after the CREATE TABLE.",
-            )
-        state = self.tables.get(relid)
-        if state is None or plan.column.attnum not in state.collections:
-            async with self._table_lock(relid):
-                await self.run_maintenance(self._load_for, plan.table, plan.column.attnum)
-        state = self.tables[relid]
-        need_apply = self._needs_apply(state, settings)
-        metric = Metric.from_operator(plan.operator)
-        params = SearchParams.create(settings.search_options())
+        metric = request.metric
+        filt = request.filter
         top = TopK(query, k, candidates(k), metric, params)
         # the engine's copy of the table knows nothing of row-level security
         engine = filt is None or (
-            plan.engine_filter is not None
-            and settings.engine_filter
-            and not plan.table.row_security
+            filt.predicate is not None and request.engine_filter and not request.table.row_security
         )
         if k <= 0 or not engine:
-            return await self._filtered(sql, state, plan, top, filt, need_apply)
+            return await self._filtered(sql, state, request.column, top, filt, need_apply)
         where = None
         if filt is not None:
-            assert plan.engine_filter is not None
-            where = Where(plan.engine_filter, filt.values, filt.types, filt.formats)
+            assert filt.predicate is not None
+            where = Where(filt.predicate, filt.values, filt.types, filt.formats)
         search = partial(self._search, query=query, k=k, metric=metric, params=params, where=where)
         if need_apply:
-            found = await self._search_fresh(state, plan, metric, search)
+            found = await self._search_fresh(state, request.column, metric, search)
             if found is not None:
                 return found
         try:
-            coll = self._collection(state, plan)
+            coll = self._collection(state, request.column)
             if coll.quick(metric):
                 # a search over an ANN index costs less than handing it to a thread
                 return search(coll)
             return await self.run(search, coll)
         except Unsupported as exc:  # PostgreSQL evaluates the filter instead
             log.debug("filter not evaluated in the engine: %s", exc)
-        return await self._filtered(sql, state, plan, top, filt, False)
+        return await self._filtered(sql, state, request.column, top, filt, False)
 
     @staticmethod
-    def _needs_apply(state: TableState, settings: SearchSettings) -> bool:
+    def _needs_apply(state: TableState, consistency: str) -> bool:
         """Whether the search must see every change committed before it (Strong), or
-        changes older than BOUNDED_MS (Bounded); Eventually relies on the background sync."""
-        if settings.consistency == "strong":
+        changes older than BOUNDED_MS (Bounded); Session and Eventually rely on the
+        background sync."""
+        if consistency == "strong":
             return True
         return (
-            settings.consistency == "bounded"
-            and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
+            consistency == "bounded" and (time.monotonic() - state.last_apply) * 1000 >= BOUNDED_MS
         )
 
     async def _search_fresh(
         self,
         state: TableState,
-        plan: KnnPlan,
+        column: VectorColumn,
         metric: Metric,
         search: Callable[[VectorCollection], tuple[list[Key], list[float]]],
     ) -> tuple[list[Key], list[float]] | None:
@@ -507,7 +515,7 @@ class Database:
                 await self.run(self._apply_pooled, state)
                 return None
             try:
-                coll = self._collection(state, plan)
+                coll = self._collection(state, column)
                 if coll.quick(metric):
                     hits = search(coll)
             except Unsupported:
@@ -556,9 +564,9 @@ class Database:
         self,
         sql: ClientSQL,
         state: TableState,
-        plan: KnnPlan,
+        column: VectorColumn,
         top: TopK,
-        filt: FilterArgs | None,
+        filt: FilterSpec | None,
         need_apply: bool,
     ) -> tuple[list[Key], list[float]]:
         """A search whose WHERE clause PostgreSQL evaluates (pre- or post-filtering), in
@@ -575,13 +583,13 @@ class Database:
         async def collection() -> VectorCollection:
             if applied is not None:
                 await applied
-            return self._collection(state, plan)
+            return self._collection(state, column)
 
         try:
             found = await filtered_search(
                 sql,
                 collection,
-                self._collection(state, plan).live_count,
+                self._collection(state, column).live_count,
                 top,
                 filt,
                 key_parser(state.info.pk_type) is int,
@@ -597,10 +605,10 @@ class Database:
         with self.log_pool.connection() as conn, state.lock:
             state.apply_changes(conn)
 
-    def _collection(self, state: TableState, plan: KnnPlan) -> VectorCollection:
-        collection = state.collections.get(plan.column.attnum)
-        if collection is None:  # released since knn() looked
-            name = self.released.get((state.relid, plan.column.attnum), plan.column.name)
+    def _collection(self, state: TableState, column: VectorColumn) -> VectorCollection:
+        collection = state.collections.get(column.attnum)
+        if collection is None:  # released since search() looked
+            name = self.released.get((state.relid, column.attnum), column.name)
             raise _not_loaded(name)
         return collection
 
@@ -661,11 +669,7 @@ class Database:
         have made or changed it. A failure is logged and recorded, as for CONCURRENTLY.
         """
         try:
-            catalog = (await self.rewriter()).catalog
-            info = next(
-                (t for t in catalog.tables.values() if t.relid == idef.table.relid),
-                catalog.lookup(idef.table.name, idef.table.schema),
-            )
+            info = (await self.catalog()).find(idef.table.relid, idef.table.schema, idef.table.name)
             column = None if info is None else info.vectors.get(idef.column.name)
             if info is None or column is None:
                 log.warning(

@@ -35,8 +35,8 @@ import numpy.typing as npt
 
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.spec import Metric, SearchParams
-from pgvec.service.hits import keys_array
-from pgvec.service.search import ClientSQL, FilterArgs
+from pgvec.service.request import FilterSpec
+from pgvec.service.search import ClientSQL
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ async def filtered_search(
     collection: Callable[[], Awaitable[VectorCollection]],
     rows: int,
     top: TopK,
-    filt: FilterArgs,
+    filt: FilterSpec,
     int_keys: bool,
     memory: SelectivityMemory,
 ) -> FilteredResult:
@@ -148,7 +148,7 @@ async def _post_filter(
     sql: ClientSQL,
     collection: VectorCollection,
     top: TopK,
-    filt: FilterArgs,
+    filt: FilterSpec,
     selectivity: float,
 ) -> tuple[FilteredResult, float] | None:
     """Search ever more candidates until ``top.need`` pass the filter; None if that takes
@@ -176,7 +176,7 @@ async def _post_filter(
 
 
 async def fetch_keys(
-    sql: ClientSQL, filt: FilterArgs, int_keys: bool, cap: int | None
+    sql: ClientSQL, filt: FilterSpec, int_keys: bool, cap: int | None
 ) -> list[Key]:
     """The keys the filter admits; with ``cap``, at most cap + 1 of them."""
     inner = filt.sql if cap is None else f"{filt.sql} LIMIT {cap + 1}"
@@ -194,14 +194,14 @@ async def fetch_keys(
     return [r[0].decode() for r in rows if r[0] is not None]
 
 
-async def probe(sql: ClientSQL, filt: FilterArgs, keys: Sequence[Key]) -> set[Key]:
+async def probe(sql: ClientSQL, filt: FilterSpec, keys: Sequence[Key]) -> set[Key]:
     """Which of ``keys`` the filter admits."""
     if not keys:
         return set()
     assert filt.probe_sql is not None
     rows = await sql.rows(
         filt.probe_sql,
-        [*filt.values, keys_array(keys).encode()],
+        [*filt.values, keys_param(keys)],
         [*filt.types, 0],
         [*filt.formats, 0],
         binary=False,
@@ -210,6 +210,17 @@ async def probe(sql: ClientSQL, filt: FilterArgs, keys: Sequence[Key]) -> set[Ke
     if isinstance(keys[0], int):
         return {int(v) for v in values}
     return {v.decode() for v in values}
+
+
+def keys_param(keys: Sequence[Key]) -> bytes:
+    """``keys`` as a PostgreSQL array in text format, for a parameter."""
+    return ("{" + ",".join(_array_element(k) for k in keys) + "}").encode()
+
+
+def _array_element(key: Key) -> str:
+    if isinstance(key, int):
+        return str(key)
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def decode_int_array(value: bytes) -> npt.NDArray[np.int64]:

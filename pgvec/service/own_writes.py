@@ -20,10 +20,10 @@ from pgvec.catalog.models import TableInfo, VectorColumn
 from pgvec.engine.collection import Key
 from pgvec.engine.distances import exact_distances
 from pgvec.engine.spec import Metric
-from pgvec.rewrite.tokens import quote_ident
-from pgvec.service.filtering import probe
-from pgvec.service.hits import keys_array
-from pgvec.service.search import ClientSQL, FilterArgs
+from pgvec.filter.sql import quote_ident
+from pgvec.service.filtering import keys_param, probe
+from pgvec.service.request import FilterSpec
+from pgvec.service.search import ClientSQL
 
 OID_OID = 26
 
@@ -65,7 +65,7 @@ async def own_rows(
     column: VectorColumn,
     query: np.ndarray,
     metric: Metric,
-    filt: FilterArgs | None,
+    filt: FilterSpec | None,
     parse_key: Callable[[str], Key],
 ) -> OwnRows | None:
     """The rows of ``table`` the client's open transaction wrote; None if it wrote none."""
@@ -91,7 +91,7 @@ async def own_rows(
             f"SELECT t.{pk}::text, t.{quote_ident(column.name)}"
             f" FROM {quote_ident(table.schema)}.{quote_ident(table.name)} t"
             f" WHERE t.{pk} = ANY($1::{table.pk_type}[])",
-            [keys_array(ordered).encode()],
+            [keys_param(ordered)],
             [0],
             [0],
             binary=True,

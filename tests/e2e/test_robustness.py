@@ -143,12 +143,12 @@ def test_a_bug_fails_the_statement_not_the_session(
 
     pconn.execute("CREATE TABLE bug (id int PRIMARY KEY, embedding vector(2))")
     pconn.execute("INSERT INTO bug VALUES (1, '[1,1]'), (2, '[2,2]')")
-    real = Database.knn
+    real = Database.search
 
     async def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(Database, "knn", broken)
+    monkeypatch.setattr(Database, "search", broken)
     query = "SELECT id FROM bug ORDER BY embedding <-> '[2,2]' LIMIT 1"
     with pytest.raises(psycopg.errors.InternalError_) as err:
         if prepared:
@@ -156,5 +156,5 @@ def test_a_bug_fails_the_statement_not_the_session(
         else:
             pconn.execute(query)
     assert "simulated bug" in str(err.value)
-    monkeypatch.setattr(Database, "knn", real)
+    monkeypatch.setattr(Database, "search", real)
     assert pconn.execute(query).fetchall() == [(2,)]

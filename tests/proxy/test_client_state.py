@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pgvec.proxy.client_state import DDL, STATE, VECTOR_DDL, ClientState, classify
-from pgvec.service.role_settings import _settings_of, session_defaults
-from pgvec.service.search import DEFAULTS, SearchSettings
+from pgvec.proxy.role_settings import _settings_of, session_defaults
+from pgvec.proxy.settings import DEFAULTS, SearchSettings
 
 
 @pytest.mark.parametrize(

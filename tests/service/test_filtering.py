@@ -21,7 +21,8 @@ from pgvec.service.filtering import (
     filtered_search,
     probe,
 )
-from pgvec.service.search import ClientSQL, ConnectionSQL, FilterArgs
+from pgvec.service.request import FilterSpec
+from pgvec.service.search import ClientSQL, ConnectionSQL
 
 ROWS, DIM = 5000, 8
 T = TypeVar("T")
@@ -58,8 +59,8 @@ def table(conn: psycopg.Connection) -> tuple[VectorCollection, np.ndarray]:
     return coll, vecs
 
 
-def args(where: str, *values: object) -> FilterArgs:
-    return FilterArgs(
+def args(where: str, *values: object) -> FilterSpec:
+    return FilterSpec(
         f"SELECT t.id FROM t WHERE {where}",
         f"SELECT t.id FROM t WHERE ({where}) AND t.id = ANY(CAST(${len(values) + 1} AS bigint[]))",
         [str(v).encode() for v in values],
@@ -86,7 +87,7 @@ def test_strategy_follows_selectivity(
     ids = np.arange(ROWS)
     common, rare = args("m % $1 = 0", 2), args("m = $1", 7)
 
-    def run(filt: FilterArgs) -> tuple[str, list[int]]:
+    def run(filt: FilterSpec) -> tuple[str, list[int]]:
         r = session(
             db_uri,
             lambda sql: filtered_search(sql, static(coll), ROWS, top(q), filt, True, memory),
@@ -124,7 +125,7 @@ def test_correlated_filter_falls_back_to_pre_filter(
 def test_keys_and_probe(db_uri: str, table: tuple[VectorCollection, np.ndarray]) -> None:
     filt = args("m = $1", 3)
 
-    def keys(f: FilterArgs, cap: int | None) -> list[object]:
+    def keys(f: FilterSpec, cap: int | None) -> list[object]:
         return session(db_uri, lambda sql: fetch_keys(sql, f, True, cap))
 
     assert sorted(map(int, keys(filt, None))) == [3, 1003, 2003, 3003, 4003]  # type: ignore[call-overload]

@@ -1,20 +1,16 @@
-"""Encoding search hits as PostgreSQL array text, for parameters or literals."""
+"""Encoding search hits as PostgreSQL array text, for parameters or literals of the
+rewritten statement they are spliced into."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from pgvec.engine.collection import Key
-
-
-def _element(key: Key) -> str:
-    if isinstance(key, int):
-        return str(key)
-    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+from pgvec.service.filtering import keys_param
 
 
 def keys_array(keys: Sequence[Key]) -> str:
-    return "{" + ",".join(_element(k) for k in keys) + "}"
+    return keys_param(keys).decode()
 
 
 def distances_array(distances: Sequence[float]) -> str:

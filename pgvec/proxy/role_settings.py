@@ -2,7 +2,7 @@
 pgvec gives a session at startup.
 
 pgvec adds its settings to each client's startup packet at their defaults
-(:data:`pgvec.service.search.DEFAULTS`), so that SHOW and current_setting() answer before
+(:data:`pgvec.proxy.settings.DEFAULTS`), so that SHOW and current_setting() answer before
 any SET and RESET, RESET ALL and DISCARD ALL return to them, as with pgvector's real
 settings. A startup parameter outranks a role's or database's setting in PostgreSQL, so
 those configured there are left out; the ones the client sets itself (``options=-c``, a
@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgvec.service.search import DEFAULTS
+from pgvec.proxy.settings import DEFAULTS
 
 #: how long what pg_db_role_setting says is trusted without DDL seen through the proxy
 TTL = 5.0
