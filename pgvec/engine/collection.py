@@ -11,6 +11,7 @@ searches and upserts never wait for a build.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Collection, Iterable, Sequence
@@ -35,6 +36,8 @@ from pgvec.errors import (
     InvalidParameter,
     NonFiniteVector,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pgvec.engine.persist import Saved
@@ -364,6 +367,22 @@ class VectorCollection:
         """Compact the rows and build ``spec`` over all live rows (searches continue)."""
         spec = spec.for_dim(self._dim)
         with self._build_lock:
+            if spec.index_type != "HNSW" and "nlist" in spec.params:
+                with self._lock:
+                    live = len(self._labels)
+                if live < int(spec.params["nlist"]):
+                    # too few rows to train nlist lists (Milvus leaves such a segment
+                    # unindexed, pgvector builds anyway): searched exactly until seal()
+                    # finds enough rows to train on
+                    log.info(
+                        "%d rows are too few for %s lists: searched exactly until there are more",
+                        live,
+                        spec.params["nlist"],
+                    )
+                    with self._lock:
+                        self._set_index(None, spec, 0)
+                    faiss_index._report(progress, "done", 1.0)
+                    return
             self._build_locked(spec, progress)
 
     def _build_locked(self, spec: IndexSpec, progress: Progress | None) -> None:

@@ -17,7 +17,7 @@ from pymilvus.grpc_gen import schema_pb2
 
 from pgvec.milvus import fielddata
 from pgvec.milvus.filters import Filter
-from pgvec.milvus.schema import DT, DYNAMIC, FLOAT_VECTORS, Collection, Field
+from pgvec.milvus.schema import DT, DYNAMIC, FLOAT_VECTORS, Collection, Field, default_value
 from pgvec.milvus.status import ParameterInvalid
 
 #: column types read as they are; any other reads as text (VarChar)
@@ -134,7 +134,7 @@ def _columns(
                 )
             values.append(fielddata.vector_cells(vectors))
         else:
-            values.append(fielddata.scalars_of(data, f, rows))
+            values.append(fielddata.scalars_of(data, f, rows, _default(coll, f)))
     if DYNAMIC in given:
         meta = fielddata.dynamic_of(given[DYNAMIC])
         if len(meta) != rows:
@@ -145,8 +145,12 @@ def _columns(
 
 
 def _has_default(coll: Collection, f: Field) -> bool:
+    return _default(coll, f) is not None
+
+
+def _default(coll: Collection, f: Field) -> Any:
     declared = next((p for p in coll.proto.fields if p.name == f.name), None)
-    return declared is not None and declared.HasField("default_value")
+    return None if declared is None else default_value(declared)
 
 
 async def filtered(

@@ -17,6 +17,19 @@ from pymilvus.grpc_gen import schema_pb2
 from pgvec.milvus.schema import DT, DYNAMIC, FLOAT_VECTORS, Field
 from pgvec.milvus.status import ParameterInvalid
 
+#: what stands in a result column for a null
+_FILLERS: dict[int, Any] = {
+    DT.Bool: False,
+    DT.Int8: 0,
+    DT.Int16: 0,
+    DT.Int32: 0,
+    DT.Int64: 0,
+    DT.Float: 0.0,
+    DT.Double: 0.0,
+    DT.String: "",
+    DT.VarChar: "",
+    DT.JSON: {},
+}
 _SCALAR_SLOTS: dict[int, str] = {
     DT.Bool: "bool_data",
     DT.Int8: "int_data",
@@ -36,8 +49,8 @@ def vectors_of(data: schema_pb2.FieldData, f: Field) -> np.ndarray:
     v = data.vectors
     which = v.WhichOneof("data")
     dim = v.dim
-    if which == "float_vector" and f.type == DT.FloatVector:
-        flat = np.asarray(v.float_vector.data, dtype=np.float32)
+    if which == "float_vector":  # a float16 / bfloat16 field given float32: rounded
+        flat = _round_to(np.asarray(v.float_vector.data, dtype=np.float32), f.type)
     elif which == "float16_vector" and f.type == DT.Float16Vector:
         flat = np.frombuffer(v.float16_vector, dtype="<f2").astype(np.float32)
     elif which == "bfloat16_vector" and f.type == DT.BFloat16Vector:
@@ -58,6 +71,15 @@ def vectors_of(data: schema_pb2.FieldData, f: Field) -> np.ndarray:
     return out
 
 
+def _round_to(flat: np.ndarray, kind: int) -> np.ndarray:
+    if kind == DT.Float16Vector:
+        return flat.astype("<f2").astype(np.float32)
+    if kind == DT.BFloat16Vector:
+        bits = (flat.view(np.uint32) + 0x7FFF + ((flat.view(np.uint32) >> 16) & 1)) & 0xFFFF0000
+        return bits.astype(np.uint32).view(np.float32)
+    return flat
+
+
 def vector_cells(vectors: np.ndarray) -> list[bytes]:
     """One ``bytea`` value per row: little-endian float32, as the SQL side stores them."""
     data = np.ascontiguousarray(vectors, dtype="<f4")
@@ -66,8 +88,9 @@ def vector_cells(vectors: np.ndarray) -> list[bytes]:
     return [raw[i : i + width] for i in range(0, len(raw), width)]
 
 
-def scalars_of(data: schema_pb2.FieldData, f: Field, rows: int) -> list[Any]:
-    """A scalar, JSON or ARRAY column's values (None for nulls), checked against the field."""
+def scalars_of(data: schema_pb2.FieldData, f: Field, rows: int, default: Any = None) -> list[Any]:
+    """A scalar, JSON or ARRAY column's values (None for nulls, ``default`` where the
+    field has a default value), checked against the field."""
     s = data.scalars
     if f.is_array:
         values: list[Any] = [_array_values(cell, f) for cell in s.array_data.data]
@@ -93,10 +116,10 @@ def scalars_of(data: schema_pb2.FieldData, f: Field, rows: int) -> list[Any]:
     if valid:
         if len(valid) != rows:
             raise ParameterInvalid(f"the valid_data of field {f.name} has the wrong length")
-        if not f.nullable and not all(valid):
+        if not f.nullable and default is None and not all(valid):
             raise ParameterInvalid(f"field {f.name} is not nullable, but a value is null")
         present = iter(values)
-        values = [next(present) if ok else None for ok in valid]
+        values = [next(present) if ok else default for ok in valid]
     if len(values) != rows:
         raise ParameterInvalid(
             f"the number of rows of field {f.name} ({len(values)}) is not num_rows ({rows})"
@@ -143,7 +166,12 @@ def column_data(f: Field, values: Sequence[Any]) -> schema_pb2.FieldData:
     out = schema_pb2.FieldData(type=f.type, field_name=f.name, field_id=f.field_id)
     if f.nullable:
         out.valid_data.extend(v is not None for v in values)
-    present = [v for v in values if v is not None] if f.nullable else list(values)
+    # a null scalar keeps its place (pymilvus reads row i at i), a null vector does not
+    if f.type in FLOAT_VECTORS:
+        present = [v for v in values if v is not None]
+    else:
+        filler = _FILLERS.get(f.type, [] if f.is_array else None)
+        present = [filler if v is None else v for v in values]
     if f.type in FLOAT_VECTORS:
         out.vectors.dim = f.dim
         raw = b"".join(present)

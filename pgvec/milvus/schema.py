@@ -232,7 +232,7 @@ def create_table(
             parts.append(sql.SQL(" PRIMARY KEY"))
             if f.auto_id:
                 parts.append(sql.SQL(" DEFAULT pgvec.next_id()"))
-        default = _default(by_name[f.name])
+        default = default_value(by_name[f.name])
         if default is not None:
             parts.append(sql.SQL(" DEFAULT {}").format(sql.Literal(default)))
         if not f.nullable and not f.primary:
@@ -253,7 +253,8 @@ def create_table(
     )
 
 
-def _default(f: schema_pb2.FieldSchema) -> object:
+def default_value(f: schema_pb2.FieldSchema) -> object:
+    """The field's default value, or None."""
     if not f.HasField("default_value"):
         return None
     which = f.default_value.WhichOneof("data")

@@ -221,13 +221,27 @@ def test_one_build_per_column(pconn: psycopg.Connection, gate: Gate) -> None:
 
 
 def test_failed_background_build(
-    pconn: psycopg.Connection, conn: psycopg.Connection, caplog: pytest.LogCaptureFixture
+    pconn: psycopg.Connection,
+    conn: psycopg.Connection,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from pgvec.engine import faiss_index
+    from pgvec.errors import InvalidParameter
+
     data = load(pconn, 20)
+    real_build = faiss_index.build
+
+    def failing(spec, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if int(spec.params.get("nlist", 0)) == 10:
+            raise InvalidParameter("nlist (100) must not exceed the number of rows (20)")
+        return real_build(spec, *args, **kwargs)
+
+    monkeypatch.setattr(faiss_index, "build", failing)
     with caplog.at_level(logging.ERROR):
         pconn.execute(
             "CREATE INDEX CONCURRENTLY items_idx ON items USING ivfflat (embedding)"
-            " WITH (lists = 100)"
+            " WITH (lists = 10)"
         )
         wait_state(pconn, "failed")
     state, error = conn.execute("SELECT state, error FROM pgvec.indexes").fetchone() or ()

@@ -74,9 +74,10 @@ def test_option_errors():
     coll.upsert(list(range(300)), np.random.default_rng(0).random((300, 30)))
     with pytest.raises(InvalidParameter, match="not divisible"):
         coll.build_index(IndexSpec.create("IVF_PQ", Metric.L2, {"m": 8, "nlist": 4}))
-    with pytest.raises(InvalidParameter, match=r"nlist \(500\) must not exceed the number of rows"):
-        coll.build_index(IndexSpec.create("IVF_FLAT", Metric.L2, {"nlist": 500}))
-    assert coll.index_spec is None
+    # fewer rows than lists: kept, searched exactly until there are enough to train on
+    coll.build_index(IndexSpec.create("IVF_FLAT", Metric.L2, {"nlist": 500}))
+    assert coll.index_spec is not None and coll.index_spec.index_type == "IVF_FLAT"
+    assert coll.stats()["sealed_rows"] == 0 and coll.stats()["growing_rows"] == 300
 
 
 def test_search_params():

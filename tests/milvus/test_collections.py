@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import psycopg
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
@@ -19,7 +20,9 @@ def full_schema() -> object:
     schema.add_field("d", DataType.DOUBLE, default_value=1.5)
     schema.add_field("s", DataType.VARCHAR, max_length=10)
     schema.add_field("meta", DataType.JSON)
-    schema.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=4, max_length=8)
+    schema.add_field(
+        "tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=4, max_length=8
+    )
     schema.add_field("nums", DataType.ARRAY, element_type=DataType.INT64, max_capacity=4)
     schema.add_field("v", DataType.FLOAT_VECTOR, dim=3)
     schema.add_field("h", DataType.FLOAT16_VECTOR, dim=2)
@@ -49,14 +52,42 @@ def test_create_describe_list_drop(client: MilvusClient, db_uri: str) -> None:
     client.drop_collection("things")  # dropping nothing succeeds, as in Milvus
 
 
-def test_insert_and_query_every_type(client: MilvusClient) -> None:
+def indexed(client: MilvusClient) -> object:
+    params = client.prepare_index_params()
+    params.add_index("v", index_type="HNSW", metric_type="L2", params={"M": 8})
+    params.add_index("h", index_type="FLAT", metric_type="IP")
+    return params
+
+
+def test_a_collection_is_not_loaded_until_indexed_and_loaded(client: MilvusClient) -> None:
     client.create_collection("things", schema=full_schema())
+    assert client.get_load_state("things")["state"].name == "NotLoad"
+    with pytest.raises(MilvusException) as err:
+        client.query("things", filter="i8 > 0")
+    assert err.value.code == 101
+    with pytest.raises(MilvusException) as err:
+        client.load_collection("things")
+    assert err.value.code == 700
+
+
+def test_insert_and_query_every_type(client: MilvusClient) -> None:
+    client.create_collection("things", schema=full_schema(), index_params=indexed(client))
     rows = [
         {
-            "pk": f"k{i}", "flag": i % 2 == 0, "i8": -i, "i16": i * 100, "i32": i * 10_000,
-            "i64": None if i == 1 else 2**40 + i, "f": i / 4, "s": f"s{i}",
-            "meta": {"n": i, "tag": ["a", "b"][i % 2]}, "tags": ["x", f"t{i}"], "nums": [i, i + 1],
-            "v": [float(i), 0.5, -1.0], "h": [0.5, float(i)], "extra": i * 2,
+            "pk": f"k{i}",
+            "flag": i % 2 == 0,
+            "i8": -i,
+            "i16": i * 100,
+            "i32": i * 10_000,
+            "i64": None if i == 1 else 2**40 + i,
+            "f": i / 4,
+            "s": f"s{i}",
+            "meta": {"n": i, "tag": ["a", "b"][i % 2]},
+            "tags": ["x", f"t{i}"],
+            "nums": [i, i + 1],
+            "v": [float(i), 0.5, -1.0],
+            "h": [0.5, float(i)],
+            "extra": i * 2,
         }
         for i in range(4)
     ]
@@ -68,12 +99,15 @@ def test_insert_and_query_every_type(client: MilvusClient) -> None:
     assert by["k2"]["meta"] == {"n": 2, "tag": "a"} and by["k2"]["tags"] == ["x", "t2"]
     assert by["k2"]["nums"] == [2, 3] and by["k2"]["extra"] == 4
     assert by["k2"]["v"] == [2.0, 0.5, -1.0]
-    assert [float(x) for x in by["k2"]["h"]] == [0.5, 2.0]
+    # pymilvus hands float16 vectors back as their raw bytes
+    assert np.frombuffer(by["k2"]["h"][0], "<f2").tolist() == [0.5, 2.0]
     assert client.query("things", filter='meta["n"] >= 2', output_fields=["pk"]) == [
-        {"pk": "k2"}, {"pk": "k3"}
+        {"pk": "k2"},
+        {"pk": "k3"},
     ]
     assert [r["pk"] for r in client.query("things", filter="extra > 2", output_fields=["pk"])] == [
-        "k2", "k3"
+        "k2",
+        "k3",
     ]
     assert client.query("things", filter="", output_fields=["count(*)"])[0]["count(*)"] == 4
 
