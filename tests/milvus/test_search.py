@@ -1,0 +1,154 @@
+"""Search through pymilvus: Milvus's distance conventions, filters, batches, offsets,
+range and grouping search, read-your-writes, and the same rows seen from SQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from pymilvus import DataType, MilvusClient, MilvusException
+
+N, DIM = 300, 8
+
+
+def make(client: MilvusClient, metric: str, index: str = "HNSW", params: dict | None = None):
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("cat", DataType.INT64)
+    schema.add_field("name", DataType.VARCHAR, max_length=20)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type=index, metric_type=metric, params=params or {})
+    client.create_collection("items", schema=schema, index_params=ip)
+    rng = np.random.default_rng(7)
+    vecs = rng.random((N, DIM), dtype=np.float32)
+    rows = [
+        {
+            "id": i,
+            "cat": i % 10,
+            "name": f"n{i}",
+            "vec": vecs[i].tolist(),
+            "color": ["red", "blue"][i % 2],
+        }
+        for i in range(N)
+    ]
+    client.insert("items", rows)
+    return vecs
+
+
+def exact(
+    vecs: np.ndarray, q: np.ndarray, metric: str, allowed=None
+) -> tuple[list[int], list[float]]:
+    ids = np.arange(len(vecs)) if allowed is None else np.asarray(allowed)
+    x = vecs[ids]
+    if metric == "L2":
+        s = ((x - q) ** 2).sum(1)
+        order = np.argsort(s)
+    elif metric == "IP":
+        s = x @ q
+        order = np.argsort(-s)
+    else:
+        s = (x @ q) / np.linalg.norm(x, axis=1) / np.linalg.norm(q)
+        order = np.argsort(-s)
+    return ids[order].tolist(), s[order].tolist()
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_distances_follow_milvus(client: MilvusClient, metric: str) -> None:
+    vecs = make(client, metric, "FLAT")
+    q = np.random.default_rng(1).random(DIM, dtype=np.float32)
+    hits = client.search("items", data=[q.tolist()], limit=5, output_fields=["name"])[0]
+    ids, scores = exact(vecs, q, metric)
+    assert [h["id"] for h in hits] == ids[:5]
+    assert np.allclose([h["distance"] for h in hits], scores[:5], atol=1e-4)
+    assert hits[0]["entity"]["name"] == f"n{ids[0]}"
+
+
+def test_filters_batches_offsets(client: MilvusClient) -> None:
+    vecs = make(client, "L2", "IVF_FLAT", {"nlist": 8})
+    qs = np.random.default_rng(2).random((3, DIM), dtype=np.float32)
+    res = client.search(
+        "items",
+        data=qs.tolist(),
+        limit=4,
+        filter="cat in [1, 2] and id > 50",
+        output_fields=["cat", "color"],
+        search_params={"params": {"nprobe": 8}},
+    )
+    assert len(res) == 3
+    allowed = [i for i in range(N) if i % 10 in (1, 2) and i > 50]
+    for q, hits in zip(qs, res):
+        assert [h["id"] for h in hits] == exact(vecs, q, "L2", allowed)[0][:4]
+        assert all(h["entity"]["color"] in ("red", "blue") for h in hits)
+    paged = client.search(
+        "items", data=[qs[0].tolist()], limit=3, offset=2, search_params={"params": {"nprobe": 8}}
+    )[0]
+    assert [h["id"] for h in paged] == exact(vecs, qs[0], "L2")[0][2:5]
+    dyn = client.search("items", data=[qs[0].tolist()], limit=5, filter='color == "red"')[0]
+    assert all(h["id"] % 2 == 0 for h in dyn) and len(dyn) == 5
+    templ = client.search(
+        "items", data=[qs[0].tolist()], limit=3, filter="cat == {c}", filter_params={"c": 3}
+    )[0]
+    assert all(h["id"] % 10 == 3 for h in templ)
+
+
+def test_range_and_grouping(client: MilvusClient) -> None:
+    vecs = make(client, "L2", "FLAT")
+    q = vecs[0]
+    ids, scores = exact(vecs, q, "L2")
+    # bounds between two rows' distances: float rounding cannot move a row across
+    radius, low = (scores[20] + scores[21]) / 2, (scores[4] + scores[5]) / 2
+    hits = client.search(
+        "items",
+        data=[q.tolist()],
+        limit=50,
+        search_params={"params": {"radius": radius, "range_filter": low}},
+    )[0]
+    assert [h["id"] for h in hits] == ids[5:21]
+    grouped = client.search(
+        "items", data=[q.tolist()], limit=3, group_by_field="cat", output_fields=["cat"]
+    )[0]
+    cats = [h["entity"]["cat"] for h in grouped]
+    assert len(cats) == 3 and len(set(cats)) == 3
+
+
+def test_metric_mismatch_and_bad_vectors(client: MilvusClient) -> None:
+    make(client, "L2", "FLAT")
+    with pytest.raises(MilvusException) as err:
+        client.search("items", data=[[0.0] * DIM], limit=3, search_params={"metric_type": "IP"})
+    assert err.value.code == 1100 and "metric type not match" in err.value.message
+    with pytest.raises(MilvusException) as err:
+        client.search("items", data=[[0.0] * (DIM - 1)], limit=3)
+    assert err.value.code == 1100 and "dim" in err.value.message
+    with pytest.raises(MilvusException) as err:
+        client.search("items", data=[[0.0] * DIM], limit=3, filter="cat === 1")
+    assert err.value.code == 1100 and "column" in err.value.message
+
+
+def test_read_your_writes_and_sql_interop(client: MilvusClient, sql: psycopg.Connection) -> None:
+    vecs = make(client, "L2", "HNSW", {"M": 8, "efConstruction": 32})
+    target = (vecs[5] + 0.001).tolist()
+    client.insert("items", [{"id": 10_000, "cat": 99, "name": "new", "vec": target}])
+    assert client.search("items", data=[target], limit=1)[0][0]["id"] == 10_000
+    client.delete("items", ids=[10_000])
+    assert client.search("items", data=[target], limit=1)[0][0]["id"] == 5
+    # a row written in SQL is found by pymilvus, and the reverse
+    sql.execute(
+        "INSERT INTO items (id, cat, name, vec) VALUES (20000, 7, 'sql', %s::vector)",
+        ("[" + ",".join(str(x) for x in (vecs[9] + 0.0005)) + "]",),
+    )
+    sql.commit()
+    hit = client.search(
+        "items",
+        data=[(vecs[9] + 0.0005).tolist()],
+        limit=1,
+        consistency_level="Strong",
+        output_fields=["name"],
+    )[0][0]
+    assert hit["id"] == 20000 and hit["entity"]["name"] == "sql"
+    rows = sql.execute(
+        "SELECT i.id, c.label FROM items i JOIN (VALUES (5, 'five')) c(id, label) ON c.id = i.id"
+        " ORDER BY i.vec <-> %s::vector LIMIT 1",
+        ("[" + ",".join(str(x) for x in vecs[5]) + "]",),
+    ).fetchall()
+    assert rows == [(5, "five")]
