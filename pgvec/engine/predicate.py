@@ -28,7 +28,6 @@ import numpy.typing as npt
 from pgvec.engine.scalars import Scalars
 from pgvec.filter.model import (
     ENGINE_NODES,
-    FLIPPED,
     And,
     AnyOf,
     Column,
@@ -37,30 +36,12 @@ from pgvec.filter.model import (
     IsNull,
     Not,
     Operand,
-    Or,
-    Param,
     Predicate,
     Unsupported,
 )
-from pgvec.filter.types import Value, kind_of, parse_text, typed
+from pgvec.filter.types import Value, kind_of, typed
 
-__all__ = [
-    "FLIPPED",
-    "And",
-    "AnyOf",
-    "Column",
-    "Compare",
-    "Const",
-    "IsNull",
-    "Not",
-    "Operand",
-    "Or",
-    "Param",
-    "Predicate",
-    "Unsupported",
-    "Where",
-    "parse_text",
-]
+__all__ = ["Unsupported", "Where", "compare"]
 
 Bools = npt.NDArray[np.bool_]
 
