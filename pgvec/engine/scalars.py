@@ -19,22 +19,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pgvec.filter.types import KINDS, base_type, kind_of, mirrorable
+
+__all__ = ["KINDS", "ScalarColumn", "Scalars", "base_type", "kind_of", "mirrorable"]
+
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
-#: format_type() names mirrored, and how they compare
-KINDS: dict[str, str] = {
-    "smallint": "int",
-    "integer": "int",
-    "bigint": "int",
-    "real": "float",
-    "double precision": "float",
-    "boolean": "bool",
-    "text": "text",
-    "character varying": "text",
-}
-#: how numpy stores them. Floats are kept as float64: PostgreSQL compares a real column
-#: with a numeric constant in double precision, and widening float32 to float64 is exact.
+#: how numpy stores the types mirrored (:data:`pgvec.filter.types.KINDS`). Floats are kept
+#: as float64: PostgreSQL compares a real column with a numeric constant in double
+#: precision, and widening float32 to float64 is exact.
 #: Text is dictionary-encoded: an int32 code per label, the strings once per column.
 _DTYPES: dict[str, type[np.generic]] = {
     "smallint": np.int16,
@@ -46,23 +40,6 @@ _DTYPES: dict[str, type[np.generic]] = {
     "text": np.int32,
     "character varying": np.int32,
 }
-#: collations whose equality is byte equality: the database default (deterministic by
-#: rule), "C" and "POSIX"; 0 for types without a collation
-_DETERMINISTIC = frozenset({0, 100, 950, 951})
-
-
-def base_type(type_name: str) -> str:
-    """format_type() without a type modifier: ``character varying(20)`` is text-like."""
-    return type_name.split("(", 1)[0]
-
-
-def kind_of(type_name: str) -> str:
-    return KINDS[base_type(type_name)]
-
-
-def mirrorable(type_name: str, collation: int = 0) -> bool:
-    """Whether a column of this type (and collation) is mirrored."""
-    return base_type(type_name) in KINDS and collation in _DETERMINISTIC
 
 
 @dataclass(frozen=True)

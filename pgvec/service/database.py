@@ -44,6 +44,7 @@ from pgvec.errors import (
     PgvecError,
     UndefinedObject,
 )
+from pgvec.filter.bind import bind
 from pgvec.service import indexes, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
@@ -403,11 +404,32 @@ class Database:
         state = self.tables[relid]
         need_apply = self._needs_apply(state, request.consistency)
         params = SearchParams.create(dict(request.params))
+        where, engine = self._engine_filter(request)
         found = []
         for query in request.vectors:
-            found.append(await self._search_vector(state, request, query, params, sql, need_apply))
+            found.append(
+                await self._search_vector(
+                    state, request, query, params, where, engine, sql, need_apply
+                )
+            )
             need_apply = False  # applied for the first vector: the batch's snapshot
         return found
+
+    @staticmethod
+    def _engine_filter(request: SearchRequest) -> tuple[Where | None, bool]:
+        """The request's filter as the engine evaluates it, and whether it can: not
+        when the predicate cannot be bound exactly (PostgreSQL evaluates it then)."""
+        filt = request.filter
+        if filt is None:
+            return None, True
+        # the engine's copy of the table knows nothing of row-level security
+        if filt.predicate is None or not request.engine_filter or request.table.row_security:
+            return None, False
+        try:
+            return Where(bind(filt.predicate, filt.values, filt.types, filt.formats)), True
+        except Unsupported as exc:
+            log.debug("filter not evaluated in the engine: %s", exc)
+            return None, False
 
     async def _search_vector(
         self,
@@ -415,6 +437,8 @@ class Database:
         request: SearchRequest,
         query: np.ndarray,
         params: SearchParams,
+        where: Where | None,
+        engine: bool,
         sql: ClientSQL,
         need_apply: bool,
     ) -> tuple[list[Key], list[float]]:
@@ -433,9 +457,9 @@ class Database:
                 key_parser(request.table.pk_type),
             )
         if own is None:
-            return await self._knn(state, request, query, k, params, sql, need_apply)
+            return await self._knn(state, request, query, k, params, where, engine, sql, need_apply)
         keys, dists = await self._knn(
-            state, request, query, k + own.excluded, params, sql, need_apply
+            state, request, query, k + own.excluded, params, where, engine, sql, need_apply
         )
         return own.merge(keys, dists, candidates(k))
 
@@ -446,22 +470,18 @@ class Database:
         query: np.ndarray,
         k: int,
         params: SearchParams,
+        where: Where | None,
+        engine: bool,
         sql: ClientSQL,
         need_apply: bool,
     ) -> tuple[list[Key], list[float]]:
+        """``engine``: the engine evaluates the filter (``where``, if there is one);
+        else PostgreSQL does."""
         metric = request.metric
         filt = request.filter
         top = TopK(query, k, candidates(k), metric, params)
-        # the engine's copy of the table knows nothing of row-level security
-        engine = filt is None or (
-            filt.predicate is not None and request.engine_filter and not request.table.row_security
-        )
         if k <= 0 or not engine:
             return await self._filtered(sql, state, request.column, top, filt, need_apply)
-        where = None
-        if filt is not None:
-            assert filt.predicate is not None
-            where = Where(filt.predicate, filt.values, filt.types, filt.formats)
         search = partial(self._search, query=query, k=k, metric=metric, params=params, where=where)
         if need_apply:
             found = await self._search_fresh(state, request.column, metric, search)

@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 
 from pgvec.engine.collection import VectorCollection
-from pgvec.engine.predicate import (
+from pgvec.engine.predicate import Where, compare
+from pgvec.engine.scalars import ScalarColumn, Scalars
+from pgvec.engine.spec import IndexSpec, Metric
+from pgvec.filter.bind import bind
+from pgvec.filter.model import (
     And,
+    AnyOf,
     Column,
     Compare,
     Const,
@@ -22,12 +27,8 @@ from pgvec.engine.predicate import (
     Or,
     Param,
     Unsupported,
-    Where,
-    compare,
-    parse_text,
 )
-from pgvec.engine.scalars import ScalarColumn, Scalars
-from pgvec.engine.spec import IndexSpec, Metric
+from pgvec.filter.types import parse_text
 
 N = Column("n", "integer")
 R = Column("r", "real")
@@ -103,30 +104,30 @@ def rows(where: Where, scalars: Scalars) -> list[int]:
     ],
 )
 def test_predicates_follow_postgres(scalars: Scalars, node: object, want: list[int]) -> None:
-    assert rows(Where(node), scalars) == want  # type: ignore[arg-type]
+    assert rows(Where(bind(node)), scalars) == want  # type: ignore[arg-type]
 
 
 def test_parameters_text_and_binary(scalars: Scalars) -> None:
     # untyped text: the column's type
-    assert rows(Where(Compare(N, ">", Param(1)), [b" 2 "], [0], [0]), scalars) == [2, 4]
+    assert rows(Where(bind(Compare(N, ">", Param(1)), [b" 2 "], [0], [0])), scalars) == [2, 4]
     # binary int8 against an integer column
     raw = struct.pack(">q", 2)
-    assert rows(Where(Compare(N, ">", Param(1)), [raw], [20], [1]), scalars) == [2, 4]
+    assert rows(Where(bind(Compare(N, ">", Param(1)), [raw], [20], [1])), scalars) == [2, 4]
     # binary float8 against an integer column: compared in double precision
     raw = struct.pack(">d", 2.5)
-    assert rows(Where(Compare(N, ">", Param(1)), [raw], [701], [1]), scalars) == [2, 4]
+    assert rows(Where(bind(Compare(N, ">", Param(1)), [raw], [701], [1])), scalars) == [2, 4]
     # a real parameter (declared or inferred from the column) is rounded to float32
-    assert rows(Where(Compare(R, "=", Param(1)), [b"0.1"], [0], [0]), scalars) == [0]
-    assert rows(Where(Compare(R, "=", Param(1)), [b"0.1"], [701], [0]), scalars) == []
+    assert rows(Where(bind(Compare(R, "=", Param(1)), [b"0.1"], [0], [0])), scalars) == [0]
+    assert rows(Where(bind(Compare(R, "=", Param(1)), [b"0.1"], [701], [0])), scalars) == []
     # numeric, text format
-    assert rows(Where(Compare(N, "<", Param(1)), [b"2.5"], [1700], [0]), scalars) == [0, 1]
+    assert rows(Where(bind(Compare(N, "<", Param(1)), [b"2.5"], [1700], [0])), scalars) == [0, 1]
     # cast in the statement: $1::bigint
-    assert rows(Where(Compare(N, "=", Param(1, "bigint")), [b"5"], [0], [0]), scalars) == [4]
+    assert rows(Where(bind(Compare(N, "=", Param(1, "bigint")), [b"5"], [0], [0])), scalars) == [4]
     # NULL parameter
-    assert rows(Where(Compare(N, "=", Param(1)), [None], [0], [0]), scalars) == []
+    assert rows(Where(bind(Compare(N, "=", Param(1)), [None], [0], [0])), scalars) == []
     # boolean
-    assert rows(Where(Compare(B, "=", Param(1)), [b"yes"], [0], [0]), scalars) == [0, 3]
-    assert rows(Where(Compare(B, "=", Param(1)), [b"\x00"], [16], [1]), scalars) == [1, 4]
+    assert rows(Where(bind(Compare(B, "=", Param(1)), [b"yes"], [0], [0])), scalars) == [0, 3]
+    assert rows(Where(bind(Compare(B, "=", Param(1)), [b"\x00"], [16], [1])), scalars) == [1, 4]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,7 @@ def test_what_postgres_must_judge_is_unsupported(
     scalars: Scalars, node: object, values: list[bytes], types: list[int]
 ) -> None:
     with pytest.raises(Unsupported):
-        Where(node, values, types, [0] * len(values)).mask(scalars, 5)  # type: ignore[arg-type]
+        Where(bind(node, values, types, [0] * len(values))).mask(scalars, 5)  # type: ignore[arg-type]
 
 
 def test_parse_text_follows_input_functions() -> None:
@@ -193,7 +194,7 @@ def test_search_where_matches_exact_filtered_search(indexed: bool) -> None:
     alive = ids != 8
     q = vecs[100] + 0.1
     for value in (55, 3):
-        keys, _ = coll.search(q, 10, Metric.L2, where=Where(Compare(N, "=", Const(value))))
+        keys, _ = coll.search(q, 10, Metric.L2, where=Where(bind(Compare(N, "=", Const(value)))))
         admitted = ids[(n == value) & alive]
         want = admitted[np.argsort(np.linalg.norm(vecs[admitted] - q, axis=1))][:10]
         assert keys == want.tolist()
@@ -207,7 +208,7 @@ def test_mirror_survives_compaction_and_save(tmp_path: Path) -> None:
     loaded = VectorCollection.load(tmp_path)
     assert loaded.scalar_columns == (ScalarColumn("n", "integer"),)
     for c in (coll, loaded):
-        keys, _ = c.search(vecs[1], 50, Metric.L2, where=Where(Compare(N, "=", Const(1))))
+        keys, _ = c.search(vecs[1], 50, Metric.L2, where=Where(bind(Compare(N, "=", Const(1)))))
         assert sorted(keys) == [i for i in range(3000) if i % 100 == 1 and i % 3][: len(keys)]
         assert len(keys) == len([i for i in range(3000) if i % 100 == 1 and i % 3])
 
@@ -217,7 +218,7 @@ def test_upsert_without_values_drops_the_mirror() -> None:
     coll.upsert([1], vecs[1:2])
     assert coll.scalar_columns is None
     with pytest.raises(Unsupported):
-        coll.search(vecs[1], 5, Metric.L2, where=Where(Compare(N, "=", Const(1))))
+        coll.search(vecs[1], 5, Metric.L2, where=Where(bind(Compare(N, "=", Const(1)))))
 
 
 def test_update_of_scalars_only_keeps_the_row_in_the_index() -> None:
@@ -228,15 +229,13 @@ def test_update_of_scalars_only_keeps_the_row_in_the_index() -> None:
     coll.upsert([5, 6, 7], vecs[5:8], [[1000, 1000, 1000]])
     coll.upsert([8], vecs[8:9] + 1, [[1000]])  # a new vector: moved to the growing part
     assert coll.growing_count == 1 and coll.live_count == 3000
-    keys, _ = coll.search(vecs[5], 10, Metric.L2, where=Where(Compare(N, "=", Const(1000))))
+    keys, _ = coll.search(vecs[5], 10, Metric.L2, where=Where(bind(Compare(N, "=", Const(1000)))))
     assert sorted(keys) == [5, 6, 7, 8]
     coll.upsert([9], vecs[9:10])  # no mirror values given: same vector, nothing moves
     assert coll.growing_count == 1 and coll.scalar_columns is None
 
 
 def test_any_of_arrays(scalars: Scalars) -> None:
-    from pgvec.engine.predicate import AnyOf
-
     def binary_int8_array(values: list[int | None]) -> bytes:
         out = struct.pack(">iiIii", 1, int(None in values), 20, len(values), 1)
         for v in values:
@@ -244,24 +243,22 @@ def test_any_of_arrays(scalars: Scalars) -> None:
         return out
 
     any_n = AnyOf(N, Param(1))
-    assert rows(Where(any_n, [b"{1, 3,NULL}"], [0], [0]), scalars) == [0, 2]
-    assert rows(Where(Not(any_n), [b"{1,3,NULL}"], [0], [0]), scalars) == []  # NULL
-    assert rows(Where(Not(any_n), [b'{"1",3}'], [1007], [0]), scalars) == [1, 4]
+    assert rows(Where(bind(any_n, [b"{1, 3,NULL}"], [0], [0])), scalars) == [0, 2]
+    assert rows(Where(bind(Not(any_n), [b"{1,3,NULL}"], [0], [0])), scalars) == []  # NULL
+    assert rows(Where(bind(Not(any_n), [b'{"1",3}'], [1007], [0])), scalars) == [1, 4]
     raw = binary_int8_array([5, None, 2**40])
-    assert rows(Where(any_n, [raw], [1016], [1]), scalars) == [1 + 3]
-    assert rows(Where(any_n, [b"{}"], [0], [0]), scalars) == []
-    assert rows(Where(Not(any_n), [b"{}"], [0], [0]), scalars) == [0, 1, 2, 3, 4]  # NULL too
-    assert rows(Where(any_n, [None], [0], [0]), scalars) == []
-    assert rows(Where(AnyOf(N, Const("{2,5}")), [], [], []), scalars) == [1, 4]
-    assert rows(Where(AnyOf(R, Param(1)), [b"{NaN,2.5}"], [1022], [0]), scalars) == [1, 3]
+    assert rows(Where(bind(any_n, [raw], [1016], [1])), scalars) == [1 + 3]
+    assert rows(Where(bind(any_n, [b"{}"], [0], [0])), scalars) == []
+    assert rows(Where(bind(Not(any_n), [b"{}"], [0], [0])), scalars) == [0, 1, 2, 3, 4]  # NULL too
+    assert rows(Where(bind(any_n, [None], [0], [0])), scalars) == []
+    assert rows(Where(bind(AnyOf(N, Const("{2,5}")), [], [], [])), scalars) == [1, 4]
+    assert rows(Where(bind(AnyOf(R, Param(1)), [b"{NaN,2.5}"], [1022], [0])), scalars) == [1, 3]
     for bad in (b"{{1},{2}}", b"1,2", b"{1.5}"):
         with pytest.raises(Unsupported):
-            Where(any_n, [bad], [0], [0]).mask(scalars, 5)
+            Where(bind(any_n, [bad], [0], [0])).mask(scalars, 5)
 
 
 def test_text_columns_compare_through_a_dictionary(tmp_path: Path) -> None:
-    from pgvec.engine.predicate import AnyOf
-
     rng = np.random.default_rng(2)
     vecs = rng.standard_normal((40, 4)).astype("f4")
     coll = VectorCollection(4)
@@ -277,17 +274,56 @@ def test_text_columns_compare_through_a_dictionary(tmp_path: Path) -> None:
             keys, _ = c.search(vecs[0], 40, Metric.L2, where=where)
             return sorted(int(k) for k in keys)
 
-        assert admitted(Where(Compare(tag, "=", Const("red")))) == [
+        assert admitted(Where(bind(Compare(tag, "=", Const("red"))))) == [
             i for i in range(40) if tags[i] == "red"
         ]
-        assert admitted(Where(Compare(tag, "<>", Param(1)), [b""], [25], [0])) == [
+        assert admitted(Where(bind(Compare(tag, "<>", Param(1)), [b""], [25], [0]))) == [
             i for i in range(40) if tags[i] not in (None, "")
         ]
-        assert admitted(Where(AnyOf(tag, Param(1)), [b'{" red",green}'], [1009], [0])) == [
+        assert admitted(Where(bind(AnyOf(tag, Param(1)), [b'{" red",green}'], [1009], [0]))) == [
             i for i in range(40) if tags[i] == " red"
         ]
-        assert admitted(Where(Compare(tag, "=", Const("nowhere")))) == []
+        assert admitted(Where(bind(Compare(tag, "=", Const("nowhere"))))) == []
         with pytest.raises(Unsupported):
-            admitted(Where(Compare(tag, "<", Const("m"))))  # the collation's order
+            admitted(Where(bind(Compare(tag, "<", Const("m")))))  # the collation's order
         with pytest.raises(Unsupported):
-            admitted(Where(Compare(tag, "=", Const(5))))  # text = integer: an error
+            admitted(Where(bind(Compare(tag, "=", Const(5)))))  # text = integer: an error
+
+
+def test_bind_types_every_operand() -> None:
+    """A bound predicate holds no Param and no untyped literal: constants typed for
+    their column, NULL as Const(None)."""
+    node = And(
+        (
+            Compare(N, ">", Param(1)),
+            Compare(R, "=", Const(Decimal("0.1"), "real")),
+            AnyOf(N, Param(2)),
+            AnyOf(N, Const("{2,NULL}")),
+            Not(Compare(B, "=", Const("yes"))),
+        )
+    )
+    bound = bind(node, [b"2", None], [0, 0], [0, 0])
+    assert bound == And(
+        (
+            Compare(N, ">", Const(2)),
+            Compare(R, "=", Const(float(np.float32(0.1)))),
+            AnyOf(N, Const(None)),
+            AnyOf(N, (Const(2), Const(None))),
+            Not(Compare(B, "=", Const(True))),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        Compare(N, "=", Param(1)),
+        Compare(N, "=", Const("3")),  # untyped: bind() reads it as the column's type
+        Compare(R, "=", Const(Decimal("0.1"), "real")),  # cast: bind() rounds it
+        Compare(R, "=", Const(Decimal("0.1"))),  # numeric: bind() makes it a double
+        AnyOf(N, Const("{1,2}")),
+    ],
+)
+def test_the_engine_evaluates_only_bound_predicates(scalars: Scalars, node: object) -> None:
+    with pytest.raises(Unsupported):
+        Where(node).mask(scalars, 5)  # type: ignore[arg-type]

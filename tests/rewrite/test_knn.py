@@ -171,7 +171,7 @@ def test_not_knn_shapes(sql: str, catalog: Catalog) -> None:
 def test_engine_filter_from_where(catalog: Catalog) -> None:
     from decimal import Decimal
 
-    from pgvec.engine.predicate import And, AnyOf, Column, Compare, Const, IsNull, Not, Or, Param
+    from pgvec.filter.model import And, AnyOf, Column, Compare, Const, IsNull, Not, Or, Param
 
     p = _plan(
         "SELECT id FROM items i WHERE (i.price > $1 OR price IS NULL) AND NOT id IN (1, -2)"
@@ -224,7 +224,7 @@ def test_engine_filter_left_to_postgres(catalog: Catalog, where: str) -> None:
 
 
 def test_engine_filter_any(catalog: Catalog) -> None:
-    from pgvec.engine.predicate import And, AnyOf, Column, Compare, Const, Or, Param
+    from pgvec.filter.model import And, AnyOf, Column, Compare, Const, Or, Param
 
     key = Column("id", "bigint")
 

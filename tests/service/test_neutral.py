@@ -29,11 +29,7 @@ def _imports(path: Path) -> list[str]:
     [
         ("service", FRONTENDS),
         ("filter", (*FRONTENDS, "pgvec.engine", "pgvec.service")),
-        pytest.param(
-            "rewrite",
-            ("pgvec.engine", "pgvec.service", "pgvec.proxy"),
-            marks=pytest.mark.xfail(reason="rules import engine.predicate", strict=True),
-        ),
+        ("rewrite", ("pgvec.engine", "pgvec.service", "pgvec.proxy")),
     ],
 )
 def test_imports_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from sqlglot import exp
 
-from pgvec.engine.predicate import (
+from pgvec.filter.model import (
     FLIPPED,
     And,
     AnyOf,
@@ -28,9 +28,8 @@ from pgvec.engine.predicate import (
     Param,
     Predicate,
     Unsupported,
-    parse_text,
 )
-from pgvec.engine.scalars import base_type, kind_of
+from pgvec.filter.types import base_type, kind_of, parse_text
 
 #: resolves a column reference of the WHERE clause to a mirrored column, or None
 Resolver = Callable[[exp.Column], Column | None]

@@ -9,8 +9,8 @@ from functools import partial
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
-from pgvec.engine.scalars import mirrorable
 from pgvec.filter.model import Column, Predicate
+from pgvec.filter.types import mirrorable
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
 from pgvec.rewrite.dialect import Raw, VectorDistance, generate
