@@ -178,9 +178,25 @@ async def run(
     args: SearchArgs,
     consistency: str,
 ) -> schema_pb2.SearchResultData:
+    outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
+    hits, rows = await search_hits(db, conn, coll, info, request, args, consistency, outputs)
+    return result(coll, args.limit, args.round_decimal, outputs, hits, rows)
+
+
+async def search_hits(
+    db: Database,
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    info: TableInfo,
+    request: milvus_pb2.SearchRequest,
+    args: SearchArgs,
+    consistency: str,
+    outputs: data.Outputs,
+) -> tuple[list[list[tuple[Any, float]]], dict[Any, Any]]:
+    """Each query's hits (key, Milvus score), best first, after offset; and the output
+    rows of their keys."""
     vectors = query_vectors(request.placeholder_group, args.field)
     where = compile_filter(coll, request.dsl, request.expr_template_values)
-    outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
     if args.group_by is not None and args.group_by not in outputs.fields:
         outputs.fields.append(args.group_by)
     want = args.limit + args.offset
@@ -210,7 +226,7 @@ async def run(
         if not refine or not short or fetch >= MAX_CANDIDATES:
             break
         fetch = min(fetch * 4, MAX_CANDIDATES)
-    return _result(coll, args, outputs, [h[args.offset : want] for h in hits], rows)
+    return [h[args.offset : want] for h in hits], dict(rows)
 
 
 def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec | None:
@@ -263,15 +279,17 @@ def _pick(
     return out
 
 
-def _result(
+def result(
     coll: Collection,
-    args: SearchArgs,
+    limit: int,
+    round_decimal: int,
     outputs: data.Outputs,
     hits: Sequence[Sequence[tuple[Any, float]]],
     rows: Mapping[Any, Sequence[Any]],
 ) -> schema_pb2.SearchResultData:
+    """The SearchResultData of each query's hits, their output fields read from ``rows``."""
     out = schema_pb2.SearchResultData(
-        num_queries=len(hits), top_k=args.limit, primary_field_name=coll.pk.name
+        num_queries=len(hits), top_k=limit, primary_field_name=coll.pk.name
     )
     flat = [h for per_query in hits for h in per_query]
     out.topks.extend(len(h) for h in hits)
@@ -281,8 +299,8 @@ def _result(
     else:
         out.ids.str_id.data.extend(keys)
     scores = [s for _, s in flat]
-    if args.round_decimal >= 0:
-        scores = [round(s, args.round_decimal) for s in scores]
+    if round_decimal >= 0:
+        scores = [round(s, round_decimal) for s in scores]
     out.scores.extend(scores)
     out.output_fields.extend(outputs.names)
     for fd in outputs.field_data([rows[k] for k in keys]):

@@ -19,7 +19,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
 from pgvec.errors import PgvecError
-from pgvec.milvus import catalog, data, indexes
+from pgvec.milvus import catalog, data, hybrid, indexes
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
 from pgvec.milvus.filters import EVERYTHING, compile_filter
@@ -629,6 +629,22 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             info = await indexes.table_info(db, coll.relid)
             result = await searching.run(
                 db, conn, coll, info, request, args, self._consistency(request, coll)
+            )
+        return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
+
+    @rpc(milvus_pb2.SearchResults)
+    async def HybridSearch(self, request: Any, caller: Caller) -> Any:
+        for name in request.partition_names:
+            self._check_partition(name)
+        db = await self._db()
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            if not await self._loaded(conn, coll):
+                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
+            found = await indexes.list_indexes(conn, coll)
+            info = await indexes.table_info(db, coll.relid)
+            result = await hybrid.run(
+                db, conn, coll, info, request, found, self._consistency(request, coll)
             )
         return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
 

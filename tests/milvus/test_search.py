@@ -152,3 +152,36 @@ def test_read_your_writes_and_sql_interop(client: MilvusClient, sql: psycopg.Con
         ("[" + ",".join(str(x) for x in vecs[5]) + "]",),
     ).fetchall()
     assert rows == [(5, "five")]
+
+
+def test_hybrid_search_rrf_and_weighted(client: MilvusClient) -> None:
+    from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("a", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("b", DataType.FLOAT_VECTOR, dim=4)
+    ip = client.prepare_index_params()
+    ip.add_index("a", index_type="FLAT", metric_type="L2")
+    ip.add_index("b", index_type="HNSW", metric_type="IP")
+    client.create_collection("two", schema=schema, index_params=ip)
+    rng = np.random.default_rng(3)
+    a, b = rng.random((50, 4), dtype=np.float32), rng.random((50, 4), dtype=np.float32)
+    client.insert("two", [{"id": i, "a": a[i].tolist(), "b": b[i].tolist()} for i in range(50)])
+    qa, qb = rng.random(4, dtype=np.float32), rng.random(4, dtype=np.float32)
+    reqs = [
+        AnnSearchRequest([qa.tolist()], "a", {"metric_type": "L2"}, limit=10),
+        AnnSearchRequest([qb.tolist()], "b", {"metric_type": "IP"}, limit=10, expr="id < 40"),
+    ]
+    la, _ = exact(a, qa, "L2")
+    lb, sb = exact(b, qb, "IP", [i for i in range(50) if i < 40])
+    rrf: dict[int, float] = {}
+    for ranking in (la[:10], lb[:10]):
+        for r, key in enumerate(ranking, 1):
+            rrf[key] = rrf.get(key, 0.0) + 1 / (60 + r)
+    want = sorted(rrf, key=lambda k: -rrf[k])[:5]
+    got = client.hybrid_search("two", reqs, RRFRanker(), limit=5)[0]
+    assert [h["id"] for h in got] == want
+    assert np.allclose([h["distance"] for h in got], [rrf[k] for k in want], atol=1e-6)
+    weighted = client.hybrid_search("two", reqs, WeightedRanker(0.0, 1.0), limit=3)[0]
+    assert [h["id"] for h in weighted] == lb[:3]
