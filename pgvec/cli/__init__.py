@@ -68,6 +68,7 @@ def _run_server(
     upstream: str, data_dir: Path, host: str, port: int, embedded: bool, milvus_port: int
 ) -> None:
     from pgvec.app import serve
+    from pgvec.milvus.server import MilvusPortInUse
 
     click.echo(f"pgvec {__version__}: serving on {host}:{port}, indexes in {data_dir / 'indexes'}")
     click.echo(f'Connect with:  psql "postgresql://postgres@{host}:{port}/postgres"')
@@ -78,6 +79,11 @@ def _run_server(
         asyncio.run(
             serve(upstream, data_dir, host, port, embedded=embedded, milvus_port=milvus_port)
         )
+    except MilvusPortInUse as exc:
+        raise click.ClickException(
+            f"{exc}. Is pgvec (or Milvus) already running? Choose another port with "
+            "--milvus-port, or turn the Milvus API off with --milvus-port -1."
+        ) from exc
     except OSError as exc:
         raise click.ClickException(
             f"cannot serve on {host}:{port}: {exc.strerror or exc}. Is pgvec already running "

@@ -19,6 +19,10 @@ MAX_MESSAGE = 512 * 1024 * 1024
 GRACE_SECONDS = 2.0
 
 
+class MilvusPortInUse(OSError):
+    """The Milvus API's port is taken."""
+
+
 class MilvusServer:
     def __init__(self, core: Core, host: str, port: int, database: str) -> None:
         self.host = host
@@ -38,7 +42,7 @@ class MilvusServer:
         address = f"{self.host}:{self.port}"
         bound = server.add_insecure_port(address)
         if bound == 0:
-            raise OSError(f"cannot serve the Milvus API on {address}: the port is in use")
+            raise MilvusPortInUse(f"cannot serve the Milvus API on {address}: the port is in use")
         self.port = bound
         await server.start()
         self._server = server

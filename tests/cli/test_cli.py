@@ -41,9 +41,20 @@ def test_install_into_existing_database(db_uri: str) -> None:
     assert row == ("0.1.0",)
 
 
-def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def _start(data_dir: Path, port: int, milvus_port: int = -1) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pgvec", "up", "--data-dir", str(data_dir), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "pgvec",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--milvus-port",
+            str(milvus_port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -86,9 +97,11 @@ def data_dir() -> Iterator[Path]:
 
 
 def test_up_status_down_up(data_dir: Path) -> None:
-    port = free_port()
+    from pymilvus import MilvusClient
+
+    port, milvus_port = free_port(), free_port()
     uri = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    proc = _start(data_dir, port)
+    proc = _start(data_dir, port, milvus_port)
     try:
         with psycopg.connect(uri, autocommit=True) as conn:
             conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3))")
@@ -97,6 +110,12 @@ def test_up_status_down_up(data_dir: Path) -> None:
             before = conn.execute(
                 "SELECT id FROM items ORDER BY embedding <-> '[1,1,2]' LIMIT 3"
             ).fetchall()
+        # the same table through the Milvus API that `pgvec up` serves
+        milvus = MilvusClient(uri=f"http://127.0.0.1:{milvus_port}")
+        assert milvus.list_collections() == ["items"]
+        hits = milvus.search("items", data=[[1, 1, 2]], limit=3)[0]
+        assert [h["id"] for h in hits] == [r[0] for r in before]
+        milvus.close()
         status = _run("status", "--data-dir", str(data_dir))
         assert status.returncode == 0, status.stderr
         assert "items_embedding_idx" in status.stdout

@@ -43,6 +43,8 @@ class Server:
                 str(data_dir),
                 "--port",
                 str(port),
+                "--milvus-port",
+                "-1",
             ],
             env=env,
             stdout=subprocess.DEVNULL,

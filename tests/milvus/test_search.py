@@ -77,7 +77,7 @@ def test_filters_batches_offsets(client: MilvusClient) -> None:
     )
     assert len(res) == 3
     allowed = [i for i in range(N) if i % 10 in (1, 2) and i > 50]
-    for q, hits in zip(qs, res):
+    for q, hits in zip(qs, res, strict=True):
         assert [h["id"] for h in hits] == exact(vecs, q, "L2", allowed)[0][:4]
         assert all(h["entity"]["color"] in ("red", "blue") for h in hits)
     paged = client.search(
@@ -174,7 +174,7 @@ def test_hybrid_search_rrf_and_weighted(client: MilvusClient) -> None:
         AnnSearchRequest([qb.tolist()], "b", {"metric_type": "IP"}, limit=10, expr="id < 40"),
     ]
     la, _ = exact(a, qa, "L2")
-    lb, sb = exact(b, qb, "IP", [i for i in range(50) if i < 40])
+    lb, _ = exact(b, qb, "IP", [i for i in range(50) if i < 40])
     rrf: dict[int, float] = {}
     for ranking in (la[:10], lb[:10]):
         for r, key in enumerate(ranking, 1):
