@@ -185,3 +185,18 @@ def test_hybrid_search_rrf_and_weighted(client: MilvusClient) -> None:
     assert np.allclose([h["distance"] for h in got], [rrf[k] for k in want], atol=1e-6)
     weighted = client.hybrid_search("two", reqs, WeightedRanker(0.0, 1.0), limit=3)[0]
     assert [h["id"] for h in weighted] == lb[:3]
+
+
+def test_simple_filters_run_in_the_engine(client: MilvusClient, caplog) -> None:
+    """A comparison of plain scalar fields with literals needs no SQL pre-pass."""
+    import logging
+
+    vecs = make(client, "L2", "HNSW")
+    q = vecs[3]
+    with caplog.at_level(logging.DEBUG, logger="pgvec.service.database"):
+        hits = client.search("items", data=[q.tolist()], limit=5, filter="cat == 3 and id < 200")[0]
+    assert [h["id"] for h in hits] == exact(vecs, q, "L2", [i for i in range(200) if i % 10 == 3])[
+        0
+    ][:5]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("filter evaluated in the engine" in m for m in messages), messages
