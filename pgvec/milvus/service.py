@@ -29,6 +29,7 @@ from pgvec.milvus.status import (
     PartitionNotFound,
     Unsupported,
 )
+from pgvec.milvus.users import UsersRPC
 from pgvec.service.core import Core
 from pgvec.service.database import Database
 
@@ -49,7 +50,7 @@ def _kv(pairs: Any) -> dict[str, str]:
     return {kv.key: kv.value for kv in pairs}
 
 
-class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
     def __init__(self, core: Core, database: str) -> None:
         self.core = core
         self.database = database
