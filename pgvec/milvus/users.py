@@ -105,6 +105,17 @@ def _verifier(conn: psycopg.AsyncConnection[Any], user: str, password: str) -> s
     return bytes(raw).decode("ascii")
 
 
+async def _with_password(
+    conn: psycopg.AsyncConnection[Any], statement: str, user: str, password: str, description: str
+) -> None:
+    """CREATE or ALTER ROLE ``user`` with ``password`` (as its verifier) and description."""
+    async with conn.transaction():
+        verifier = _verifier(conn, user, password)
+        await conn.execute(sql.SQL(statement).format(sql.Identifier(user), sql.Literal(verifier)))
+        if description:
+            await _comment(conn, user, description)
+
+
 def _grantee(role: str) -> sql.Composable:
     if role == ADMIN:
         raise Unsupported(
@@ -143,14 +154,10 @@ class UsersRPC:
     async def CreateCredential(self, request: Any, caller: Caller) -> Any:
         user, password = request.username, _password(request.password)
         _check_new_role(user)
-        async with self.connections.connection(caller) as conn, conn.transaction():
-            await conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(user), sql.Literal(_verifier(conn, user, password))
-                )
+        async with self.connections.connection(caller) as conn:
+            await _with_password(
+                conn, "CREATE ROLE {} LOGIN PASSWORD {}", user, password, request.description
             )
-            if request.description:
-                await _comment(conn, user, request.description)
         return common_pb2.Status()
 
     @rpc(common_pb2.Status)
@@ -163,14 +170,8 @@ class UsersRPC:
         old, new = _password(request.oldPassword), _password(request.newPassword)
         if not await self.connections.verify(user, old):
             raise NotAuthenticated(f"old password not correct for {user}")
-        async with self.connections.connection(caller) as conn, conn.transaction():
-            await conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(user), sql.Literal(_verifier(conn, user, new))
-                )
-            )
-            if request.description:
-                await _comment(conn, user, request.description)
+        async with self.connections.connection(caller) as conn:
+            await _with_password(conn, "ALTER ROLE {} PASSWORD {}", user, new, request.description)
         await self.connections.forget(user)
         return common_pb2.Status()
 
