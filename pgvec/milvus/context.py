@@ -122,6 +122,25 @@ class Connections:
     async def check(self, caller: Caller) -> None:
         await self._pool(caller)
 
+    async def verify(self, user: str, password: str) -> bool:
+        """Whether PostgreSQL lets ``user`` in with ``password`` (always, where its
+        pg_hba.conf trusts the connection instead of checking passwords)."""
+        conninfo = make_conninfo(self.dsn, user=user, password=password)
+        try:
+            conn = await psycopg.AsyncConnection.connect(conninfo, application_name=APPLICATION)
+        except psycopg.OperationalError:
+            return False
+        await conn.close()
+        return True
+
+    async def forget(self, user: str) -> None:
+        """Close ``user``'s pools (its password changed, or it is dropped): its next call
+        authenticates afresh."""
+        async with self._lock:
+            pools = [self._pools.pop(k) for k in list(self._pools) if k[0] == user]
+        for pool in pools:
+            await pool.close()
+
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:

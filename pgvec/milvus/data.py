@@ -1,7 +1,8 @@
 """Insert, upsert, delete and query on a collection's table, as the caller's role.
 
 An Insert or Upsert batch is one transaction: it lands whole or not at all. Rows travel
-by COPY; a collection's change-log triggers then carry them to its indexes, as they do
+by COPY (into a temporary table first where row-level security or an upsert needs an
+INSERT); a collection's change-log triggers then carry them to its indexes, as they do
 for rows written in SQL.
 """
 
@@ -56,7 +57,12 @@ async def write(
             names.insert(0, pk.name)
             values.insert(0, [r[0] for r in await cur.fetchall()])
         target: sql.Composable = coll.ident
-        if upsert:
+        # COPY FROM refuses a table under row-level security: stage the rows, then
+        # INSERT ... SELECT, which the policies check (an upsert is staged anyway)
+        cur = await conn.execute("SELECT row_security_active(%s::oid)", (coll.relid,))
+        row = await cur.fetchone()
+        staged = upsert or bool(row and row[0])
+        if staged:
             target = sql.Identifier("_pgvec_upsert")
             await conn.execute(
                 sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
@@ -69,7 +75,13 @@ async def write(
         ) as copy:
             for row in zip(*values, strict=True):
                 await copy.write_row(row)
-        if upsert:
+        if staged and not upsert:
+            await conn.execute(
+                sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s}").format(
+                    t=coll.ident, c=idents, s=target
+                )
+            )
+        elif upsert:
             updates = sql.SQL(", ").join(
                 sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
                 for n in names

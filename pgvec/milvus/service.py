@@ -6,23 +6,20 @@ the reply's Status, never as a gRPC failure (pymilvus retries those for a minute
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc
 import psycopg
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
-from pgvec.errors import PgvecError
 from pgvec.milvus import catalog, data, hybrid, indexes
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
 from pgvec.milvus.filters import EVERYTHING, compile_filter
+from pgvec.milvus.rpc import rpc
 from pgvec.milvus.schema import DT, Collection
 from pgvec.milvus.status import (
     CollectionNotLoaded,
@@ -31,8 +28,8 @@ from pgvec.milvus.status import (
     ParameterInvalid,
     PartitionNotFound,
     Unsupported,
-    status_of,
 )
+from pgvec.milvus.users import UsersRPC
 from pgvec.service.core import Core
 from pgvec.service.database import Database
 
@@ -48,36 +45,12 @@ _LEVELS = {
     common_pb2.Customized: "bounded",
 }
 
-R = TypeVar("R")
-Handler = Callable[[Any, Any, Caller], Awaitable[Any]]
-
-
-def rpc(reply: type[Any]) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
-    """A servicer method: the caller identified, every error answered in a Status."""
-
-    def wrap(fn: Handler) -> Callable[..., Awaitable[Any]]:
-        @functools.wraps(fn)
-        async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                return await fn(self, request, Caller.of(context, request))
-            except Exception as exc:  # answered, never raised to grpc
-                if not isinstance(exc, PgvecError | psycopg.Error):
-                    log.exception("%s failed", fn.__name__)
-                else:
-                    log.debug("%s: %s", fn.__name__, exc)
-                status = status_of(exc)
-                return status if reply is common_pb2.Status else reply(status=status)
-
-        return handler
-
-    return wrap
-
 
 def _kv(pairs: Any) -> dict[str, str]:
     return {kv.key: kv.value for kv in pairs}
 
 
-class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
     def __init__(self, core: Core, database: str) -> None:
         self.core = core
         self.database = database

@@ -68,6 +68,14 @@ class PrivilegeDenied(MilvusError):
     error_code = PERMISSION_DENIED
 
 
+class NotAuthenticated(MilvusError):
+    """merr's PrivilegeNotAuthenticated: a wrong password where one is checked."""
+
+    code = 1400
+    error_code = 3  # ErrorCode.ConnectFailed
+    input_error = True
+
+
 class AuthenticationFailed(MilvusError):
     code = 1800
     error_code = 3  # ErrorCode.ConnectFailed
