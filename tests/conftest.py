@@ -6,7 +6,10 @@ second). Set ``PGVEC_TEST_DSN`` to run against an existing server instead.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,6 +19,36 @@ import psycopg
 import pytest
 
 pytest_plugins = ["tests.fix_proxy"]
+
+#: diskannpy 0.7.0, the only release with a wheel for this Python, pins numpy 1.25 and is
+#: therefore no dependency of pgvec (see pyproject.toml); its wheel runs on numpy 2. The
+#: DISKANN tests install it without dependencies into .cache/ once, as the README says.
+DISKANNPY = "diskannpy==0.7.0"
+CACHE = Path(__file__).resolve().parents[1] / ".cache"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if importlib.util.find_spec("diskannpy") is not None:
+        return
+    target = CACHE / "diskannpy"
+    if not (target / "diskannpy").is_dir():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(target),
+                DISKANNPY,
+            ],
+            check=False,
+            timeout=300,
+        )
+    if (target / "diskannpy").is_dir():
+        sys.path.insert(0, str(target))
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pgvec.engine import durable
+from pgvec.engine import diskann_index, durable
 from pgvec.engine.persist import (
     FORMAT_VERSION,
     GEN_FILE,
@@ -90,6 +90,10 @@ class _Files:
         return self._count(durable.write_json(self.directory / f"{self.prefix}.{part}.json", value))
 
     def index(self, index: Any) -> Entry:
+        if isinstance(index, diskann_index.DiskAnnIndex):
+            entry = diskann_index.persist(index, self.directory)
+            self.written += sum(int(f["size"]) for f in entry["files"])
+            return entry
         return self._count(
             durable.write_index(self.directory / f"{self.prefix}.index.faiss", index)
         )
@@ -214,6 +218,7 @@ class Pending:
         for path in directory.iterdir():
             if GEN_FILE.match(path.name) and path.name not in keep:
                 path.unlink(missing_ok=True)
+        diskann_index.remove_stale(directory, {name.split("/")[0] for name in keep})
         coll = self.coll
         coll._saved = Saved(directory, manifest, stamp(directory), self.epoch, self.index_serial)
         with coll._lock:

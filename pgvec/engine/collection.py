@@ -109,6 +109,9 @@ class VectorCollection:
         self._selector: tuple[int, Selector] | None = None  # cached per _sealed_version
         self._epoch = 0  # bumped by clear(): in-flight builds are discarded
         self.builds = 0  # FAISS indexes built by this object (not loaded)
+        #: where disk-based indexes (DISKANN) are built: the directory this collection
+        #: is saved to, if known (else a temporary directory)
+        self.home: Path | None = None
 
     def _reset_rows(self, capacity: int) -> None:
         self._vecs: F32 = np.zeros((capacity, self._dim), np.float32)
@@ -394,7 +397,7 @@ class VectorCollection:
         new_vecs = vecs[live]
         new_keys: list[Key] = [keys[i] for i in live.tolist()]
         new_labels = {key: i for i, key in enumerate(new_keys)}
-        index = faiss_index.build(spec, new_vecs, self._dim, progress)
+        index = faiss_index.build(spec, new_vecs, self._dim, progress, self.home)
         m = len(live)
         with self._lock:
             if self._epoch != epoch:
@@ -458,8 +461,10 @@ class VectorCollection:
                 vecs, alive, epoch = self._vecs, self._alive[s0:n1].copy(), self._epoch
             if spec is None or spec.index_type == "FLAT" or n1 == s0:
                 return False
-            if index is None:  # after clear(): build afresh once there are enough rows
-                if spec.index_type != "HNSW" and int(alive.sum()) < int(spec.params["nlist"]):
+            if index is None or spec.index_type == "DISKANN":
+                # after clear(): build afresh once there are enough rows; DISKANN cannot
+                # grow, so it is rebuilt (and the rows compacted)
+                if "nlist" in spec.params and int(alive.sum()) < int(spec.params["nlist"]):
                     return False
                 self._build_locked(spec, progress)
                 return True

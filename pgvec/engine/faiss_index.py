@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faiss as _faiss
 import numpy as np
 import numpy.typing as npt
 
+from pgvec.engine import diskann_index
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import EngineError, InvalidParameter
 
@@ -70,12 +72,21 @@ def _report(progress: Progress | None, stage: str, fraction: float) -> None:
         progress(stage, fraction)
 
 
-def build(spec: IndexSpec, vectors: F32, dim: int, progress: Progress | None = None) -> Any:
-    """A FAISS index over all rows of ``vectors`` with ids 0..n-1 (None for FLAT)."""
+def build(
+    spec: IndexSpec,
+    vectors: F32,
+    dim: int,
+    progress: Progress | None = None,
+    home: Path | None = None,
+) -> Any:
+    """A FAISS index over all rows of ``vectors`` with ids 0..n-1 (None for FLAT); for
+    DISKANN a disk index built in ``home`` (see diskann_index.py)."""
     n = len(vectors)
     if spec.index_type == "FLAT":
         _report(progress, "done", 1.0)
         return None
+    if spec.index_type == "DISKANN":
+        return diskann_index.build(spec, vectors, dim, home, progress)
     metric = faiss_metric(spec.metric)
     index: Any
     quantizer: Any
@@ -215,6 +226,10 @@ def search_scored(
     selector: Selector | None = None,
 ) -> tuple[I64, F32]:
     """Like :func:`search`, with FAISS's float32 scores (squared L2, or inner product)."""
+    if spec.index_type == "DISKANN":
+        bitmap = None if selector is None else selector.bitmap
+        hits: tuple[I64, F32] = index.search(query, kk, params, boost, bitmap)
+        return hits
     if spec.index_type == "HNSW":
         ef = params.ef_for(kk)
         if boost != 1.0:
@@ -245,6 +260,8 @@ def memory_estimate(spec: IndexSpec | None, index: Any, dim: int) -> int:
     if index is None or spec is None:
         return 0
     n = int(index.ntotal)
+    if spec.index_type == "DISKANN":
+        return int(index.memory_bytes())
     if spec.index_type == "HNSW":
         return n * (dim * 4 + int(spec.params["M"]) * 2 * 4 * 2)
     nlist = int(spec.params["nlist"])

@@ -13,7 +13,9 @@ size and CRC-32, and:
 - ``patches``: scalar values rewritten in place since (``patch.npy`` labels,
   ``pscalar<i>.npy``, ``pvalid<i>.npy``), applied in order after the segments;
 - ``words``: per text column, its strings in code order, in chunks (``words<i>.json``);
-- ``index``: the FAISS index over labels [0, sealed_upto) (``index.faiss``).
+- ``index``: the FAISS index over labels [0, sealed_upto) (``index.faiss``), or a
+  DISKANN index: ``{"kind": "diskann", "dir", "rows", "files"}``, its files in the
+  subdirectory ``dir`` (diskann_index.py).
 
 A save writes only what changed since the manifest it last wrote or read (checkpoint.py);
 a file, once written, is never modified, and is removed when the manifest that replaced
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pgvec.engine import durable
+from pgvec.engine import diskann_index, durable
 from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec
 from pgvec.errors import CorruptIndex
@@ -190,8 +192,13 @@ def load(directory: Path) -> VectorCollection:
         keys, alive, scalars, index_entry = fill(directory, manifest, coll, n)
         spec = IndexSpec.from_json(manifest["index_spec"]) if manifest["index_spec"] else None
         index = None
-        if index_entry is not None:
+        if index_entry is not None and index_entry.get("kind") == "diskann":
+            if spec is None or spec.index_type != "DISKANN":
+                raise ValueError("a DISKANN index without its specification")
+            index = diskann_index.open_saved(directory, index_entry, spec, dim)
+        elif index_entry is not None:
             index = durable.read_index(directory, index_entry)
+        if index is not None:
             if index.d != dim:
                 raise ValueError(f"index has dimension {index.d}, expected {dim}")
         sealed = int(manifest["sealed_upto"])
@@ -213,6 +220,7 @@ def load(directory: Path) -> VectorCollection:
     coll._key_kind = manifest["key_kind"]
     coll._scalars = scalars
     coll._set_index(index, spec, sealed)
+    coll.home = directory
     if version == FORMAT_VERSION:  # the next save writes only what changes from here
         epoch, serial = coll._journal.epoch, coll._index_serial
         coll._saved = Saved(directory, manifest, stamp(directory), epoch, serial)

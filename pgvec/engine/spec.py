@@ -70,7 +70,7 @@ _OPCLASSES = {
     Metric.L1: "vector_l1_ops",
 }
 
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "DISKANN")
 _TYPE_ALIASES = {"hnsw": "HNSW", "ivfflat": "IVF_FLAT"}
 
 
@@ -80,6 +80,14 @@ class _Opt:
     default: int | None
     lo: int
     hi: int
+
+
+@dataclass(frozen=True)
+class _FloatOpt:
+    canonical: str
+    default: float
+    lo: float
+    hi: float
 
 
 # Accepted spellings -> canonical option, per index type.
@@ -94,12 +102,21 @@ _PQ_OPTS = {
     "m": _Opt("m", None, 1, 65536),
     "nbits": _Opt("nbits", 8, 1, 16),
 }
-_OPTIONS: dict[str, dict[str, _Opt]] = {
+# Milvus's DISKANN parameters, with Milvus's defaults and bounds
+_DISKANN_OPTS: dict[str, _Opt | _FloatOpt] = {
+    "max_degree": _Opt("max_degree", 56, 1, 512),
+    "search_list_size": _Opt("search_list_size", 100, 1, 65535),
+    "pq_code_budget_gb_ratio": _FloatOpt("pq_code_budget_gb_ratio", 0.125, 1e-6, 0.25),
+    "num_build_thread": _Opt("num_build_thread", None, 1, 1024),
+    "search_cache_budget_gb_ratio": _FloatOpt("search_cache_budget_gb_ratio", 0.1, 0.0, 0.3),
+}
+_OPTIONS: dict[str, Mapping[str, _Opt | _FloatOpt]] = {
     "FLAT": {},
     "IVF_FLAT": _IVF_OPTS,
     "IVF_SQ8": _IVF_OPTS,
     "IVF_PQ": _PQ_OPTS,
     "HNSW": _HNSW_OPTS,
+    "DISKANN": _DISKANN_OPTS,
 }
 
 
@@ -109,7 +126,8 @@ def normalize_index_type(index_type: str) -> str:
     if canonical not in INDEX_TYPES:
         raise InvalidParameter(
             f'access method "{index_type}" does not exist',
-            hint="Index types are FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW (or hnsw, ivfflat).",
+            hint="Index types are FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, DISKANN"
+            " (or hnsw, ivfflat, diskann).",
         )
     return canonical
 
@@ -134,6 +152,24 @@ def parse_int_option(name: str, value: OptionValue, lo: int, hi: int) -> int:
         raise InvalidParameter(
             f'value {value} out of bounds for option "{name}"',
             detail=f'Valid values are between "{lo}" and "{hi}".',
+        )
+    return result
+
+
+def parse_float_option(name: str, value: OptionValue, lo: float, hi: float) -> float:
+    """Parse one real option as PostgreSQL does: strings allowed, bounds checked."""
+    if isinstance(value, bool):
+        raise InvalidParameter(f'invalid value for floating point option "{name}": {value}')
+    try:
+        result = float(value if isinstance(value, (int, float)) else str(value).strip())
+    except ValueError:
+        raise InvalidParameter(
+            f'invalid value for floating point option "{name}": {value}'
+        ) from None
+    if not lo <= result <= hi:  # NaN too
+        raise InvalidParameter(
+            f'value {value} out of bounds for option "{name}"',
+            detail=f'Valid values are between "{lo:g}" and "{hi:g}".',
         )
     return result
 
@@ -178,7 +214,10 @@ class IndexSpec:
                 raise InvalidParameter(f'unrecognized parameter "{name}"')
             if opt.canonical in params:
                 raise InvalidParameter(f'parameter "{name}" specified more than once')
-            params[opt.canonical] = parse_int_option(name, value, opt.lo, opt.hi)
+            if isinstance(opt, _FloatOpt):
+                params[opt.canonical] = parse_float_option(name, value, opt.lo, opt.hi)
+            else:
+                params[opt.canonical] = parse_int_option(name, value, opt.lo, opt.hi)
         for opt in known.values():
             if opt.canonical not in params and opt.default is not None:
                 params[opt.canonical] = opt.default
@@ -238,7 +277,11 @@ _SEARCH_OPTS = {
     "ef_search": ("ef_search", 1, 32768),
     "nprobe": ("nprobe", 1, 65536),
     "probes": ("nprobe", 1, 65536),
+    "search_list": ("search_list", 1, 65535),
 }
+
+#: DISKANN's search list when none is set (Milvus's search_list)
+SEARCH_LIST_DEFAULT = 100
 
 
 @dataclass(frozen=True)
@@ -247,6 +290,7 @@ class SearchParams:
 
     ef_search: int | None = None
     nprobe: int | None = None
+    search_list: int | None = None
 
     @classmethod
     def create(cls, options: Mapping[str, OptionValue] | None = None) -> SearchParams:
@@ -257,10 +301,15 @@ class SearchParams:
                 raise InvalidParameter(f'unrecognized parameter "{name}"')
             canonical, lo, hi = entry
             values[canonical] = parse_int_option(name, value, lo, hi)
-        return cls(values.get("ef_search"), values.get("nprobe"))
+        return cls(values.get("ef_search"), values.get("nprobe"), values.get("search_list"))
 
     def ef_for(self, k: int) -> int:
         return max(self.ef_search if self.ef_search is not None else EF_SEARCH_DEFAULT, k)
 
     def nprobe_for(self, nlist: int) -> int:
         return min(nlist, self.nprobe) if self.nprobe is not None else default_nprobe(nlist)
+
+    def search_list_for(self, k: int) -> int:
+        """DISKANN's search list: at least k (Milvus refuses less; pgvec widens it)."""
+        chosen = self.search_list if self.search_list is not None else SEARCH_LIST_DEFAULT
+        return max(chosen, k)

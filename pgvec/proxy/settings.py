@@ -25,6 +25,8 @@ DEFAULTS: Mapping[str, str] = {
     "ivfflat.probes": "1",
     "pgvec.consistency": "strong",
     "pgvec.engine_filter": "on",
+    # DISKANN's search list (Milvus's search_list); widened to k when smaller
+    "pgvec.diskann_search_list": "100",
 }
 
 
@@ -47,6 +49,7 @@ class SearchSettings:
     consistency: str = "strong"
     #: evaluate a WHERE clause over mirrored scalar columns in the engine when it can
     engine_filter: bool = True
+    diskann_search_list: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -72,6 +75,8 @@ class SearchSettings:
                 self.ef_search = number
             else:
                 self.probes = number
+        elif name == "pgvec.diskann_search_list":
+            self.diskann_search_list = _engine_int(name, value)
         elif name == "pgvec.consistency":
             level = "strong" if value is None else value.strip("'\"").lower()
             if level not in CONSISTENCY_LEVELS:
@@ -98,4 +103,6 @@ class SearchSettings:
             opts["ef_search"] = self.ef_search
         if self.probes is not None:
             opts["probes"] = self.probes
+        if self.diskann_search_list is not None:
+            opts["search_list"] = self.diskann_search_list
         return opts

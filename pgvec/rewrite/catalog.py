@@ -16,7 +16,7 @@ _FIXED = re.compile(
     r"<->|<=>|<\#>|<\+>"
     r"|\bvector\b"
     r"|'\["
-    r"|\busing\s+(?:hnsw|ivfflat|flat|ivf_flat|ivf_sq8|ivf_pq)\b"
+    r"|\busing\s+(?:hnsw|ivfflat|flat|ivf_flat|ivf_sq8|ivf_pq|diskann)\b"
     r"|\b(?:set|reset|show)\s+(?:(?:session|local)\s+)?\"?(?:hnsw|ivfflat|pgvec)\"?\s*\."
     r"|\bdrop\s+index\b"
     r"|\breindex\b"

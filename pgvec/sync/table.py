@@ -299,8 +299,9 @@ class TableState:
         columns = {a: c for c in self.info.vectors.values() for a in [c.attnum] if a in attnums}
         started = time.monotonic()
         fresh = {a: VectorCollection(c.dim) for a, c in columns.items()}
-        for coll in fresh.values():
+        for attnum, coll in fresh.items():
             coll.mirror(scalars)
+            coll.home = self.column_dir(attnum)  # where DISKANN builds its files
         names = [columns[a].name for a in fresh]
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

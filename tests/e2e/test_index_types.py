@@ -3,6 +3,7 @@ and after updates and deletes (growing rows, dead rows)."""
 
 from __future__ import annotations
 
+import importlib.util
 import zlib
 
 import numpy as np
@@ -25,6 +26,14 @@ METHODS = [
     ("ivf_flat", "WITH (nlist = 20)"),
     ("ivf_sq8", "WITH (nlist = 20)"),
     ("ivf_pq", "WITH (nlist = 20, m = 8, nbits = 8)"),
+    pytest.param(
+        "diskann",
+        "WITH (max_degree = 32, search_list_size = 64)",
+        id="diskann",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("diskannpy") is None, reason="diskannpy is not installed"
+        ),
+    ),
 ]
 OPCLASSES = [("vector_l2_ops", "<->"), ("vector_ip_ops", "<#>"), ("vector_cosine_ops", "<=>")]
 
@@ -60,7 +69,9 @@ def check(
 
 
 @pytest.mark.parametrize(("opclass", "op"), OPCLASSES, ids=[o[0] for o in OPCLASSES])
-@pytest.mark.parametrize(("method", "options"), METHODS, ids=[m[0] for m in METHODS])
+@pytest.mark.parametrize(
+    ("method", "options"), METHODS, ids=[m[0] if isinstance(m, tuple) else m.id for m in METHODS]
+)
 def test_index_method_and_metric(
     pconn: psycopg.Connection, method: str, options: str, opclass: str, op: str
 ) -> None:
@@ -93,3 +104,33 @@ def test_index_method_and_metric(
             cur.execute("INSERT INTO items VALUES (%s, %s)", (i, v.tobytes()))
             rows[i] = v
     assert check(pconn, rows, queries, op) >= floor
+
+
+@pytest.mark.skipif(importlib.util.find_spec("diskannpy") is None, reason="needs diskannpy")
+def test_diskann_search_list_setting(pconn: psycopg.Connection) -> None:
+    """SET pgvec.diskann_search_list: shown, checked, and widened to LIMIT when smaller."""
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((ROWS, DIM)).astype("f4")
+    pconn.execute(f"CREATE TABLE items (id int PRIMARY KEY, embedding vector({DIM}))")
+    with pconn.cursor().copy("COPY items FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "bytea"])
+        for i, v in enumerate(data):
+            copy.write_row((i, v.tobytes()))
+    pconn.execute(
+        "CREATE INDEX items_dk ON items USING diskann (embedding vector_l2_ops)"
+        " WITH (max_degree = 32, search_list_size = 64)"
+    )
+    assert pconn.execute("SHOW pgvec.diskann_search_list").fetchone() == ("100",)
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        pconn.execute("SET pgvec.diskann_search_list = 0")
+    pconn.execute("SET pgvec.diskann_search_list = 10")
+    assert pconn.execute("SHOW pgvec.diskann_search_list").fetchone() == ("10",)
+    rows = {i: v for i, v in enumerate(data)}
+    queries = data[:4] + rng.standard_normal((4, DIM)).astype("f4") * 0.1
+    assert check(pconn, rows, queries, "<->") >= 0.9
+    got = pconn.execute(
+        "SELECT id FROM items ORDER BY embedding <-> %s LIMIT 40", (queries[0].tobytes(),)
+    ).fetchall()
+    want = np.argsort(np.linalg.norm(data - queries[0], axis=1))[:40]
+    # a search list of 40 (not 10): the rows are all there, most of them the nearest
+    assert len(got) == 40 and len({r[0] for r in got} & set(want.tolist())) >= 30

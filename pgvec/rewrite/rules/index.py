@@ -13,7 +13,7 @@ from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexAction, IndexDef
 from pgvec.rewrite.dialect import DIALECT
 from pgvec.rewrite.tokens import TokenCursor
 
-VECTOR_METHODS = frozenset({"hnsw", "ivfflat", "flat", "ivf_flat", "ivf_sq8", "ivf_pq"})
+VECTOR_METHODS = frozenset({"hnsw", "ivfflat", "flat", "ivf_flat", "ivf_sq8", "ivf_pq", "diskann"})
 
 
 def rewrite_drop_index(tokens: Sequence[Token]) -> DropIndex | None:

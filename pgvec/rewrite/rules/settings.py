@@ -14,6 +14,7 @@ from pgvec.rewrite.tokens import TokenCursor
 _RANGES: dict[str, tuple[int, int]] = {
     "hnsw.ef_search": (1, 1000),
     "ivfflat.probes": (1, 32768),
+    "pgvec.diskann_search_list": (1, 65535),
 }
 
 
