@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
@@ -78,13 +79,17 @@ def summary(name: str, build: float | None, lat: list[float], rec: float) -> dic
     }
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class ServerProcess:
     """``pgvec serve`` in its own process, as users run it."""
 
-    def __init__(self, upstream: str, data_dir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+    def __init__(self, upstream: str, data_dir: Path, extra: Sequence[str] = ()) -> None:
+        self.port = free_port()
         self._proc = subprocess.Popen(
             [
                 sys.executable,
@@ -99,6 +104,7 @@ class ServerProcess:
                 str(data_dir),
                 "--port",
                 str(self.port),
+                *extra,
             ],
         )
         deadline = time.monotonic() + 60
@@ -109,6 +115,10 @@ class ServerProcess:
             except OSError:  # noqa: PERF203 (polling until it listens)
                 time.sleep(0.2)
         raise RuntimeError("pgvec serve did not start")
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def stop(self) -> None:
         self._proc.send_signal(signal.SIGTERM)

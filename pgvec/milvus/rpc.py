@@ -14,6 +14,7 @@ import psycopg
 from pymilvus.grpc_gen import common_pb2
 
 from pgvec.errors import PgvecError
+from pgvec.milvus import described
 from pgvec.milvus.context import Caller
 from pgvec.milvus.status import status_of
 
@@ -26,8 +27,12 @@ def rpc(reply: type[Any]) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
     """A servicer method: the caller identified, every error answered in a Status."""
 
     def wrap(fn: Handler) -> Callable[..., Awaitable[Any]]:
+        changes = fn.__name__ not in described.READS  # the catalog, as searches cache it
+
         @functools.wraps(fn)
         async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if changes:
+                self.described.clear()
             try:
                 return await fn(self, request, Caller.of(context, request))
             except Exception as exc:  # answered, never raised to grpc
@@ -37,6 +42,9 @@ def rpc(reply: type[Any]) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
                     log.debug("%s: %s", fn.__name__, exc)
                 status = status_of(exc)
                 return status if reply is common_pb2.Status else reply(status=status)
+            finally:
+                if changes:
+                    self.described.clear()
 
         return handler
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -15,7 +16,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
-from pgvec.milvus import catalog, data, hybrid, indexes
+from pgvec.milvus import catalog, data, described, hybrid, indexes
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
 from pgvec.milvus.filters import EVERYTHING, compile_filter
@@ -56,6 +57,8 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
         self.database = database
         self.connections = Connections(core.upstream.dsn_for(database))
         self.clock = Clock()
+        #: collections and indexes as searches last read them
+        self.described = described.DescribedCache()
 
     async def close(self) -> None:
         await self.connections.close()
@@ -476,10 +479,16 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             if name != DEFAULT_PARTITION:
                 raise PartitionNotFound(f"partition not found[partition={name}]")
 
-    async def _loaded(self, conn: psycopg.AsyncConnection[Any], coll: Collection) -> bool:
+    async def _loaded(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        coll: Collection,
+        found: Sequence[indexes.IndexInfo] | None = None,
+    ) -> bool:
         if coll.registered:
             return coll.loaded
-        found = await indexes.list_indexes(conn, coll)
+        if found is None:
+            found = await indexes.list_indexes(conn, coll)
         return all(i.state != "released" for i in found)
 
     @rpc(milvus_pb2.GetLoadingProgressResponse)
@@ -594,10 +603,18 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
         db = await self._db()
         async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if not await self._loaded(conn, coll):
+
+            async def read(
+                conn: psycopg.AsyncConnection[Any],
+            ) -> tuple[Collection, list[indexes.IndexInfo]]:
+                coll = await self._collection(conn, caller, request.collection_name)
+                return coll, await indexes.list_indexes(conn, coll)
+
+            key = (caller.user, caller.db, request.collection_name)
+            seen = await self.described.get(key, db.ddl_generation, conn, read)
+            coll, found = seen.coll, list(seen.indexes)
+            if not await self._loaded(conn, coll, found):
                 raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
-            found = await indexes.list_indexes(conn, coll)
             args = searching.parse_args(coll, _kv(request.search_params), found)
             info = await indexes.table_info(db, coll.relid)
             result = await searching.run(
