@@ -36,6 +36,12 @@ class MilvusServer:
                 ("grpc.max_send_message_length", MAX_MESSAGE),
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.so_reuseport", 0),
+                # pymilvus pings every 10 s, calls or not: allow it, as Milvus's
+                # enforcement policy does (5 s, without calls), rather than answer
+                # GOAWAY "too_many_pings" and make the client reconnect
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+                ("grpc.http2.max_ping_strikes", 0),
             ]
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.service, server)
