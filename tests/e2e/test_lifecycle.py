@@ -258,13 +258,31 @@ def test_failed_background_build(
     assert top(pconn, data[3])[0] == 3
 
 
-def test_failed_plain_build_is_an_error_and_leaves_nothing(pconn: psycopg.Connection) -> None:
+def test_failed_plain_build_is_an_error_and_leaves_nothing(
+    pconn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgvec.engine import faiss_index
+    from pgvec.errors import InvalidParameter
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise InvalidParameter("nlist (10) cannot be trained here")
+
+    monkeypatch.setattr(faiss_index, "build", failing)
     load(pconn, 20)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="nlist"):
         pconn.execute(
-            "CREATE INDEX items_idx ON items USING ivfflat (embedding) WITH (lists = 100)"
+            "CREATE INDEX items_idx ON items USING ivfflat (embedding) WITH (lists = 10)"
         )
     assert index_state(pconn) is None
+
+
+def test_ivf_over_fewer_rows_than_lists_is_searched_exactly(pconn: psycopg.Connection) -> None:
+    """As pgvector builds an IVF index over too little data (and Milvus leaves such a
+    segment unindexed), the index is made, and searched exactly until it can be trained."""
+    data = load(pconn, 20)
+    pconn.execute("CREATE INDEX items_idx ON items USING ivfflat (embedding) WITH (lists = 100)")
+    assert index_state(pconn) == "ready"
+    assert top(pconn, data[3])[0] == 3
 
 
 def test_drop_index_during_a_build_cancels_it(
