@@ -570,9 +570,9 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
                 raise ParameterInvalid("delete plan can't be empty or always true")
             where = compile_filter(coll, request.expr, request.expr_template_values)
             keys = await data.delete(conn, coll, where)
-        out = milvus_pb2.MutationResult(timestamp=self.clock.now(), delete_cnt=len(keys))
-        _set_ids(out.IDs, coll, keys)
-        return out
+        # no IDs, as Milvus since 2.3.2: pymilvus would hand a list of keys back instead of
+        # {"delete_count": n}
+        return milvus_pb2.MutationResult(timestamp=self.clock.now(), delete_cnt=len(keys))
 
     def _consistency(self, request: Any, coll: Collection) -> str:
         if request.use_default_consistency:

@@ -77,7 +77,7 @@ def test_filters_batches_offsets(client: MilvusClient) -> None:
     )
     assert len(res) == 3
     allowed = [i for i in range(N) if i % 10 in (1, 2) and i > 50]
-    for q, hits in zip(qs, res):
+    for q, hits in zip(qs, res, strict=True):
         assert [h["id"] for h in hits] == exact(vecs, q, "L2", allowed)[0][:4]
         assert all(h["entity"]["color"] in ("red", "blue") for h in hits)
     paged = client.search(
