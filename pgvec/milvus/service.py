@@ -357,6 +357,12 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             raise ParameterInvalid("default partition cannot be deleted")
         raise PartitionNotFound(f"partition not found[partition={request.partition_name}]")
 
+    @rpc(milvus_pb2.GetPartitionStatisticsResponse)
+    async def GetPartitionStatistics(self, request: Any, caller: Caller) -> Any:
+        self._check_partition(request.partition_name)
+        stats = await self.GetCollectionStatistics.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
+        return milvus_pb2.GetPartitionStatisticsResponse(stats=stats.stats)
+
     # -- indexes ------------------------------------------------------------------
 
     @rpc(common_pb2.Status)
