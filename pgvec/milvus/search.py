@@ -10,7 +10,7 @@ similarities (larger is closer).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.spec import Metric
-from pgvec.milvus import data
+from pgvec.milvus import data, iterators
 from pgvec.milvus.filters import EVERYTHING, Filter, compile_filter
 from pgvec.milvus.indexes import IndexInfo, vector_field
 from pgvec.milvus.schema import DT, Collection, Field
@@ -50,6 +50,8 @@ class SearchArgs:
     group_by: Field | None
     group_size: int
     round_decimal: int
+    #: the page a search iterator (v2) asks for
+    page: iterators.Page | None = None
 
 
 def parse_args(
@@ -97,6 +99,7 @@ def parse_args(
         group_by=group_by,
         group_size=_int(params.get("group_size", inner.get("group_size", 1)), "group_size"),
         round_decimal=_int(params.get("round_decimal", "-1"), "round_decimal"),
+        page=iterators.page_of(params),
     )
 
 
@@ -177,14 +180,20 @@ async def run(
     request: milvus_pb2.SearchRequest,
     args: SearchArgs,
     consistency: str,
+    cursors: iterators.Cursors,
 ) -> schema_pb2.SearchResultData:
     vectors = query_vectors(request.placeholder_group, args.field)
+    admit = None
+    if args.page is not None:
+        if len(vectors) != 1:
+            raise ParameterInvalid("a search iterator takes one query vector")
+        admit = cursors.admits(args.metric, args.page)
     where = compile_filter(coll, request.dsl, request.expr_template_values)
     outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
     if args.group_by is not None and args.group_by not in outputs.fields:
         outputs.fields.append(args.group_by)
     want = args.limit + args.offset
-    refine = args.radius is not None or args.group_by is not None
+    refine = args.radius is not None or args.group_by is not None or admit is not None
     fetch = min(max(want * args.group_size * 4, 64), MAX_CANDIDATES) if refine else want
     sql_ = ConnectionSQL(conn)
     while True:
@@ -201,16 +210,31 @@ async def run(
             ),
             sql_,
         )
-        keys = {k for ks, _ in found for k in ks}
+        if admit is not None:  # read only the rows past the iterator's bound
+            scores = [milvus_score(args.metric, np.asarray(ds)).tolist() for _, ds in found]
+            keys = {
+                k
+                for (ks, _), ss in zip(found, scores, strict=True)
+                for k, s in zip(ks, ss, strict=True)
+                if admit(k, s)
+            }
+        else:
+            keys = {k for ks, _ in found for k in ks}
         rows = await data.rows_by_key(conn, coll, outputs, list(keys))
-        hits = [_pick(args, ks, ds, rows, outputs) for ks, ds in found]
+        hits = [_pick(args, ks, ds, rows, outputs, admit) for ks, ds in found]
         short = any(
             len(h) < want and len(ks) >= fetch for h, (ks, _) in zip(hits, found, strict=True)
         )
         if not refine or not short or fetch >= MAX_CANDIDATES:
             break
         fetch = min(fetch * 4, MAX_CANDIDATES)
-    return _result(coll, args, outputs, [h[args.offset : want] for h in hits], rows)
+    pages = [h[args.offset : want] for h in hits]
+    out = _result(coll, args, outputs, pages, rows)
+    if args.page is not None:
+        token, bound = cursors.handed(args.page, pages[0])
+        out.search_iterator_v2_results.token = token
+        out.search_iterator_v2_results.last_bound = bound
+    return out
 
 
 def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec | None:
@@ -241,6 +265,7 @@ def _pick(
     distances: Sequence[float],
     rows: Mapping[Any, Sequence[Any]],
     outputs: data.Outputs,
+    admit: Callable[[Any, float], bool] | None = None,
 ) -> list[tuple[Any, float]]:
     scores = milvus_score(args.metric, np.asarray(distances, dtype=np.float64))
     out: list[tuple[Any, float]] = []
@@ -250,6 +275,8 @@ def _pick(
     for key, score in zip(keys, scores.tolist(), strict=True):
         row = rows.get(key)
         if row is None or not _in_range(args, score):
+            continue
+        if admit is not None and not admit(key, score):
             continue
         if g >= 0:
             value = row[g]

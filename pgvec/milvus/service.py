@@ -19,7 +19,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
 from pgvec.errors import PgvecError
-from pgvec.milvus import catalog, data, indexes
+from pgvec.milvus import catalog, data, indexes, iterators
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
 from pgvec.milvus.filters import EVERYTHING, compile_filter
@@ -83,6 +83,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         self.database = database
         self.connections = Connections(core.upstream.dsn_for(database))
         self.clock = Clock()
+        self.cursors = iterators.Cursors()
 
     async def close(self) -> None:
         await self.connections.close()
@@ -615,6 +616,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             output_fields=[c.field_name for c in columns if not c.is_dynamic]
             + ([*outputs.dynamic_keys] if outputs.reads_dynamic else []),
             primary_field_name=coll.pk.name,
+            session_ts=self.clock.now(),  # query iterators pin it as their snapshot
         )
         out.fields_data.extend(columns)
         return out
@@ -634,9 +636,11 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             args = searching.parse_args(coll, _kv(request.search_params), found)
             info = await indexes.table_info(db, coll.relid)
             result = await searching.run(
-                db, conn, coll, info, request, args, self._consistency(request, coll)
+                db, conn, coll, info, request, args, self._consistency(request, coll), self.cursors
             )
-        return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
+        return milvus_pb2.SearchResults(
+            collection_name=coll.name, results=result, session_ts=self.clock.now()
+        )
 
 
 def _set_ids(ids: schema_pb2.IDs, coll: Collection, keys: list[Any]) -> None:

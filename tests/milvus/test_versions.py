@@ -115,4 +115,10 @@ def test_quick_start(milvus_uri: str, pymilvus_path: Path | None) -> None:
     assert steps["upsert"] == 1
     assert steps["after upsert"] == [[2, "green", 200]]
     assert steps["count"] == 16
+    left = [2, *range(3, 18)]
+    assert steps["query iterator"] == sorted(left)
+    sims = unit[left] @ unit[5]
+    order = np.argsort(-sims)[:10]
+    assert [h[0] for h in steps["search iterator"]] == [left[i] for i in order]
+    assert np.allclose([h[1] for h in steps["search iterator"]], sims[order], atol=1e-5)
     assert steps["dropped"] is False

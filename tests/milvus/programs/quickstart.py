@@ -73,6 +73,19 @@ show("after upsert", [[r["id"], r["color"], r["n"]] for r in got])
 got = client.query("quick_start", filter="", output_fields=["count(*)"])
 show("count", got[0]["count(*)"])
 
+it = client.query_iterator("quick_start", batch_size=4, output_fields=["n"])
+ids = []
+while page := it.next():
+    ids.extend(r["id"] for r in page)
+it.close()
+show("query iterator", ids)
+it = client.search_iterator("quick_start", data=[vectors[5].tolist()], batch_size=4, limit=10)
+hits = []
+while page := it.next():
+    hits.extend([h["id"], h["distance"]] for h in page)
+it.close()
+show("search iterator", hits)
+
 client.drop_collection("quick_start")
 show("dropped", client.has_collection("quick_start"))
 client.close()
