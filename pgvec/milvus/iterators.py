@@ -11,7 +11,7 @@ A bound alone loses or repeats hits that tie with it (duplicate vectors). So the
 remembers, per token, the keys it handed out at the current bound, and a page admits a
 hit strictly past the bound, or at it and not yet handed out. Scores are compared as the
 float32 the client sees. A token this server does not know (after a restart) falls back
-to the bound alone.
+to the bound alone: strictly past it.
 """
 
 from __future__ import annotations
@@ -66,13 +66,15 @@ class Cursors:
             return None
         bound = page.last_bound
         remembered = self._at_bound.get(page.token)
-        seen = remembered[1] if remembered is not None and remembered[0] == bound else set()
+        # a token not known here: strictly past the bound (ties lost, never repeated forever)
+        known = remembered is not None and remembered[0] == bound
+        seen = remembered[1] if remembered is not None and known else set()
         ascending = metric is Metric.L2
 
         def admit(key: Any, score: float) -> bool:
             s = as_float32(score)
             if s == bound:
-                return key not in seen
+                return known and key not in seen
             return s > bound if ascending else s < bound
 
         return admit

@@ -144,3 +144,51 @@ def test_orm_iterators(client: MilvusClient, orm: str) -> None:
     assert all(a <= b for a, b in itertools.pairwise(distances))
     order, _ = exact_l2(vectors, q)
     assert ids == order[:300].tolist()
+
+
+def test_cursors_remember_the_keys_at_the_bound() -> None:
+    from pgvec.engine.spec import Metric
+    from pgvec.milvus.iterators import Cursors, Page
+
+    cursors = Cursors()
+    token, bound = cursors.handed(Page("", None), [(1, 0.5), (2, 1.0), (3, 1.0)])
+    assert token and bound == 1.0
+    admit = cursors.admits(Metric.L2, Page(token, bound))
+    assert admit is not None
+    assert [admit(k, s) for k, s in [(2, 1.0), (3, 1.0), (4, 1.0), (5, 2.0), (1, 0.5)]] == [
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
+    # the next page ends at the same bound: its keys join those already handed out
+    assert cursors.handed(Page(token, bound), [(4, 1.0)]) == (token, 1.0)
+    admit = cursors.admits(Metric.L2, Page(token, 1.0))
+    assert admit is not None and not admit(4, 1.0) and not admit(2, 1.0)
+    # a token unknown here (a restarted server): strictly past the bound
+    admit = cursors.admits(Metric.IP, Page("unknown", 1.0))
+    assert admit is not None and [admit(9, 1.0), admit(9, 0.9), admit(9, 1.1)] == [
+        False,
+        True,
+        False,
+    ]
+
+
+def test_search_iterator_over_hnsw(client: MilvusClient) -> None:
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    params = client.prepare_index_params()
+    params.add_index("v", index_type="HNSW", metric_type="L2", params={"M": 16})
+    client.create_collection("h", schema=schema, index_params=params)
+    vectors = np.random.default_rng(4).random((N, DIM)).astype(np.float32)
+    client.insert("h", [{"id": i, "v": v.tolist()} for i, v in enumerate(vectors)])
+    it = client.search_iterator("h", data=[vectors[0].tolist()], batch_size=100)
+    hits = [h for p in drain(it) for h in p]
+    ids = [h["id"] for h in hits]
+    assert len(ids) == len(set(ids)) and len(ids) >= 0.95 * N
+    distances = [h["distance"] for h in hits]
+    assert all(a <= b for a, b in itertools.pairwise(distances))
+    order, _ = exact_l2(vectors, vectors[0])
+    assert len(set(ids[:100]) & set(order[:100].tolist())) >= 90
