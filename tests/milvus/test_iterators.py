@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import warnings
-from collections.abc import Iterator
 
 import numpy as np
-import pytest
-from pymilvus import Collection, DataType, MilvusClient, connections
+from pymilvus import Collection, DataType, MilvusClient
 
 N = 1000
 DIM = 8
@@ -116,17 +113,6 @@ def test_search_iterator_ties_at_the_bound(client: MilvusClient) -> None:
     assert all(a <= b for a, b in itertools.pairwise(distances))
 
 
-@pytest.fixture
-def orm(milvus_uri: str) -> Iterator[str]:
-    warnings.filterwarnings("ignore", message=".*ORM.*")
-    connections.connect(alias="default", uri=milvus_uri)
-    try:
-        yield "default"
-    finally:
-        connections.disconnect("default")
-        connections.remove_connection("default")
-
-
 def test_orm_iterators(client: MilvusClient, orm: str) -> None:
     vectors = make(client)
     coll = Collection("items")
@@ -192,3 +178,16 @@ def test_search_iterator_over_hnsw(client: MilvusClient) -> None:
     assert all(a <= b for a, b in itertools.pairwise(distances))
     order, _ = exact_l2(vectors, vectors[0])
     assert len(set(ids[:100]) & set(order[:100].tolist())) >= 90
+
+
+def test_query_iterator_over_varchar_keys(client: MilvusClient) -> None:
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=16)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    params = client.prepare_index_params()
+    params.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection("s", schema=schema, index_params=params)
+    keys = [f"k{i}" for i in range(300)] + ["A", "a", "B", "b", "_x", "z-1"]
+    client.insert("s", [{"pk": k, "v": [1.0, 2.0]} for k in keys])
+    got = [r["pk"] for p in drain(client.query_iterator("s", batch_size=32)) for r in p]
+    assert sorted(got) == sorted(keys) and len(got) == len(set(got))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from pymilvus import (
@@ -14,23 +11,10 @@ from pymilvus import (
     FieldSchema,
     MilvusException,
     Partition,
-    connections,
     utility,
 )
 
 DIM = 8
-
-
-@pytest.fixture
-def orm(milvus_uri: str) -> Iterator[str]:
-    """An ORM connection named "default" to a fresh pgvec."""
-    warnings.filterwarnings("ignore", message=".*ORM.*")
-    connections.connect(alias="default", uri=milvus_uri)
-    try:
-        yield "default"
-    finally:
-        connections.disconnect("default")
-        connections.remove_connection("default")
 
 
 def docs_schema(description: str = "documents") -> CollectionSchema:
