@@ -10,7 +10,7 @@ similarities (larger is closer).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.spec import Metric
-from pgvec.milvus import data
+from pgvec.milvus import data, iterators
 from pgvec.milvus.filters import EVERYTHING, Filter, compile_filter
 from pgvec.milvus.indexes import IndexInfo, vector_field
 from pgvec.milvus.schema import DT, Collection, Field
@@ -50,6 +50,8 @@ class SearchArgs:
     group_by: Field | None
     group_size: int
     round_decimal: int
+    #: the page a search iterator (v2) asks for
+    page: iterators.Page | None = None
 
 
 def parse_args(
@@ -97,6 +99,7 @@ def parse_args(
         group_by=group_by,
         group_size=_int(params.get("group_size", inner.get("group_size", 1)), "group_size"),
         round_decimal=_int(params.get("round_decimal", "-1"), "round_decimal"),
+        page=iterators.page_of(params),
     )
 
 
@@ -177,10 +180,18 @@ async def run(
     request: milvus_pb2.SearchRequest,
     args: SearchArgs,
     consistency: str,
+    cursors: iterators.Cursors,
 ) -> schema_pb2.SearchResultData:
     outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
-    hits, rows = await search_hits(db, conn, coll, info, request, args, consistency, outputs)
-    return result(coll, args.limit, args.round_decimal, outputs, hits, rows)
+    hits, rows = await search_hits(
+        db, conn, coll, info, request, args, consistency, outputs, cursors
+    )
+    out = result(coll, args.limit, args.round_decimal, outputs, hits, rows)
+    if args.page is not None:
+        token, bound = cursors.handed(args.page, hits[0])
+        out.search_iterator_v2_results.token = token
+        out.search_iterator_v2_results.last_bound = bound
+    return out
 
 
 async def search_hits(
@@ -192,15 +203,24 @@ async def search_hits(
     args: SearchArgs,
     consistency: str,
     outputs: data.Outputs,
+    cursors: iterators.Cursors | None = None,
 ) -> tuple[list[list[tuple[Any, float]]], dict[Any, Any]]:
     """Each query's hits (key, Milvus score), best first, after offset; and the output
-    rows of their keys."""
+    rows of their keys. A search iterator's page (``args.page``) keeps only the hits
+    past its bound, as ``cursors`` remembers it."""
     vectors = query_vectors(request.placeholder_group, args.field)
+    admit = None
+    if args.page is not None:
+        if cursors is None:
+            raise ParameterInvalid("search iterators are not supported in a hybrid search")
+        if len(vectors) != 1:
+            raise ParameterInvalid("a search iterator takes one query vector")
+        admit = cursors.admits(args.metric, args.page)
     where = compile_filter(coll, request.dsl, request.expr_template_values)
     if args.group_by is not None and args.group_by not in outputs.fields:
         outputs.fields.append(args.group_by)
     want = args.limit + args.offset
-    refine = args.radius is not None or args.group_by is not None
+    refine = args.radius is not None or args.group_by is not None or admit is not None
     fetch = min(max(want * args.group_size * 4, 64), MAX_CANDIDATES) if refine else want
     sql_ = ConnectionSQL(conn)
     while True:
@@ -217,9 +237,18 @@ async def search_hits(
             ),
             sql_,
         )
-        keys = {k for ks, _ in found for k in ks}
+        if admit is not None:  # read only the rows past the iterator's bound
+            scores = [milvus_score(args.metric, np.asarray(ds)).tolist() for _, ds in found]
+            keys = {
+                k
+                for (ks, _), ss in zip(found, scores, strict=True)
+                for k, s in zip(ks, ss, strict=True)
+                if admit(k, s)
+            }
+        else:
+            keys = {k for ks, _ in found for k in ks}
         rows = await data.rows_by_key(conn, coll, outputs, list(keys))
-        hits = [_pick(args, ks, ds, rows, outputs) for ks, ds in found]
+        hits = [_pick(args, ks, ds, rows, outputs, admit) for ks, ds in found]
         short = any(
             len(h) < want and len(ks) >= fetch for h, (ks, _) in zip(hits, found, strict=True)
         )
@@ -257,6 +286,7 @@ def _pick(
     distances: Sequence[float],
     rows: Mapping[Any, Sequence[Any]],
     outputs: data.Outputs,
+    admit: Callable[[Any, float], bool] | None = None,
 ) -> list[tuple[Any, float]]:
     scores = milvus_score(args.metric, np.asarray(distances, dtype=np.float64))
     out: list[tuple[Any, float]] = []
@@ -266,6 +296,8 @@ def _pick(
     for key, score in zip(keys, scores.tolist(), strict=True):
         row = rows.get(key)
         if row is None or not _in_range(args, score):
+            continue
+        if admit is not None and not admit(key, score):
             continue
         if g >= 0:
             value = row[g]

@@ -16,7 +16,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
-from pgvec.milvus import catalog, data, described, hybrid, indexes
+from pgvec.milvus import catalog, data, described, hybrid, indexes, iterators
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
 from pgvec.milvus.filters import EVERYTHING, compile_filter
@@ -59,6 +59,8 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
         self.clock = Clock()
         #: collections and indexes as searches last read them
         self.described = described.DescribedCache()
+        #: search iterators' pages handed out
+        self.cursors = iterators.Cursors()
 
     async def close(self) -> None:
         await self.connections.close()
@@ -333,6 +335,12 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             raise ParameterInvalid("default partition cannot be deleted")
         raise PartitionNotFound(f"partition not found[partition={request.partition_name}]")
 
+    @rpc(milvus_pb2.GetPartitionStatisticsResponse)
+    async def GetPartitionStatistics(self, request: Any, caller: Caller) -> Any:
+        self._check_partition(request.partition_name)
+        stats = await self.GetCollectionStatistics.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
+        return milvus_pb2.GetPartitionStatisticsResponse(stats=stats.stats)
+
     # -- indexes ------------------------------------------------------------------
 
     @rpc(common_pb2.Status)
@@ -552,9 +560,9 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
                 raise ParameterInvalid("delete plan can't be empty or always true")
             where = compile_filter(coll, request.expr, request.expr_template_values)
             keys = await data.delete(conn, coll, where)
-        out = milvus_pb2.MutationResult(timestamp=self.clock.now(), delete_cnt=len(keys))
-        _set_ids(out.IDs, coll, keys)
-        return out
+        # no IDs, as Milvus since 2.3.2: pymilvus would hand a list of keys back instead of
+        # {"delete_count": n}
+        return milvus_pb2.MutationResult(timestamp=self.clock.now(), delete_cnt=len(keys))
 
     def _consistency(self, request: Any, coll: Collection) -> str:
         if request.use_default_consistency:
@@ -591,6 +599,7 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             output_fields=[c.field_name for c in columns if not c.is_dynamic]
             + ([*outputs.dynamic_keys] if outputs.reads_dynamic else []),
             primary_field_name=coll.pk.name,
+            session_ts=self.clock.now(),  # query iterators pin it as their snapshot
         )
         out.fields_data.extend(columns)
         return out
@@ -618,9 +627,11 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             args = searching.parse_args(coll, _kv(request.search_params), found)
             info = await indexes.table_info(db, coll.relid)
             result = await searching.run(
-                db, conn, coll, info, request, args, self._consistency(request, coll)
+                db, conn, coll, info, request, args, self._consistency(request, coll), self.cursors
             )
-        return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
+        return milvus_pb2.SearchResults(
+            collection_name=coll.name, results=result, session_ts=self.clock.now()
+        )
 
     @rpc(milvus_pb2.SearchResults)
     async def HybridSearch(self, request: Any, caller: Caller) -> Any:

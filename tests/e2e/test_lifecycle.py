@@ -270,9 +270,7 @@ def test_failed_plain_build_is_an_error_and_leaves_nothing(
     monkeypatch.setattr(faiss_index, "build", failing)
     load(pconn, 20)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="nlist"):
-        pconn.execute(
-            "CREATE INDEX items_idx ON items USING ivfflat (embedding) WITH (lists = 10)"
-        )
+        pconn.execute("CREATE INDEX items_idx ON items USING ivfflat (embedding) WITH (lists = 10)")
     assert index_state(pconn) is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +53,17 @@ def sql(milvus_server: PgvecServer, dbname: str) -> Iterator[psycopg.Connection]
     """psycopg through pgvec's SQL side, autocommit off as psycopg defaults."""
     with psycopg.connect(milvus_server.uri(dbname)) as conn:
         yield conn
+
+
+@pytest.fixture
+def orm(milvus_uri: str) -> Iterator[str]:
+    """pymilvus's ORM connected to pgvec under the alias "default"."""
+    from pymilvus import connections
+
+    warnings.filterwarnings("ignore", message=".*ORM.*")
+    connections.connect(alias="default", uri=milvus_uri)
+    try:
+        yield "default"
+    finally:
+        connections.disconnect("default")
+        connections.remove_connection("default")
