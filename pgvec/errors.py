@@ -64,6 +64,13 @@ class FeatureNotSupported(PgvecError):
     milvus_code = 1
 
 
+class DatatypeMismatch(PgvecError):
+    """An operator class or metric of the other kind of vector (float or binary)."""
+
+    sqlstate = "42804"
+    milvus_code = 5  # IllegalArgument
+
+
 class InvalidTableDefinition(PgvecError):
     """A table pgvec cannot index, e.g. one without a single-column primary key."""
 

@@ -77,6 +77,13 @@ BEGIN
 END
 $fn$;
 
+-- True iff v holds exactly dim bits (dim / 8 bytes): a binary vector, packed most
+-- significant bit first, as Milvus's BINARY_VECTOR and pgvector's bit(dim).
+CREATE OR REPLACE FUNCTION pgvec.is_binary_vector(v bytea, dim integer)
+RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT dim % 8 = 0 AND octet_length(v) * 8 = dim
+$fn$;
+
 CREATE OR REPLACE FUNCTION pgvec.dims(v bytea)
 RETURNS integer LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
 BEGIN
@@ -330,7 +337,9 @@ ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS error text;
 -- (pgvec.vector_columns) while it has an index, even if its CHECK is dropped or rewritten
 ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS dim integer;
 
--- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints: the
+-- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints, and
+-- binary vector columns (is_binary, dim in bits) from CHECK (pgvec.is_binary_vector(
+-- col, dim)) ones: the
 -- constraint depends on the function (pg_depend), its single conkey is the column, and
 -- the dimension is read from the constraint's definition. Names are looked up live, so
 -- table and column renames are followed.
@@ -339,7 +348,8 @@ ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS dim integer;
 -- for a table goes only with the table or the column, never with a constraint.
 CREATE OR REPLACE VIEW pgvec.vector_columns AS
 SELECT DISTINCT ON (v.relid, v.attnum)
-       v.relid, v.schema_name, v.table_name, v.attnum, v.column_name, v.dim, v.checked
+       v.relid, v.schema_name, v.table_name, v.attnum, v.column_name, v.dim, v.checked,
+       v.is_binary
 FROM (
     SELECT c.conrelid AS relid,
            n.nspname AS schema_name,
@@ -347,23 +357,28 @@ FROM (
            a.attnum,
            a.attname AS column_name,
            (regexp_match(pg_get_constraintdef(c.oid),
-                         '^CHECK \((?:pgvec\.)?is_vector\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
+                         '^CHECK \((?:pgvec\.)?is_(?:binary_)?vector\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
                AS dim,
            true AS checked,
-           c.oid AS ord
+           c.oid AS ord,
+           d.refobjid = 'pgvec.is_binary_vector(bytea,integer)'::regprocedure AS is_binary
     FROM pg_depend d
     JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
     JOIN pg_class r ON r.oid = c.conrelid
     JOIN pg_namespace n ON n.oid = r.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
     WHERE d.refclassid = 'pg_proc'::regclass
-      AND d.refobjid = 'pgvec.is_vector(bytea,integer)'::regprocedure
+      AND d.refobjid IN ('pgvec.is_vector(bytea,integer)'::regprocedure,
+                         'pgvec.is_binary_vector(bytea,integer)'::regprocedure)
       AND c.contype = 'c'
       AND cardinality(c.conkey) = 1
       AND NOT a.attisdropped
-      AND pg_get_constraintdef(c.oid) ~ '^CHECK \((?:pgvec\.)?is_vector\(.*, (\d+)\)\)( NOT VALID)?$'
+      AND pg_get_constraintdef(c.oid)
+          ~ '^CHECK \((?:pgvec\.)?is_(?:binary_)?vector\(.*, (\d+)\)\)( NOT VALID)?$'
     UNION ALL
-    SELECT i.relid, n.nspname, r.relname, a.attnum, a.attname, i.dim, false, 0::oid
+    -- an indexed column without its CHECK: binary when its index's metric is
+    SELECT i.relid, n.nspname, r.relname, a.attnum, a.attname, i.dim, false, 0::oid,
+           i.metric IN ('HAMMING', 'JACCARD')
     FROM pgvec.indexes i
     JOIN pg_class r ON r.oid = i.relid
     JOIN pg_namespace n ON n.oid = r.relnamespace

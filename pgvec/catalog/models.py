@@ -10,13 +10,20 @@ from typing import Any
 
 @dataclass(frozen=True)
 class VectorColumn:
-    """A bytea column with a ``CHECK (pgvec.is_vector(col, dim))`` constraint, or with a
-    pgvec index (``checked`` False: its CHECK was dropped or rewritten since)."""
+    """A bytea column with a ``CHECK (pgvec.is_vector(col, dim))`` constraint (or, if
+    ``binary``, ``CHECK (pgvec.is_binary_vector(col, dim))``: dim bits, packed), or with
+    a pgvec index (``checked`` False: its CHECK was dropped or rewritten since)."""
 
     name: str
     attnum: int
     dim: int
     checked: bool = True
+    binary: bool = False
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one value: 4 x dim (float32), or dim / 8 (binary)."""
+        return self.dim // 8 if self.binary else 4 * self.dim
 
 
 @dataclass(frozen=True)

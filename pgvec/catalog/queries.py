@@ -46,7 +46,7 @@ def load_catalog(
 #: pool and on a client's own connection (where its open transaction's DDL shows).
 CATALOG_SQL = """
 WITH v AS MATERIALIZED (
-    SELECT relid, column_name::text AS name, attnum::int4 AS attnum, dim, checked
+    SELECT relid, column_name::text AS name, attnum::int4 AS attnum, dim, checked, is_binary
     FROM pgvec.vector_columns
 ), t AS (
     SELECT i.*, c.relrowsecurity
@@ -59,7 +59,8 @@ SELECT json_build_object(
             'pk', t.pk_column, 'pk_type', t.pk_type, 'columns', t.column_names,
             'types', t.column_types, 'collations', t.column_collations,
             'tracked', t.tracked, 'row_security', t.relrowsecurity,
-            'vectors', (SELECT json_agg(json_build_array(v.name, v.attnum, v.dim, v.checked)
+            'vectors', (SELECT json_agg(json_build_array(v.name, v.attnum, v.dim, v.checked,
+                                                          v.is_binary)
                                         ORDER BY v.attnum)
                         FROM v WHERE v.relid = t.relid))
             ORDER BY t.relid)
@@ -90,8 +91,8 @@ def parse_catalog(text: str) -> tuple[dict[int, TableInfo], frozenset[tuple[str,
             column_types=tuple(t["types"]),
             column_collations=tuple(int(c) for c in t["collations"]),
             vectors={
-                name: VectorColumn(name, int(attnum), int(dim), bool(checked))
-                for name, attnum, dim, checked in t["vectors"] or ()
+                name: VectorColumn(name, int(attnum), int(dim), bool(checked), bool(binary))
+                for name, attnum, dim, checked, binary in t["vectors"] or ()
             },
             tracked=bool(t["tracked"]),
             row_security=bool(t["row_security"]),

@@ -201,6 +201,7 @@ class Pending:
             "format_version": FORMAT_VERSION,
             "generation": generation,
             "dim": self.coll.dim,
+            "binary": self.coll.binary,
             "key_kind": self.key_kind,
             "rows": self.n,
             "live_rows": self.live,
@@ -319,9 +320,9 @@ class Pending:
             while segments and int(segments[-1]["hi"]) - int(segments[-1]["lo"]) <= n - start:
                 merged.insert(0, segments.pop())
                 start = int(merged[0]["lo"])
-            dim, kind, columns = self.coll.dim, self.key_kind, self.columns
+            row, kind, columns = (self.coll.width, self.coll.row_dtype), self.key_kind, self.columns
             with _reading():
-                parts = [read_segment(self.directory, s, dim, kind, columns) for s in merged]
+                parts = [read_segment(self.directory, s, row, kind, columns) for s in merged]
             segments.append(self._segment(files, [*parts, self._rows(lo, n)]))
         return {
             "segments": segments,

@@ -1,6 +1,7 @@
 """VectorCollection: all vectors of one (table, vector column), plus at most one index.
 
-Rows live in an append-only float32 matrix; a row's position is its *label* (int64),
+Rows live in an append-only matrix (float32, or uint8 of packed bits for a binary
+collection, searched by HAMMING or JACCARD); a row's position is its *label* (int64),
 which is also its FAISS id. An update appends a new row and marks the old label dead;
 a delete marks it dead. Labels [0, sealed_upto) are covered by the FAISS index (the
 sealed part); later rows form the growing part, searched exactly. ``build_index``
@@ -19,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 
 from pgvec.engine import faiss_index
-from pgvec.engine.distances import exact_candidates, exact_topk, rank
+from pgvec.engine.distances import exact_candidates, exact_topk, popcount, rank
 from pgvec.engine.faiss_index import Progress, Selector
 from pgvec.engine.journal import Journal
 from pgvec.engine.predicate import Unsupported, Where
@@ -86,10 +86,19 @@ class _SealedView:
 
 
 class VectorCollection:
-    def __init__(self, dim: int) -> None:
+    """Vectors of ``dim`` float32 values, or (``binary``) of ``dim`` bits, packed into
+    dim / 8 bytes, most significant bit first (numpy's packbits, Milvus's byte order)."""
+
+    def __init__(self, dim: int, binary: bool = False) -> None:
         if not 1 <= dim <= 65535:
             raise InvalidParameter(f"dimension {dim} out of range", detail="Valid: 1..65535.")
+        if binary and dim % 8:
+            raise InvalidParameter(f"binary vector dimension {dim} is not a multiple of 8")
         self._dim = int(dim)
+        self._binary = bool(binary)
+        #: the stored row: its element type and count
+        self.row_dtype: np.dtype[Any] = np.dtype(np.uint8 if binary else np.float32)
+        self.width = self._dim // 8 if binary else self._dim
         self._lock = threading.RLock()
         self._build_lock = threading.Lock()  # one build / seal at a time
         self._save_lock = threading.Lock()  # one save at a time (see checkpoint.py)
@@ -114,7 +123,7 @@ class VectorCollection:
         self.home: Path | None = None
 
     def _reset_rows(self, capacity: int) -> None:
-        self._vecs: F32 = np.zeros((capacity, self._dim), np.float32)
+        self._vecs: F32 = np.zeros((capacity, self.width), self.row_dtype)
         self._sqnorms: F32 = np.zeros(capacity, np.float32)
         self._alive: Bools = np.zeros(capacity, np.bool_)
         self._keys: list[Key] = []
@@ -127,6 +136,28 @@ class VectorCollection:
         return self._dim
 
     @property
+    def binary(self) -> bool:
+        return self._binary
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one stored vector (its bytea value): 4 x dim, or dim / 8 if binary."""
+        return self.width * self.row_dtype.itemsize
+
+    def from_bytes(self, data: bytes, rows: int) -> F32:
+        """``rows`` stored vectors from their concatenated bytea values."""
+        dtype = "u1" if self._binary else "<f4"
+        out: F32 = np.frombuffer(data, dtype).reshape(rows, self.width)
+        return out
+
+    def norms(self, vecs: F32) -> F32:
+        """What ``_sqnorms`` holds per row: squared norms, or popcounts if binary."""
+        if self._binary:
+            return popcount(vecs).astype(np.float32)  # type: ignore[arg-type]
+        out: F32 = np.einsum("ij,ij->i", vecs, vecs)
+        return out
+
+    @property
     def key_kind(self) -> str | None:
         return self._key_kind
 
@@ -137,7 +168,7 @@ class VectorCollection:
     @property
     def growing_count(self) -> int:
         with self._lock:
-            if self._spec is None or self._spec.index_type == "FLAT":
+            if self._spec is None or self._spec.exact:
                 return 0
             return len(self._labels) - (self._sealed_upto - self._dead_sealed)
 
@@ -182,6 +213,8 @@ class VectorCollection:
         return out
 
     def _check_vectors(self, vectors: npt.ArrayLike) -> F32:
+        if self._binary:
+            return self._check_bits(vectors, 2)
         arr = np.asarray(vectors)
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
@@ -192,6 +225,27 @@ class VectorCollection:
         with np.errstate(over="ignore"):
             out = np.ascontiguousarray(arr, dtype=np.float32)
         check_finite(out)  # float64 values beyond float32's range
+        return out
+
+    def _check_bits(self, vectors: npt.ArrayLike | bytes, ndim: int) -> F32:
+        """Binary rows as a contiguous uint8 matrix (ndim 2) or row (ndim 1): packed bytes
+        (uint8 arrays, or ``bytes`` of one or more whole rows)."""
+        if isinstance(vectors, (bytes, bytearray, memoryview)):
+            arr = np.frombuffer(bytes(vectors), np.uint8)
+            if len(arr) % self.width == 0 and len(arr):
+                arr = arr.reshape(-1, self.width)
+        else:
+            arr = np.asarray(vectors)
+            if arr.dtype != np.uint8:
+                raise InvalidParameter(f"binary vectors are packed bytes (uint8), not {arr.dtype}")
+        if arr.ndim == 1 and ndim == 2:
+            arr = arr.reshape(1, -1)
+        if arr.ndim == 2 and ndim == 1 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim != ndim or arr.shape[-1] != self.width:
+            got = arr.shape[-1] * 8 if arr.ndim else 0
+            raise DimensionMismatch(f"expected {self._dim} dimensions, not {got}")
+        out: F32 = np.ascontiguousarray(arr)
         return out
 
     def upsert(
@@ -226,7 +280,7 @@ class VectorCollection:
                 assert scalars is not None
                 self._scalars.write(slice(n, n + m), scalars)
             self._vecs[n : n + m] = vecs
-            self._sqnorms[n : n + m] = np.einsum("ij,ij->i", vecs, vecs)
+            self._sqnorms[n : n + m] = self.norms(vecs)
             self._alive[n : n + m] = True
             labels = self._labels
             alive = self._alive
@@ -292,7 +346,7 @@ class VectorCollection:
         while cap < need:
             cap *= 2
         # New arrays: searches holding the old ones keep a consistent view.
-        vecs = np.zeros((cap, self._dim), np.float32)
+        vecs = np.zeros((cap, self.width), self.row_dtype)
         vecs[: self._n] = self._vecs[: self._n]
         sq = np.zeros(cap, np.float32)
         sq[: self._n] = self._sqnorms[: self._n]
@@ -443,7 +497,7 @@ class VectorCollection:
 
     def needs_seal(self) -> bool:
         """True when the growing part is large enough to be worth adding to the index."""
-        if self._spec is None or self._spec.index_type == "FLAT":
+        if self._spec is None or self._spec.exact:
             return False
         return self.growing_count > max(1000, self._sealed_upto // 10)
 
@@ -459,7 +513,7 @@ class VectorCollection:
             with self._lock:
                 spec, index, s0, n1 = self._spec, self._index, self._sealed_upto, self._n
                 vecs, alive, epoch = self._vecs, self._alive[s0:n1].copy(), self._epoch
-            if spec is None or spec.index_type == "FLAT" or n1 == s0:
+            if spec is None or spec.exact or n1 == s0:
                 return False
             if index is None or spec.index_type == "DISKANN":
                 # after clear(): build afresh once there are enough rows; DISKANN cannot
@@ -468,7 +522,7 @@ class VectorCollection:
                     return False
                 self._build_locked(spec, progress)
                 return True
-            clone = faiss.clone_index(index)
+            clone = faiss_index.clone(index)
             faiss_index.add(clone, spec, vecs[s0:n1], s0, progress, alive)
             with self._lock:
                 if self._epoch != epoch:
@@ -483,7 +537,7 @@ class VectorCollection:
             sealed_live = sealed - self._dead_sealed
             scalars = self._scalars
             mem = (
-                len(self._vecs) * (self._dim * 4 + 5)
+                len(self._vecs) * (self.row_bytes + 5)
                 + n * 100
                 + faiss_index.memory_estimate(spec, self._index, self._dim)
                 + (0 if scalars is None else scalars.nbytes)
@@ -509,14 +563,17 @@ class VectorCollection:
         return (
             spec is not None
             and spec.metric is metric
-            and spec.index_type != "FLAT"
+            and not spec.exact
             and self._index is not None
             and self._n <= QUICK_ROWS
             and self.growing_count * self._dim <= EXACT_FILTER_FLOATS
         )
 
     def _check_query(self, query: npt.ArrayLike) -> F32:
-        """The query as a float32 row (vectors are float32, as in pgvector)."""
+        """The query as a float32 row (vectors are float32, as in pgvector), or a uint8
+        row of packed bits for a binary collection."""
+        if self._binary:
+            return self._check_bits(query, 1)
         q = np.asarray(query)
         if q.ndim == 2 and q.shape[0] == 1:
             q = q[0]
@@ -559,6 +616,9 @@ class VectorCollection:
         Distances follow pgvector: L2 Euclidean, IP negative inner product, COSINE
         1 - cosine similarity, L1 taxicab. Always min(k, eligible rows) results.
         """
+        if metric.binary != self._binary:
+            kind = "binary" if self._binary else "float"
+            raise InvalidParameter(f"metric {metric.value} does not apply to {kind} vectors")
         q = self._check_query(query)
         if k < 0:
             raise InvalidParameter(f"LIMIT must not be negative: {k}")

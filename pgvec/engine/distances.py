@@ -3,6 +3,9 @@
 Candidate selection runs in float32 (BLAS) chunk by chunk; the winners (plus a margin)
 are re-scored in float64 so that every distance pgvec returns is the exact value the
 SQL operator would compute, whichever path (exact or FAISS) found the row.
+
+Binary vectors (HAMMING, JACCARD) are uint8 rows of packed bits; ``sqnorms`` then holds
+each row's popcount, and distances come from popcounts of XOR / AND (exact integers).
 """
 
 from __future__ import annotations
@@ -23,10 +26,36 @@ Bools = npt.NDArray[np.bool_]
 
 CHUNK = 32768
 _vecdot: Any = getattr(np, "vecdot", None)  # numpy >= 2.0: one ufunc call
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def popcount(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """Set bits per row of packed bits."""
+    counts = np.bitwise_count(rows) if hasattr(np, "bitwise_count") else _POPCOUNT8[rows]
+    out: npt.NDArray[np.int64] = counts.sum(axis=-1, dtype=np.int64)
+    return out
+
+
+def _binary_distances(
+    rows: npt.NDArray[np.uint8], query: npt.NDArray[np.uint8], metric: Metric, pop: Any = None
+) -> F64:
+    """HAMMING (differing bits) or JACCARD distance (1 - |a & b| / |a | b|; 1 when no
+    bit is shared, as pgvector) of each row to the query; ``pop``: the rows' popcounts."""
+    if metric is Metric.HAMMING:
+        return popcount(rows ^ query).astype(np.float64)
+    inter = popcount(rows & query)
+    pop = popcount(rows) if pop is None else np.asarray(pop, np.int64)
+    union = pop + popcount(query) - inter
+    out: F64 = np.ones(len(rows), np.float64)
+    shared = inter > 0
+    out[shared] = 1.0 - inter[shared] / union[shared]
+    return out
 
 
 def exact_distances(rows: npt.NDArray[np.floating], query: Query, metric: Metric) -> F64:
     """SQL-convention distances between each row and the query, in float64."""
+    if metric.binary:
+        return _binary_distances(rows, query, metric)  # type: ignore[arg-type]
     if metric is Metric.L2:
         diff = np.subtract(rows, query, dtype=np.float64)  # float32 rows: exact promotion
         if _vecdot is not None:
@@ -50,6 +79,8 @@ def exact_distances(rows: npt.NDArray[np.floating], query: Query, metric: Metric
 def _scores(block: F32, sq: F32, q32: F32, metric: Metric) -> F32:
     """Order-preserving float32 scores (smaller is nearer); inf where undefined."""
     s: F32
+    if metric.binary:
+        return _binary_distances(block, q32, metric, sq).astype(np.float32)  # type: ignore[arg-type]
     if metric is Metric.L2:
         s = sq - np.float32(2.0) * (block @ q32)
     elif metric is Metric.IP:
@@ -85,9 +116,8 @@ def exact_topk(
     """Top-k labels among ``rows`` (or among live labels in [lo, hi)), nearest first."""
     if k <= 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
-    labels = exact_candidates(
-        vecs, sqnorms, query.astype(np.float32), metric, k, rows=rows, lo=lo, hi=hi, alive=alive
-    )
+    q32: F32 = query if metric.binary else query.astype(np.float32)  # type: ignore[assignment]
+    labels = exact_candidates(vecs, sqnorms, q32, metric, k, rows=rows, lo=lo, hi=hi, alive=alive)
     if not len(labels):
         return labels, np.empty(0, np.float64)
     return rank(vecs, labels, query, metric, k)  # the candidates are distinct

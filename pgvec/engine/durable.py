@@ -62,7 +62,10 @@ def write_json(path: Path, value: Any) -> Entry:
 
 def write_index(path: Path, index: Any) -> Entry:
     tmp = _tmp(path)
-    faiss.write_index(index, str(tmp))
+    if isinstance(index, faiss.IndexBinary):
+        faiss.write_index_binary(index, str(tmp))
+    else:
+        faiss.write_index(index, str(tmp))
     return commit(tmp, path)
 
 
@@ -87,5 +90,7 @@ def read_json(directory: Path, entry: Entry) -> Any:
     return json.loads(checked(directory, entry).read_text())
 
 
-def read_index(directory: Path, entry: Entry) -> Any:
-    return faiss.read_index(str(checked(directory, entry)))
+def read_index(directory: Path, entry: Entry, binary: bool = False) -> Any:
+    """A FAISS index file (an IndexBinary if ``binary``)."""
+    path = str(checked(directory, entry))
+    return faiss.read_index_binary(path) if binary else faiss.read_index(path)

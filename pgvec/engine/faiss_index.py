@@ -8,6 +8,12 @@ FAISS ids are always the collection's labels (row positions):
   rows that die after a build cost graph memory until the next build.
 * IVF indexes add live rows with ``add_with_ids``.
 * FLAT has no FAISS object: the stored matrix is searched exactly.
+* Binary vectors (uint8 rows of packed bits): BIN_FLAT is exact like FLAT; BIN_IVF_FLAT
+  is an IndexBinaryIVF, whose clustering and lists FAISS builds. FAISS's binary IVF
+  takes no IDSelector and knows only Hamming distance, so an unfiltered HAMMING search
+  is FAISS's own, and any other (JACCARD, deletes, a filter) probes the same lists
+  itself: every eligible row of the nprobe nearest lists is a candidate, scored
+  exactly by the caller (see :func:`_probe_binary`).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ def configure_threads(n: int | None = None) -> int:
 
 
 def faiss_metric(metric: Metric) -> int:
-    if metric is Metric.L2:
+    if metric is Metric.L2 or metric.binary:  # binary: unused (FAISS's are Hamming)
         return int(faiss.METRIC_L2)
     if metric is Metric.L1:
         return int(faiss.METRIC_L1)
@@ -59,7 +65,11 @@ def faiss_metric(metric: Metric) -> int:
 
 
 def prepare(vectors: F32, metric: Metric) -> F32:
-    """Rows as FAISS must see them: contiguous float32, unit length for COSINE."""
+    """Rows as FAISS must see them: contiguous float32, unit length for COSINE; packed
+    bits as they are."""
+    if metric.binary:
+        packed: F32 = np.ascontiguousarray(vectors, dtype=np.uint8)
+        return packed
     out = np.ascontiguousarray(vectors, dtype=np.float32)
     if metric is Metric.COSINE:
         out = out.copy()
@@ -82,7 +92,7 @@ def build(
     """A FAISS index over all rows of ``vectors`` with ids 0..n-1 (None for FLAT); for
     DISKANN a disk index built in ``home`` (see diskann_index.py)."""
     n = len(vectors)
-    if spec.index_type == "FLAT":
+    if spec.exact:
         _report(progress, "done", 1.0)
         return None
     if spec.index_type == "DISKANN":
@@ -101,10 +111,15 @@ def build(
                     f"nlist ({nlist}) must not exceed the number of rows ({n})",
                     hint="Load more rows before building the index, or choose fewer lists.",
                 )
-            quantizer = (
-                faiss.IndexFlatL2(dim) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(dim)
-            )
-            if spec.index_type == "IVF_FLAT":
+            if spec.metric.binary:
+                quantizer = faiss.IndexBinaryFlat(dim)
+            elif metric == faiss.METRIC_L2:
+                quantizer = faiss.IndexFlatL2(dim)
+            else:
+                quantizer = faiss.IndexFlatIP(dim)
+            if spec.index_type == "BIN_IVF_FLAT":
+                index = faiss.IndexBinaryIVF(quantizer, dim, nlist)
+            elif spec.index_type == "IVF_FLAT":
                 index = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
             elif spec.index_type == "IVF_SQ8":
                 index = faiss.IndexIVFScalarQuantizer(
@@ -157,6 +172,13 @@ def add(
             chunk, ids = np.ascontiguousarray(chunk[live]), ids[live]
         if len(ids):
             index.add_with_ids(chunk, ids)
+
+
+def clone(index: Any) -> Any:
+    """A copy of a FAISS index, to extend while the original serves searches."""
+    if isinstance(index, faiss.IndexBinary):
+        return faiss.clone_binary_index(index)
+    return faiss.clone_index(index)
 
 
 def fetch_factor(spec: IndexSpec) -> int:
@@ -230,6 +252,8 @@ def search_scored(
         bitmap = None if selector is None else selector.bitmap
         hits: tuple[I64, F32] = index.search(query, kk, params, boost, bitmap)
         return hits
+    if spec.index_type == "BIN_IVF_FLAT":
+        return _search_binary(index, spec, query, kk, params, boost, selector)
     if spec.index_type == "HNSW":
         ef = params.ef_for(kk)
         if boost != 1.0:
@@ -251,6 +275,51 @@ def search_scored(
     return found, dists
 
 
+def _search_binary(
+    index: Any,
+    spec: IndexSpec,
+    query: F32,
+    kk: int,
+    params: SearchParams,
+    boost: float,
+    selector: Selector | None,
+) -> tuple[I64, F32]:
+    """Candidates of an IndexBinaryIVF: FAISS's top kk by Hamming distance when that is
+    the metric and nothing is filtered out, else every eligible row of the probed lists
+    (more than kk, possibly: the caller ranks them by exact distance)."""
+    nlist = int(spec.params["nlist"])
+    nprobe = min(nlist, math.ceil(params.nprobe_for(nlist) * boost))
+    q = prepare(query.reshape(1, -1), spec.metric)
+    if spec.metric is Metric.HAMMING and selector is None:
+        # integer distances tie often: a margin lets the caller's (distance, label)
+        # order pick among the tied rows as an exact search would
+        kk = min(int(index.ntotal), 2 * kk + 16)
+        dists = np.empty(kk, np.int32)
+        found: I64 = np.empty(kk, np.int64)
+        sp = _search_params(False, nprobe, None)
+        index.search_c(1, faiss.swig_ptr(q), kk, faiss.swig_ptr(dists), faiss.swig_ptr(found), sp)
+        keep = found >= 0
+        return found[keep], dists[keep].astype(np.float32)
+    found = _probe_binary(index, q, nprobe, selector)
+    return found, np.full(len(found), np.nan, np.float32)  # scores: the caller's to compute
+
+
+def _probe_binary(index: Any, q: F32, nprobe: int, selector: Selector | None) -> I64:
+    """The ids in the ``nprobe`` lists nearest to ``q`` that ``selector`` admits."""
+    _, lists = index.quantizer.search(q, nprobe)
+    invlists = index.invlists
+    parts = []
+    for list_no in lists[0].tolist():
+        size = invlists.list_size(list_no) if list_no >= 0 else 0
+        if size:
+            parts.append(faiss.rev_swig_ptr(invlists.get_ids(list_no), size).copy())
+    ids: I64 = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    if selector is not None and len(ids):
+        bits = (selector.bitmap[ids >> 3] >> (ids & 7).astype(np.uint8)) & 1
+        ids = ids[bits.astype(np.bool_)]
+    return ids
+
+
 def exact_l2(spec: IndexSpec) -> bool:
     """Whether FAISS's own scores are exact L2 distances (uncompressed vectors)."""
     return spec.metric is Metric.L2 and spec.index_type in ("HNSW", "IVF_FLAT")
@@ -265,6 +334,8 @@ def memory_estimate(spec: IndexSpec | None, index: Any, dim: int) -> int:
     if spec.index_type == "HNSW":
         return n * (dim * 4 + int(spec.params["M"]) * 2 * 4 * 2)
     nlist = int(spec.params["nlist"])
+    if spec.index_type == "BIN_IVF_FLAT":
+        return n * (dim // 8 + 8) + nlist * dim // 8
     if spec.index_type == "IVF_FLAT":
         code = dim * 4
     elif spec.index_type == "IVF_SQ8":

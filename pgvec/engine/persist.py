@@ -135,14 +135,15 @@ class Segment:
 def read_segment(
     directory: Path,
     entry: dict[str, Any],
-    dim: int,
+    row: tuple[int, np.dtype[Any]],
     kind: str | None,
     columns: Sequence[ScalarColumn] | None,
 ) -> Segment:
+    """One segment's rows; ``row``: the width and element type of a stored vector."""
     lo, hi = int(entry["lo"]), int(entry["hi"])
     rows = hi - lo
     vectors = durable.read_npy(directory, entry["vectors"])
-    _check(vectors, (rows, dim), np.float32, "vectors")
+    _check(vectors, (rows, row[0]), row[1], "vectors")
     keys = read_keys(directory, entry["keys"], kind, rows)
     scalars = []
     for column, part in zip(columns or (), entry["scalars"], strict=True):
@@ -186,7 +187,7 @@ def load(directory: Path) -> VectorCollection:
         dim, n = int(manifest["dim"]), int(manifest["rows"])
         if not 1 <= dim <= 65535 or n < 0:
             raise ValueError(f"dimension {dim} or row count {n} out of range")
-        coll = VectorCollection(dim)
+        coll = VectorCollection(dim, bool(manifest.get("binary", False)))
         coll._ensure_capacity(max(16, n))
         fill = _fill_v1 if version == 1 else _fill_v2
         keys, alive, scalars, index_entry = fill(directory, manifest, coll, n)
@@ -197,7 +198,7 @@ def load(directory: Path) -> VectorCollection:
                 raise ValueError("a DISKANN index without its specification")
             index = diskann_index.open_saved(directory, index_entry, spec, dim)
         elif index_entry is not None:
-            index = durable.read_index(directory, index_entry)
+            index = durable.read_index(directory, index_entry, coll.binary)
         if index is not None:
             if index.d != dim:
                 raise ValueError(f"index has dimension {index.d}, expected {dim}")
@@ -212,7 +213,7 @@ def load(directory: Path) -> VectorCollection:
         ) from exc
 
     vecs = coll._vecs[:n]
-    coll._sqnorms[:n] = np.einsum("ij,ij->i", vecs, vecs)
+    coll._sqnorms[:n] = coll.norms(vecs)
     coll._alive[:n] = alive
     coll._keys = keys
     coll._labels = {keys[i]: i for i in np.flatnonzero(alive).tolist()}
@@ -247,7 +248,7 @@ def _fill_v2(directory: Path, manifest: dict[str, Any], coll: VectorCollection, 
     scalars = None if columns is None else Scalars(columns, len(coll._vecs), words, strings)
     keys: list[Key] = []
     for entry in manifest["segments"]:
-        segment = read_segment(directory, entry, coll.dim, kind, columns)
+        segment = read_segment(directory, entry, (coll.width, coll.row_dtype), kind, columns)
         if segment.lo != len(keys) or segment.hi <= segment.lo:
             raise ValueError(f"segment [{segment.lo}, {segment.hi}) is out of place")
         coll._vecs[segment.lo : segment.hi] = segment.vectors
@@ -280,7 +281,7 @@ def _fill_v1(directory: Path, manifest: dict[str, Any], coll: VectorCollection, 
     """Read a FORMAT_VERSION 1 directory (one file of each kind) into ``coll``'s arrays."""
     files = manifest["files"]
     vecs = durable.read_npy(directory, files["vectors"])
-    _check(vecs, (n, coll.dim), np.float32, "vectors")
+    _check(vecs, (n, coll.width), coll.row_dtype, "vectors")
     coll._vecs[:n] = vecs
     alive = durable.read_npy(directory, files["alive"])
     _check(alive, (n,), np.bool_, "alive flags")

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgvec.errors import FeatureNotSupported, InvalidParameter, UndefinedObject
+from pgvec.errors import (
+    DatatypeMismatch,
+    FeatureNotSupported,
+    InvalidParameter,
+    UndefinedObject,
+)
 
 OptionValue = str | int | float
 
@@ -25,6 +30,13 @@ class Metric(enum.Enum):
     IP = "IP"  # <#>  negative inner product
     COSINE = "COSINE"  # <=>  1 - cosine similarity
     L1 = "L1"  # <+>  taxicab distance
+    HAMMING = "HAMMING"  # <~>  differing bits (binary vectors)
+    JACCARD = "JACCARD"  # <%>  1 - |a & b| / |a | b| (binary vectors)
+
+    @property
+    def binary(self) -> bool:
+        """Whether this is a metric of binary vectors (bit strings)."""
+        return self in _BINARY
 
     @property
     def operator(self) -> str:
@@ -50,27 +62,66 @@ class Metric(enum.Enum):
         raise UndefinedObject(f'operator class "{opclass}" does not exist for vector indexes')
 
     @classmethod
-    def from_name(cls, name: str) -> Metric:
-        """Milvus metric_type names (case-insensitive): L2, IP, COSINE (and L1)."""
+    def from_name(cls, name: str, *, binary: bool = False) -> Metric:
+        """Milvus metric_type names (case-insensitive): L2, IP, COSINE (and L1) for float
+        vectors, HAMMING and JACCARD for binary vectors."""
         upper = name.strip().upper()
-        if upper in cls.__members__:
-            return cls[upper]
-        if upper in {"HAMMING", "JACCARD", "TANIMOTO", "SUBSTRUCTURE", "SUPERSTRUCTURE", "BM25"}:
-            raise FeatureNotSupported(f"metric type {name} is not supported for float vectors")
+        metric = cls.__members__.get(upper)
+        if metric is not None and metric.binary == binary:
+            return metric
+        kind, valid = (
+            ("binary", "HAMMING and JACCARD") if binary else ("float", "L2, IP and COSINE")
+        )
+        if metric is not None or upper in _OTHER_METRICS:
+            raise FeatureNotSupported(
+                f"metric type {name} is not supported for {kind} vectors",
+                hint=f"Valid metric types for {kind} vectors are {valid}.",
+            )
         raise InvalidParameter(
-            f"invalid metric type: {name}", hint="Valid metric types are L2, IP and COSINE."
+            f"invalid metric type: {name}", hint=f"Valid metric types are {valid}."
         )
 
+    def check_column(self, binary: bool) -> None:
+        """Refuse this metric for a column of the other kind (float or binary vectors)."""
+        if self.binary != binary:
+            kind = "bit" if binary else "vector"
+            raise DatatypeMismatch(
+                f'operator class "{self.opclass}" does not accept data type {kind}'
+            )
 
-_OPERATORS = {Metric.L2: "<->", Metric.IP: "<#>", Metric.COSINE: "<=>", Metric.L1: "<+>"}
+
+_BINARY = frozenset({Metric.HAMMING, Metric.JACCARD})
+_OTHER_METRICS = frozenset({"TANIMOTO", "SUBSTRUCTURE", "SUPERSTRUCTURE", "BM25", "MHJACCARD"})
+_OPERATORS = {
+    Metric.L2: "<->",
+    Metric.IP: "<#>",
+    Metric.COSINE: "<=>",
+    Metric.L1: "<+>",
+    Metric.HAMMING: "<~>",
+    Metric.JACCARD: "<%>",
+}
 _OPCLASSES = {
     Metric.L2: "vector_l2_ops",
     Metric.IP: "vector_ip_ops",
     Metric.COSINE: "vector_cosine_ops",
     Metric.L1: "vector_l1_ops",
+    Metric.HAMMING: "bit_hamming_ops",
+    Metric.JACCARD: "bit_jaccard_ops",
 }
 
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "DISKANN")
+INDEX_TYPES = (
+    "FLAT",
+    "IVF_FLAT",
+    "IVF_SQ8",
+    "IVF_PQ",
+    "HNSW",
+    "DISKANN",
+    "BIN_FLAT",
+    "BIN_IVF_FLAT",
+)
+#: index types of binary vectors (with a binary metric), and exact ones (no FAISS object)
+BINARY_TYPES = frozenset({"BIN_FLAT", "BIN_IVF_FLAT"})
+EXACT_TYPES = frozenset({"FLAT", "BIN_FLAT"})
 _TYPE_ALIASES = {"hnsw": "HNSW", "ivfflat": "IVF_FLAT"}
 
 
@@ -117,6 +168,8 @@ _OPTIONS: dict[str, Mapping[str, _Opt | _FloatOpt]] = {
     "IVF_PQ": _PQ_OPTS,
     "HNSW": _HNSW_OPTS,
     "DISKANN": _DISKANN_OPTS,
+    "BIN_FLAT": {},
+    "BIN_IVF_FLAT": _IVF_OPTS,
 }
 
 
@@ -127,7 +180,7 @@ def normalize_index_type(index_type: str) -> str:
         raise InvalidParameter(
             f'access method "{index_type}" does not exist',
             hint="Index types are FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, DISKANN"
-            " (or hnsw, ivfflat, diskann).",
+            " (or hnsw, ivfflat, diskann), and BIN_FLAT, BIN_IVF_FLAT for binary vectors.",
         )
     return canonical
 
@@ -206,6 +259,12 @@ class IndexSpec:
                 f"index type {itype} does not support the L1 metric",
                 hint="Use a FLAT index (exact search) for L1 distance.",
             )
+        if (itype in BINARY_TYPES) != metric.binary:
+            raise InvalidParameter(
+                f"index type {itype} does not support the {metric.value} metric",
+                hint="Binary vectors take BIN_FLAT or BIN_IVF_FLAT with HAMMING or JACCARD;"
+                " float vectors the other index types with L2, IP or COSINE.",
+            )
         known = _OPTIONS[itype]
         params: dict[str, int | float] = {}
         for name, value in (options or {}).items():
@@ -230,6 +289,11 @@ class IndexSpec:
         if dim is not None:
             spec = spec.for_dim(dim)
         return spec
+
+    @property
+    def exact(self) -> bool:
+        """Searched exactly over the stored rows: no FAISS object (FLAT, BIN_FLAT)."""
+        return self.index_type in EXACT_TYPES
 
     def for_dim(self, dim: int) -> IndexSpec:
         """Check dimension-dependent parameters; fill IVF_PQ's default m."""

@@ -50,7 +50,7 @@ LIMIT 1
 
 _COLUMNS_SQL = """
 SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       coalesce(v.dim, 0),
+       coalesce(v.dim, 0), coalesce(v.is_binary, false),
        (SELECT a.attnum = i.indkey[0] FROM pg_index i
          WHERE i.indrelid = a.attrelid AND i.indisprimary AND i.indnkeyatts = 1)
 FROM pg_attribute a
@@ -86,8 +86,8 @@ async def resolve(conn: psycopg.AsyncConnection[Any], db: str, name: str) -> Col
     relid, table, stored, consistency, properties, loaded, created_ts = row
     cur = await conn.execute(_COLUMNS_SQL, (relid,))
     columns = await cur.fetchall()
-    pk = next((c[0] for c in columns if c[4]), None)
-    rows = [ColumnRow(c[0], c[1], bool(c[2]), int(c[3])) for c in columns]
+    pk = next((c[0] for c in columns if c[5]), None)
+    rows = [ColumnRow(c[0], c[1], bool(c[2]), int(c[3]), bool(c[4])) for c in columns]
     if not any(r.dim for r in rows):
         raise CollectionNotFound(f"collection '{name}' does not exist")
     if pk is None:

@@ -18,7 +18,7 @@ from pymilvus.grpc_gen import schema_pb2
 
 from pgvec.milvus import fielddata
 from pgvec.milvus.filters import Filter
-from pgvec.milvus.schema import DT, DYNAMIC, FLOAT_VECTORS, Collection, Field, default_value
+from pgvec.milvus.schema import DT, DYNAMIC, Collection, Field, default_value
 from pgvec.milvus.status import ParameterInvalid
 
 #: column types read as they are; any other reads as text (VarChar)
@@ -137,7 +137,7 @@ def _columns(
                 f"the primary key field ({f.name}) is auto_id, no need to provide"
             )
         names.append(f.name)
-        if f.type in FLOAT_VECTORS:
+        if f.is_vector:
             vectors = fielddata.vectors_of(data, f)
             if len(vectors) != rows:
                 raise ParameterInvalid(

@@ -2,7 +2,8 @@
 
 Insert and Upsert send one ``FieldData`` per field (all rows of a column together);
 Search and Query answer the same way. Values go to PostgreSQL as whole arrays
-(``unnest``), vectors as the little-endian float32 ``bytea`` the SQL side uses.
+(``unnest``), vectors as the little-endian float32 ``bytea`` the SQL side uses, binary
+vectors as their dim / 8 packed bytes (Milvus's ``binary_vector``, as they came).
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ _SCALAR_SLOTS: dict[int, str] = {
 
 
 def vectors_of(data: schema_pb2.FieldData, f: Field) -> np.ndarray:
-    """The (rows, dim) float32 vectors of a vector column, checked against the field."""
+    """The (rows, dim) float32 vectors of a vector column, checked against the field;
+    (rows, dim / 8) uint8 for a binary vector field."""
     v = data.vectors
     which = v.WhichOneof("data")
     dim = v.dim
+    if f.is_binary or which == "binary_vector":
+        return _bits_of(v, f)
     if which == "float_vector":  # a float16 / bfloat16 field given float32: rounded
         flat = _round_to(np.asarray(v.float_vector.data, dtype=np.float32), f.type)
     elif which == "float16_vector" and f.type == DT.Float16Vector:
@@ -71,6 +75,22 @@ def vectors_of(data: schema_pb2.FieldData, f: Field) -> np.ndarray:
     return out
 
 
+def _bits_of(v: schema_pb2.VectorField, f: Field) -> np.ndarray:
+    which = v.WhichOneof("data")
+    if which != "binary_vector" or not f.is_binary:
+        raise ParameterInvalid(
+            f"the data type of field {f.name} is {DT.Name(f.type)}, "
+            f"but {which or 'no vector'} data was given"
+        )
+    if v.dim != f.dim:
+        raise ParameterInvalid(f"vector field '{f.name}' expected dim {f.dim}, got {v.dim}")
+    width = f.dim // 8
+    raw = np.frombuffer(v.binary_vector, dtype=np.uint8)
+    if raw.size % width:
+        raise ParameterInvalid(f"the vectors of field {f.name} do not divide into dim {f.dim}")
+    return raw.reshape(-1, width)
+
+
 def _round_to(flat: np.ndarray, kind: int) -> np.ndarray:
     if kind == DT.Float16Vector:
         return flat.astype("<f2").astype(np.float32)
@@ -81,9 +101,11 @@ def _round_to(flat: np.ndarray, kind: int) -> np.ndarray:
 
 
 def vector_cells(vectors: np.ndarray) -> list[bytes]:
-    """One ``bytea`` value per row: little-endian float32, as the SQL side stores them."""
-    data = np.ascontiguousarray(vectors, dtype="<f4")
-    width = data.shape[1] * 4
+    """One ``bytea`` value per row: little-endian float32, as the SQL side stores them
+    (uint8 rows of packed bits as they are)."""
+    dtype = np.uint8 if vectors.dtype == np.uint8 else "<f4"
+    data = np.ascontiguousarray(vectors, dtype=dtype)
+    width = data.shape[1] * data.itemsize
     raw = data.tobytes()
     return [raw[i : i + width] for i in range(0, len(raw), width)]
 
@@ -167,11 +189,15 @@ def column_data(f: Field, values: Sequence[Any]) -> schema_pb2.FieldData:
     if f.nullable:
         out.valid_data.extend(v is not None for v in values)
     # a null scalar keeps its place (pymilvus reads row i at i), a null vector does not
-    if f.type in FLOAT_VECTORS:
+    if f.is_vector:
         present = [v for v in values if v is not None]
     else:
         filler = _FILLERS.get(f.type, [] if f.is_array else None)
         present = [filler if v is None else v for v in values]
+    if f.is_binary:
+        out.vectors.dim = f.dim
+        out.vectors.binary_vector = b"".join(present)
+        return out
     if f.type in FLOAT_VECTORS:
         out.vectors.dim = f.dim
         raw = b"".join(present)

@@ -31,7 +31,11 @@ METHODS = {
     "HNSW": "hnsw",
     "AUTOINDEX": "hnsw",
     "DISKANN": "diskann",
+    "BIN_FLAT": "bin_flat",
+    "BIN_IVF_FLAT": "bin_ivf_flat",
 }
+#: the index types of binary vector fields (AUTOINDEX there: BIN_IVF_FLAT, as Milvus)
+BINARY_METHODS = frozenset({"bin_flat", "bin_ivf_flat"})
 _TYPES = {
     "flat": "FLAT",
     "ivf_flat": "IVF_FLAT",
@@ -40,6 +44,8 @@ _TYPES = {
     "ivf_pq": "IVF_PQ",
     "hnsw": "HNSW",
     "diskann": "DISKANN",
+    "bin_flat": "BIN_FLAT",
+    "bin_ivf_flat": "BIN_IVF_FLAT",
 }
 _STATES = {
     "building": common_pb2.InProgress,
@@ -82,15 +88,27 @@ async def list_indexes(conn: psycopg.AsyncConnection[Any], coll: Collection) -> 
     ]
 
 
-def parse_index_params(params: Mapping[str, str]) -> tuple[str, Metric, dict[str, str]]:
-    """(method, metric, options) of CreateIndex's ``extra_params``."""
+def parse_index_params(
+    params: Mapping[str, str], binary: bool = False
+) -> tuple[str, Metric, dict[str, str]]:
+    """(method, metric, options) of CreateIndex's ``extra_params``, for a float vector
+    field or (``binary``) a binary one."""
     index_type = params.get("index_type", "AUTOINDEX").upper()
     method = METHODS.get(index_type)
     if method is None:
         raise ParameterInvalid(f"invalid index type: {params.get('index_type')}")
-    metric = Metric.from_name(
-        params.get("metric_type", "COSINE" if index_type == "AUTOINDEX" else "L2")
-    )
+    if binary and index_type == "AUTOINDEX":
+        method = "bin_ivf_flat"
+    elif (method in BINARY_METHODS) != binary:
+        kind = "BinaryVector" if binary else "FloatVector"
+        raise ParameterInvalid(f"data type {kind} can't build with this index {index_type}")
+    default = "HAMMING" if binary else "COSINE" if index_type == "AUTOINDEX" else "L2"
+    name = params.get("metric_type", default)
+    other = Metric.__members__.get(name.strip().upper())
+    if other is not None and other.binary != binary:  # Milvus's words for the mix-up
+        kind = "binary" if binary else "float"
+        raise ParameterInvalid(f"{kind} vector index does not support metric type: {other.value}")
+    metric = Metric.from_name(name, binary=binary)
     if metric is Metric.L1:
         raise ParameterInvalid("metric type L1 is not supported by the Milvus API")
     options: dict[str, str] = {}

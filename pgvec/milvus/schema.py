@@ -3,7 +3,8 @@
 A collection is a table in the schema of its Milvus database (``default`` is ``public``):
 one column per field, the primary key as the table's primary key, JSON as ``jsonb``,
 ARRAY as a PostgreSQL array, FLOAT_VECTOR (and FLOAT16 / BFLOAT16_VECTOR, widened to
-float32 on the way in: exact) as the same checked ``bytea`` the SQL side uses, and a
+float32 on the way in: exact) as the same checked ``bytea`` the SQL side uses,
+BINARY_VECTOR as a ``bytea`` of dim / 8 bytes checked by ``pgvec.is_binary_vector``, and a
 dynamic schema's extra keys in a ``jsonb`` column named ``$meta``. What the client
 declared is kept in ``pgvec.collections`` and echoed by DescribeCollection; a table made
 in SQL is described from its columns.
@@ -47,6 +48,7 @@ _FROM_PG: dict[str, int] = {
 }
 MAX_VARCHAR = 65535
 MAX_DIM = 32768
+MAX_BINARY_DIM = 65536 - 8  # bits (the engine's bound: dimensions up to 65535)
 FIRST_FIELD_ID = 100
 
 
@@ -68,6 +70,10 @@ class Field:
     @property
     def is_vector(self) -> bool:
         return bool(self.type in FLOAT_VECTORS or self.type == DT.BinaryVector)
+
+    @property
+    def is_binary(self) -> bool:
+        return bool(self.type == DT.BinaryVector)
 
     @property
     def is_array(self) -> bool:
@@ -162,6 +168,14 @@ def field_of(f: schema_pb2.FieldSchema, field_id: int) -> Field:
                 f"float vector dimension should be in range 2 ~ {MAX_DIM}"
             )
         return Field(f.name, kind, "bytea", dim=dim, nullable=f.nullable, field_id=field_id)
+    if kind == DT.BinaryVector:
+        dim = _int_param(f, "dim")
+        if not 0 < dim <= MAX_BINARY_DIM or dim % 8:
+            raise ParameterInvalid(
+                f"invalid dimension: {dim} of field {f.name}. binary vector dimension should"
+                f" be multiple of 8 and in range 8 ~ {MAX_BINARY_DIM}"
+            )
+        return Field(f.name, kind, "bytea", dim=dim, nullable=f.nullable, field_id=field_id)
     if kind == DT.Array:
         element = f.element_type
         if element == DT.VarChar:
@@ -239,10 +253,11 @@ def create_table(
             parts.append(sql.SQL(" NOT NULL"))
         if f.type == DT.Int8:
             parts.append(sql.SQL(" CHECK ({} BETWEEN -128 AND 127)").format(sql.Identifier(f.name)))
-        if f.type in FLOAT_VECTORS:
+        if f.is_vector:
+            check = "is_binary_vector" if f.is_binary else "is_vector"
             parts.append(
-                sql.SQL(" CHECK (pgvec.is_vector({}, {}))").format(
-                    sql.Identifier(f.name), sql.Literal(f.dim)
+                sql.SQL(" CHECK (pgvec.{}({}, {}))").format(
+                    sql.SQL(check), sql.Identifier(f.name), sql.Literal(f.dim)
                 )
             )
         columns.append(sql.Composed(parts))
@@ -289,6 +304,7 @@ class ColumnRow:
     type: str  # format_type()
     not_null: bool
     dim: int  # > 0 for vector columns
+    binary: bool = False  # a binary vector column (dim in bits)
 
 
 def described(
@@ -312,9 +328,8 @@ def described(
 def _field_of_column(c: ColumnRow, primary: bool, field_id: int) -> Field:
     nullable = not c.not_null and not primary
     if c.dim > 0:
-        return Field(
-            c.name, DT.FloatVector, c.type, dim=c.dim, nullable=nullable, field_id=field_id
-        )
+        kind = DT.BinaryVector if c.binary else DT.FloatVector
+        return Field(c.name, kind, c.type, dim=c.dim, nullable=nullable, field_id=field_id)
     base, _, modifier = c.type.partition("(")
     if c.type.endswith("[]"):
         element = c.type[:-2]

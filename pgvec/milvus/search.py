@@ -66,15 +66,17 @@ def parse_args(
     field = vector_field(coll, params.get("anns_field", ""))
     index = next((i for i in indexes if i.field == field.name), None)
     given = params.get("metric_type") or inner.get("metric_type")
+    binary = field.is_binary
     if index is not None:
-        metric = Metric.from_name(index.metric)
-        if given and Metric.from_name(str(given)) is not metric:
+        metric = Metric.from_name(index.metric, binary=binary)
+        if given and Metric.from_name(str(given), binary=binary) is not metric:
             raise ParameterInvalid(
                 f"metric type not match: invalid parameter[expected={metric.value}]"
                 f"[actual={str(given).upper()}]"
             )
     else:
-        metric = Metric.from_name(str(given)) if given else Metric.COSINE
+        default = Metric.HAMMING if binary else Metric.COSINE
+        metric = Metric.from_name(str(given), binary=binary) if given else default
     limit = _int(params.get("topk", "10"), "topk")
     offset = _int(params.get("offset", inner.get("offset", 0)), "offset")
     if not 0 < limit <= MAX_TOPK:
@@ -115,11 +117,14 @@ def _float(value: Any) -> float | None:
 
 
 def query_vectors(group: bytes, f: Field) -> np.ndarray:
-    """The (nq, dim) float32 query vectors of a serialized PlaceholderGroup."""
+    """The (nq, dim) float32 query vectors of a serialized PlaceholderGroup; (nq, dim / 8)
+    uint8 packed bits for a binary vector field."""
     holder = common_pb2.PlaceholderGroup.FromString(group)
     if len(holder.placeholders) != 1:
         raise ParameterInvalid("a search takes one placeholder of query vectors")
     ph = holder.placeholders[0]
+    if f.is_binary or ph.type == common_pb2.BinaryVector:
+        return _binary_queries(ph, f)
     kinds = {
         common_pb2.FloatVector: "<f4",
         common_pb2.Float16Vector: "<f2",
@@ -151,6 +156,25 @@ def query_vectors(group: bytes, f: Field) -> np.ndarray:
     return out
 
 
+def _binary_queries(ph: common_pb2.PlaceholderValue, f: Field) -> np.ndarray:
+    if ph.type != common_pb2.BinaryVector or not f.is_binary:
+        raise ParameterInvalid(
+            f"the query vectors are {common_pb2.PlaceholderType.Name(ph.type)}, "
+            f"but field {f.name} holds {DT.Name(f.type)}"
+        )
+    rows = []
+    for raw in ph.values:
+        if len(raw) * 8 != f.dim:
+            raise ParameterInvalid(
+                f"the dim ({len(raw) * 8}) of field data({f.name}) is not equal to schema dim"
+                f" ({f.dim})"
+            )
+        rows.append(np.frombuffer(raw, dtype=np.uint8))
+    if not rows:
+        raise ParameterInvalid("no query vectors")
+    return np.vstack(rows)
+
+
 def milvus_score(metric: Metric, distances: np.ndarray) -> np.ndarray:
     """pgvector's distances (smaller is nearer) as Milvus's scores."""
     if metric is Metric.L2:
@@ -167,7 +191,7 @@ def _in_range(args: SearchArgs, score: float) -> bool:
     radius < s <= range_filter."""
     if args.radius is None:
         return True
-    if args.metric is Metric.L2:
+    if args.metric is Metric.L2 or args.metric.binary:  # distances: smaller is nearer
         return score < args.radius and (args.range_filter is None or score >= args.range_filter)
     return score > args.radius and (args.range_filter is None or score <= args.range_filter)
 

@@ -345,7 +345,6 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
 
     @rpc(common_pb2.Status)
     async def CreateIndex(self, request: Any, caller: Caller) -> Any:
-        method, metric, options = indexes.parse_index_params(_kv(request.extra_params))
         db = await self._db()
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
@@ -356,6 +355,9 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
                 )
             if not f.is_vector:
                 raise Unsupported("scalar indexes are not needed: PostgreSQL indexes the columns")
+            method, metric, options = indexes.parse_index_params(
+                _kv(request.extra_params), binary=f.is_binary
+            )
             existing = [i for i in await indexes.list_indexes(conn, coll) if i.field == f.name]
             if existing:
                 if indexes.same_index(existing[0], method, metric, options):

@@ -60,6 +60,7 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
     info = idef.table
     column = idef.column
     metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
+    metric.check_column(column.binary)
     spec = IndexSpec.create(idef.method, metric, idef.options)
     with db.pool.connection() as conn:
         schema = info.schema
@@ -117,7 +118,7 @@ def for_reindex(db: Database, row: IndexRow, command: str) -> tuple[Build, Index
             f'index "{row.index_name}" is released',
             hint=f"Load it first: SELECT pgvec.load('{row.index_name}');",
         )
-    spec = IndexSpec.create(row.method, Metric.from_name(row.metric), row.options)
+    spec = IndexSpec.create(row.method, Metric[row.metric.upper()], row.options)
     with db.pool.connection() as conn:
         info = queries.load_tables(conn).get(row.relid)
         if info is None:
@@ -240,7 +241,7 @@ def _failed(
 def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
     """Build a recorded index again from its table (its files are missing or damaged)."""
     log.warning("rebuilding index %s from table %s", row.index_name, state.info.name)
-    spec = IndexSpec.create(row.method, Metric.from_name(row.metric), row.options)
+    spec = IndexSpec.create(row.method, Metric[row.metric.upper()], row.options)
     conn.execute("SELECT pgvec.track(%s::oid::regclass)", (state.relid,))
     state.remove_files(row.attnum)
     with state.lock:
@@ -371,7 +372,9 @@ def check_fit(
         info = tables.get(relid)
         for attnum, coll in list(state.collections.items()):
             column = info.vector_at(attnum) if info is not None else None
-            if (relid, attnum) not in indexed and (column is None or column.dim != coll.dim):
+            if (relid, attnum) not in indexed and (
+                column is None or column.dim != coll.dim or column.binary != coll.binary
+            ):
                 _unload(state, attnum)
         if info is None and not state.collections and not any(k[0] == relid for k in indexed):
             del db.tables[relid]  # no vector column left: nothing held, nothing deleted

@@ -98,7 +98,8 @@ async def own_rows(
         )
         present = [(r[0], r[1]) for r in found if r[0] is not None and r[1] is not None]
         if present:
-            vecs = np.stack([np.frombuffer(v, "<f4") for _, v in present])
+            dtype = "u1" if metric.binary else "<f4"
+            vecs = np.stack([np.frombuffer(v, dtype) for _, v in present])
             dists = exact_distances(vecs, query, metric)
             hits = [
                 (parse_key(k.decode()), float(d)) for (k, _), d in zip(present, dists, strict=True)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg import generators, pq, sql
 
@@ -298,7 +297,7 @@ class TableState:
     ) -> None:
         columns = {a: c for c in self.info.vectors.values() for a in [c.attnum] if a in attnums}
         started = time.monotonic()
-        fresh = {a: VectorCollection(c.dim) for a, c in columns.items()}
+        fresh = {a: VectorCollection(c.dim, c.binary) for a, c in columns.items()}
         for attnum, coll in fresh.items():
             coll.mirror(scalars)
             coll.home = self.column_dir(attnum)  # where DISKANN builds its files
@@ -353,18 +352,18 @@ class TableState:
         first = 1 + len(collections)
         nulls: list[list[Key]] = []
         for i, coll in enumerate(collections.values()):
-            size = 4 * coll.dim
+            size = coll.row_bytes
             got = [r for r in rows if r[i + 1] is not None and len(r[i + 1]) == size]
             if len(got) < len(rows):
                 self._warn_misfits(rows, i, size)
             nulls.append([parse(r[0]) for r in rows if r[i + 1] is None or len(r[i + 1]) != size])
             if not got:
                 continue
-            mat = np.frombuffer(b"".join(r[i + 1] for r in got), "<f4")
+            mat = coll.from_bytes(b"".join(r[i + 1] for r in got), len(got))
             values = [[r[first + j] for r in got] for j in range(len(scalars))]
             coll.upsert(
                 [parse(r[0]) for r in got],
-                mat.reshape(len(got), coll.dim),
+                mat,
                 values if coll.scalar_columns == scalars else None,  # else: mirror dropped
             )
         return nulls
