@@ -39,7 +39,7 @@ def find(conn: psycopg.Connection, schema: str | None, name: str) -> tuple[Any, 
     ).fetchone()
 
 
-def _unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
+def unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     """PostgreSQL's choice of a default index name: base, base1, base2, ..."""
     name, n = base, 0
     while conn.execute(
@@ -64,10 +64,10 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
     with db.pool.connection() as conn:
         schema = info.schema
         if idef.name is None:
-            name = _unique_name(conn, schema, f"{info.name}_{column.name}_idx")
+            name = unique_name(conn, schema, f"{info.name}_{column.name}_idx")
         else:
             name = idef.name
-            if _unique_name(conn, schema, name) != name:
+            if unique_name(conn, schema, name) != name:
                 if idef.if_not_exists:
                     log.info('relation "%s" already exists, skipping', name)
                     return None
