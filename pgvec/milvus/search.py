@@ -20,12 +20,14 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.spec import Metric
+from pgvec.filter.render import leaf_condition
 from pgvec.milvus import data
 from pgvec.milvus.filters import EVERYTHING, Filter, compile_filter
 from pgvec.milvus.indexes import IndexInfo, vector_field
 from pgvec.milvus.schema import DT, Collection, Field
 from pgvec.milvus.status import ParameterInvalid
 from pgvec.service.database import Database
+from pgvec.service.partitions import split_hit_key
 from pgvec.service.request import FilterSpec, SearchRequest
 from pgvec.service.search import ConnectionSQL
 
@@ -177,7 +179,9 @@ async def run(
     request: milvus_pb2.SearchRequest,
     args: SearchArgs,
     consistency: str,
+    partitions: frozenset[int] | None = None,
 ) -> schema_pb2.SearchResultData:
+    """``partitions``: the leaves of a partitioned collection to search (None: all)."""
     vectors = query_vectors(request.placeholder_group, args.field)
     where = compile_filter(coll, request.dsl, request.expr_template_values)
     outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
@@ -198,9 +202,12 @@ async def run(
                 params=args.engine,
                 filter=_filter_spec(coll, info, where),
                 consistency=consistency,
+                partitions=partitions,
             ),
             sql_,
         )
+        if info.partitioned:  # hits are (leaf, key): the key is unique in a collection
+            found = [([_key_of(coll, k) for k in ks], ds) for ks, ds in found]
         keys = {k for ks, _ in found for k in ks}
         rows = await data.rows_by_key(conn, coll, outputs, list(keys))
         hits = [_pick(args, ks, ds, rows, outputs) for ks, ds in found]
@@ -222,6 +229,8 @@ def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec
     table = coll.ident.as_string(None)
     key = f'"{pk.name.replace(chr(34), chr(34) * 2)}"'
     select = f"SELECT {key} FROM {table} WHERE {where.sql}"
+    if info.partitioned:  # run for one leaf at a time
+        select += f" AND {leaf_condition('tableoid')}"
     cast = "bigint[]" if pk.type == DT.Int64 else "text[]"
     n = len(where.values) + 1
     values = [v if v is None or isinstance(v, bytes) else str(v).encode() for v in where.values]
@@ -233,6 +242,11 @@ def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec
         formats=[0] * len(values),
         predicate=where.predicate,
     )
+
+
+def _key_of(coll: Collection, hit: Any) -> Any:
+    _, key = split_hit_key(str(hit))
+    return int(key) if coll.pk.type == DT.Int64 else key
 
 
 def _pick(

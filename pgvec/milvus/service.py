@@ -19,17 +19,17 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
 from pgvec.errors import PgvecError
-from pgvec.milvus import catalog, data, indexes
+from pgvec.milvus import catalog, data, indexes, partitions
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
 from pgvec.milvus.filters import EVERYTHING, compile_filter
+from pgvec.milvus.partitions import PartitionRPCs
 from pgvec.milvus.schema import DT, Collection
 from pgvec.milvus.status import (
     CollectionNotLoaded,
     IndexNotFound,
     MilvusError,
     ParameterInvalid,
-    PartitionNotFound,
     Unsupported,
     status_of,
 )
@@ -77,7 +77,7 @@ def _kv(pairs: Any) -> dict[str, str]:
     return {kv.key: kv.value for kv in pairs}
 
 
-class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+class MilvusService(PartitionRPCs, milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
     def __init__(self, core: Core, database: str) -> None:
         self.core = core
         self.database = database
@@ -163,8 +163,6 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
                 raise MilvusError(
                     f"create duplicate collection with different parameters, collection: {name}"
                 )
-            if request.num_partitions > 0 or any(f.is_partition_key for f in proto.fields):
-                raise Unsupported("partition keys are not supported by pgvec yet")
             await catalog.create(
                 conn,
                 caller.db,
@@ -173,6 +171,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
                 request.consistency_level,
                 properties,
                 self.clock.now(),
+                request.num_partitions,
             )
         (await self._db()).note_ddl()
         return common_pb2.Status()
@@ -182,6 +181,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
             aliases = await catalog.aliases_of(conn, coll)
+            found = await partitions.leaves(conn, coll)
         out = milvus_pb2.DescribeCollectionResponse(
             collectionID=coll.relid,
             collection_name=coll.name,
@@ -190,7 +190,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             created_utc_timestamp=coll.created_ts >> 18,
             update_timestamp=coll.created_ts,
             shards_num=1,
-            num_partitions=1,
+            num_partitions=len(found),
             db_name=catalog.db_name_of(coll.schema_name),
             aliases=aliases,
         )
@@ -329,33 +329,27 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             aliases=names,
         )
 
-    # -- partitions: one, "_default", until declarative partitioning lands --------
+    # -- partitions (pgvec.milvus.partitions) -------------------------------------
 
     @rpc(milvus_pb2.ShowPartitionsResponse)
     async def ShowPartitions(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-        return milvus_pb2.ShowPartitionsResponse(
-            partition_names=[DEFAULT_PARTITION],
-            partitionIDs=[coll.relid],
-            inMemory_percentages=[100 if coll.loaded else 0],
-        )
+        return await self.show_partitions(request, caller)
 
     @rpc(milvus_pb2.BoolResponse)
     async def HasPartition(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            await self._collection(conn, caller, request.collection_name)
-        return milvus_pb2.BoolResponse(value=request.partition_name == DEFAULT_PARTITION)
+        return await self.has_partition(request, caller)
 
     @rpc(common_pb2.Status)
     async def CreatePartition(self, request: Any, caller: Caller) -> Any:
-        raise Unsupported("partitions other than _default are not supported by pgvec yet")
+        return await self.create_partition(request, caller)
 
     @rpc(common_pb2.Status)
     async def DropPartition(self, request: Any, caller: Caller) -> Any:
-        if request.partition_name == DEFAULT_PARTITION:
-            raise ParameterInvalid("default partition cannot be deleted")
-        raise PartitionNotFound(f"partition not found[partition={request.partition_name}]")
+        return await self.drop_partition(request, caller)
+
+    @rpc(milvus_pb2.GetPartitionStatisticsResponse)
+    async def GetPartitionStatistics(self, request: Any, caller: Caller) -> Any:
+        return await self.partition_statistics(request, caller)
 
     # -- indexes ------------------------------------------------------------------
 
@@ -487,21 +481,27 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
                     await db.release(i.pg_name, coll.schema_name)
         return common_pb2.Status()
 
+    # Partitions are loaded and released with their collection: LoadPartitions loads it,
+    # ReleasePartitions of every partition releases it, of some answers success.
+
     @rpc(common_pb2.Status)
     async def LoadPartitions(self, request: Any, caller: Caller) -> Any:
-        self._only_default(request.partition_names)
+        await self._partition_names(request, caller)
         return await self.LoadCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
 
     @rpc(common_pb2.Status)
     async def ReleasePartitions(self, request: Any, caller: Caller) -> Any:
-        self._only_default(request.partition_names)
+        named, every = await self._partition_names(request, caller)
+        if set(named) != set(every):
+            return common_pb2.Status()
         return await self.ReleaseCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _only_default(names: Any) -> None:
-        for name in names:
-            if name != DEFAULT_PARTITION:
-                raise PartitionNotFound(f"partition not found[partition={name}]")
+    async def _partition_names(self, request: Any, caller: Caller) -> tuple[list[str], list[str]]:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            named = list(request.partition_names)
+            await partitions.check_names(conn, coll, named)
+            return named, list(await partitions.leaves(conn, coll))
 
     async def _loaded(self, conn: psycopg.AsyncConnection[Any], coll: Collection) -> bool:
         if coll.registered:
@@ -533,10 +533,6 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
 
     # -- data ---------------------------------------------------------------------
 
-    def _check_partition(self, name: str) -> None:
-        if name and name != DEFAULT_PARTITION:
-            raise PartitionNotFound(f"partition not found[partition={name}]")
-
     @rpc(milvus_pb2.MutationResult)
     async def Insert(self, request: Any, caller: Caller) -> Any:
         return await self._write(request, caller, upsert=False)
@@ -546,11 +542,16 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         return await self._write(request, caller, upsert=True)
 
     async def _write(self, request: Any, caller: Caller, *, upsert: bool) -> Any:
-        self._check_partition(request.partition_name)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
+            partition = await partitions.target(conn, coll, request.partition_name)
             keys = await data.write(
-                conn, coll, request.fields_data, request.num_rows, upsert=upsert
+                conn,
+                coll,
+                request.fields_data,
+                request.num_rows,
+                upsert=upsert,
+                partition=partition,
             )
         out = milvus_pb2.MutationResult(timestamp=self.clock.now())
         _set_ids(out.IDs, coll, keys)
@@ -563,12 +564,13 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
 
     @rpc(milvus_pb2.MutationResult)
     async def Delete(self, request: Any, caller: Caller) -> Any:
-        self._check_partition(request.partition_name)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
             if not request.expr.strip():
                 raise ParameterInvalid("delete plan can't be empty or always true")
             where = compile_filter(coll, request.expr, request.expr_template_values)
+            named = [request.partition_name] if request.partition_name else []
+            where = await partitions.only(conn, coll, where, named)
             keys = await data.delete(conn, coll, where)
         out = milvus_pb2.MutationResult(timestamp=self.clock.now(), delete_cnt=len(keys))
         _set_ids(out.IDs, coll, keys)
@@ -586,8 +588,6 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
 
     @rpc(milvus_pb2.QueryResults)
     async def Query(self, request: Any, caller: Caller) -> Any:
-        for name in request.partition_names:
-            self._check_partition(name)
         params = _kv(request.query_params)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
@@ -603,6 +603,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
             if outputs.count:
                 outputs = data.Outputs(coll, list(request.output_fields), with_pk=False)
+            where = await partitions.only(conn, coll, where, list(request.partition_names))
             columns = await data.query(conn, coll, where, outputs, limit, offset)
         out = milvus_pb2.QueryResults(
             collection_name=coll.name,
@@ -615,8 +616,6 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
 
     @rpc(milvus_pb2.SearchResults)
     async def Search(self, request: Any, caller: Caller) -> Any:
-        for name in request.partition_names:
-            self._check_partition(name)
         if request.sub_reqs:
             raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
         db = await self._db()
@@ -627,8 +626,17 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             found = await indexes.list_indexes(conn, coll)
             args = searching.parse_args(coll, _kv(request.search_params), found)
             info = await indexes.table_info(db, coll.relid)
+            named = list(request.partition_names)
+            leaves = await partitions.check_names(conn, coll, named)
             result = await searching.run(
-                db, conn, coll, info, request, args, self._consistency(request, coll)
+                db,
+                conn,
+                coll,
+                info,
+                request,
+                args,
+                self._consistency(request, coll),
+                frozenset(leaves.values()) if named and info.partitioned else None,
             )
         return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
 

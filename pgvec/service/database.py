@@ -782,6 +782,14 @@ class Database:
         with self.pool.connection() as conn:
             return indexes.find(conn, schema, name) is not None
 
+    def set_index_state(self, relid: int, attnum: int, state: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE pgvec.indexes SET state = %s, updated_at = now()"
+                " WHERE relid = %s AND attnum = %s",
+                (state, relid, attnum),
+            )
+
     def index_rows(self) -> list[IndexRow]:
         """Every row of pgvec.indexes."""
         with self.pool.connection() as conn:
@@ -790,7 +798,7 @@ class Database:
     async def drop_index(self, schema: str | None, name: str, *, if_exists: bool) -> None:
         row = await self.run(self._find_index, schema, name)
         if row is not None:
-            for leaf_schema, leaf_name in await partitions.leaf_indexes(self, row):
+            for leaf_schema, leaf_name in await partitions.leaf_indexes(self, row) or ():
                 await self.drop_index(leaf_schema, leaf_name, if_exists=True)
         build = self.builds.get(row.key) if row is not None else None
         if build is not None and build.task is not None:
@@ -809,6 +817,9 @@ class Database:
         being logged and are applied at load. Returns the index's row count.
         """
         row = await self._lifecycle_row(schema, name)
+        leaves = await partitions.leaf_indexes(self, row)
+        if leaves is not None:  # a partitioned table's: its leaves'
+            return await partitions.set_resident(self, row, leaves, self.release, "released")
         async with self._table_lock(row.relid):
             self._check_idle(row)
             return await self.run_maintenance(residency.release, self, row)
@@ -817,6 +828,9 @@ class Database:
         """Load a released index from disk, without a rebuild (Milvus's load_collection),
         and apply the writes made meanwhile. Returns the index's row count."""
         row = await self._lifecycle_row(schema, name)
+        leaves = await partitions.leaf_indexes(self, row)
+        if leaves is not None:
+            return await partitions.set_resident(self, row, leaves, self.load, "ready")
         async with self._table_lock(row.relid):
             self._check_idle(row)
             return await self.run_maintenance(residency.load, self, row)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +95,7 @@ async def prune(
     PostgreSQL's own partition pruning decides (EXPLAIN of the filter, in the client's
     session, its parameters bound)."""
     filt = request.filter
-    if filt is None:
+    if filt is None or len(found) <= 1:
         return list(found)
     spec = filt.for_leaf(None)
     rows = await sql.rows(
@@ -118,6 +118,8 @@ async def search(db: Database, request: SearchRequest, sql: ClientSQL) -> list[H
     from pgvec.service.database import candidates
 
     found = await leaves(db, request.table)
+    if request.partitions is not None:
+        found = {r: info for r, info in found.items() if r in request.partitions}
     await ensure_leaf_indexes(db, request.table, found)
     merged: list[list[tuple[float, str]]] = [[] for _ in range(len(request.vectors))]
     for relid in await prune(sql, request, found):
@@ -186,18 +188,35 @@ async def ensure_leaf_indexes(
                 await db.create_index(sub, concurrently=True)
 
 
-async def leaf_indexes(db: Database, parent: IndexRow) -> list[tuple[str, str]]:
-    """(schema, name) of the indexes of the leaves of ``parent``'s table on its column,
-    if that table is partitioned (DROP INDEX on the parent drops them too)."""
+async def leaf_indexes(db: Database, parent: IndexRow) -> list[tuple[str, str]] | None:
+    """(schema, name) of the indexes of the leaves of ``parent``'s table on its column;
+    None unless that table is partitioned (DROP INDEX, load and release of the parent's
+    index act on them)."""
     table = (await db.catalog()).tables.get(parent.relid)
     if table is None or not table.partitioned:
-        return []
+        return None
     rows = await db.run(db.index_rows)
     return [
         (row.schema_name, row.index_name)
         for row in rows
         if row.relid in table.partitions and row.column_name == parent.column_name
     ]
+
+
+async def set_resident(
+    db: Database,
+    parent: IndexRow,
+    leaves: list[tuple[str, str]],
+    action: Callable[[str, str | None], Awaitable[int]],
+    state: str,
+) -> int:
+    """Load or release (``action``) the leaves' indexes of a partitioned table's index,
+    and record ``state`` for the parent's; returns their row count."""
+    total = 0
+    for schema, name in leaves:
+        total += await action(name, schema)
+    await db.run(db.set_index_state, parent.relid, parent.attnum, state)
+    return total
 
 
 def _register_parent(db: Database, idef: IndexDef) -> bool:

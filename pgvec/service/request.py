@@ -62,7 +62,8 @@ class SearchRequest:
     before it; bounded: all but the last moments'; session and eventually: what the
     background sync applied). ``engine_filter``: the engine may evaluate the filter's
     predicate itself. ``own_writes``: the client's open transaction may have written
-    rows, which the search must see.
+    rows, which the search must see. ``partitions``: of a partitioned table, the leaves
+    to search (Milvus's ``partition_names``).
     """
 
     table: TableInfo
@@ -76,3 +77,6 @@ class SearchRequest:
     consistency: str = "strong"
     engine_filter: bool = True
     own_writes: bool = False
+    #: a partitioned table: search only these leaf partitions (OIDs); None: every leaf
+    #: that partition pruning leaves
+    partitions: frozenset[int] | None = None
