@@ -129,6 +129,9 @@ async def search(db: Database, request: SearchRequest, sql: ClientSQL) -> list[H
             raise UndefinedColumn(
                 f'partition "{leaf.name}" has no vector column "{request.column.name}"'
             )
+        if request.table.row_security and not leaf.row_security:
+            # the parent's policies filter the rows: the engine knows nothing of them
+            leaf = replace(leaf, row_security=True)
         sub = replace(
             request,
             table=leaf,

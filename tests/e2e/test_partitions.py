@@ -3,6 +3,7 @@ checked against numpy over the rows each query may see."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -98,13 +99,18 @@ def test_index_per_leaf_and_merged_top_k(
     )
 
 
-def test_pruning_by_the_partition_key(pconn: psycopg.Connection) -> None:
+def test_pruning_by_the_partition_key(
+    pconn: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
     rows = setup(pconn)
+    caplog.set_level(logging.DEBUG, logger="pgvec.service.partitions")
     q = np.array([0.5, 0.5, -0.5, 0.1], "f4")
     got = search(pconn, q, 5, "WHERE part = 'a'")
     assert [(r[0], r[1]) for r in got] == exact(rows, q, 5, ("a",))
+    assert "items: searching 1 of 3 partitions" in caplog.text
     got = search(pconn, q, 6, "WHERE part IN ('b', 'c')")
     assert [(r[0], r[1]) for r in got] == exact(rows, q, 6, ("b", "c"))
+    assert "items: searching 2 of 3 partitions" in caplog.text
     got = pconn.execute(
         "SELECT id, part FROM items WHERE part = %s ORDER BY embedding <-> %s LIMIT 4",
         ("c", vec(q)),
