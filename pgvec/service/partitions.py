@@ -36,12 +36,11 @@ from typing import TYPE_CHECKING, Any
 from pgvec.catalog.models import IndexDef, IndexRow, TableInfo
 from pgvec.engine.collection import Key
 from pgvec.engine.spec import IndexSpec, Metric
-from pgvec.errors import DuplicateObject, UndefinedColumn
+from pgvec.errors import UndefinedColumn
 from pgvec.service import indexes
 from pgvec.service.indexes import DEFAULT_OPCLASS
 from pgvec.service.request import SearchRequest
 from pgvec.service.search import ClientSQL
-from pgvec.sync.table import TableState
 
 if TYPE_CHECKING:
     from pgvec.service.database import Database
@@ -227,40 +226,8 @@ def _register_parent(db: Database, idef: IndexDef) -> bool:
     False if IF NOT EXISTS found it there."""
     metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
     spec = IndexSpec.create(idef.method, metric, idef.options)
-    info, column = idef.table, idef.column
-    _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
     with db.pool.connection() as conn:
-        name = idef.name or indexes.unique_name(conn, info.schema, f"{info.name}_{column.name}_idx")
-        taken = indexes.unique_name(conn, info.schema, name) != name
-        existing = conn.execute(
-            "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
-            (info.relid, column.attnum),
-        ).fetchone()
-        if taken or existing:
-            if idef.if_not_exists:
-                return False
-            if existing:
-                raise DuplicateObject(
-                    f'column "{column.name}" already has the pgvec index "{existing[0]}"'
-                )
-            raise DuplicateObject(f'relation "{name}" already exists')
-        conn.execute(
-            "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
-            " method, metric, options, state, progress, dim)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'ready',1,%s)",
-            (
-                name,
-                info.schema,
-                info.relid,
-                column.attnum,
-                column.name,
-                spec.index_type,
-                metric.name,
-                json.dumps(dict(spec.params)),
-                column.dim,
-            ),
-        )
-    return True
+        return indexes.record(db, conn, idef, spec, "ready") is not None
 
 
 async def create_index(
