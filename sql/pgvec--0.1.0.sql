@@ -392,10 +392,35 @@ UPDATE pgvec.indexes i SET dim = v.dim
 FROM pgvec.vector_columns v
 WHERE i.dim IS NULL AND v.relid = i.relid AND v.attnum = i.attnum AND v.checked;
 
+-- The column search hits join back on: the table's single-column primary key; for a
+-- partitioned table or a partition, whose primary key must hold the partition key, the one
+-- primary key column that is no partition key column of it or of its ancestors. (Each
+-- leaf partition is a table of its own, with its own OID and index: a hit is a (leaf OID,
+-- key) pair, so the key need only be unique within a leaf.) NULL when there is none.
+CREATE OR REPLACE FUNCTION pgvec._key_column(rel oid)
+RETURNS name LANGUAGE sql STABLE AS $fn$
+    SELECT CASE WHEN count(*) = 1 THEN min(k.attname) END
+    FROM (
+        SELECT a.attname
+        FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid
+         AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])
+        WHERE i.indrelid = rel AND i.indisprimary
+          AND a.attname NOT IN (
+              SELECT pa.attname
+              FROM pg_partition_ancestors(rel) AS anc(relid)
+              JOIN pg_partitioned_table pt ON pt.partrelid = anc.relid
+              JOIN pg_attribute pa ON pa.attrelid = pt.partrelid
+               AND pa.attnum = ANY (pt.partattrs::int2[]))
+    ) k
+$fn$;
+
 -- One row per table with at least one vector column. pk_column/pk_type are NULL unless the
--- table has a single-column primary key. column_names/column_types/column_attnums list all
+-- table has a key column (pgvec._key_column). column_names/column_types/column_attnums list all
 -- live columns in attnum order (the order of a positional INSERT). tracked: whether the
--- change-log triggers are installed (pgvec.track()).
+-- change-log triggers are installed (pgvec.track()). partitioned: a partitioned table
+-- (relkind 'p'), whose rows live in its leaf partitions (partitions: their OIDs, each
+-- listed here as a table of its own).
 CREATE OR REPLACE VIEW pgvec.table_info AS
 SELECT r.oid AS relid,
        n.nspname AS schema_name,
@@ -407,14 +432,17 @@ SELECT r.oid AS relid,
        cols.column_attnums,
        EXISTS (SELECT 1 FROM pg_trigger t
                WHERE t.tgrelid = r.oid AND t.tgname = 'pgvec_log_insert') AS tracked,
-       cols.column_collations
+       cols.column_collations,
+       r.relkind = 'p' AS partitioned,
+       CASE WHEN r.relkind = 'p' THEN coalesce(
+           (SELECT array_agg(pt.relid::oid ORDER BY pt.relid::oid) FROM pg_partition_tree(r.oid) pt
+            WHERE pt.isleaf), '{}') END AS partitions
 FROM pg_class r
 JOIN pg_namespace n ON n.oid = r.relnamespace
 LEFT JOIN LATERAL (
     SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS pk_type
-    FROM pg_index i
-    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-    WHERE i.indrelid = r.oid AND i.indisprimary AND i.indnkeyatts = 1
+    FROM pg_attribute a
+    WHERE a.attrelid = r.oid AND a.attname = pgvec._key_column(r.oid)
 ) pk ON true
 CROSS JOIN LATERAL (
     SELECT array_agg(a.attname ORDER BY a.attnum) AS column_names,
@@ -562,6 +590,87 @@ SET search_path = pg_catalog, pg_temp AS $fn$
       AND c.relid = rel AND c.xid = pg_current_xact_id_if_assigned()
 $fn$;
 
+-- Row-level change logging for partitioned tables. A statement trigger on a partitioned
+-- table fires for the parent only (its TG_RELID is the parent's), and one on a partition
+-- does not fire for rows routed through the parent; a row trigger created on the parent is
+-- cloned to every partition, present and future, and fires with the partition's own
+-- TG_RELID. So each leaf's changes are logged under the leaf's OID, which its index is
+-- keyed by. A row moved to another partition by an UPDATE fires DELETE on the old leaf
+-- and INSERT on the new one. TG_ARGV[0] is the key column (pgvec._key_column).
+CREATE OR REPLACE FUNCTION pgvec._log_row()
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    new_key text;
+    old_key text;
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        EXECUTE format('SELECT ($1).%I::text', TG_ARGV[0]) INTO new_key USING NEW;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        EXECUTE format('SELECT ($1).%I::text', TG_ARGV[0]) INTO old_key USING OLD;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO pgvec.changes (relid, key, op) VALUES (TG_RELID, new_key, 'i');
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO pgvec.changes (relid, key, op) VALUES (TG_RELID, old_key, 'd');
+    ELSE
+        INSERT INTO pgvec.changes (relid, key, op) VALUES (TG_RELID, new_key, 'u');
+        IF old_key IS DISTINCT FROM new_key THEN
+            INSERT INTO pgvec.changes (relid, key, op) VALUES (TG_RELID, old_key, 'd');
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+-- Whoever creates or attaches a partition clones the trigger, which takes EXECUTE on its
+-- function; a trigger function cannot be called otherwise.
+GRANT EXECUTE ON FUNCTION pgvec._log_row() TO PUBLIC;
+
+-- Track a partitioned table, or a partition: a row trigger on the root of its tree (see
+-- pgvec._log_row), and the TRUNCATE trigger on the root and on every leaf (truncating the
+-- root fires the leaves' own TRUNCATE triggers, each with its own OID).
+CREATE OR REPLACE FUNCTION pgvec._track_partitioned(rel regclass)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    root regclass := pg_partition_root(rel);
+    key name := pgvec._key_column(pg_partition_root(rel));
+    leaf regclass;
+BEGIN
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'partitioned table "%" has no key column for pgvec',
+            (SELECT relname FROM pg_class WHERE oid = root)
+            USING ERRCODE = '42P16',
+                  HINT = 'pgvec joins search hits back on the one primary key column that '
+                         'is not a partition key column, e.g. PRIMARY KEY (id, part) '
+                         'for PARTITION BY LIST (part).';
+    END IF;
+    IF EXISTS (SELECT FROM pg_trigger t
+               WHERE t.tgrelid = root AND t.tgname = 'pgvec_log_insert'
+                 AND t.tgargs <> convert_to(key, 'UTF8') || '\x00'::bytea) THEN
+        PERFORM pgvec.untrack(root);
+    END IF;
+    FOR leaf IN SELECT pt.relid FROM pg_partition_tree(root) pt WHERE pt.relid <> root LOOP
+        -- statement triggers of a partition tracked on its own before: the clones of
+        -- the root's row trigger take their names
+        IF EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = leaf
+                   AND t.tgname IN ('pgvec_log_insert', 'pgvec_log_update', 'pgvec_log_delete')
+                   AND t.tgparentid = 0) THEN
+            PERFORM pgvec.untrack(leaf);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = root AND tgname = 'pgvec_log_insert') THEN
+        EXECUTE format('CREATE TRIGGER pgvec_log_insert AFTER INSERT OR UPDATE OR DELETE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION pgvec._log_row(%L)', root, key);
+    END IF;
+    FOR leaf IN SELECT pt.relid FROM pg_partition_tree(root) pt LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = leaf AND tgname = 'pgvec_log_truncate') THEN
+            EXECUTE format('CREATE TRIGGER pgvec_log_truncate AFTER TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION pgvec._log_truncate()', leaf);
+        END IF;
+    END LOOP;
+END
+$fn$;
+
 -- Install (or re-install) the change-log triggers on rel, keyed by its primary key.
 CREATE OR REPLACE FUNCTION pgvec.track(rel regclass)
 RETURNS void LANGUAGE plpgsql AS $fn$
@@ -572,6 +681,10 @@ DECLARE
     transitions text;
     fn text;
 BEGIN
+    IF EXISTS (SELECT FROM pg_class WHERE oid = rel AND (relkind = 'p' OR relispartition)) THEN
+        PERFORM pgvec._track_partitioned(rel);
+        RETURN;
+    END IF;
     SELECT a.attname INTO pk
     FROM pg_index i
     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]

@@ -42,6 +42,11 @@ class TableInfo:
     column_collations: tuple[int, ...] = ()  # collation OID of each (0: none)
     #: row-level security is enabled: what a role may see is the table's policies' say
     row_security: bool = False
+    #: a partitioned table (relkind 'p'): it holds no rows itself, its leaf partitions
+    #: do, each a table of its own (with its own OID, index and change log)
+    partitioned: bool = False
+    #: the OIDs of its leaf partitions, if it is partitioned
+    partitions: tuple[int, ...] = ()
 
     @property
     def qualified(self) -> tuple[str, str]:

@@ -59,6 +59,7 @@ SELECT json_build_object(
             'pk', t.pk_column, 'pk_type', t.pk_type, 'columns', t.column_names,
             'types', t.column_types, 'collations', t.column_collations,
             'tracked', t.tracked, 'row_security', t.relrowsecurity,
+            'partitioned', t.partitioned, 'partitions', t.partitions,
             'vectors', (SELECT json_agg(json_build_array(v.name, v.attnum, v.dim, v.checked,
                                                           v.is_binary)
                                         ORDER BY v.attnum)
@@ -96,6 +97,8 @@ def parse_catalog(text: str) -> tuple[dict[int, TableInfo], frozenset[tuple[str,
             },
             tracked=bool(t["tracked"]),
             row_security=bool(t["row_security"]),
+            partitioned=bool(t.get("partitioned")),
+            partitions=tuple(int(p) for p in t.get("partitions") or ()),
         )
     others = frozenset((str(schema), str(name)) for schema, name in data["others"])
     return tables, others

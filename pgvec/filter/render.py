@@ -373,3 +373,14 @@ def _reads_json(node: Expr) -> bool:
     if isinstance(node, Call):
         return any(_reads_json(a) for a in node.args)
     return False
+
+
+#: where a filter over a partitioned table names the leaf partition it is run for
+LEAF = "\x00leaf\x00"  # NUL never occurs in SQL from the wire
+
+
+def leaf_condition(tableoid: str) -> str:
+    """The condition a filter over a partitioned table carries so that it can be run
+    for one leaf (``tableoid``: the table's ``tableoid`` column, qualified):
+    :meth:`FilterSpec.for_leaf` makes it ``tableoid = <leaf OID>``, or true."""
+    return f"({LEAF} IS NULL OR {tableoid} = {LEAF})"

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 from pymilvus.grpc_gen import schema_pb2
 
+from pgvec.milvus import partitions
 from pgvec.milvus.schema import (
     Collection,
     ColumnRow,
@@ -51,8 +52,7 @@ LIMIT 1
 _COLUMNS_SQL = """
 SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        coalesce(v.dim, 0), coalesce(v.is_binary, false),
-       (SELECT a.attnum = i.indkey[0] FROM pg_index i
-         WHERE i.indrelid = a.attrelid AND i.indisprimary AND i.indnkeyatts = 1)
+       a.attname = pgvec._key_column(a.attrelid)
 FROM pg_attribute a
 LEFT JOIN pgvec.vector_columns v ON v.relid = a.attrelid AND v.attnum = a.attnum
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
@@ -62,6 +62,7 @@ ORDER BY a.attnum
 _LIST_SQL = """
 SELECT DISTINCT v.table_name::text FROM pgvec.vector_columns v
 WHERE v.schema_name = %s AND has_table_privilege(v.relid, 'SELECT')
+  AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = v.relid)
 ORDER BY 1
 """
 
@@ -143,15 +144,20 @@ async def create(
     consistency: int,
     properties: dict[str, str],
     created_ts: int,
+    num_partitions: int = 0,
 ) -> None:
-    """CREATE TABLE and its registration, in one transaction."""
+    """CREATE TABLE, partitioned (:mod:`pgvec.milvus.partitions`), with its first
+    partitions and its registration, in one transaction."""
     _check_name(name)
     schema = schema_of(db)
     await _check_db(conn, schema)
     fields = check_schema(proto)
     proto.name = name
+    extra, partition_by, hash_leaves = partitions.partitioning(proto, fields, num_partitions)
+    pk = next(f for f in fields if f.primary)
     async with conn.transaction():
-        await conn.execute(create_table(schema, name, proto, fields))
+        await conn.execute(create_table(schema, name, proto, fields, (extra, partition_by)))
+        await partitions.create_leaves(conn, schema, name, pk.name, hash_leaves)
         await conn.execute(
             "SELECT pgvec.register_collection(%s::regclass, %s, %s, %s::jsonb, %s)",
             (

@@ -36,6 +36,13 @@ _NATIVE = (
     "character varying",
 )
 COUNT = "count(*)"
+#: the hidden column of a collection's partition (pgvec.milvus.partitions)
+PARTITION = "$partition"
+_PRIMARY_KEY_SQL = """
+SELECT a.attname::text FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[])
+WHERE i.indrelid = %s::oid AND i.indisprimary
+"""
 
 
 async def write(
@@ -45,9 +52,14 @@ async def write(
     num_rows: int,
     *,
     upsert: bool,
+    partition: str | None = None,
 ) -> list[Any]:
-    """Insert (or upsert) the rows; returns their primary keys, in order."""
+    """Insert (or upsert) the rows (into ``partition``, if named); returns their primary
+    keys, in order."""
     names, values = _columns(coll, columns, num_rows, upsert=upsert)
+    if partition is not None:
+        names.append(PARTITION)
+        values.append([partition] * num_rows)
     pk = coll.pk
     async with conn.transaction():
         if pk.name not in names:  # auto_id: Milvus-style keys, handed out here
@@ -87,10 +99,18 @@ async def write(
                 for n in names
                 if n != pk.name
             )
+            cur = await conn.execute(_PRIMARY_KEY_SQL, (coll.relid,))
+            key = [r[0] for r in await cur.fetchall()] or [pk.name]  # (pk, partition key)
             await conn.execute(
                 sql.SQL(
                     "INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT ({k}) DO UPDATE SET {u}"
-                ).format(t=coll.ident, c=idents, s=target, k=sql.Identifier(pk.name), u=updates)
+                ).format(
+                    t=coll.ident,
+                    c=idents,
+                    s=target,
+                    k=sql.SQL(", ").join(sql.Identifier(n) for n in key),
+                    u=updates,
+                )
             )
     return values[names.index(pk.name)]
 

@@ -92,6 +92,7 @@ async def run(
     request: milvus_pb2.HybridSearchRequest,
     indexes: Sequence[IndexInfo],
     consistency: str,
+    partitions: frozenset[int] | None = None,
 ) -> schema_pb2.SearchResultData:
     if not request.requests:
         raise ParameterInvalid("a hybrid search needs at least one search request")
@@ -107,7 +108,9 @@ async def run(
     metrics: list[Metric] = []
     for sub in request.requests:
         args: SearchArgs = parse_args(coll, {kv.key: kv.value for kv in sub.search_params}, indexes)
-        hits, _ = await search_hits(db, conn, coll, info, sub, args, consistency, keys_only)
+        hits, _ = await search_hits(
+            db, conn, coll, info, sub, args, consistency, keys_only, partitions=partitions
+        )
         per_search.append(hits)
         metrics.append(args.metric)
     nq = {len(h) for h in per_search}

@@ -235,15 +235,20 @@ def check_schema(proto: schema_pb2.CollectionSchema) -> tuple[Field, ...]:
 
 
 def create_table(
-    schema_name: str, table: str, proto: schema_pb2.CollectionSchema, fields: Sequence[Field]
+    schema_name: str,
+    table: str,
+    proto: schema_pb2.CollectionSchema,
+    fields: Sequence[Field],
+    partitioning: tuple[Sequence[sql.Composable], sql.Composable] | None = None,
 ) -> sql.Composed:
-    """CREATE TABLE for a collection's schema."""
+    """CREATE TABLE for a collection's schema; ``partitioning``: the columns and primary
+    key to add and the PARTITION BY clause (:func:`pgvec.milvus.partitions.partitioning`)."""
     by_name = {f.name: f for f in proto.fields}
     columns: list[sql.Composable] = []
     for f in fields:
         parts: list[sql.Composable] = [sql.Identifier(f.name), sql.SQL(" " + f.column_type)]
         if f.primary:
-            parts.append(sql.SQL(" PRIMARY KEY"))
+            parts.append(sql.SQL(" PRIMARY KEY" if partitioning is None else " NOT NULL"))
             if f.auto_id:
                 parts.append(sql.SQL(" DEFAULT pgvec.next_id()"))
         default = default_value(by_name[f.name])
@@ -263,8 +268,12 @@ def create_table(
         columns.append(sql.Composed(parts))
     if proto.enable_dynamic_field:
         columns.append(sql.SQL("{} jsonb NOT NULL DEFAULT '{{}}'").format(sql.Identifier(DYNAMIC)))
-    return sql.SQL("CREATE TABLE {} ({})").format(
-        sql.Identifier(schema_name, table), sql.SQL(", ").join(columns)
+    suffix: sql.Composable = sql.SQL("")
+    if partitioning is not None:
+        columns.extend(partitioning[0])
+        suffix = partitioning[1]
+    return sql.SQL("CREATE TABLE {} ({}){}").format(
+        sql.Identifier(schema_name, table), sql.SQL(", ").join(columns), suffix
     )
 
 

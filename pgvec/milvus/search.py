@@ -20,12 +20,14 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.spec import Metric
+from pgvec.filter.render import leaf_condition
 from pgvec.milvus import data, iterators
 from pgvec.milvus.filters import EVERYTHING, Filter, compile_filter
 from pgvec.milvus.indexes import IndexInfo, vector_field
 from pgvec.milvus.schema import DT, Collection, Field
 from pgvec.milvus.status import ParameterInvalid
 from pgvec.service.database import Database
+from pgvec.service.partitions import split_hit_key
 from pgvec.service.request import FilterSpec, SearchRequest
 from pgvec.service.search import ConnectionSQL
 
@@ -205,10 +207,12 @@ async def run(
     args: SearchArgs,
     consistency: str,
     cursors: iterators.Cursors,
+    partitions: frozenset[int] | None = None,
 ) -> schema_pb2.SearchResultData:
+    """``partitions``: the leaves of a partitioned collection to search (None: all)."""
     outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
     hits, rows = await search_hits(
-        db, conn, coll, info, request, args, consistency, outputs, cursors
+        db, conn, coll, info, request, args, consistency, outputs, cursors, partitions
     )
     out = result(coll, args.limit, args.round_decimal, outputs, hits, rows)
     if args.page is not None:
@@ -228,6 +232,7 @@ async def search_hits(
     consistency: str,
     outputs: data.Outputs,
     cursors: iterators.Cursors | None = None,
+    partitions: frozenset[int] | None = None,
 ) -> tuple[list[list[tuple[Any, float]]], dict[Any, Any]]:
     """Each query's hits (key, Milvus score), best first, after offset; and the output
     rows of their keys. A search iterator's page (``args.page``) keeps only the hits
@@ -258,9 +263,12 @@ async def search_hits(
                 params=args.engine,
                 filter=_filter_spec(coll, info, where),
                 consistency=consistency,
+                partitions=partitions,
             ),
             sql_,
         )
+        if info.partitioned:  # hits are (leaf, key): the key is unique in a collection
+            found = [([_key_of(coll, k) for k in ks], ds) for ks, ds in found]
         if admit is not None:  # read only the rows past the iterator's bound
             scores = [milvus_score(args.metric, np.asarray(ds)).tolist() for _, ds in found]
             keys = {
@@ -291,6 +299,8 @@ def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec
     table = coll.ident.as_string(None)
     key = f'"{pk.name.replace(chr(34), chr(34) * 2)}"'
     select = f"SELECT {key} FROM {table} WHERE {where.sql}"
+    if info.partitioned:  # run for one leaf at a time
+        select += f" AND {leaf_condition('tableoid')}"
     cast = "bigint[]" if pk.type == DT.Int64 else "text[]"
     n = len(where.values) + 1
     values = [v if v is None or isinstance(v, bytes) else str(v).encode() for v in where.values]
@@ -302,6 +312,11 @@ def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec
         formats=[0] * len(values),
         predicate=where.predicate,
     )
+
+
+def _key_of(coll: Collection, hit: Any) -> Any:
+    _, key = split_hit_key(str(hit))
+    return int(key) if coll.pk.type == DT.Int64 else key
 
 
 def _pick(

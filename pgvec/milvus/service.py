@@ -16,10 +16,11 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
-from pgvec.milvus import catalog, data, described, hybrid, indexes, iterators
+from pgvec.milvus import catalog, data, described, hybrid, indexes, iterators, partitions
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
 from pgvec.milvus.filters import EVERYTHING, compile_filter
+from pgvec.milvus.partitions import PartitionRPCs
 from pgvec.milvus.rpc import rpc
 from pgvec.milvus.schema import DT, Collection
 from pgvec.milvus.status import (
@@ -27,7 +28,6 @@ from pgvec.milvus.status import (
     IndexNotFound,
     MilvusError,
     ParameterInvalid,
-    PartitionNotFound,
     Unsupported,
 )
 from pgvec.milvus.users import UsersRPC
@@ -51,7 +51,11 @@ def _kv(pairs: Any) -> dict[str, str]:
     return {kv.key: kv.value for kv in pairs}
 
 
-class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+class MilvusService(
+    UsersRPC,
+    PartitionRPCs,
+    milvus_pb2_grpc.MilvusServiceServicer,  # type: ignore[misc]
+):
     def __init__(self, core: Core, database: str) -> None:
         self.core = core
         self.database = database
@@ -141,8 +145,6 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
                 raise MilvusError(
                     f"create duplicate collection with different parameters, collection: {name}"
                 )
-            if request.num_partitions > 0 or any(f.is_partition_key for f in proto.fields):
-                raise Unsupported("partition keys are not supported by pgvec yet")
             await catalog.create(
                 conn,
                 caller.db,
@@ -151,6 +153,7 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
                 request.consistency_level,
                 properties,
                 self.clock.now(),
+                request.num_partitions,
             )
         (await self._db()).note_ddl()
         return common_pb2.Status()
@@ -160,6 +163,7 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
             aliases = await catalog.aliases_of(conn, coll)
+            found = await partitions.leaves(conn, coll)
         out = milvus_pb2.DescribeCollectionResponse(
             collectionID=coll.relid,
             collection_name=coll.name,
@@ -168,7 +172,7 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             created_utc_timestamp=coll.created_ts >> 18,
             update_timestamp=coll.created_ts,
             shards_num=1,
-            num_partitions=1,
+            num_partitions=len(found),
             db_name=catalog.db_name_of(coll.schema_name),
             aliases=aliases,
         )
@@ -307,39 +311,27 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             aliases=names,
         )
 
-    # -- partitions: one, "_default", until declarative partitioning lands --------
+    # -- partitions (pgvec.milvus.partitions) -------------------------------------
 
     @rpc(milvus_pb2.ShowPartitionsResponse)
     async def ShowPartitions(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-        return milvus_pb2.ShowPartitionsResponse(
-            partition_names=[DEFAULT_PARTITION],
-            partitionIDs=[coll.relid],
-            inMemory_percentages=[100 if coll.loaded else 0],
-        )
+        return await self.show_partitions(request, caller)
 
     @rpc(milvus_pb2.BoolResponse)
     async def HasPartition(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            await self._collection(conn, caller, request.collection_name)
-        return milvus_pb2.BoolResponse(value=request.partition_name == DEFAULT_PARTITION)
+        return await self.has_partition(request, caller)
 
     @rpc(common_pb2.Status)
     async def CreatePartition(self, request: Any, caller: Caller) -> Any:
-        raise Unsupported("partitions other than _default are not supported by pgvec yet")
+        return await self.create_partition(request, caller)
 
     @rpc(common_pb2.Status)
     async def DropPartition(self, request: Any, caller: Caller) -> Any:
-        if request.partition_name == DEFAULT_PARTITION:
-            raise ParameterInvalid("default partition cannot be deleted")
-        raise PartitionNotFound(f"partition not found[partition={request.partition_name}]")
+        return await self.drop_partition(request, caller)
 
     @rpc(milvus_pb2.GetPartitionStatisticsResponse)
     async def GetPartitionStatistics(self, request: Any, caller: Caller) -> Any:
-        self._check_partition(request.partition_name)
-        stats = await self.GetCollectionStatistics.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
-        return milvus_pb2.GetPartitionStatisticsResponse(stats=stats.stats)
+        return await self.partition_statistics(request, caller)
 
     # -- indexes ------------------------------------------------------------------
 
@@ -473,21 +465,27 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
                     await db.release(i.pg_name, coll.schema_name)
         return common_pb2.Status()
 
+    # Partitions are loaded and released with their collection: LoadPartitions loads it,
+    # ReleasePartitions of every partition releases it, of some answers success.
+
     @rpc(common_pb2.Status)
     async def LoadPartitions(self, request: Any, caller: Caller) -> Any:
-        self._only_default(request.partition_names)
+        await self._partition_names(request, caller)
         return await self.LoadCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
 
     @rpc(common_pb2.Status)
     async def ReleasePartitions(self, request: Any, caller: Caller) -> Any:
-        self._only_default(request.partition_names)
+        named, every = await self._partition_names(request, caller)
+        if set(named) != set(every):
+            return common_pb2.Status()
         return await self.ReleaseCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _only_default(names: Any) -> None:
-        for name in names:
-            if name != DEFAULT_PARTITION:
-                raise PartitionNotFound(f"partition not found[partition={name}]")
+    async def _partition_names(self, request: Any, caller: Caller) -> tuple[list[str], list[str]]:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            named = list(request.partition_names)
+            await partitions.check_names(conn, coll, named)
+            return named, list(await partitions.leaves(conn, coll))
 
     async def _loaded(
         self,
@@ -525,10 +523,6 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
 
     # -- data ---------------------------------------------------------------------
 
-    def _check_partition(self, name: str) -> None:
-        if name and name != DEFAULT_PARTITION:
-            raise PartitionNotFound(f"partition not found[partition={name}]")
-
     @rpc(milvus_pb2.MutationResult)
     async def Insert(self, request: Any, caller: Caller) -> Any:
         return await self._write(request, caller, upsert=False)
@@ -538,11 +532,16 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
         return await self._write(request, caller, upsert=True)
 
     async def _write(self, request: Any, caller: Caller, *, upsert: bool) -> Any:
-        self._check_partition(request.partition_name)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
+            partition = await partitions.target(conn, coll, request.partition_name)
             keys = await data.write(
-                conn, coll, request.fields_data, request.num_rows, upsert=upsert
+                conn,
+                coll,
+                request.fields_data,
+                request.num_rows,
+                upsert=upsert,
+                partition=partition,
             )
         out = milvus_pb2.MutationResult(timestamp=self.clock.now())
         _set_ids(out.IDs, coll, keys)
@@ -555,12 +554,13 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
 
     @rpc(milvus_pb2.MutationResult)
     async def Delete(self, request: Any, caller: Caller) -> Any:
-        self._check_partition(request.partition_name)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
             if not request.expr.strip():
                 raise ParameterInvalid("delete plan can't be empty or always true")
             where = compile_filter(coll, request.expr, request.expr_template_values)
+            named = [request.partition_name] if request.partition_name else []
+            where = await partitions.only(conn, coll, where, named)
             keys = await data.delete(conn, coll, where)
         # no IDs, as Milvus since 2.3.2: pymilvus would hand a list of keys back instead of
         # {"delete_count": n}
@@ -578,8 +578,6 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
 
     @rpc(milvus_pb2.QueryResults)
     async def Query(self, request: Any, caller: Caller) -> Any:
-        for name in request.partition_names:
-            self._check_partition(name)
         params = _kv(request.query_params)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
@@ -595,6 +593,7 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
             outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
             if outputs.count:
                 outputs = data.Outputs(coll, list(request.output_fields), with_pk=False)
+            where = await partitions.only(conn, coll, where, list(request.partition_names))
             columns = await data.query(conn, coll, where, outputs, limit, offset)
         out = milvus_pb2.QueryResults(
             collection_name=coll.name,
@@ -608,8 +607,6 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
 
     @rpc(milvus_pb2.SearchResults)
     async def Search(self, request: Any, caller: Caller) -> Any:
-        for name in request.partition_names:
-            self._check_partition(name)
         if request.sub_reqs:
             raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
         db = await self._db()
@@ -628,8 +625,18 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
                 raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
             args = searching.parse_args(coll, _kv(request.search_params), found)
             info = await indexes.table_info(db, coll.relid)
+            named = list(request.partition_names)
+            leaves = await partitions.check_names(conn, coll, named)
             result = await searching.run(
-                db, conn, coll, info, request, args, self._consistency(request, coll), self.cursors
+                db,
+                conn,
+                coll,
+                info,
+                request,
+                args,
+                self._consistency(request, coll),
+                self.cursors,
+                frozenset(leaves.values()) if named and info.partitioned else None,
             )
         return milvus_pb2.SearchResults(
             collection_name=coll.name, results=result, session_ts=self.clock.now()
@@ -637,8 +644,6 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
 
     @rpc(milvus_pb2.SearchResults)
     async def HybridSearch(self, request: Any, caller: Caller) -> Any:
-        for name in request.partition_names:
-            self._check_partition(name)
         db = await self._db()
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
@@ -646,8 +651,17 @@ class MilvusService(UsersRPC, milvus_pb2_grpc.MilvusServiceServicer):  # type: i
                 raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
             found = await indexes.list_indexes(conn, coll)
             info = await indexes.table_info(db, coll.relid)
+            named = list(request.partition_names)
+            leaves = await partitions.check_names(conn, coll, named)
             result = await hybrid.run(
-                db, conn, coll, info, request, found, self._consistency(request, coll)
+                db,
+                conn,
+                coll,
+                info,
+                request,
+                found,
+                self._consistency(request, coll),
+                frozenset(leaves.values()) if named and info.partitioned else None,
             )
         return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
 

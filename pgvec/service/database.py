@@ -45,7 +45,7 @@ from pgvec.errors import (
     UndefinedObject,
 )
 from pgvec.filter.bind import bind
-from pgvec.service import indexes, residency
+from pgvec.service import indexes, partitions, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
 from pgvec.service.indexes import DEFAULT_OPCLASS
@@ -233,6 +233,8 @@ class Database:
                 info = tables.get(row.relid)
                 if info is None or row.state == "failed":  # the column is searched exactly
                     continue
+                if info.partitioned:  # its leaves have the indexes
+                    continue
                 if row.state == "released":
                     self.released[row.key] = row.index_name
                     log.info("index %s is released: not loading it", row.index_name)
@@ -397,6 +399,8 @@ class Database:
                 f'table "{request.table.name}" is created by this same query',
                 hint="Search it in a statement of its own, after the CREATE TABLE.",
             )
+        if request.table.partitioned:
+            return await partitions.search(self, request, sql)
         state = self.tables.get(relid)
         if state is None or request.column.attnum not in state.collections:
             async with self._table_lock(relid):
@@ -661,6 +665,9 @@ class Database:
 
         A background build that fails leaves the index in state 'failed' with its error.
         """
+        if idef.table.partitioned:
+            await partitions.create_index(self, idef, notify, concurrently=concurrently)
+            return
         command = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
         async with self._table_lock(idef.table.relid):
             got = await self.run(indexes.register, self, idef, command)
@@ -775,8 +782,24 @@ class Database:
         with self.pool.connection() as conn:
             return indexes.find(conn, schema, name) is not None
 
+    def set_index_state(self, relid: int, attnum: int, state: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE pgvec.indexes SET state = %s, updated_at = now()"
+                " WHERE relid = %s AND attnum = %s",
+                (state, relid, attnum),
+            )
+
+    def index_rows(self) -> list[IndexRow]:
+        """Every row of pgvec.indexes."""
+        with self.pool.connection() as conn:
+            return queries.list_indexes(conn)
+
     async def drop_index(self, schema: str | None, name: str, *, if_exists: bool) -> None:
         row = await self.run(self._find_index, schema, name)
+        if row is not None:
+            for leaf_schema, leaf_name in await partitions.leaf_indexes(self, row) or ():
+                await self.drop_index(leaf_schema, leaf_name, if_exists=True)
         build = self.builds.get(row.key) if row is not None else None
         if build is not None and build.task is not None:
             build.cancel("the index was dropped")
@@ -794,6 +817,9 @@ class Database:
         being logged and are applied at load. Returns the index's row count.
         """
         row = await self._lifecycle_row(schema, name)
+        leaves = await partitions.leaf_indexes(self, row)
+        if leaves is not None:  # a partitioned table's: its leaves'
+            return await partitions.set_resident(self, row, leaves, self.release, "released")
         async with self._table_lock(row.relid):
             self._check_idle(row)
             return await self.run_maintenance(residency.release, self, row)
@@ -802,6 +828,9 @@ class Database:
         """Load a released index from disk, without a rebuild (Milvus's load_collection),
         and apply the writes made meanwhile. Returns the index's row count."""
         row = await self._lifecycle_row(schema, name)
+        leaves = await partitions.leaf_indexes(self, row)
+        if leaves is not None:
+            return await partitions.set_resident(self, row, leaves, self.load, "ready")
         async with self._table_lock(row.relid):
             self._check_idle(row)
             return await self.run_maintenance(residency.load, self, row)

@@ -39,7 +39,7 @@ def find(conn: psycopg.Connection, schema: str | None, name: str) -> tuple[Any, 
     ).fetchone()
 
 
-def _unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
+def unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     """PostgreSQL's choice of a default index name: base, base1, base2, ..."""
     name, n = base, 0
     while conn.execute(
@@ -53,55 +53,71 @@ def _unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     return name
 
 
+def record(
+    db: Database, conn: psycopg.Connection, idef: IndexDef, spec: IndexSpec, state: str
+) -> str | None:
+    """Check CREATE INDEX and record the index in ``state``; returns its name, or None
+    if IF NOT EXISTS found it already there."""
+    info = idef.table
+    column = idef.column
+    schema = info.schema
+    if idef.name is None:
+        name = unique_name(conn, schema, f"{info.name}_{column.name}_idx")
+    else:
+        name = idef.name
+        if unique_name(conn, schema, name) != name:
+            if idef.if_not_exists:
+                log.info('relation "%s" already exists, skipping', name)
+                return None
+            raise DuplicateObject(f'relation "{name}" already exists')
+    existing = conn.execute(
+        "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
+        (info.relid, column.attnum),
+    ).fetchone()
+    if existing:
+        if idef.if_not_exists:
+            return None
+        raise DuplicateObject(
+            f'column "{column.name}" already has the pgvec index "{existing[0]}"',
+            hint=f"DROP INDEX {existing[0]} first, or REINDEX it.",
+        )
+    _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
+    conn.execute(
+        "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
+        " method, metric, options, state, progress, dim)"
+        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        (
+            name,
+            schema,
+            info.relid,
+            column.attnum,
+            column.name,
+            spec.index_type,
+            spec.metric.name,
+            json.dumps(dict(spec.params)),
+            state,
+            1 if state == "ready" else 0,
+            column.dim,
+        ),
+    )
+    return name
+
+
 def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSpec] | None:
     """Check CREATE INDEX, record the index as 'building' and return its Build (not yet
     started); None if IF NOT EXISTS found it already there. Caller holds the table lock.
     """
     info = idef.table
-    column = idef.column
     metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
-    metric.check_column(column.binary)
+    metric.check_column(idef.column.binary)
     spec = IndexSpec.create(idef.method, metric, idef.options)
     with db.pool.connection() as conn:
-        schema = info.schema
-        if idef.name is None:
-            name = _unique_name(conn, schema, f"{info.name}_{column.name}_idx")
-        else:
-            name = idef.name
-            if _unique_name(conn, schema, name) != name:
-                if idef.if_not_exists:
-                    log.info('relation "%s" already exists, skipping', name)
-                    return None
-                raise DuplicateObject(f'relation "{name}" already exists')
-        existing = conn.execute(
-            "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
-            (info.relid, column.attnum),
-        ).fetchone()
-        if existing:
-            if idef.if_not_exists:
-                return None
-            raise DuplicateObject(
-                f'column "{column.name}" already has the pgvec index "{existing[0]}"',
-                hint=f"DROP INDEX {existing[0]} first, or REINDEX it.",
-            )
-        _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
-        conn.execute(
-            "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
-            " method, metric, options, state, dim)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'building',%s)",
-            (
-                name,
-                schema,
-                info.relid,
-                column.attnum,
-                column.name,
-                spec.index_type,
-                metric.name,
-                json.dumps(dict(spec.params)),
-                column.dim,
-            ),
+        name = record(db, conn, idef, spec, "building")
+        if name is None:
+            return None
+        build = Build(
+            info.schema, name, info.relid, idef.column.attnum, command, phase="loading rows"
         )
-        build = Build(schema, name, info.relid, column.attnum, command, phase="loading rows")
         build.attach(conn)
         build.write()  # in pgvec.index_progress from the start
         build.attach(None)

@@ -9,13 +9,14 @@ client's own session (:class:`pgvec.service.search.ClientSQL`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from pgvec.catalog.models import TableInfo, VectorColumn
 from pgvec.engine.spec import Metric
 from pgvec.filter.model import Predicate
+from pgvec.filter.render import LEAF
 
 CONSISTENCY_LEVELS = ("strong", "bounded", "session", "eventually")
 
@@ -39,6 +40,17 @@ class FilterSpec:
     formats: Sequence[int] = ()
     predicate: Predicate | None = None
 
+    def for_leaf(self, relid: int | None) -> FilterSpec:
+        """The filter of a partitioned table restricted to its leaf ``relid`` (None: to
+        no leaf in particular, as partition pruning asks) by its :func:`leaf_condition`.
+        The OID is pgvec's own number, never client input."""
+        oid = "NULL::oid" if relid is None else f"{int(relid)}::oid"
+        return replace(
+            self,
+            sql=self.sql.replace(LEAF, oid),
+            probe_sql=None if self.probe_sql is None else self.probe_sql.replace(LEAF, oid),
+        )
+
 
 @dataclass(frozen=True)
 class SearchRequest:
@@ -50,7 +62,8 @@ class SearchRequest:
     before it; bounded: all but the last moments'; session and eventually: what the
     background sync applied). ``engine_filter``: the engine may evaluate the filter's
     predicate itself. ``own_writes``: the client's open transaction may have written
-    rows, which the search must see.
+    rows, which the search must see. ``partitions``: of a partitioned table, the leaves
+    to search (Milvus's ``partition_names``).
     """
 
     table: TableInfo
@@ -64,3 +77,6 @@ class SearchRequest:
     consistency: str = "strong"
     engine_filter: bool = True
     own_writes: bool = False
+    #: a partitioned table: search only these leaf partitions (OIDs); None: every leaf
+    #: that partition pruning leaves
+    partitions: frozenset[int] | None = None

@@ -10,6 +10,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pgvec.filter.model import Column, Predicate
+from pgvec.filter.render import leaf_condition
 from pgvec.filter.types import mirrorable
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
@@ -589,11 +590,22 @@ def _build_filter(shape: _KnnShape, ctx: _Ctx) -> _Filter | None:
         param.set("this", exp.Literal.number(new))
     originals = tuple(sorted(mapping, key=lambda k: mapping[k]))
     fvec = {mapping[o]: ctx.vector_params[o] for o in originals if o in ctx.vector_params}
-    sql = generate(filt)
     inner = filt.args.get("where")
     engine = None
     if inner is not None and not joins and not ctes:
         engine = to_predicate(inner.this, partial(_mirrored, shape.binding.alias, table))
+    if table.partitioned:  # run for one leaf at a time (pgvec.service.partitions)
+        leaf = Raw(this=leaf_condition(f"{quote_ident(shape.binding.alias)}.tableoid"))
+        filt.set(
+            "where",
+            exp.Where(
+                this=leaf
+                if inner is None
+                else exp.And(this=exp.Paren(this=inner.this), expression=leaf)
+            ),
+        )
+        inner = filt.args["where"]
+    sql = generate(filt)
     candidates = Raw(this=f"{key} = ANY(CAST(${len(mapping) + 1} AS {table.pk_type}[]))")
     filt.set(
         "where",
@@ -676,16 +688,25 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
         else:
             new_items.append(item)
     select.set("expressions", new_items)
+    key = f"{quote_ident(binding.alias)}.{quote_ident(table.pk)}"
+    if table.partitioned:
+        # a hit is "<leaf oid>:<key>" (pgvec.service.partitions): join on both
+        hit = f"{HIT}.{HIT_KEY}"
+        key_type = "text"
+        match: exp.Expr = Raw(
+            this=f"{quote_ident(binding.alias)}.tableoid = CAST(split_part({hit}, ':', 1) AS oid)"
+            f" AND {key} = CAST(substr({hit}, strpos({hit}, ':') + 1) AS {table.pk_type})"
+        )
+    else:
+        key_type = table.pk_type
+        match = exp.EQ(this=Raw(this=key), expression=exp.column(HIT_KEY, table=HIT))
     join = exp.Join(
         this=Raw(
-            this=f"unnest(CAST({_IDS} AS {table.pk_type}[]), CAST({_DISTS} AS float8[]))"
+            this=f"unnest(CAST({_IDS} AS {key_type}[]), CAST({_DISTS} AS float8[]))"
             f" AS {HIT}({HIT_KEY}, {HIT_DIST})"
         ),
         on=exp.And(
-            this=exp.EQ(
-                this=Raw(this=f"{quote_ident(binding.alias)}.{quote_ident(table.pk)}"),
-                expression=exp.column(HIT_KEY, table=HIT),
-            ),
+            this=match,
             # the query reads the vector column: so does the join, for column privileges
             expression=Raw(
                 this=f"{quote_ident(binding.alias)}.{quote_ident(binding.column.name)} IS NOT NULL"
