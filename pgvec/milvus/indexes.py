@@ -54,10 +54,25 @@ _STATES = {
     "failed": common_pb2.Failed,
 }
 
+#: a partitioned table's index stands for its leaves' (one each): its rows are theirs,
+#: and it is building or failed while one of theirs is
 _INDEXES_SQL = """
-SELECT index_name::text, column_name::text, method, metric, options, state, rows_indexed,
-       error, progress
-FROM pgvec.indexes WHERE relid = %s ORDER BY attnum
+SELECT i.index_name::text, i.column_name::text, i.method, i.metric, i.options,
+       coalesce(l.state, i.state), coalesce(l.rows, i.rows_indexed), coalesce(l.error, i.error),
+       coalesce(l.progress, i.progress)
+FROM pgvec.indexes i
+LEFT JOIN LATERAL (
+    SELECT CASE WHEN bool_or(x.state = 'failed') THEN 'failed'
+                WHEN bool_or(x.state = 'building') THEN 'building'
+                WHEN bool_or(x.state = 'released') THEN 'released'
+                ELSE 'ready' END AS state,
+           sum(x.rows_indexed) AS rows, min(x.error) AS error, min(x.progress) AS progress
+    FROM pg_partition_tree(i.relid) t
+    JOIN pgvec.indexes x ON x.relid = t.relid AND x.attnum = i.attnum
+    WHERE t.isleaf AND t.relid <> i.relid
+    HAVING count(*) > 0
+) l ON true
+WHERE i.relid = %s ORDER BY i.attnum
 """
 
 
