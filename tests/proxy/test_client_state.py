@@ -106,7 +106,7 @@ def test_session_defaults() -> None:
         {"user": "u", "options": "-c hnsw.ef_search=10", "pgvec.consistency": "bounded"},
         {"ivfflat.probes": "5"},
     )
-    assert added == {"pgvec.engine_filter": "on"}
+    assert added == {"pgvec.engine_filter": "on", "pgvec.diskann_search_list": "100"}
 
 
 def test_role_and_database_precedence() -> None:
