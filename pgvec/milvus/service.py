@@ -16,6 +16,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 
 from pgvec import __version__
 from pgvec.catalog.models import IndexDef
+from pgvec.errors import PgvecError
 from pgvec.milvus import catalog, data, described, hybrid, indexes, iterators, partitions
 from pgvec.milvus import search as searching
 from pgvec.milvus.context import Caller, Clock, Connections
@@ -65,6 +66,9 @@ class MilvusService(
         self.described = described.DescribedCache()
         #: search iterators' pages handed out
         self.cursors = iterators.Cursors()
+        #: by table: the timestamp of the last write through this API the engine has
+        #: applied (what a Session search must see is in the engine)
+        self._applied: dict[int, int] = {}
 
     async def close(self) -> None:
         await self.connections.close()
@@ -543,7 +547,7 @@ class MilvusService(
                 upsert=upsert,
                 partition=partition,
             )
-        out = milvus_pb2.MutationResult(timestamp=self.clock.now())
+        out = milvus_pb2.MutationResult(timestamp=await self._written(coll))
         _set_ids(out.IDs, coll, keys)
         out.succ_index.extend(range(len(keys)))
         if upsert:
@@ -564,11 +568,35 @@ class MilvusService(
             keys = await data.delete(conn, coll, where)
         # no IDs, as Milvus since 2.3.2: pymilvus would hand a list of keys back instead of
         # {"delete_count": n}
-        return milvus_pb2.MutationResult(timestamp=self.clock.now(), delete_cnt=len(keys))
+        return milvus_pb2.MutationResult(timestamp=await self._written(coll), delete_cnt=len(keys))
+
+    async def _written(self, coll: Collection) -> int:
+        """After a committed write to ``coll``: the engine applies it now, and the
+        timestamp the client gets back (and sends with its next searches) is marked as
+        seen, so those searches need no change-log read of their own (Session)."""
+        db = await self._db()
+        try:
+            await db.catch_up(await indexes.table_info(db, coll.relid))
+        except PgvecError as exc:  # the searches read the log themselves
+            log.info("applying the writes to %s now failed: %s", coll.name, exc)
+            return self.clock.now()
+        ts = self.clock.now()
+        self._applied[coll.relid] = ts
+        return ts
 
     def _consistency(self, request: Any, coll: Collection) -> str:
+        """pgvec's consistency for a Search or Query. pymilvus sends, as the guarantee
+        timestamp, the last write timestamp this client saw (Session, and the default);
+        0 for Strong, 2 for Bounded, 1 for Eventually or no write seen."""
+        gts = request.guarantee_timestamp
+        session = request.use_default_consistency or request.consistency_level in (
+            common_pb2.Session,
+            common_pb2.Bounded,
+        )
+        if session and gts > 2 and gts <= self._applied.get(coll.relid, 0):
+            return "eventually"  # the client's writes are in the engine already
         if request.use_default_consistency:
-            if request.guarantee_timestamp > 2:  # a write this client saw: read it
+            if gts > 2:  # a write this client saw: read it
                 return "strong"
             return _LEVELS.get(coll.consistency, "bounded")
         level = _LEVELS.get(request.consistency_level, "bounded")

@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgvec.catalog import queries
 from pgvec.catalog.install import install
-from pgvec.catalog.models import CatalogSnapshot, IndexDef, IndexRow, VectorColumn
+from pgvec.catalog.models import CatalogSnapshot, IndexDef, IndexRow, TableInfo, VectorColumn
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
@@ -628,6 +628,15 @@ class Database:
     def _apply_pooled(self, state: TableState) -> None:
         with self.log_pool.connection() as conn, state.lock:
             state.apply_changes(conn)
+
+    async def catch_up(self, info: TableInfo) -> None:
+        """Apply the change log of a table the engine holds (of each of its leaves, if it is
+        partitioned), now: a frontend that has just written to it and committed calls this,
+        so that searches asking to see that write need not read the log themselves."""
+        for relid in (info.relid, *info.partitions):
+            state = self.tables.get(relid)
+            if state is not None:
+                await self.run(self._apply_pooled, state)
 
     def _collection(self, state: TableState, column: VectorColumn) -> VectorCollection:
         collection = state.collections.get(column.attnum)
