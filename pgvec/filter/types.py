@@ -38,8 +38,12 @@ _DETERMINISTIC = frozenset({0, 100, 950, 951})
 
 
 def base_type(type_name: str) -> str:
-    """format_type() without a type modifier: ``character varying(20)`` is text-like."""
-    return type_name.split("(", 1)[0]
+    """format_type() without a type modifier: ``character varying(20)`` is text-like, and
+    ``character varying(8)[]`` an array (``character varying[]``), which is nothing like it."""
+    name, paren, rest = type_name.partition("(")
+    if paren and rest.endswith("[]"):
+        return name + "[]"
+    return name
 
 
 def kind_of(type_name: str) -> str:

@@ -327,3 +327,11 @@ def test_bind_types_every_operand() -> None:
 def test_the_engine_evaluates_only_bound_predicates(scalars: Scalars, node: object) -> None:
     with pytest.raises(Unsupported):
         Where(node).mask(scalars, 5)  # type: ignore[arg-type]
+
+
+def test_arrays_of_mirrored_types_are_not_mirrored() -> None:
+    from pgvec.filter.types import base_type, mirrorable
+
+    assert base_type("character varying(8)[]") == "character varying[]"
+    assert not mirrorable("character varying(8)[]") and not mirrorable("bigint[]")
+    assert mirrorable("character varying(8)") and mirrorable("bigint")
