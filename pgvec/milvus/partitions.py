@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from pgvec.milvus.base import ServiceBase
 from pgvec.milvus.context import Caller
 from pgvec.milvus.data import PARTITION as COLUMN
 from pgvec.milvus.filters import Filter
@@ -181,18 +182,8 @@ async def target(conn: psycopg.AsyncConnection[Any], coll: Collection, name: str
     return name
 
 
-class PartitionRPCs:
+class PartitionRPCs(ServiceBase):
     """The partition RPCs of MilvusService (mixed into it)."""
-
-    connections: Any
-
-    async def _collection(
-        self, conn: psycopg.AsyncConnection[Any], caller: Caller, name: str
-    ) -> Collection:
-        raise NotImplementedError
-
-    async def _db(self) -> Any:
-        raise NotImplementedError
 
     async def show_partitions(self, request: Any, caller: Caller) -> Any:
         async with self.connections.connection(caller) as conn:

@@ -8,73 +8,38 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from pgvec import __version__
-from pgvec.catalog.models import IndexDef
-from pgvec.errors import PgvecError
-from pgvec.milvus import catalog, data, described, hybrid, indexes, iterators, partitions
-from pgvec.milvus import search as searching
-from pgvec.milvus.context import Caller, Clock, Connections
-from pgvec.milvus.filters import EVERYTHING, compile_filter
+from pgvec.milvus import catalog, partitions
+from pgvec.milvus.base import ServiceBase, kv
+from pgvec.milvus.context import Caller
+from pgvec.milvus.indexing import IndexRPCs
 from pgvec.milvus.partitions import PartitionRPCs
+from pgvec.milvus.rows import RowRPCs
 from pgvec.milvus.rpc import rpc
-from pgvec.milvus.schema import DT, Collection
 from pgvec.milvus.status import (
-    CollectionNotLoaded,
-    IndexNotFound,
     MilvusError,
-    ParameterInvalid,
-    Unsupported,
 )
 from pgvec.milvus.users import UsersRPC
-from pgvec.service.core import Core
-from pgvec.service.database import Database
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITION = "_default"
-#: Milvus's consistency levels as pgvec's
-_LEVELS = {
-    common_pb2.Strong: "strong",
-    common_pb2.Session: "strong",
-    common_pb2.Bounded: "bounded",
-    common_pb2.Eventually: "eventually",
-    common_pb2.Customized: "bounded",
-}
-
-
-def _kv(pairs: Any) -> dict[str, str]:
-    return {kv.key: kv.value for kv in pairs}
 
 
 class MilvusService(
     UsersRPC,
     PartitionRPCs,
+    IndexRPCs,
+    RowRPCs,
+    ServiceBase,
     milvus_pb2_grpc.MilvusServiceServicer,  # type: ignore[misc]
 ):
-    def __init__(self, core: Core, database: str) -> None:
-        self.core = core
-        self.database = database
-        self.connections = Connections(core.upstream.dsn_for(database))
-        self.clock = Clock()
-        #: collections and indexes as searches last read them
-        self.described = described.DescribedCache()
-        #: search iterators' pages handed out
-        self.cursors = iterators.Cursors()
-        #: by table: the timestamp of the last write through this API the engine has
-        #: applied (what a Session search must see is in the engine)
-        self._applied: dict[int, int] = {}
-
-    async def close(self) -> None:
-        await self.connections.close()
-
-    async def _db(self) -> Database:
-        return await self.core.database(self.database)
+    """MilvusService, assembled: connection, databases, collections and aliases here; the
+    other RPC families in their mixins."""
 
     # -- connection ---------------------------------------------------------------
 
@@ -127,16 +92,11 @@ class MilvusService(
 
     # -- collections --------------------------------------------------------------
 
-    async def _collection(
-        self, conn: psycopg.AsyncConnection[Any], caller: Caller, name: str
-    ) -> Collection:
-        return await catalog.resolve(conn, caller.db, name)
-
     @rpc(common_pb2.Status)
     async def CreateCollection(self, request: Any, caller: Caller) -> Any:
         proto = schema_pb2.CollectionSchema.FromString(request.schema)
         name = request.collection_name
-        properties = _kv(request.properties)
+        properties = kv(request.properties)
         async with self.connections.connection(caller) as conn:
             try:
                 existing = await self._collection(conn, caller, name)
@@ -229,7 +189,7 @@ class MilvusService(
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
             props = dict(coll.properties)
-            props.update(_kv(request.properties))
+            props.update(kv(request.properties))
             for key in request.delete_keys:
                 props.pop(key, None)
             await conn.execute(
@@ -336,369 +296,6 @@ class MilvusService(
     @rpc(milvus_pb2.GetPartitionStatisticsResponse)
     async def GetPartitionStatistics(self, request: Any, caller: Caller) -> Any:
         return await self.partition_statistics(request, caller)
-
-    # -- indexes ------------------------------------------------------------------
-
-    @rpc(common_pb2.Status)
-    async def CreateIndex(self, request: Any, caller: Caller) -> Any:
-        db = await self._db()
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            f = coll.field(request.field_name)
-            if f is None:
-                raise ParameterInvalid(
-                    f"cannot create index on non-exist field: {request.field_name}"
-                )
-            if not f.is_vector:
-                raise Unsupported("scalar indexes are not needed: PostgreSQL indexes the columns")
-            method, metric, options = indexes.parse_index_params(
-                _kv(request.extra_params), binary=f.is_binary
-            )
-            existing = [i for i in await indexes.list_indexes(conn, coll) if i.field == f.name]
-            if existing:
-                if indexes.same_index(existing[0], method, metric, options):
-                    return common_pb2.Status()
-                raise ParameterInvalid(
-                    "CreateIndex failed: at most one distinct index is allowed per field"
-                )
-            await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
-        info = await indexes.table_info(db, coll.relid)
-        await db.create_index(
-            IndexDef(
-                name=f"{coll.table}_{request.index_name or f.name}_idx",
-                if_not_exists=False,
-                table=info,
-                column=info.vectors[f.name],
-                method=method,
-                opclass=metric.opclass,
-                options=options,
-            )
-        )
-        return common_pb2.Status()
-
-    @rpc(milvus_pb2.DescribeIndexResponse)
-    async def DescribeIndex(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
-        out = milvus_pb2.DescribeIndexResponse()
-        out.index_descriptions.extend(indexes.describe(i, coll.table) for i in found)
-        return out
-
-    @rpc(milvus_pb2.GetIndexStateResponse)
-    async def GetIndexState(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
-        d = indexes.describe(found[0], coll.table)
-        return milvus_pb2.GetIndexStateResponse(
-            state=d.state, fail_reason=d.index_state_fail_reason
-        )
-
-    @rpc(milvus_pb2.GetIndexBuildProgressResponse)
-    async def GetIndexBuildProgress(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
-        i = found[0]
-        return milvus_pb2.GetIndexBuildProgressResponse(indexed_rows=i.rows, total_rows=i.rows)
-
-    @rpc(common_pb2.Status)
-    async def DropIndex(self, request: Any, caller: Caller) -> Any:
-        db = await self._db()
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if coll.loaded:
-                raise MilvusError(
-                    "index cannot be dropped, collection is loaded, please release it first"
-                )
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
-            await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
-        for i in found:
-            await db.drop_index(coll.schema_name, i.pg_name, if_exists=True)
-        return common_pb2.Status()
-
-    # -- load and release ---------------------------------------------------------
-
-    @rpc(common_pb2.Status)
-    async def LoadCollection(self, request: Any, caller: Caller) -> Any:
-        db = await self._db()
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = await indexes.list_indexes(conn, coll)
-            missing = [f.name for f in coll.vectors if f.name not in {i.field for i in found}]
-            if missing:
-                raise IndexNotFound(
-                    f"index doesn't exist, collectionID {coll.relid}: there is no vector "
-                    f"index on field: {missing}, please create index firstly"
-                )
-            for i in found:
-                if i.state == "released":
-                    await db.load(i.pg_name, coll.schema_name)
-            await catalog.set_loaded(conn, coll, True)
-        return common_pb2.Status()
-
-    @rpc(common_pb2.Status)
-    async def ReleaseCollection(self, request: Any, caller: Caller) -> Any:
-        db = await self._db()
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            await catalog.set_loaded(conn, coll, False)
-            for i in await indexes.list_indexes(conn, coll):
-                if i.state == "ready":
-                    await db.release(i.pg_name, coll.schema_name)
-        return common_pb2.Status()
-
-    # Partitions are loaded and released with their collection: LoadPartitions loads it,
-    # ReleasePartitions of every partition releases it, of some answers success.
-
-    @rpc(common_pb2.Status)
-    async def LoadPartitions(self, request: Any, caller: Caller) -> Any:
-        await self._partition_names(request, caller)
-        return await self.LoadCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
-
-    @rpc(common_pb2.Status)
-    async def ReleasePartitions(self, request: Any, caller: Caller) -> Any:
-        named, every = await self._partition_names(request, caller)
-        if set(named) != set(every):
-            return common_pb2.Status()
-        return await self.ReleaseCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
-
-    async def _partition_names(self, request: Any, caller: Caller) -> tuple[list[str], list[str]]:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            named = list(request.partition_names)
-            await partitions.check_names(conn, coll, named)
-            return named, list(await partitions.leaves(conn, coll))
-
-    async def _loaded(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        coll: Collection,
-        found: Sequence[indexes.IndexInfo] | None = None,
-    ) -> bool:
-        if coll.registered:
-            return coll.loaded
-        if found is None:
-            found = await indexes.list_indexes(conn, coll)
-        return all(i.state != "released" for i in found)
-
-    @rpc(milvus_pb2.GetLoadingProgressResponse)
-    async def GetLoadingProgress(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if not await self._loaded(conn, coll):
-                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
-        return milvus_pb2.GetLoadingProgressResponse(progress=100, refresh_progress=100)
-
-    @rpc(milvus_pb2.GetLoadStateResponse)
-    async def GetLoadState(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            try:
-                coll = await self._collection(conn, caller, request.collection_name)
-            except MilvusError as exc:
-                if exc.code == 100:
-                    return milvus_pb2.GetLoadStateResponse(state=common_pb2.LoadStateNotExist)
-                raise
-            loaded = await self._loaded(conn, coll)
-        return milvus_pb2.GetLoadStateResponse(
-            state=common_pb2.LoadStateLoaded if loaded else common_pb2.LoadStateNotLoad
-        )
-
-    # -- data ---------------------------------------------------------------------
-
-    @rpc(milvus_pb2.MutationResult)
-    async def Insert(self, request: Any, caller: Caller) -> Any:
-        return await self._write(request, caller, upsert=False)
-
-    @rpc(milvus_pb2.MutationResult)
-    async def Upsert(self, request: Any, caller: Caller) -> Any:
-        return await self._write(request, caller, upsert=True)
-
-    async def _write(self, request: Any, caller: Caller, *, upsert: bool) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            partition = await partitions.target(conn, coll, request.partition_name)
-            keys = await data.write(
-                conn,
-                coll,
-                request.fields_data,
-                request.num_rows,
-                upsert=upsert,
-                partition=partition,
-            )
-        out = milvus_pb2.MutationResult(timestamp=await self._written(coll))
-        _set_ids(out.IDs, coll, keys)
-        out.succ_index.extend(range(len(keys)))
-        if upsert:
-            out.upsert_cnt = len(keys)
-        else:
-            out.insert_cnt = len(keys)
-        return out
-
-    @rpc(milvus_pb2.MutationResult)
-    async def Delete(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if not request.expr.strip():
-                raise ParameterInvalid("delete plan can't be empty or always true")
-            where = compile_filter(coll, request.expr, request.expr_template_values)
-            named = [request.partition_name] if request.partition_name else []
-            where = await partitions.only(conn, coll, where, named)
-            keys = await data.delete(conn, coll, where)
-        # no IDs, as Milvus since 2.3.2: pymilvus would hand a list of keys back instead of
-        # {"delete_count": n}
-        return milvus_pb2.MutationResult(timestamp=await self._written(coll), delete_cnt=len(keys))
-
-    async def _written(self, coll: Collection) -> int:
-        """After a committed write to ``coll``: the engine applies it now, and the
-        timestamp the client gets back (and sends with its next searches) is marked as
-        seen, so those searches need no change-log read of their own (Session)."""
-        db = await self._db()
-        try:
-            await db.catch_up(await indexes.table_info(db, coll.relid))
-        except PgvecError as exc:  # the searches read the log themselves
-            log.info("applying the writes to %s now failed: %s", coll.name, exc)
-            return self.clock.now()
-        ts = self.clock.now()
-        self._applied[coll.relid] = ts
-        return ts
-
-    def _consistency(self, request: Any, coll: Collection) -> str:
-        """pgvec's consistency for a Search or Query. pymilvus sends, as the guarantee
-        timestamp, the last write timestamp this client saw (Session, and the default);
-        0 for Strong, 2 for Bounded, 1 for Eventually or no write seen."""
-        gts = request.guarantee_timestamp
-        session = request.use_default_consistency or request.consistency_level in (
-            common_pb2.Session,
-            common_pb2.Bounded,
-        )
-        if session and gts > 2 and gts <= self._applied.get(coll.relid, 0):
-            return "eventually"  # the client's writes are in the engine already
-        if request.use_default_consistency:
-            if gts > 2:  # a write this client saw: read it
-                return "strong"
-            return _LEVELS.get(coll.consistency, "bounded")
-        level = _LEVELS.get(request.consistency_level, "bounded")
-        if request.consistency_level == common_pb2.Session and request.guarantee_timestamp <= 1:
-            return "bounded"
-        return level
-
-    @rpc(milvus_pb2.QueryResults)
-    async def Query(self, request: Any, caller: Caller) -> Any:
-        params = _kv(request.query_params)
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if not await self._loaded(conn, coll):
-                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
-            where = compile_filter(coll, request.expr, request.expr_template_values)
-            limit = int(params["limit"]) if "limit" in params else None
-            offset = int(params.get("offset", 0))
-            if where is EVERYTHING and limit is None:
-                names = [n.lower() for n in request.output_fields]
-                if "count(*)" not in names:
-                    raise ParameterInvalid("empty expression should be used with limit")
-            outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
-            if outputs.count:
-                outputs = data.Outputs(coll, list(request.output_fields), with_pk=False)
-            where = await partitions.only(conn, coll, where, list(request.partition_names))
-            columns = await data.query(conn, coll, where, outputs, limit, offset)
-        out = milvus_pb2.QueryResults(
-            collection_name=coll.name,
-            output_fields=[c.field_name for c in columns if not c.is_dynamic]
-            + ([*outputs.dynamic_keys] if outputs.reads_dynamic else []),
-            primary_field_name=coll.pk.name,
-            session_ts=self.clock.now(),  # query iterators pin it as their snapshot
-        )
-        out.fields_data.extend(columns)
-        return out
-
-    @rpc(milvus_pb2.SearchResults)
-    async def Search(self, request: Any, caller: Caller) -> Any:
-        if request.sub_reqs:
-            raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
-        db = await self._db()
-        async with self.connections.connection(caller) as conn:
-
-            async def read(
-                conn: psycopg.AsyncConnection[Any],
-            ) -> tuple[Collection, list[indexes.IndexInfo]]:
-                coll = await self._collection(conn, caller, request.collection_name)
-                return coll, await indexes.list_indexes(conn, coll)
-
-            key = (caller.user, caller.db, request.collection_name)
-            seen = await self.described.get(key, db.ddl_generation, conn, read)
-            coll, found = seen.coll, list(seen.indexes)
-            if not await self._loaded(conn, coll, found):
-                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
-            args = searching.parse_args(coll, _kv(request.search_params), found)
-            info = await indexes.table_info(db, coll.relid)
-            named = list(request.partition_names)
-            leaves = await partitions.check_names(conn, coll, named)
-            result = await searching.run(
-                db,
-                conn,
-                coll,
-                info,
-                request,
-                args,
-                self._consistency(request, coll),
-                self.cursors,
-                frozenset(leaves.values()) if named and info.partitioned else None,
-            )
-        return milvus_pb2.SearchResults(
-            collection_name=coll.name, results=result, session_ts=self.clock.now()
-        )
-
-    @rpc(milvus_pb2.SearchResults)
-    async def HybridSearch(self, request: Any, caller: Caller) -> Any:
-        db = await self._db()
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if not await self._loaded(conn, coll):
-                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
-            found = await indexes.list_indexes(conn, coll)
-            info = await indexes.table_info(db, coll.relid)
-            named = list(request.partition_names)
-            leaves = await partitions.check_names(conn, coll, named)
-            result = await hybrid.run(
-                db,
-                conn,
-                coll,
-                info,
-                request,
-                found,
-                self._consistency(request, coll),
-                frozenset(leaves.values()) if named and info.partitioned else None,
-            )
-        return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
-
-
-def _set_ids(ids: schema_pb2.IDs, coll: Collection, keys: list[Any]) -> None:
-    if coll.pk.type == DT.Int64:
-        ids.int_id.data.extend(int(k) for k in keys)
-    else:
-        ids.str_id.data.extend(str(k) for k in keys)
 
 
 def _same_schema(a: schema_pb2.CollectionSchema, b: schema_pb2.CollectionSchema, name: str) -> bool:

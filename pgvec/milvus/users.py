@@ -34,7 +34,8 @@ from psycopg import sql
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from pgvec.milvus import catalog
-from pgvec.milvus.context import Caller, Connections
+from pgvec.milvus.base import ServiceBase
+from pgvec.milvus.context import Caller
 from pgvec.milvus.privileges import ALL, COLLECTION, GLOBAL, Grant, grant_for
 from pgvec.milvus.privileges import schema_privileges_as_milvus as schema_as_milvus
 from pgvec.milvus.privileges import table_privileges_as_milvus as table_as_milvus
@@ -143,10 +144,8 @@ def _check_new_role(name: str) -> None:
         raise ParameterInvalid(f"role {name} is a built-in role")
 
 
-class UsersRPC:
+class UsersRPC(ServiceBase):
     """CreateCredential ... SelectGrant: users, roles and privileges as PostgreSQL's."""
-
-    connections: Connections
 
     # -- users --------------------------------------------------------------------
 

@@ -1,0 +1,199 @@
+"""Index and load RPCs: one pgvec index per vector field, loaded and released with the
+collection (see :mod:`pgvec.milvus.indexes` for how they map onto pgvec indexes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from pgvec.catalog.models import IndexDef
+from pgvec.milvus import catalog, indexes, partitions
+from pgvec.milvus.base import ServiceBase, kv
+from pgvec.milvus.context import Caller
+from pgvec.milvus.rpc import rpc
+from pgvec.milvus.status import (
+    CollectionNotLoaded,
+    IndexNotFound,
+    MilvusError,
+    ParameterInvalid,
+    Unsupported,
+)
+
+
+class IndexRPCs(ServiceBase):
+    # -- indexes ------------------------------------------------------------------
+
+    @rpc(common_pb2.Status)
+    async def CreateIndex(self, request: Any, caller: Caller) -> Any:
+        db = await self._db()
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            f = coll.field(request.field_name)
+            if f is None:
+                raise ParameterInvalid(
+                    f"cannot create index on non-exist field: {request.field_name}"
+                )
+            if not f.is_vector:
+                raise Unsupported("scalar indexes are not needed: PostgreSQL indexes the columns")
+            method, metric, options = indexes.parse_index_params(
+                kv(request.extra_params), binary=f.is_binary
+            )
+            existing = [i for i in await indexes.list_indexes(conn, coll) if i.field == f.name]
+            if existing:
+                if indexes.same_index(existing[0], method, metric, options):
+                    return common_pb2.Status()
+                raise ParameterInvalid(
+                    "CreateIndex failed: at most one distinct index is allowed per field"
+                )
+            await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
+        info = await indexes.table_info(db, coll.relid)
+        await db.create_index(
+            IndexDef(
+                name=f"{coll.table}_{request.index_name or f.name}_idx",
+                if_not_exists=False,
+                table=info,
+                column=info.vectors[f.name],
+                method=method,
+                opclass=metric.opclass,
+                options=options,
+            )
+        )
+        return common_pb2.Status()
+
+    @rpc(milvus_pb2.DescribeIndexResponse)
+    async def DescribeIndex(self, request: Any, caller: Caller) -> Any:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            found = indexes.pick(
+                await indexes.list_indexes(conn, coll),
+                coll.table,
+                request.index_name,
+                request.field_name,
+            )
+        out = milvus_pb2.DescribeIndexResponse()
+        out.index_descriptions.extend(indexes.describe(i, coll.table) for i in found)
+        return out
+
+    @rpc(milvus_pb2.GetIndexStateResponse)
+    async def GetIndexState(self, request: Any, caller: Caller) -> Any:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            found = indexes.pick(
+                await indexes.list_indexes(conn, coll),
+                coll.table,
+                request.index_name,
+                request.field_name,
+            )
+        d = indexes.describe(found[0], coll.table)
+        return milvus_pb2.GetIndexStateResponse(
+            state=d.state, fail_reason=d.index_state_fail_reason
+        )
+
+    @rpc(milvus_pb2.GetIndexBuildProgressResponse)
+    async def GetIndexBuildProgress(self, request: Any, caller: Caller) -> Any:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            found = indexes.pick(
+                await indexes.list_indexes(conn, coll),
+                coll.table,
+                request.index_name,
+                request.field_name,
+            )
+        i = found[0]
+        return milvus_pb2.GetIndexBuildProgressResponse(indexed_rows=i.rows, total_rows=i.rows)
+
+    @rpc(common_pb2.Status)
+    async def DropIndex(self, request: Any, caller: Caller) -> Any:
+        db = await self._db()
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            if coll.loaded:
+                raise MilvusError(
+                    "index cannot be dropped, collection is loaded, please release it first"
+                )
+            found = indexes.pick(
+                await indexes.list_indexes(conn, coll),
+                coll.table,
+                request.index_name,
+                request.field_name,
+            )
+            await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
+        for i in found:
+            await db.drop_index(coll.schema_name, i.pg_name, if_exists=True)
+        return common_pb2.Status()
+
+    # -- load and release ---------------------------------------------------------
+
+    @rpc(common_pb2.Status)
+    async def LoadCollection(self, request: Any, caller: Caller) -> Any:
+        db = await self._db()
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            found = await indexes.list_indexes(conn, coll)
+            missing = [f.name for f in coll.vectors if f.name not in {i.field for i in found}]
+            if missing:
+                raise IndexNotFound(
+                    f"index doesn't exist, collectionID {coll.relid}: there is no vector "
+                    f"index on field: {missing}, please create index firstly"
+                )
+            for i in found:
+                if i.state == "released":
+                    await db.load(i.pg_name, coll.schema_name)
+            await catalog.set_loaded(conn, coll, True)
+        return common_pb2.Status()
+
+    @rpc(common_pb2.Status)
+    async def ReleaseCollection(self, request: Any, caller: Caller) -> Any:
+        db = await self._db()
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            await catalog.set_loaded(conn, coll, False)
+            for i in await indexes.list_indexes(conn, coll):
+                if i.state == "ready":
+                    await db.release(i.pg_name, coll.schema_name)
+        return common_pb2.Status()
+
+    # Partitions are loaded and released with their collection: LoadPartitions loads it,
+    # ReleasePartitions of every partition releases it, of some answers success.
+
+    @rpc(common_pb2.Status)
+    async def LoadPartitions(self, request: Any, caller: Caller) -> Any:
+        await self._partition_names(request, caller)
+        return await self.LoadCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
+
+    @rpc(common_pb2.Status)
+    async def ReleasePartitions(self, request: Any, caller: Caller) -> Any:
+        named, every = await self._partition_names(request, caller)
+        if set(named) != set(every):
+            return common_pb2.Status()
+        return await self.ReleaseCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
+
+    async def _partition_names(self, request: Any, caller: Caller) -> tuple[list[str], list[str]]:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            named = list(request.partition_names)
+            await partitions.check_names(conn, coll, named)
+            return named, list(await partitions.leaves(conn, coll))
+
+    @rpc(milvus_pb2.GetLoadingProgressResponse)
+    async def GetLoadingProgress(self, request: Any, caller: Caller) -> Any:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            if not await self._loaded(conn, coll):
+                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
+        return milvus_pb2.GetLoadingProgressResponse(progress=100, refresh_progress=100)
+
+    @rpc(milvus_pb2.GetLoadStateResponse)
+    async def GetLoadState(self, request: Any, caller: Caller) -> Any:
+        async with self.connections.connection(caller) as conn:
+            try:
+                coll = await self._collection(conn, caller, request.collection_name)
+            except MilvusError as exc:
+                if exc.code == 100:
+                    return milvus_pb2.GetLoadStateResponse(state=common_pb2.LoadStateNotExist)
+                raise
+            loaded = await self._loaded(conn, coll)
+        return milvus_pb2.GetLoadStateResponse(
+            state=common_pb2.LoadStateLoaded if loaded else common_pb2.LoadStateNotLoad
+        )

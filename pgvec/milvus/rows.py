@@ -1,0 +1,160 @@
+"""Row RPCs: Insert, Upsert, Delete, Query, Search and HybridSearch, each as the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from pymilvus.grpc_gen import milvus_pb2, schema_pb2
+
+from pgvec.milvus import data, hybrid, indexes, partitions
+from pgvec.milvus import search as searching
+from pgvec.milvus.base import ServiceBase, kv
+from pgvec.milvus.context import Caller
+from pgvec.milvus.filters import EVERYTHING, compile_filter
+from pgvec.milvus.rpc import rpc
+from pgvec.milvus.schema import DT, Collection
+from pgvec.milvus.status import CollectionNotLoaded, ParameterInvalid, Unsupported
+
+
+class RowRPCs(ServiceBase):
+    # -- data ---------------------------------------------------------------------
+
+    @rpc(milvus_pb2.MutationResult)
+    async def Insert(self, request: Any, caller: Caller) -> Any:
+        return await self._write(request, caller, upsert=False)
+
+    @rpc(milvus_pb2.MutationResult)
+    async def Upsert(self, request: Any, caller: Caller) -> Any:
+        return await self._write(request, caller, upsert=True)
+
+    async def _write(self, request: Any, caller: Caller, *, upsert: bool) -> Any:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            partition = await partitions.target(conn, coll, request.partition_name)
+            keys = await data.write(
+                conn,
+                coll,
+                request.fields_data,
+                request.num_rows,
+                upsert=upsert,
+                partition=partition,
+            )
+        out = milvus_pb2.MutationResult(timestamp=await self._written(coll))
+        _set_ids(out.IDs, coll, keys)
+        out.succ_index.extend(range(len(keys)))
+        if upsert:
+            out.upsert_cnt = len(keys)
+        else:
+            out.insert_cnt = len(keys)
+        return out
+
+    @rpc(milvus_pb2.MutationResult)
+    async def Delete(self, request: Any, caller: Caller) -> Any:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            if not request.expr.strip():
+                raise ParameterInvalid("delete plan can't be empty or always true")
+            where = compile_filter(coll, request.expr, request.expr_template_values)
+            named = [request.partition_name] if request.partition_name else []
+            where = await partitions.only(conn, coll, where, named)
+            keys = await data.delete(conn, coll, where)
+        # no IDs, as Milvus since 2.3.2: pymilvus would hand a list of keys back instead of
+        # {"delete_count": n}
+        return milvus_pb2.MutationResult(timestamp=await self._written(coll), delete_cnt=len(keys))
+
+    @rpc(milvus_pb2.QueryResults)
+    async def Query(self, request: Any, caller: Caller) -> Any:
+        params = kv(request.query_params)
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            if not await self._loaded(conn, coll):
+                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
+            where = compile_filter(coll, request.expr, request.expr_template_values)
+            limit = int(params["limit"]) if "limit" in params else None
+            offset = int(params.get("offset", 0))
+            if where is EVERYTHING and limit is None:
+                names = [n.lower() for n in request.output_fields]
+                if "count(*)" not in names:
+                    raise ParameterInvalid("empty expression should be used with limit")
+            outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
+            if outputs.count:
+                outputs = data.Outputs(coll, list(request.output_fields), with_pk=False)
+            where = await partitions.only(conn, coll, where, list(request.partition_names))
+            columns = await data.query(conn, coll, where, outputs, limit, offset)
+        out = milvus_pb2.QueryResults(
+            collection_name=coll.name,
+            output_fields=[c.field_name for c in columns if not c.is_dynamic]
+            + ([*outputs.dynamic_keys] if outputs.reads_dynamic else []),
+            primary_field_name=coll.pk.name,
+            session_ts=self.clock.now(),  # query iterators pin it as their snapshot
+        )
+        out.fields_data.extend(columns)
+        return out
+
+    @rpc(milvus_pb2.SearchResults)
+    async def Search(self, request: Any, caller: Caller) -> Any:
+        if request.sub_reqs:
+            raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
+        db = await self._db()
+        async with self.connections.connection(caller) as conn:
+
+            async def read(
+                conn: psycopg.AsyncConnection[Any],
+            ) -> tuple[Collection, list[indexes.IndexInfo]]:
+                coll = await self._collection(conn, caller, request.collection_name)
+                return coll, await indexes.list_indexes(conn, coll)
+
+            key = (caller.user, caller.db, request.collection_name)
+            seen = await self.described.get(key, db.ddl_generation, conn, read)
+            coll, found = seen.coll, list(seen.indexes)
+            if not await self._loaded(conn, coll, found):
+                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
+            args = searching.parse_args(coll, kv(request.search_params), found)
+            info = await indexes.table_info(db, coll.relid)
+            named = list(request.partition_names)
+            leaves = await partitions.check_names(conn, coll, named)
+            result = await searching.run(
+                db,
+                conn,
+                coll,
+                info,
+                request,
+                args,
+                self._consistency(request, coll),
+                self.cursors,
+                frozenset(leaves.values()) if named and info.partitioned else None,
+            )
+        return milvus_pb2.SearchResults(
+            collection_name=coll.name, results=result, session_ts=self.clock.now()
+        )
+
+    @rpc(milvus_pb2.SearchResults)
+    async def HybridSearch(self, request: Any, caller: Caller) -> Any:
+        db = await self._db()
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            if not await self._loaded(conn, coll):
+                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
+            found = await indexes.list_indexes(conn, coll)
+            info = await indexes.table_info(db, coll.relid)
+            named = list(request.partition_names)
+            leaves = await partitions.check_names(conn, coll, named)
+            result = await hybrid.run(
+                db,
+                conn,
+                coll,
+                info,
+                request,
+                found,
+                self._consistency(request, coll),
+                frozenset(leaves.values()) if named and info.partitioned else None,
+            )
+        return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
+
+
+def _set_ids(ids: schema_pb2.IDs, coll: Collection, keys: list[Any]) -> None:
+    if coll.pk.type == DT.Int64:
+        ids.int_id.data.extend(int(k) for k in keys)
+    else:
+        ids.str_id.data.extend(str(k) for k in keys)
