@@ -12,6 +12,7 @@ from pgvec.milvus import catalog, indexes, partitions
 from pgvec.milvus.base import ServiceBase, kv
 from pgvec.milvus.context import Caller
 from pgvec.milvus.rpc import rpc
+from pgvec.milvus.schema import Collection
 from pgvec.milvus.status import (
     CollectionNotLoaded,
     IndexNotFound,
@@ -22,6 +23,16 @@ from pgvec.milvus.status import (
 
 
 class IndexRPCs(ServiceBase):
+    async def _indexes_named(
+        self, request: Any, caller: Caller
+    ) -> tuple[Collection, list[indexes.IndexInfo]]:
+        """The collection of a request and its indexes the request names (by index or
+        field name; all of them when it names none)."""
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            found = await indexes.list_indexes(conn, coll)
+        return coll, indexes.pick(found, coll.table, request.index_name, request.field_name)
+
     # -- indexes ------------------------------------------------------------------
 
     @rpc(common_pb2.Status)
@@ -63,28 +74,14 @@ class IndexRPCs(ServiceBase):
 
     @rpc(milvus_pb2.DescribeIndexResponse)
     async def DescribeIndex(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
+        coll, found = await self._indexes_named(request, caller)
         out = milvus_pb2.DescribeIndexResponse()
         out.index_descriptions.extend(indexes.describe(i, coll.table) for i in found)
         return out
 
     @rpc(milvus_pb2.GetIndexStateResponse)
     async def GetIndexState(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
+        coll, found = await self._indexes_named(request, caller)
         d = indexes.describe(found[0], coll.table)
         return milvus_pb2.GetIndexStateResponse(
             state=d.state, fail_reason=d.index_state_fail_reason
@@ -92,14 +89,7 @@ class IndexRPCs(ServiceBase):
 
     @rpc(milvus_pb2.GetIndexBuildProgressResponse)
     async def GetIndexBuildProgress(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
+        _, found = await self._indexes_named(request, caller)
         i = found[0]
         return milvus_pb2.GetIndexBuildProgressResponse(indexed_rows=i.rows, total_rows=i.rows)
 

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
+from pgvec.catalog.models import TableInfo
 from pgvec.milvus import data, hybrid, indexes, partitions
 from pgvec.milvus import search as searching
 from pgvec.milvus.base import ServiceBase, kv
@@ -15,6 +16,7 @@ from pgvec.milvus.filters import EVERYTHING, compile_filter
 from pgvec.milvus.rpc import rpc
 from pgvec.milvus.schema import DT, Collection
 from pgvec.milvus.status import CollectionNotLoaded, ParameterInvalid, Unsupported
+from pgvec.service.database import Database
 
 
 class RowRPCs(ServiceBase):
@@ -92,38 +94,43 @@ class RowRPCs(ServiceBase):
         out.fields_data.extend(columns)
         return out
 
+    async def _searchable(
+        self, conn: psycopg.AsyncConnection[Any], caller: Caller, request: Any, db: Database
+    ) -> tuple[Collection, list[indexes.IndexInfo], TableInfo, frozenset[int] | None]:
+        """What a search of a request's collection needs: the collection and its indexes
+        (cached between searches), the engine's view of its table, and the leaves of the
+        partitions it names (None: every one). Milvus refuses a released collection."""
+
+        async def read(
+            conn: psycopg.AsyncConnection[Any],
+        ) -> tuple[Collection, list[indexes.IndexInfo]]:
+            coll = await self._collection(conn, caller, request.collection_name)
+            return coll, await indexes.list_indexes(conn, coll)
+
+        key = (caller.user, caller.db, request.collection_name)
+        seen = await self.described.get(key, db.ddl_generation, conn, read)
+        coll, found = seen.coll, list(seen.indexes)
+        if not await self._loaded(conn, coll, found):
+            raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
+        info = await indexes.table_info(db, coll.relid)
+        named = list(request.partition_names)
+        leaves = None
+        if named:
+            chosen = await partitions.check_names(conn, coll, named)
+            leaves = frozenset(chosen.values()) if info.partitioned else None
+        return coll, found, info, leaves
+
     @rpc(milvus_pb2.SearchResults)
     async def Search(self, request: Any, caller: Caller) -> Any:
         if request.sub_reqs:
             raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
         db = await self._db()
         async with self.connections.connection(caller) as conn:
-
-            async def read(
-                conn: psycopg.AsyncConnection[Any],
-            ) -> tuple[Collection, list[indexes.IndexInfo]]:
-                coll = await self._collection(conn, caller, request.collection_name)
-                return coll, await indexes.list_indexes(conn, coll)
-
-            key = (caller.user, caller.db, request.collection_name)
-            seen = await self.described.get(key, db.ddl_generation, conn, read)
-            coll, found = seen.coll, list(seen.indexes)
-            if not await self._loaded(conn, coll, found):
-                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
+            coll, found, info, leaves = await self._searchable(conn, caller, request, db)
             args = searching.parse_args(coll, kv(request.search_params), found)
-            info = await indexes.table_info(db, coll.relid)
-            named = list(request.partition_names)
-            leaves = await partitions.check_names(conn, coll, named)
+            consistency = self._consistency(request, coll)
             result = await searching.run(
-                db,
-                conn,
-                coll,
-                info,
-                request,
-                args,
-                self._consistency(request, coll),
-                self.cursors,
-                frozenset(leaves.values()) if named and info.partitioned else None,
+                db, conn, coll, info, request, args, consistency, self.cursors, leaves
             )
         return milvus_pb2.SearchResults(
             collection_name=coll.name, results=result, session_ts=self.clock.now()
@@ -133,23 +140,9 @@ class RowRPCs(ServiceBase):
     async def HybridSearch(self, request: Any, caller: Caller) -> Any:
         db = await self._db()
         async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if not await self._loaded(conn, coll):
-                raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
-            found = await indexes.list_indexes(conn, coll)
-            info = await indexes.table_info(db, coll.relid)
-            named = list(request.partition_names)
-            leaves = await partitions.check_names(conn, coll, named)
-            result = await hybrid.run(
-                db,
-                conn,
-                coll,
-                info,
-                request,
-                found,
-                self._consistency(request, coll),
-                frozenset(leaves.values()) if named and info.partitioned else None,
-            )
+            coll, found, info, leaves = await self._searchable(conn, caller, request, db)
+            consistency = self._consistency(request, coll)
+            result = await hybrid.run(db, conn, coll, info, request, found, consistency, leaves)
         return milvus_pb2.SearchResults(collection_name=coll.name, results=result)
 
 
