@@ -23,14 +23,12 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+from pymilvus.grpc_gen import schema_pb2
 
-from pgvec.milvus.base import ServiceBase
-from pgvec.milvus.context import Caller
 from pgvec.milvus.data import PARTITION as COLUMN
 from pgvec.milvus.filters import Filter
 from pgvec.milvus.schema import Collection, Field
-from pgvec.milvus.status import MilvusError, ParameterInvalid, PartitionNotFound, Unsupported
+from pgvec.milvus.status import ParameterInvalid, PartitionNotFound
 
 DEFAULT_PARTITION = "_default"
 DEFAULT_KEY_PARTITIONS = 16
@@ -180,82 +178,3 @@ async def target(conn: psycopg.AsyncConnection[Any], coll: Collection, name: str
             "not support manually specifying the partition names if partition key mode is used"
         )
     return name
-
-
-class PartitionRPCs(ServiceBase):
-    """The partition RPCs of MilvusService (mixed into it)."""
-
-    async def show_partitions(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = await leaves(conn, coll)
-        wanted = list(request.partition_names)
-        names = [n for n in found if not wanted or n in wanted]
-        return milvus_pb2.ShowPartitionsResponse(
-            partition_names=names,
-            partitionIDs=[found[n] for n in names],
-            inMemory_percentages=[100 if coll.loaded else 0] * len(names),
-        )
-
-    async def has_partition(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = await leaves(conn, coll)
-        return milvus_pb2.BoolResponse(value=request.partition_name in found)
-
-    async def create_partition(self, request: Any, caller: Caller) -> Any:
-        name = request.partition_name
-        if not name or len(name) > 255:
-            raise ParameterInvalid("the length of a partition name must be 1 to 255 characters")
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            if not await is_list_partitioned(conn, coll):
-                raise Unsupported(
-                    f"collection {coll.name} has no partitions other than _default: it was"
-                    " not made with partitions (a table made in SQL, or before pgvec had"
-                    " them), or it has a partition key"
-                )
-            found = await leaves(conn, coll)
-            if name in found:
-                raise MilvusError(f"partition already exists[partition={name}]")
-            if len(found) >= MAX_PARTITIONS:
-                raise MilvusError(f"partition number ({len(found)}) exceeds max configuration")
-            await conn.execute(
-                sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES IN ({})").format(
-                    sql.Identifier(coll.schema_name, leaf_name(coll.table, name)),
-                    coll.ident,
-                    sql.Literal(name),
-                )
-            )
-        (await self._db()).note_ddl()
-        return common_pb2.Status()
-
-    async def drop_partition(self, request: Any, caller: Caller) -> Any:
-        name = request.partition_name
-        if name == DEFAULT_PARTITION:
-            raise ParameterInvalid("default partition cannot be deleted")
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = await leaves(conn, coll)
-            if name not in found or not await is_list_partitioned(conn, coll):
-                raise PartitionNotFound(f"partition not found[partition={name}]")
-            await conn.execute(
-                sql.SQL("DROP TABLE {}").format(
-                    sql.Identifier(coll.schema_name, leaf_name(coll.table, name))
-                )
-            )
-        (await self._db()).note_ddl()
-        return common_pb2.Status()
-
-    async def partition_statistics(self, request: Any, caller: Caller) -> Any:
-        async with self.connections.connection(caller) as conn:
-            coll = await self._collection(conn, caller, request.collection_name)
-            found = await check_names(conn, coll, [request.partition_name])
-            cur = await conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE tableoid = %s::oid").format(coll.ident),
-                (found[request.partition_name],),
-            )
-            row = await cur.fetchone()
-        out = milvus_pb2.GetPartitionStatisticsResponse()
-        out.stats.add(key="row_count", value=str(row[0] if row else 0))
-        return out

@@ -17,7 +17,7 @@ from pgvec.milvus import catalog, partitions
 from pgvec.milvus.base import ServiceBase, kv
 from pgvec.milvus.context import Caller
 from pgvec.milvus.indexing import IndexRPCs
-from pgvec.milvus.partitions import PartitionRPCs
+from pgvec.milvus.partitioning import PartitionRPCs
 from pgvec.milvus.rows import RowRPCs
 from pgvec.milvus.rpc import rpc
 from pgvec.milvus.status import (
