@@ -40,6 +40,8 @@ def kv(pairs: Any) -> dict[str, str]:
 
 
 class ServiceBase:
+    """The state MilvusService's mixins share, and the steps many of its RPCs take."""
+
     def __init__(self, core: Core, database: str) -> None:
         self.core = core
         self.database = database
@@ -81,10 +83,7 @@ class ServiceBase:
         timestamp, the last write timestamp this client saw (Session, and the default);
         0 for Strong, 2 for Bounded, 1 for Eventually or no write seen."""
         gts = request.guarantee_timestamp
-        session = request.use_default_consistency or request.consistency_level in (
-            common_pb2.Session,
-            common_pb2.Bounded,
-        )
+        session = request.use_default_consistency or request.consistency_level == common_pb2.Session
         if session and gts > 2 and gts <= self._applied.get(coll.relid, 0):
             return "eventually"  # the client's writes are in the engine already
         if request.use_default_consistency:
