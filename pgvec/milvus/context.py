@@ -3,8 +3,11 @@
 pymilvus names the database in the ``dbname`` header and sends credentials as
 ``authorization: base64(user:password)`` (a token is ``user:password`` too). A call with
 credentials runs as that PostgreSQL role, authenticated by PostgreSQL itself with that
-password; a call without runs as pgvec's own upstream role, as a Milvus without
-authentication lets anyone do anything. Connections are pooled per (role, password).
+password; a call without runs as pgvec's own upstream role where PostgreSQL lets
+anyone in as that role without a password (trust, as the embedded server does), like a
+Milvus without authentication, and is refused with Milvus's authentication error where
+it does not: a Milvus client without credentials may do what a SQL client without
+credentials may, no more. Connections are pooled per (role, password).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +25,7 @@ from typing import Any
 
 import grpc
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from pgvec.milvus.status import AuthenticationFailed
@@ -31,6 +35,8 @@ POOL_SIZE = 8
 #: an unused pool's connections are closed after this many seconds
 POOL_MAX_IDLE = 60.0
 APPLICATION = "pgvec milvus"
+#: the password of a caller that gave none (see Connections._pool)
+_NO_PASSWORD = secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)
@@ -89,9 +95,16 @@ class Connections:
             pool = self._pools.get(key)
             if pool is not None:
                 return pool
-            conninfo = self.dsn
-            if caller.user is not None:
-                conninfo = make_conninfo(self.dsn, user=caller.user, password=caller.password)
+            # A caller without credentials is pgvec's upstream role, but never with that
+            # role's password: PostgreSQL lets it in only where it lets anyone in as that
+            # role (trust), as it would a SQL client sending none. An empty password would
+            # make libpq fall back to the server's PGPASSWORD or .pgpass: so an
+            # unguessable one, which trust ignores and password methods refuse.
+            conninfo = make_conninfo(
+                self.dsn,
+                user=caller.user or conninfo_to_dict(self.dsn).get("user"),
+                password=caller.password or _NO_PASSWORD,
+            )
             # the first connection proves the credentials before the pool is kept
             try:
                 conn = await psycopg.AsyncConnection.connect(conninfo, application_name=APPLICATION)

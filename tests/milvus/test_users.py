@@ -245,3 +245,33 @@ def test_update_password_and_no_password_in_logs(
     assert err.value.code == 1800
     for secret in ("first-Secret-1", "second-Secret-2", "wrong-Secret-0"):
         assert secret not in caplog.text
+
+
+def test_no_credentials_get_no_more_than_a_sql_client_without_them(names: str, db_uri: str) -> None:
+    """pgvec in front of a PostgreSQL that checks its service role's password: a Milvus
+    client sending no credentials is refused, as a SQL client sending none would be,
+    instead of acting with the service role's password."""
+    import tempfile
+
+    from tests.fix_proxy import PgvecServer
+    from tests.milvus.conftest import free_port
+
+    service = names + "service"
+    with psycopg.connect(db_uri, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {service} LOGIN SUPERUSER PASSWORD 'service-pw'")
+    upstream = psycopg.conninfo.make_conninfo(db_uri, user=service, password="service-pw")
+    with tempfile.TemporaryDirectory(prefix="pgvec-milvus-") as tmp:
+        server = PgvecServer(upstream, Path(tmp), milvus_port=free_port()).start()
+        try:
+            uri = f"http://127.0.0.1:{server.milvus_port}"
+            with pytest.raises(MilvusException) as err:
+                MilvusClient(uri)
+            assert err.value.code == 1800
+            with pytest.raises(MilvusException) as err:
+                MilvusClient(uri, token=f"{service}:")  # an empty password is none either
+            assert err.value.code == 1800
+            ok = MilvusClient(uri, token=f"{service}:service-pw")
+            assert ok.list_collections() == []
+            ok.close()
+        finally:
+            server.stop()
