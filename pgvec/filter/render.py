@@ -51,6 +51,7 @@ from pgvec.filter.model import (
     Param,
     Predicate,
 )
+from pgvec.filter.sql import quoted
 
 _NUMBER_TYPES = ("smallint", "integer", "bigint", "numeric", "real", "double precision")
 _CONTAINS = {
@@ -78,13 +79,6 @@ def render(predicate: Predicate, *, first_param: int = 1) -> Rendered:
     writer = _Writer(first_param)
     sql = writer.predicate(predicate)
     return Rendered(sql, writer.values)
-
-
-def quote_ident(name: str) -> str:
-    """``name`` as a quoted SQL identifier."""
-    if "\x00" in name:
-        raise ValueError("an identifier cannot contain NUL")
-    return '"' + name.replace('"', '""') + '"'
 
 
 def encode(value: object, type_name: str | None) -> bytes | None:
@@ -155,9 +149,9 @@ class _Writer:
     def predicate(self, node: Predicate) -> str:
         if isinstance(node, Compare):
             operand = self.operand(node.operand, node.column.type)
-            return f"{quote_ident(node.column.name)} {_op(node.op)} {operand}"
+            return f"{quoted(node.column.name)} {_op(node.op)} {operand}"
         if isinstance(node, IsNull):
-            return f"{quote_ident(node.column.name)} IS NULL"
+            return f"{quoted(node.column.name)} IS NULL"
         if isinstance(node, AnyOf):
             return self.any_of(node)
         if isinstance(node, And | Or):
@@ -171,7 +165,7 @@ class _Writer:
             left, right = self.expr(node.left)[0], self.expr(node.right)[0]
             sql = f"{left} {_op(node.op)} {right}"
             if node.collation is not None:
-                sql += f" COLLATE {quote_ident(node.collation)}"
+                sql += f" COLLATE {quoted(node.collation)}"
             return _false_if_null(sql, node.left, node.right)
         if isinstance(node, In):
             if not node.items:
@@ -195,7 +189,7 @@ class _Writer:
 
     def any_of(self, node: AnyOf) -> str:
         column, array = node.column, node.array
-        name = quote_ident(column.name)
+        name = quoted(column.name)
         if isinstance(array, Param):
             cast = f"::{tn.checked(array.cast)}[]" if array.cast else ""
             return f"{name} = ANY(${array.number}{cast})"
@@ -236,7 +230,7 @@ class _Writer:
     def expr(self, node: Expr) -> tuple[str, str | None]:
         """The SQL of an expression and its type (None: unknown)."""
         if isinstance(node, Column):
-            return quote_ident(node.name), node.type
+            return quoted(node.name), node.type
         if isinstance(node, Const):
             return self.operand(node, "text"), node.type or _type_of_value(node.value)
         if isinstance(node, Param):
@@ -248,7 +242,7 @@ class _Writer:
         if isinstance(node, ArrayItem):
             if node.index < 0:
                 raise ValueError("an array position counts from 0")
-            name = quote_ident(node.column.name)
+            name = quoted(node.column.name)
             return f"{name}[{int(node.index) + 1}]", tn.element(node.column.type)
         if isinstance(node, Arith):
             return self.arith(node)
@@ -263,7 +257,7 @@ class _Writer:
 
     def json_path(self, node: JsonPath) -> str:
         """``"col" -> 'k' -> 0``: the jsonb value at the path, NULL where it is absent."""
-        sql = quote_ident(node.column.name)
+        sql = quoted(node.column.name)
         if tn.base(node.column.type) == "json":
             sql += "::jsonb"
         for key in node.path:

@@ -13,6 +13,14 @@ def is_wordlike(text: str) -> bool:
     return bool(text) and (text[0].isalpha() or text[0] == "_") and " " not in text
 
 
+def quoted(name: str) -> str:
+    """``name`` as a quoted identifier, always (SQL pgvec writes from scratch, where a
+    name's spelling need not follow the client's)."""
+    if "\x00" in name:
+        raise ValueError("an identifier cannot contain NUL")
+    return '"' + name.replace('"', '""') + '"'
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier when Postgres would need it."""
     if (
@@ -23,7 +31,7 @@ def quote_ident(name: str) -> str:
         and name.upper() not in _RESERVED
     ):
         return name
-    return '"' + name.replace('"', '""') + '"'
+    return quoted(name)
 
 
 _RESERVED = frozenset(

@@ -21,6 +21,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.spec import Metric
 from pgvec.filter.render import leaf_condition
+from pgvec.filter.sql import quoted
 from pgvec.milvus import data, iterators
 from pgvec.milvus.filters import EVERYTHING, Filter, compile_filter
 from pgvec.milvus.indexes import IndexInfo, vector_field
@@ -297,7 +298,7 @@ def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec
         return None
     pk = coll.pk
     table = coll.ident.as_string(None)
-    key = f'"{pk.name.replace(chr(34), chr(34) * 2)}"'
+    key = quoted(pk.name)
     select = f"SELECT {key} FROM {table} WHERE {where.sql}"
     if info.partitioned:  # run for one leaf at a time
         select += f" AND {leaf_condition('tableoid')}"
