@@ -28,13 +28,6 @@ class Filter:
     values: list[bytes | None] = field(default_factory=list)
     predicate: Predicate | None = None  # None: admits every row
 
-    def shifted(self, first: int) -> Filter:
-        """The same filter with its parameters numbered from ``first``."""
-        if self.predicate is None or first == 1:
-            return self
-        rendered = render(self.predicate, first_param=first)
-        return Filter(rendered.sql, list(rendered.values), self.predicate)
-
 
 EVERYTHING = Filter("true")
 

@@ -127,10 +127,13 @@ class IndexRPCs(ServiceBase):
                     f"index doesn't exist, collectionID {coll.relid}: there is no vector "
                     f"index on field: {missing}, please create index firstly"
                 )
-            for i in found:
-                if i.state == "released":
-                    await db.load(i.pg_name, coll.schema_name)
-            await catalog.set_loaded(conn, coll, True)
+            # marked first, as the caller: its privilege is checked before pgvec loads
+            # anything; a load that fails rolls the mark back
+            async with conn.transaction():
+                await catalog.set_loaded(conn, coll, True)
+                for i in found:
+                    if i.state == "released":
+                        await db.load(i.pg_name, coll.schema_name)
         return common_pb2.Status()
 
     @rpc(common_pb2.Status)

@@ -288,11 +288,6 @@ def default_value(f: schema_pb2.FieldSchema) -> object:
     return json.dumps(json.loads(value)) if which == "json_data" else value
 
 
-def stored_fields(proto: schema_pb2.CollectionSchema) -> tuple[Field, ...]:
-    """The fields of a schema pgvec stored at CreateCollection (already checked)."""
-    return check_schema(proto)
-
-
 def with_field_ids(proto: schema_pb2.CollectionSchema) -> schema_pb2.CollectionSchema:
     """The schema as DescribeCollection answers it: fields numbered from 100, as Milvus
     numbers them, and the dynamic field's ``$meta`` column left out, as pymilvus sent it."""

@@ -275,3 +275,22 @@ def test_no_credentials_get_no_more_than_a_sql_client_without_them(names: str, d
             ok.close()
         finally:
             server.stop()
+
+
+def test_load_needs_the_callers_privilege_before_pgvec_loads(
+    client: MilvusClient, milvus_uri: str, names: str, db_uri: str
+) -> None:
+    """A role that may not read a collection cannot make pgvec load its index."""
+    make_docs(client)
+    client.release_collection("docs")
+    bob = names + "bob"
+    client.create_user(bob, "pw-of-bob")
+    other = MilvusClient(milvus_uri, user=bob, password="pw-of-bob")
+    with pytest.raises(MilvusException) as err:
+        other.load_collection("docs")
+    assert err.value.code == 1401
+    other.close()
+    with psycopg.connect(db_uri) as conn:
+        states = conn.execute("SELECT DISTINCT state FROM pgvec.indexes").fetchall()
+    assert states == [("released",)]
+    assert client.get_load_state("docs")["state"].name == "NotLoad"
