@@ -21,6 +21,9 @@ import pytest
 from pgvector.asyncpg import register_vector as register_asyncpg
 from pgvector.psycopg import register_vector
 from pgvector.psycopg2 import register_vector as register_psycopg2
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import BigInteger, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
 
 ROWS, DIM = 60, 3
 
@@ -72,12 +75,12 @@ def test_create_extension_is_answered_by_pgvec(proxy_uri: str, conn: psycopg.Con
         )
         c.commit()
     # the real extension never came in; pgvec's type did, and the column stays bytea
-    assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (
-        0,
-    )
-    assert conn.execute("SELECT typtype FROM pg_type WHERE oid = 'public.vector'::regtype").fetchone() == (
-        "e",
-    )
+    assert conn.execute(
+        "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
+    ).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT typtype FROM pg_type WHERE oid = 'public.vector'::regtype"
+    ).fetchone() == ("e",)
     assert conn.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = 't'::regclass AND attname = 'e'"
@@ -156,7 +159,9 @@ def test_asyncpg(both: dict[str, str], data: np.ndarray) -> None:
             await conn.executemany(
                 "INSERT INTO items (embedding) VALUES ($1)", [(v,) for v in data]
             )
-            rows = await conn.fetch("SELECT * FROM items ORDER BY embedding <-> $1 LIMIT 5", data[7])
+            rows = await conn.fetch(
+                "SELECT * FROM items ORDER BY embedding <-> $1 LIMIT 5", data[7]
+            )
             stmt = await conn.prepare("SELECT id, embedding FROM items WHERE id = $1")
             again = [await stmt.fetchrow(i) for i in (1, 2, 3)]
             await conn.copy_records_to_table(
@@ -192,3 +197,81 @@ def real_pgvector_uri(pg_uri: str, real_pgvector_db: str) -> str:
     with psycopg.connect(uri, autocommit=True) as c:
         c.execute("CREATE EXTENSION vector")
     return uri
+
+
+def test_copy(both: dict[str, str], data: np.ndarray) -> None:
+    """COPY in pgvector's binary form (pgvector-python's documented bulk load) and in
+    text, and COPY out in both."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri) as c:
+            register_vector(c)
+            c.execute("CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3))")
+            with c.cursor().copy(
+                "COPY items (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(["int8", "vector"])
+                for i, v in enumerate(data[:30]):
+                    cp.write_row((i, v))
+            with c.cursor().copy("COPY items FROM STDIN") as cp:
+                for i, v in enumerate(data[30:], 30):
+                    cp.write_row((i, v))
+            c.commit()
+            with c.cursor().copy("COPY items TO STDOUT") as cp:
+                text = b"".join(bytes(b) for b in cp)
+            with c.cursor(binary=True).copy(
+                "COPY items (embedding, id) TO STDOUT (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(["vector", "int8"])
+                rows = list(cp.rows())
+            top = c.execute(
+                "SELECT id FROM items ORDER BY embedding <-> %s LIMIT 3", (data[40],)
+            ).fetchall()
+            return [text.decode(), rows, top]
+
+    out = on_both(both, run)
+    assert out[0].splitlines()[0].split("\t")[1].startswith("[")
+
+
+def test_sqlalchemy(both: dict[str, str], data: np.ndarray) -> None:
+    """pgvector.sqlalchemy's Vector as its README shows: create_all (DDL in a
+    transaction), insert, l2_distance / cosine_distance ordering, max_inner_product."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Item(Base):
+        __tablename__ = "items"
+        id = mapped_column(BigInteger, primary_key=True)
+        embedding = mapped_column(Vector(3))
+
+    def run(uri: str) -> Any:
+        engine = create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            Base.metadata.create_all(engine)
+            with Session(engine) as session:
+                session.add_all([Item(id=i, embedding=v) for i, v in enumerate(data)])
+                session.commit()
+                q = data[5]
+                return [
+                    session.scalars(
+                        select(Item.id).order_by(Item.embedding.l2_distance(q)).limit(5)
+                    ).all(),
+                    session.scalars(
+                        select(Item.id).order_by(Item.embedding.cosine_distance(q)).limit(5)
+                    ).all(),
+                    session.scalars(
+                        select(Item.id).order_by(Item.embedding.max_inner_product(q)).limit(5)
+                    ).all(),
+                    session.scalars(
+                        select(Item.id)
+                        .filter(Item.embedding.l2_distance(q) < 1.0)
+                        .order_by(Item.id)
+                    ).all(),
+                    session.get(Item, 3).embedding,  # type: ignore[union-attr]
+                ]
+        finally:
+            engine.dispose()
+
+    out = on_both(both, run)
+    assert out[0][0] == 5
