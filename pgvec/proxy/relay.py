@@ -53,6 +53,8 @@ class Pending:
     #: for an ``emit``: called with the transaction status of the last ReadyForQuery
     #: when the entry is reached (every reply before it relayed)
     reached: Callable[[bytes], None] | None = None
+    #: names of result columns that are vectors computed by expressions
+    vector_names: frozenset[str] = frozenset()
 
 
 def ends_for(type_: bytes) -> frozenset[bytes]:
@@ -100,7 +102,11 @@ class Relay:
             self._write_skipped()
 
     def expect_request(
-        self, type_: bytes, transform: Transform | None = None, portal: str | None = None
+        self,
+        type_: bytes,
+        transform: Transform | None = None,
+        portal: str | None = None,
+        vector_names: frozenset[str] = frozenset(),
     ) -> None:
         self.expect(
             Pending(
@@ -109,6 +115,7 @@ class Relay:
                 transform=transform,
                 is_sync=type_ == b"S",
                 portal=portal,
+                vector_names=vector_names,
             )
         )
 
@@ -223,7 +230,7 @@ class Relay:
                 out.append(replaced)
         elif head.portal is not None and self._output is not None and t in (b"T", b"D"):
             if t == b"T":
-                out.append(self._output.row_description(head.portal, msg))
+                out.append(self._output.row_description(head.portal, msg, head.vector_names))
             else:
                 out.append(self._output.data_row(head.portal, msg))
         else:

@@ -39,16 +39,21 @@ class VectorOutput:
         self._columns = columns
         self._portals: dict[str, list[int]] = {}
 
-    def row_description(self, portal: str, msg: Message) -> bytes:
+    def row_description(
+        self, portal: str, msg: Message, names: frozenset[str] = frozenset()
+    ) -> bytes:
+        """``names``: columns computed by vector expressions (no table column)."""
         self._portals.pop(portal, None)
         vector_cols = self._columns()
-        if not vector_cols:
+        if not vector_cols and not names:
             return msg.raw
         fields = m.row_description(msg.body)
         convert = [
             i
             for i, f in enumerate(fields)
-            if f.format == 0 and f.type_oid == BYTEA and (f.table_oid, f.attnum) in vector_cols
+            if f.format == 0
+            and f.type_oid == BYTEA
+            and ((f.table_oid, f.attnum) in vector_cols or (f.table_oid == 0 and f.name in names))
         ]
         if not convert:
             return msg.raw
