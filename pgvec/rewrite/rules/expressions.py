@@ -118,6 +118,8 @@ class ExprPass:
     #: ids of nodes left alone (the top-k's distance, which the hit's distance replaces)
     skip: set[int] = field(default_factory=set)
     changed: bool = False
+    #: ids of the nodes this pass put into the tree
+    created: set[int] = field(default_factory=set)
     #: ids of the nodes (as now in the tree) whose values are vectors, with their
     #: dimension when known (0: not known)
     _vectors: dict[int, int] = field(default_factory=dict)
@@ -131,6 +133,7 @@ class ExprPass:
             new = self._visit(node)
             if new is not None and new is not node:
                 node.replace(new)
+                self.created.add(id(new))
                 self.changed = True
 
     def is_vector(self, node: exp.Expr) -> bool:

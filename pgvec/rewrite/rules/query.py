@@ -720,7 +720,7 @@ def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Ca
     if _order_by_value(tree, vectors, shape) or vectors.changed:
         ctx.changed = True
         ctx.structural = True
-        _keep_names(names)
+        _keep_names(names, vectors.created)
     outputs = _vector_outputs(tree, vectors)
     if shape is not None:
         return Knn(dataclasses.replace(_rewrite_knn(shape, ctx, tree), vector_outputs=outputs))
@@ -768,30 +768,30 @@ def _order_by_value(tree: exp.Expr, vectors: ExprPass, shape: _KnnShape | None) 
 # ---------------------------------------------------------------- result columns
 
 
-def _item_names(tree: exp.Expr) -> list[tuple[exp.Select, int, str, str]]:
-    """(select, position, SQL, PostgreSQL's column name) of every unaliased select-list
-    item, before pgvec rewrites any."""
+def _item_names(tree: exp.Expr) -> list[tuple[exp.Select, int, str]]:
+    """(select, position, PostgreSQL's column name) of every unaliased select-list item,
+    before pgvec rewrites any."""
     out = []
     for select in tree.find_all(exp.Select):
         for i, item in enumerate(select.expressions):
-            if isinstance(item, (exp.Alias, exp.Star)) or isinstance(item, Raw):
+            if isinstance(item, (exp.Alias, exp.Star, Raw)):
                 continue
             if isinstance(item, exp.Column) and isinstance(item.this, exp.Star):
                 continue
             name = column_name(item)
             if name is not None:
-                out.append((select, i, generate(item), name))
+                out.append((select, i, name))
     return out
 
 
-def _keep_names(names: list[tuple[exp.Select, int, str, str]]) -> None:
+def _keep_names(names: list[tuple[exp.Select, int, str]], created: set[int]) -> None:
     """A rewritten select-list item keeps the column name of what the client wrote."""
-    for select, i, text, name in names:
+    for select, i, name in names:
         items = select.expressions
         if i >= len(items):
             continue
         item = items[i]
-        if isinstance(item, exp.Alias) or generate(item) == text:
+        if isinstance(item, exp.Alias) or not any(id(n) in created for n in item.walk()):
             continue
         if column_name(item) != name:
             items = list(items)
