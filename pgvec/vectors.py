@@ -39,28 +39,49 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 
 def parse_text(text: str, dim: int | None = None, *, braces: bool = False) -> np.ndarray:
-    """Parse pgvector's text form ``'[1,2.5,3]'`` (and ``{...}`` array text if ``braces``)."""
+    """Parse pgvector's text form ``'[1,2.5,3]'`` (and ``{...}`` array text if ``braces``),
+    with pgvector's errors (messages, details and SQLSTATEs as ``vector_in`` raises them).
+    """
     s = text.strip()
-    delims = (("[", "]"), ("{", "}")) if braces else (("[", "]"),)
-    if len(s) < 2 or (s[0], s[-1]) not in delims or "_" in s:
-        raise InvalidVector(f'invalid input syntax for type vector: "{text}"')
-    body = s[1:-1]
-    if not body.strip():
-        if dim is not None:
-            raise DimensionMismatch(f"expected {dim} dimensions, not 0")
+    pairs = {"[": "]", "{": "}"} if braces else {"[": "]"}
+    if not s or s[0] not in pairs:
+        raise _malformed(text, 'Vector contents must start with "[".')
+    close = pairs[s[0]]
+    body = s[1:]
+    if body.lstrip().startswith(close):
         raise DimensionMismatch("vector must have at least 1 dimension")
-    try:
-        values = np.array([float(x) for x in body.split(",")], dtype=np.float64)
-    except ValueError:
-        raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
-    check_finite(values)
-    if (np.abs(values) > _F32_MAX).any():
-        raise NonFiniteVector("infinite value not allowed in vector")
+    end = body.find(close)
+    items = (body if end < 0 else body[:end]).split(",")
+    values = np.empty(len(items), dtype=np.float64)
+    for i, item in enumerate(items):
+        item = item.strip()
+        if not item:
+            if end < 0 and i == len(items) - 1:
+                raise _malformed(text, "Unexpected end of input.")
+            raise _malformed(text)
+        try:
+            if "_" in item:
+                raise ValueError(item)
+            values[i] = float(item)
+        except ValueError:
+            raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
+        if not np.isfinite(values[i]) or abs(values[i]) > _F32_MAX:
+            if np.isnan(values[i]):
+                raise NonFiniteVector("NaN not allowed in vector")
+            raise NonFiniteVector("infinite value not allowed in vector")
+    if end < 0:
+        raise _malformed(text, "Unexpected end of input.")
+    if body[end + 1 :].strip():
+        raise _malformed(text, "Junk after closing right brace.")
     out = values.astype("<f4")
-    check_dim(out, dim)
     if out.shape[0] > MAX_DIM:
         raise DimensionMismatch(f"vector cannot have more than {MAX_DIM} dimensions")
+    check_dim(out, dim)
     return out
+
+
+def _malformed(text: str, detail: str | None = None) -> InvalidVector:
+    return InvalidVector(f'malformed vector literal: "{text}"', detail=detail)
 
 
 def parse_vector_text(text: str, dim: int | None = None) -> bytes:

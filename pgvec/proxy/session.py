@@ -51,7 +51,7 @@ from pgvec.proxy.client_state import (
 )
 from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
-from pgvec.proxy.relay import Pending, Relay
+from pgvec.proxy.relay import Pending, Relay, Transform
 from pgvec.proxy.search import knn, search_request
 from pgvec.proxy.settings import SearchSettings
 from pgvec.proxy.sql_catalog import sql_catalog
@@ -349,31 +349,36 @@ class Session:
         )
 
     @staticmethod
-    def _drop_rows(msg: Message) -> bytes | None:
-        """Replies to pgvec.raise_error(): only the error, without its PL/pgSQL context."""
-        if msg.type in (b"T", b"D", b"C", b"1", b"2"):
-            return None
-        if msg.type == b"E":
-            fields = m.error_fields(msg.body)
-            return m.error_response(
-                fields.get("C", "XX000"),
-                fields.get("M", ""),
-                severity=fields.get("V", fields.get("S", "ERROR")),
-                detail=fields.get("D"),
-                hint=fields.get("H"),
-            )
-        return msg.raw
+    def _drop_rows(err: PgvecError | None = None) -> Transform:
+        """Replies to pgvec.raise_error(): only the error, without its PL/pgSQL context,
+        with ``err``'s detail (which the function does not take)."""
+
+        def drop(msg: Message) -> bytes | None:
+            if msg.type in (b"T", b"D", b"C", b"1", b"2"):
+                return None
+            if msg.type == b"E":
+                fields = m.error_fields(msg.body)
+                return m.error_response(
+                    fields.get("C", "XX000"),
+                    fields.get("M", ""),
+                    severity=fields.get("V", fields.get("S", "ERROR")),
+                    detail=fields.get("D") or (err.detail if err is not None else None),
+                    hint=fields.get("H"),
+                )
+            return msg.raw
+
+        return drop
 
     def raise_simple(self, err: PgvecError) -> None:
         """Answer the current Query with ``err``, raised by PostgreSQL."""
         log.debug("raising %s: %s", err.sqlstate, err.message)
-        self.relay.expect(Pending(frozenset({b"Z"}), transform=self._drop_rows))
+        self.relay.expect(Pending(frozenset({b"Z"}), transform=self._drop_rows(err)))
         self._send(m.Query(self._raise_sql(err)).encode())
 
     def raise_extended(self, err: PgvecError) -> None:
         """Answer the current extended-protocol message with ``err``; skip to Sync."""
         log.debug("raising %s: %s", err.sqlstate, err.message)
-        drop = self._drop_rows
+        drop = self._drop_rows(err)
         self.relay.expect(Pending(frozenset({b"1"}), extended=True, transform=drop))
         self.relay.expect(Pending(frozenset({b"2"}), extended=True, transform=drop))
         self.relay.expect(Pending(frozenset({b"C"}), extended=True, transform=drop))
