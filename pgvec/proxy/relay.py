@@ -61,6 +61,8 @@ class Pending:
     #: for an ``emit``: called with the transaction status of the last ReadyForQuery
     #: when the entry is reached (every reply before it relayed)
     reached: Callable[[bytes], None] | None = None
+    #: names of result columns that are vectors computed by expressions
+    vector_names: frozenset[str] = frozenset()
 
 
 def ends_for(type_: bytes) -> frozenset[bytes]:
@@ -120,6 +122,7 @@ class Relay:
         statement: str | None = None,
         bind: tuple[str, list[int]] | None = None,
         params: Callable[[list[int]], list[int]] | None = None,
+        vector_names: frozenset[str] = frozenset(),
     ) -> None:
         self.expect(
             Pending(
@@ -131,6 +134,7 @@ class Relay:
                 statement=statement,
                 bind=bind,
                 params=params,
+                vector_names=vector_names,
             )
         )
 
@@ -245,11 +249,11 @@ class Relay:
                 out.append(replaced)
         elif self._output is not None and t in (b"T", b"D") and head.portal is not None:
             if t == b"T":
-                out.append(self._output.row_description(head.portal, msg))
+                out.append(self._output.row_description(head.portal, msg, head.vector_names))
             else:
                 out.append(self._output.data_row(head.portal, msg))
         elif self._output is not None and t == b"T" and head.statement is not None:
-            out.append(self._output.statement_description(head.statement, msg))
+            out.append(self._output.statement_description(head.statement, msg, head.vector_names))
         elif t == b"t" and head.params is not None:
             out.append(
                 m.encode_parameter_description(head.params(m.parameter_description(msg.body)))

@@ -104,6 +104,8 @@ class Statement:
     knn: KnnPlan | None = None
     intercept: Decision | None = None
     binary_result: bool = False  # the portal of an IndexAction wants its row in binary
+    #: result columns that are vectors computed by expressions (Rewritten.vector_outputs)
+    vector_outputs: frozenset[str] = frozenset()
 
 
 class Session:
@@ -162,13 +164,30 @@ class Session:
     def _forward(self, msg: Message) -> None:
         t = msg.type
         if t in (b"P", b"B", b"D", b"E", b"C", b"S", b"Q", b"F"):
+            portal = _portal_of(msg)
+            statement = _statement_of(msg)
             self.relay.expect_request(
                 t,
-                portal=_portal_of(msg),
-                statement=_statement_of(msg),
+                portal=portal,
+                statement=statement,
                 bind=self._bound(t, msg.body),
+                vector_names=self._vector_names(t, portal, statement),
             )
         self._send(msg.raw)
+
+    def _vector_names(self, t: bytes, portal: str | None, statement: str | None) -> frozenset[str]:
+        """The names of the computed vector columns of the rows a Describe or an Execute
+        brings (Statement.vector_outputs)."""
+        if t not in (b"D", b"E"):
+            return frozenset()
+        info = (
+            self.portals.get(portal)
+            if portal is not None
+            else self.statements.get(statement)
+            if statement is not None
+            else None
+        )
+        return info.vector_outputs if info is not None else frozenset()
 
     def _bound(
         self, t: bytes, body: bytes = b"", bind: m.Bind | None = None
@@ -452,7 +471,8 @@ class Session:
             parts.append(await self._render_simple(piece.text, decision))
             pos = piece.end
         parts.append(sql[pos:])
-        self.relay.expect_request(b"Q", portal="")
+        names = frozenset(name for d in decisions for name in _vector_outputs(d))
+        self.relay.expect_request(b"Q", portal="", vector_names=names)
         self._send(m.Query("".join(parts)).encode())
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
@@ -752,6 +772,7 @@ class Session:
         client_n = max(len(parse.param_types), max_param(parse.sql))
         types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
         info = Statement(types, client_n)
+        info.vector_outputs = _vector_outputs(decision)
         if isinstance(decision, Rewritten):
             sql = decision.sql
             for n, dim in decision.vector_params.items():
@@ -899,6 +920,7 @@ class Session:
                 b"D",
                 statement=desc.name,
                 params=self._face_params(info.vector_params, info.client_nparams),
+                vector_names=info.vector_outputs,
             )
             self._send(msg.raw)
             return
@@ -932,6 +954,14 @@ def _creation_schema(path: SearchPath | None) -> str:
             if schema != "pg_catalog" and not schema.startswith("pg_temp_"):
                 return schema
     return "public"
+
+
+def _vector_outputs(decision: Decision) -> frozenset[str]:
+    if isinstance(decision, Rewritten):
+        return decision.vector_outputs
+    if isinstance(decision, Knn):
+        return decision.plan.vector_outputs
+    return frozenset()
 
 
 def _portal_of(msg: Message) -> str | None:

@@ -65,19 +65,25 @@ class VectorOutput:
         #: prepared statement -> indexes of its vector result columns (Describe statement)
         self._statements: dict[str, list[int]] = {}
 
-    def _describe(self, msg: Message) -> tuple[bytes, Conversions]:
-        """The RowDescription as the client sees it, and its vector columns."""
+    def _describe(
+        self, msg: Message, names: frozenset[str] = frozenset()
+    ) -> tuple[bytes, Conversions]:
+        """The RowDescription as the client sees it, and its vector columns: those of a
+        vector table column, and those ``names`` of values computed by expressions."""
         vector_cols = self._columns()
-        if not vector_cols:
+        if not vector_cols and not names:
             return msg.raw, []
         fields = m.row_description(msg.body)
         convert: Conversions = []
         face = self._face()
         for i, f in enumerate(fields):
-            if f.type_oid != BYTEA or (f.table_oid, f.attnum) not in vector_cols:
+            if f.type_oid != BYTEA or (
+                (f.table_oid, f.attnum) not in vector_cols
+                and not (f.table_oid == 0 and f.name in names)
+            ):
                 continue
             if face is not None:
-                dim = vector_cols[(f.table_oid, f.attnum)]
+                dim = vector_cols.get((f.table_oid, f.attnum))
                 fields[i] = m.FieldDescription(
                     f.name, f.table_oid, f.attnum, face, -1, dim if dim else -1, f.format
                 )
@@ -89,19 +95,23 @@ class VectorOutput:
             return msg.raw, []
         return m.encode_row_description(fields), convert
 
-    def row_description(self, portal: str, msg: Message) -> bytes:
+    def row_description(
+        self, portal: str, msg: Message, names: frozenset[str] = frozenset()
+    ) -> bytes:
         """A portal's RowDescription (Describe portal, or a simple Query's)."""
-        raw, convert = self._describe(msg)
+        raw, convert = self._describe(msg, names)
         if convert:
             self._portals[portal] = convert
         else:
             self._portals.pop(portal, None)
         return raw
 
-    def statement_description(self, statement: str, msg: Message) -> bytes:
+    def statement_description(
+        self, statement: str, msg: Message, names: frozenset[str] = frozenset()
+    ) -> bytes:
         """A prepared statement's RowDescription: its portals' rows are converted as
         Bind's result formats say (:meth:`bound`)."""
-        raw, convert = self._describe(msg)
+        raw, convert = self._describe(msg, names)
         if convert:
             self._statements[statement] = [i for i, _ in convert]
         else:

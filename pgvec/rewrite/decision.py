@@ -38,10 +38,14 @@ class Passthrough:
 
 @dataclass(frozen=True)
 class Rewritten:
-    """Send ``sql`` instead; parameters in ``vector_params`` ($n -> dim) are vectors."""
+    """Send ``sql`` instead; parameters in ``vector_params`` ($n -> dim, None: any) are
+    vectors."""
 
     sql: str
-    vector_params: Mapping[int, int] = field(default_factory=dict)
+    vector_params: Mapping[int, int | None] = field(default_factory=dict)
+    #: RowDescription names of result columns whose values are vectors computed by an
+    #: expression (PostgreSQL reports no table column for them)
+    vector_outputs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,12 +67,14 @@ class KnnPlan:
     #: the template's text around the two hit arrays: before ids, between, after dists
     template_parts: tuple[str, str, str]
     #: vector parameters of the template ($n -> dim), the query parameter included
-    vector_params: Mapping[int, int] = field(default_factory=dict)
+    vector_params: Mapping[int, int | None] = field(default_factory=dict)
     #: vector parameters of filter_sql, numbered as in filter_sql ($i -> dim)
-    filter_vector_params: Mapping[int, int] = field(default_factory=dict)
+    filter_vector_params: Mapping[int, int | None] = field(default_factory=dict)
     #: the WHERE clause as the engine can evaluate it, parameters numbered as in
     #: filter_sql; None when PostgreSQL must evaluate it
     engine_filter: Predicate | None = None
+    #: as Rewritten.vector_outputs
+    vector_outputs: frozenset[str] = frozenset()
 
     @property
     def template(self) -> str:

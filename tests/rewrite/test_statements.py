@@ -178,8 +178,8 @@ def test_update(catalog: Catalog) -> None:
             "SELECT embedding <#> '[1,2,3]' AS ip, '[1,2,3]' <=> i.embedding, embedding <+> $2"
             " FROM items AS i",
             f"SELECT pgvec.negative_inner_product(embedding, {HEX123}) AS ip,"
-            f" pgvec.cosine_distance({HEX123}, i.embedding), pgvec.l1_distance(embedding, $2)"
-            " FROM items AS i",
+            f' pgvec.cosine_distance({HEX123}, i.embedding) AS "?column?",'
+            ' pgvec.l1_distance(embedding, $2) AS "?column?" FROM items AS i',
             {2: 3},
         ),
         (  # no LIMIT: not top-k, exact
@@ -366,9 +366,12 @@ def test_reindex(catalog: Catalog) -> None:
             "INSERT INTO items SELECT i, 't', 1, format('[%s,%s,%s]', i, i, i)::vector"
             " FROM generate_series(1, 3) AS i",
             "INSERT INTO items SELECT i, 't', 1, pgvec.vector(FORMAT('[%s,%s,%s]', i, i, i))"
-            " FROM GENERATE_SERIES(1, 3) AS i",
+            ' AS "format" FROM GENERATE_SERIES(1, 3) AS i',
         ),
-        ("SELECT ARRAY[1, 2, 3]::vector(3)", "SELECT pgvec.vector(ARRAY[1, 2, 3])"),
+        (
+            "SELECT ARRAY[1, 2, 3]::vector(3)",
+            'SELECT pgvec.vector_typmod(pgvec.vector(ARRAY[1, 2, 3]), 3) AS "array"',
+        ),
         (
             "UPDATE items SET embedding = CAST(title AS vector) WHERE id = 1",
             "UPDATE items SET embedding = pgvec.vector(title) WHERE id = 1",
