@@ -67,6 +67,14 @@ class KnnPlan:
     #: the WHERE clause as the engine can evaluate it, parameters numbered as in
     #: filter_sql; None when PostgreSQL must evaluate it
     engine_filter: Predicate | None = None
+    #: the query vector is a scalar subquery: this statement returns it (one bytea)
+    query_sql: str | None = None
+    #: the parameters of query_sql, as numbered in the client's statement, in order
+    query_params: tuple[int, ...] = ()
+    #: vector parameters of query_sql ($i -> dim)
+    query_vector_params: Mapping[int, int] = field(default_factory=dict)
+    #: an EXPLAIN (text format) of the top-k: the proxy adds the ANN step to the plan
+    explain: bool = False
 
     @property
     def template(self) -> str:
