@@ -13,8 +13,9 @@ def keys_array(keys: Sequence[Key]) -> str:
     return keys_param(keys).decode()
 
 
-def distances_array(distances: Sequence[float]) -> str:
-    return "{" + ",".join(repr(float(d)) for d in distances) + "}"
+def distances_array(distances: Sequence[float | None]) -> str:
+    """``{...}``; None (the distance to a NULL query vector) is NULL."""
+    return "{" + ",".join("NULL" if d is None else repr(float(d)) for d in distances) + "}"
 
 
 def sql_literal(text: str) -> str:

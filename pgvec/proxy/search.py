@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pgvec import vectors
 from pgvec.engine.collection import Key
 from pgvec.engine.spec import Metric
 from pgvec.proxy.settings import SearchSettings
@@ -46,6 +47,34 @@ def search_request(
         engine_filter=settings.engine_filter,
         own_writes=own_writes,
     )
+
+
+def null_query(plan: KnnPlan) -> np.ndarray:
+    """What pgvec searches with for a NULL query vector: as pgvector's HNSW scan, the
+    zero vector (for cosine, whose zero vector has no direction, the first axis). The
+    distances are NULL, so the rows come in no particular order."""
+    query = np.zeros(plan.column.dim, np.float32)
+    if Metric.from_operator(plan.operator) is Metric.COSINE:
+        query[0] = 1.0
+    return query
+
+
+async def query_vector(
+    plan: KnnPlan,
+    sql: ClientSQL,
+    values: Sequence[bytes | None] = (),
+    types: Sequence[int] = (),
+    formats: Sequence[int] = (),
+) -> np.ndarray | None:
+    """The value of the plan's query-vector subquery, evaluated in the client's session
+    (``values``...: its parameters); None for NULL or no row. PostgreSQL raises its own
+    errors, 21000 for more than one row."""
+    assert plan.query_sql is not None
+    rows = await sql.rows(plan.query_sql, values, types, formats, binary=True)
+    value = rows[0][0] if rows else None
+    if value is None:
+        return None
+    return vectors.from_bytes(value, plan.column.dim)
 
 
 async def knn(

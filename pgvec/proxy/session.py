@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -50,9 +51,10 @@ from pgvec.proxy.client_state import (
     state_query,
 )
 from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
+from pgvec.proxy.explain import AnnStep, PlanLines
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay, Transform
-from pgvec.proxy.search import knn, search_request
+from pgvec.proxy.search import knn, null_query, query_vector, search_request
 from pgvec.proxy.settings import SearchSettings
 from pgvec.proxy.sql_catalog import sql_catalog
 from pgvec.rewrite.decision import (
@@ -78,11 +80,14 @@ from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
 
 if TYPE_CHECKING:
+    from pgvec.engine.collection import Key
     from pgvec.rewrite.decision import IndexDef, KnnPlan
     from pgvec.service.database import Database
+    from pgvec.service.request import SearchRequest
 
 log = logging.getLogger(__name__)
 
+_EXPLAIN = re.compile(r"\s*explain\b", re.IGNORECASE)
 _PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\d+)")
 
 
@@ -150,6 +155,8 @@ class Session:
         #: CREATE INDEX statements of the open transaction block, built at its commit
         self._deferred: list[IndexDef] = []
         self._builds: set[asyncio.Task[None]] = set()
+        #: the ANN steps of the EXPLAINs of top-k queries, by portal, for the plan
+        self._explained: dict[str, list[str]] = {}
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -466,13 +473,19 @@ class Session:
             )
         parts: list[str] = []
         pos = 0
+        steps: list[list[str] | None] = []  # one per EXPLAIN
         for piece, decision in zip(pieces, decisions, strict=True):
             parts.append(sql[pos : piece.start])
             parts.append(await self._render_simple(piece.text, decision))
             pos = piece.end
+            if isinstance(decision, Knn) and decision.plan.explain:
+                steps.append(self._explained.pop("", None))
+            elif _EXPLAIN.match(piece.text):
+                steps.append(None)
         parts.append(sql[pos:])
         names = frozenset(name for d in decisions for name in _vector_outputs(d))
-        self.relay.expect_request(b"Q", portal="", vector_names=names)
+        transform = PlanLines(steps) if any(steps) else None
+        self.relay.expect_request(b"Q", transform=transform, portal="", vector_names=names)
         self._send(m.Query("".join(parts)).encode())
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
@@ -496,22 +509,30 @@ class Session:
         if isinstance(decision, Knn):
             plan = decision.plan
             self._check_committed(plan)
-            assert plan.query_literal is not None, "simple-protocol knn has a literal query"
-            query = vectors.from_bytes(plan.query_literal, plan.column.dim)
             limit = plan.limit
             if limit is None:
                 raise FeatureNotSupported("LIMIT must be a constant")
             self._flush()
             backend = ClientBackend(self.server, self.relay, sync=True)
+            query: np.ndarray | None
+            if plan.query_sql is not None:
+                query = await query_vector(plan, backend)
+            else:
+                assert plan.query_literal is not None, "simple-protocol knn has a literal query"
+                query = vectors.from_bytes(plan.query_literal, plan.column.dim)
             settings = await self._search_settings(backend)
             if self._query_sets:
                 settings = dataclasses.replace(settings, extra=dict(settings.extra))
                 for change in self._query_sets:
                     settings.apply(change.name, change.value)
             request = search_request(
-                plan, query, limit + plan.offset, settings, own_writes=self._own_writes()
+                plan,
+                query if query is not None else null_query(plan),
+                limit + plan.offset,
+                settings,
+                own_writes=self._own_writes(),
             )
-            keys, dists = await knn(self.db, request, backend)
+            keys, dists = await self._top_k(plan, request, backend, "", null=query is None)
             return plan.render(sql_literal(keys_array(keys)), sql_literal(distances_array(dists)))
         raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
 
@@ -866,37 +887,75 @@ class Session:
             if limit is None:
                 raise FeatureNotSupported("a top-k query needs a LIMIT")
             self._check_committed(plan)
-            if plan.query_param is not None:
-                if plan.query_param - 1 not in decoded:
-                    raise FeatureNotSupported("the query vector must not be NULL")
-                query = decoded[plan.query_param - 1]
-            else:
-                assert plan.query_literal is not None
-                query = vectors.from_bytes(plan.query_literal, plan.column.dim)
-            idx = [p - 1 for p in plan.filter_params]
             self._flush()
             backend = ClientBackend(self.server, self.relay, sync=False)
-            request = search_request(
-                plan,
-                query,
-                limit + (offset or 0),
-                await self._search_settings(backend),
-                values=[bind.params[i] for i in idx],
-                types=[
+
+            def types_of(idx: list[int]) -> list[int]:
+                return [
                     vectors.BYTEA_OID
                     if i in info.vector_params
                     else (info.param_types[i] if i < len(info.param_types) else 0)
                     for i in idx
-                ],
+                ]
+
+            query: np.ndarray | None
+            if plan.query_sql is not None:
+                idx = [p - 1 for p in plan.query_params]
+                query = await query_vector(
+                    plan,
+                    backend,
+                    [bind.params[i] for i in idx],
+                    types_of(idx),
+                    [formats[i] for i in idx],
+                )
+            elif plan.query_param is not None:
+                query = decoded.get(plan.query_param - 1)  # None: NULL
+            else:
+                assert plan.query_literal is not None
+                query = vectors.from_bytes(plan.query_literal, plan.column.dim)
+            idx = [p - 1 for p in plan.filter_params]
+            request = search_request(
+                plan,
+                query if query is not None else null_query(plan),
+                limit + (offset or 0),
+                await self._search_settings(backend),
+                values=[bind.params[i] for i in idx],
+                types=types_of(idx),
                 formats=[formats[i] for i in idx],
                 own_writes=self._own_writes(),
             )
-            keys, dists = await knn(self.db, request, backend)
+            keys, dists = await self._top_k(plan, request, backend, bind.portal, null=query is None)
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
             formats += [0, 0]
         bind.param_formats = formats if any(formats) else []
         self.relay.expect_request(b"B", portal=bind.portal, bind=self._bound(b"B", bind=bind))
         self._send(bind.encode())
+
+    async def _top_k(
+        self,
+        plan: KnnPlan,
+        request: SearchRequest,
+        backend: ClientBackend,
+        portal: str,
+        *,
+        null: bool,
+    ) -> tuple[list[Key], list[float | None]]:
+        """The hits of a top-k; for a NULL query vector, with NULL distances. For an
+        EXPLAIN, the ANN step is kept for the plan of ``portal``."""
+        start = time.perf_counter()
+        keys, dists = await knn(self.db, request, backend)
+        if plan.explain:
+            ms = (time.perf_counter() - start) * 1000
+            rows = await self.db.run(self.db.index_rows)
+            index = next(
+                (r for r in rows if r.relid == plan.table.relid and r.attnum == plan.column.attnum),
+                None,
+            )
+            step = AnnStep(plan, request, index, len(keys), ms, null_query=null)
+            self._explained[portal] = step.lines()
+        if null:
+            return keys, [None] * len(keys)
+        return keys, list(dists)
 
     def on_describe(self, msg: Message) -> None:
         desc = m.Describe.decode(msg.body)
@@ -929,6 +988,11 @@ class Session:
     async def on_execute(self, msg: Message) -> None:
         portal = m.execute_portal(msg.body)
         info = self.portals.get(portal)
+        lines = self._explained.pop(portal, None)
+        if lines is not None and info is not None and info.knn is not None:
+            self.relay.expect_request(b"E", transform=PlanLines([lines]), portal=portal)
+            self._send(msg.raw)
+            return
         if info is None or info.intercept is None:
             self._forward(msg)
             return

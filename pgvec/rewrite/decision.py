@@ -75,6 +75,14 @@ class KnnPlan:
     engine_filter: Predicate | None = None
     #: as Rewritten.vector_outputs
     vector_outputs: frozenset[str] = frozenset()
+    #: the query vector is a scalar subquery: this statement returns it (one bytea)
+    query_sql: str | None = None
+    #: the parameters of query_sql, as numbered in the client's statement, in order
+    query_params: tuple[int, ...] = ()
+    #: vector parameters of query_sql ($i -> dim)
+    query_vector_params: Mapping[int, int | None] = field(default_factory=dict)
+    #: an EXPLAIN (text format) of the top-k: the proxy adds the ANN step to the plan
+    explain: bool = False
 
     @property
     def template(self) -> str:

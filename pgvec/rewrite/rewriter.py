@@ -48,9 +48,12 @@ def _explain(sql: str, tokens: list[Token], catalog: Catalog) -> Decision:
     except SqlglotError:
         return _PASS
     i = 0
+    text = True  # FORMAT TEXT, the default
     if i < len(tokens) and tokens[i].token_type == TokenType.L_PAREN:
         depth = 0
         for j in range(i, len(tokens)):
+            if tokens[j].text.upper() == "FORMAT" and j + 1 < len(tokens):
+                text = tokens[j + 1].text.upper() == "TEXT"
             if tokens[j].token_type == TokenType.L_PAREN:
                 depth += 1
             elif tokens[j].token_type == TokenType.R_PAREN:
@@ -69,7 +72,9 @@ def _explain(sql: str, tokens: list[Token], catalog: Catalog) -> Decision:
         return Rewritten(prefix + decision.sql, decision.vector_params)
     if isinstance(decision, Knn):
         before, between, after = decision.plan.template_parts
-        plan = dataclasses.replace(decision.plan, template_parts=(prefix + before, between, after))
+        plan = dataclasses.replace(
+            decision.plan, template_parts=(prefix + before, between, after), explain=text
+        )
         return Knn(plan)
     return _PASS
 

@@ -723,6 +723,8 @@ class Database:
             idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
         )
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
+        with self.pool.connection() as conn:
+            indexes.existing_index(conn, idef)
 
     async def create_committed_index(self, idef: IndexDef) -> None:
         """Build, in the background, an index whose CREATE INDEX ran in a transaction

@@ -14,6 +14,7 @@ from pgvec.catalog import queries
 from pgvec.engine.spec import IndexSpec, Metric
 from pgvec.errors import (
     DuplicateObject,
+    FeatureNotSupported,
     IndexNotLoaded,
     PgvecError,
     QueryCanceled,
@@ -53,6 +54,33 @@ def unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     return name
 
 
+def existing_index(conn: psycopg.Connection, idef: IndexDef) -> str | None:
+    """The pgvec index the column of ``idef`` already has (pgvec keeps one per column);
+    raises DuplicateObject unless IF NOT EXISTS."""
+    row = conn.execute(
+        "SELECT index_name, metric FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
+        (idef.table.relid, idef.column.attnum),
+    ).fetchone()
+    if row is None:
+        return None
+    if idef.if_not_exists:
+        return str(row[0])
+    name, metric = row
+    wanted = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
+    if wanted.name != str(metric).upper():
+        raise FeatureNotSupported(
+            f'column "{idef.column.name}" already has the pgvec index "{name}"'
+            f" ({str(metric).lower()}): pgvec keeps one index per column, and does not yet"
+            f" support a second one with operator class {idef.opclass}",
+            hint=f"Searches with the other operator run exactly; or DROP INDEX {name} and"
+            f" create the index with {idef.opclass}.",
+        )
+    raise DuplicateObject(
+        f'column "{idef.column.name}" already has the pgvec index "{name}"',
+        hint=f"DROP INDEX {name} first, or REINDEX it.",
+    )
+
+
 def record(
     db: Database, conn: psycopg.Connection, idef: IndexDef, spec: IndexSpec, state: str
 ) -> str | None:
@@ -70,17 +98,8 @@ def record(
                 log.info('relation "%s" already exists, skipping', name)
                 return None
             raise DuplicateObject(f'relation "{name}" already exists')
-    existing = conn.execute(
-        "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
-        (info.relid, column.attnum),
-    ).fetchone()
-    if existing:
-        if idef.if_not_exists:
-            return None
-        raise DuplicateObject(
-            f'column "{column.name}" already has the pgvec index "{existing[0]}"',
-            hint=f"DROP INDEX {existing[0]} first, or REINDEX it.",
-        )
+    if existing_index(conn, idef) is not None and idef.if_not_exists:
+        return None
     _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
     conn.execute(
         "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"

@@ -382,3 +382,12 @@ def test_casts_of_expressions(sql: str, expected: str, catalog: Catalog) -> None
     """``x::vector`` of anything but a literal or $n: PostgreSQL converts it at run time."""
     d = rewrite(sql, catalog)
     assert isinstance(d, Rewritten) and d.sql == expected
+
+
+def test_distance_to_a_scalar_subquery_is_exact(catalog: Catalog) -> None:
+    """A vector from a scalar subquery, outside a top-k: computed exactly in SQL."""
+    d = rewrite(
+        "SELECT embedding <-> (SELECT embedding AS e FROM items WHERE id = 1) FROM items", catalog
+    )
+    assert isinstance(d, Rewritten)
+    assert "pgvec.l2_distance(embedding, (SELECT embedding AS e FROM items WHERE id = 1))" in d.sql

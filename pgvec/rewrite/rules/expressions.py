@@ -159,6 +159,14 @@ class ExprPass:
             if self.is_vector(node.this):
                 self._mark(node, self._dim(node.this))
             return None
+        if isinstance(node, exp.Subquery):  # a scalar subquery of one vector
+            inner = node.this
+            if isinstance(inner, exp.Select) and len(inner.expressions) == 1:
+                item = inner.expressions[0]
+                item = item.this if isinstance(item, exp.Alias) else item
+                if self.is_vector(item):
+                    self._mark(node, self._dim(item))
+            return None
         if isinstance(node, (exp.Filter, exp.Window)):  # avg(v) FILTER (...) / OVER (...)
             if self.is_vector(node.this):
                 self._mark(node, self._dim(node.this))

@@ -16,6 +16,12 @@ from pgvec.filter.types import mirrorable
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
 from pgvec.rewrite.dialect import Raw, VectorDistance, generate
+from pgvec.rewrite.rules.example import (
+    kept_for_types,
+    prepass,
+    refers_outside,
+    scalar_subquery,
+)
 from pgvec.rewrite.rules.expressions import ExprPass, column_name, pgvec_call
 from pgvec.rewrite.rules.predicate import to_predicate
 from pgvec.rewrite.tokens import quote_ident
@@ -179,6 +185,8 @@ def _param_number(node: exp.Expr) -> int | None:
 class QueryValue:
     literal: bytes | None = None
     param: int | None = None
+    #: an uncorrelated scalar subquery, as generated (pgvec evaluates it first)
+    subquery: str | None = None
 
 
 def classify(node: exp.Expr, dim: int) -> QueryValue | None:
@@ -343,6 +351,8 @@ class _KnnShape:
     query: QueryValue
     key: exp.Ordered
     distances: list[VectorDistance]  # the distance nodes the hit distance replaces
+    #: the query vector's scalar subquery, if it is one
+    subquery: exp.Subquery | None = None
 
 
 def _order_key(select: exp.Select, key: exp.Expr) -> exp.Expr:
@@ -383,6 +393,10 @@ def _same_distance(node: VectorDistance, shape: _KnnShape, catalog: Catalog) -> 
         value = classify(found[1], shape.binding.column.dim)
     except Exception:
         return False
+    if value is None and shape.subquery is not None:
+        other = _unparen(found[1])
+        if isinstance(other, exp.Subquery):
+            value = QueryValue(subquery=generate(other))
     return value == shape.query
 
 
@@ -425,12 +439,22 @@ def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
     binding, other = found
     if binding.scope is not select or not binding.table.pk or not binding.table.pk_type:
         return None
+    where = select.args.get("where")
+    if any(
+        refers_outside(part, select, catalog)
+        for part in [*(select.args.get("joins") or []), *([where] if where else [])]
+    ):
+        return None  # a LATERAL or correlated subquery's filter: exact, row by row
     if _is_vector_cast(_unparen(other)) and classify(other, binding.column.dim) is None:
         return None
     query = classify(other, binding.column.dim)
+    subquery = None
     if query is None:
-        return None
-    shape = _KnnShape(select, binding, key.op, query, first, [])
+        subquery = scalar_subquery(other, catalog)
+        if subquery is None or binding.column.binary:
+            return None
+        query = QueryValue(subquery=generate(subquery))
+    shape = _KnnShape(select, binding, key.op, query, first, [], subquery)
     shape.distances = [
         n
         for n in select.find_all(VectorDistance)
@@ -608,6 +632,10 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
     offset_node = select.args.get("offset")
     offset = _limit_value(offset_node.expression) if offset_node is not None else (0, None)
     assert offset is not None
+    example = keep = None
+    if shape.subquery is not None:  # (before the distance holding it leaves the tree)
+        example = prepass(shape.subquery, ctx.vector_params)
+        keep = kept_for_types(shape.subquery)
     # the distances become the hit's distance
     for node in shape.distances:
         if node.parent is select and node.arg_key == "expressions":
@@ -642,18 +670,21 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
     else:
         key_type = table.pk_type
         match = exp.EQ(this=Raw(this=key), expression=exp.column(HIT_KEY, table=HIT))
+    on = exp.And(
+        this=match,
+        # the query reads the vector column: so does the join, for column privileges
+        expression=Raw(
+            this=f"{quote_ident(binding.alias)}.{quote_ident(binding.column.name)} IS NOT NULL"
+        ),
+    )
+    if keep is not None:
+        on = exp.And(this=on, expression=Raw(this=keep))
     join = exp.Join(
         this=Raw(
             this=f"unnest(CAST({_IDS} AS {key_type}[]), CAST({_DISTS} AS float8[]))"
             f" AS {HIT}({HIT_KEY}, {HIT_DIST})"
         ),
-        on=exp.And(
-            this=match,
-            # the query reads the vector column: so does the join, for column privileges
-            expression=Raw(
-                this=f"{quote_ident(binding.alias)}.{quote_ident(binding.column.name)} IS NOT NULL"
-            ),
-        ),
+        on=on,
     )
     joins = list(select.args.get("joins") or [])
     position = 0
@@ -685,6 +716,9 @@ def _rewrite_knn(shape: _KnnShape, ctx: _Ctx, tree: exp.Expr) -> KnnPlan:
         template_parts=(before, between, after),
         vector_params=dict(ctx.vector_params),
         filter_vector_params=filt.vector_params if filt else {},
+        query_sql=example.sql if example else None,
+        query_params=example.params if example else (),
+        query_vector_params=example.vector_params if example else {},
     )
 
 
