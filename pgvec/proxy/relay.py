@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pgvec.proxy.context import without_pgvec_context
 from pgvec.proxy.textout import VectorOutput
 from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
@@ -231,6 +232,8 @@ class Relay:
         if self._skipping:
             self._skip(out)
         self._flush_emits(out)
+        if t == b"E":
+            msg = Message(t, without_pgvec_context(msg)[5:])
         if not q:
             out.append(msg.raw)
             return

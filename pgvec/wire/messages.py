@@ -243,6 +243,12 @@ def error_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
+def encode_fields(type_: bytes, fields: dict[str, str]) -> bytes:
+    """An ErrorResponse or NoticeResponse of these fields (as error_fields returns them)."""
+    body = b"".join(code.encode("ascii") + _bytes(value) + b"\0" for code, value in fields.items())
+    return frame(type_, body + b"\0")
+
+
 def _fields_message(
     type_: bytes,
     code: str,
