@@ -2,15 +2,27 @@
 
 Rows arrive in CopyData messages split anywhere; a partial last line waits for the next
 message. A vector field ``[1,2,3]`` becomes ``\\\\x0000803f...`` (bytea hex, its backslash
-escaped as COPY's text format wants); NULL markers and other fields are left alone.
+escaped as COPY's text format wants); a field already in that form (a dump of the bytea
+column, as pg_dump writes it) is checked and kept; NULL markers and other fields are left
+alone.
 """
 
 from __future__ import annotations
 
 from pgvec import vectors
-from pgvec.errors import PgvecError
+from pgvec.errors import InvalidVector, PgvecError
 from pgvec.rewrite.decision import CopyIn
 from pgvec.wire.framing import frame
+
+#: a bytea field in hex form, as COPY's text format writes it (the backslash doubled)
+_BYTEA_HEX = "\\\\x"
+
+
+def _unhex(digits: str) -> bytes:
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise InvalidVector(f'invalid hexadecimal data in bytea vector "{digits[:40]}"') from None
 
 
 class CopyConverter:
@@ -46,7 +58,10 @@ class CopyConverter:
             if pos < len(fields) and fields[pos] != self._null:
                 text = fields[pos].decode("utf-8", "replace")
                 try:
-                    value = vectors.parse_text(text, dim)
+                    if text.startswith(_BYTEA_HEX):  # as pg_dump writes a bytea column
+                        value = vectors.from_bytes(_unhex(text[len(_BYTEA_HEX) :]), dim)
+                    else:
+                        value = vectors.parse_text(text, dim)
                 except PgvecError as exc:
                     exc.message = f"{exc.message} (COPY {self.copy.table}, line {self.line})"
                     raise

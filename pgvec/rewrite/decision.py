@@ -21,6 +21,8 @@ __all__ = [
     "KnnPlan",
     "Passthrough",
     "Reindex",
+    "RestoreCopy",
+    "Restored",
     "Rewritten",
     "SetParam",
 ]
@@ -133,6 +135,33 @@ class CopyIn:
     null: str
 
 
+@dataclass(frozen=True)
+class Restored:
+    """A restore's statement on pgvec's own objects (pgvec installed them): answered with
+    ``tag`` without running (rules/restore.py)."""
+
+    tag: str
+
+
+@dataclass(frozen=True)
+class RestoreCopy:
+    """A restore's ``COPY pgvec.<table> [(columns)] FROM stdin``: pgvec reads the rows
+    (index definitions, from pgvec.indexes) and stores nothing of them as they are."""
+
+    table: str
+    columns: tuple[str, ...]
+
+
 Decision = Union[  # noqa: UP007
-    Passthrough, Rewritten, Knn, CreateIndex, DropIndex, Reindex, IndexAction, SetParam, CopyIn
+    Passthrough,
+    Rewritten,
+    Knn,
+    CreateIndex,
+    DropIndex,
+    Reindex,
+    IndexAction,
+    SetParam,
+    CopyIn,
+    Restored,
+    RestoreCopy,
 ]
