@@ -350,8 +350,8 @@ $fn$;
 DO $do$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_trigger
-                   WHERE tgrelid = 'pgvec.indexes'::regclass AND tgname = 'pgvec_indexes_rel') THEN
-        CREATE TRIGGER pgvec_indexes_rel BEFORE INSERT OR UPDATE OF relid ON pgvec.indexes
+                   WHERE tgrelid = 'pgvec.indexes'::regclass AND tgname = 'indexes_set_rel') THEN
+        CREATE TRIGGER indexes_set_rel BEFORE INSERT OR UPDATE OF relid ON pgvec.indexes
             FOR EACH ROW EXECUTE FUNCTION pgvec._indexes_rel();
     END IF;
 END
