@@ -39,28 +39,49 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 
 def parse_text(text: str, dim: int | None = None, *, braces: bool = False) -> np.ndarray:
-    """Parse pgvector's text form ``'[1,2.5,3]'`` (and ``{...}`` array text if ``braces``)."""
+    """Parse pgvector's text form ``'[1,2.5,3]'`` (and ``{...}`` array text if ``braces``),
+    with pgvector's errors (messages, details and SQLSTATEs as ``vector_in`` raises them).
+    """
     s = text.strip()
-    delims = (("[", "]"), ("{", "}")) if braces else (("[", "]"),)
-    if len(s) < 2 or (s[0], s[-1]) not in delims or "_" in s:
-        raise InvalidVector(f'invalid input syntax for type vector: "{text}"')
-    body = s[1:-1]
-    if not body.strip():
-        if dim is not None:
-            raise DimensionMismatch(f"expected {dim} dimensions, not 0")
+    pairs = {"[": "]", "{": "}"} if braces else {"[": "]"}
+    if not s or s[0] not in pairs:
+        raise _malformed(text, 'Vector contents must start with "[".')
+    close = pairs[s[0]]
+    body = s[1:]
+    if body.lstrip().startswith(close):
         raise DimensionMismatch("vector must have at least 1 dimension")
-    try:
-        values = np.array([float(x) for x in body.split(",")], dtype=np.float64)
-    except ValueError:
-        raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
-    check_finite(values)
-    if (np.abs(values) > _F32_MAX).any():
-        raise NonFiniteVector("infinite value not allowed in vector")
+    end = body.find(close)
+    items = (body if end < 0 else body[:end]).split(",")
+    values = np.empty(len(items), dtype=np.float64)
+    for i, item in enumerate(items):
+        item = item.strip()
+        if not item:
+            if end < 0 and i == len(items) - 1:
+                raise _malformed(text, "Unexpected end of input.")
+            raise _malformed(text)
+        try:
+            if "_" in item:
+                raise ValueError(item)
+            values[i] = float(item)
+        except ValueError:
+            raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
+        if not np.isfinite(values[i]) or abs(values[i]) > _F32_MAX:
+            if np.isnan(values[i]):
+                raise NonFiniteVector("NaN not allowed in vector")
+            raise NonFiniteVector("infinite value not allowed in vector")
+    if end < 0:
+        raise _malformed(text, "Unexpected end of input.")
+    if body[end + 1 :].strip():
+        raise _malformed(text, "Junk after closing right brace.")
     out = values.astype("<f4")
-    check_dim(out, dim)
     if out.shape[0] > MAX_DIM:
         raise DimensionMismatch(f"vector cannot have more than {MAX_DIM} dimensions")
+    check_dim(out, dim)
     return out
+
+
+def _malformed(text: str, detail: str | None = None) -> InvalidVector:
+    return InvalidVector(f'malformed vector literal: "{text}"', detail=detail)
 
 
 def parse_vector_text(text: str, dim: int | None = None) -> bytes:
@@ -94,6 +115,35 @@ def to_text(v: np.ndarray) -> str:
                 break
         parts.append(r)
     return "[" + ",".join(parts) + "]"
+
+
+def to_pgvector_binary(stored: bytes) -> bytes:
+    """The stored bytes as pgvector's binary wire format: int16 dimensions, int16 unused
+    (0), then the values as big-endian float4 (what ``vector_send`` writes)."""
+    values = np.frombuffer(stored, "<f4").astype(">f4")
+    return struct.pack("!hh", len(stored) // 4, 0) + values.tobytes()
+
+
+def is_pgvector_binary(data: bytes, dim: int | None = None) -> bool:
+    """Whether ``data`` has pgvector's binary framing (and ``dim`` values, if given).
+
+    The stored form of a vector of ``dim`` values is 4 bytes shorter, so the two are told
+    apart by length when the dimension is known; without it, by the header alone.
+    """
+    if len(data) < 8 or (len(data) - 4) % 4:
+        return False
+    n, unused = struct.unpack_from("!hh", data, 0)
+    return unused == 0 and n == (len(data) - 4) // 4 and (dim is None or n == dim)
+
+
+def from_pgvector_binary(data: bytes, dim: int | None = None) -> np.ndarray:
+    """pgvector's binary wire format -> float32 values (checked like any input)."""
+    if not is_pgvector_binary(data):
+        raise InvalidVector("invalid binary data for type vector")
+    v = np.frombuffer(data, ">f4", offset=4).astype("<f4")
+    check_dim(v, dim)
+    check_finite(v)
+    return v
 
 
 def bytea_hex(v: np.ndarray) -> str:
@@ -134,11 +184,14 @@ def _binary_array(data: bytes) -> np.ndarray:
     return out
 
 
-def from_param(value: bytes, fmt: int, type_oid: int, dim: int | None = None) -> np.ndarray:
+def from_param(
+    value: bytes, fmt: int, type_oid: int, dim: int | None = None, face_oid: int | None = None
+) -> np.ndarray:
     """Decode a Bind parameter that stands for a vector.
 
     Text format: pgvector text ``[..]``, array text ``{..}`` or bytea hex ``\\x..``.
-    Binary format: bytea (the stored bytes) or a float/int array.
+    Binary format: pgvector's (``type_oid`` is the vector type, or the value has its
+    framing and length), bytea (the stored bytes) or a float/int array.
     """
     if fmt == 0:
         text = value.decode("utf-8", "replace")
@@ -155,4 +208,12 @@ def from_param(value: bytes, fmt: int, type_oid: int, dim: int | None = None) ->
         v = v64.astype("<f4")
         check_dim(v, dim)
         return v
+    if is_pgvector_binary(value, dim) and (dim is not None or type_oid != BYTEA_OID):
+        return from_pgvector_binary(value, dim)
+    if type_oid != BYTEA_OID and value[:1] == b"[" and value[-1:] == b"]":
+        # text in binary format: how asyncpg sends a str for pgvector's type (as an
+        # enum's label) when no vector codec is registered
+        return parse_text(value.decode("utf-8", "replace"), dim)
+    if type_oid == face_oid:
+        return from_pgvector_binary(value, dim)
     return from_bytes(value, dim)

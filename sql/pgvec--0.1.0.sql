@@ -20,6 +20,52 @@ INSERT INTO pgvec.meta (key, value) VALUES ('version', '0.1.0')
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- ---------------------------------------------------------------------------------------
+-- pgvector's face
+-- ---------------------------------------------------------------------------------------
+
+-- A type named vector, so that clients' adapters find one (psycopg's TypeInfo.fetch,
+-- pgvector-python's register_vector, asyncpg's introspection). No value ever has this
+-- type inside PostgreSQL: vector columns stay bytea, and the proxy reports them to
+-- clients with this type's OID, in pgvector's text and binary formats. It is an empty
+-- enum: the one kind of type a non-superuser can create that clients treat as a scalar
+-- with text I/O. A vector type that exists already (the real pgvector) is left alone.
+DO $do$
+BEGIN
+    IF to_regtype('public.vector') IS NULL AND to_regnamespace('public') IS NOT NULL THEN
+        CREATE TYPE public.vector AS ENUM ();
+        COMMENT ON TYPE public.vector IS
+            'pgvector''s vector type as pgvec shows it to clients (values are stored as bytea)';
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'pgvec cannot create type public.vector: %', SQLERRM
+        USING HINT = 'pgvector adapters (register_vector) will not find a vector type';
+END
+$do$;
+
+-- ---------------------------------------------------------------------------------------
+-- pgvector's face
+-- ---------------------------------------------------------------------------------------
+
+-- A type named vector, so that clients' adapters find one (psycopg's TypeInfo.fetch,
+-- pgvector-python's register_vector, asyncpg's introspection). No value ever has this
+-- type inside PostgreSQL: vector columns stay bytea, and the proxy reports them to
+-- clients with this type's OID, in pgvector's text and binary formats. It is an empty
+-- enum: the one kind of type a non-superuser can create that clients treat as a scalar
+-- with text I/O. A vector type that exists already (the real pgvector) is left alone.
+DO $do$
+BEGIN
+    IF to_regtype('public.vector') IS NULL AND to_regnamespace('public') IS NOT NULL THEN
+        CREATE TYPE public.vector AS ENUM ();
+        COMMENT ON TYPE public.vector IS
+            'pgvector''s vector type as pgvec shows it to clients (values are stored as bytea)';
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'pgvec cannot create type public.vector: %', SQLERRM
+        USING HINT = 'pgvector adapters (register_vector) will not find a vector type';
+END
+$do$;
+
+-- ---------------------------------------------------------------------------------------
 -- Errors
 -- ---------------------------------------------------------------------------------------
 
@@ -203,7 +249,14 @@ $fn$;
 CREATE OR REPLACE FUNCTION pgvec.vector(input text)
 RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$ SELECT pgvec.vector_in(input) $fn$;
 CREATE OR REPLACE FUNCTION pgvec.vector(a real[])
-RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$ SELECT pgvec.from_float4(a) $fn$;
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+BEGIN
+    IF array_ndims(a) > 1 THEN  -- pgvector's code for it
+        RAISE EXCEPTION 'array must be 1-D' USING ERRCODE = '22000';
+    END IF;
+    RETURN pgvec.from_float4(a);
+END
+$fn$;
 
 -- ---------------------------------------------------------------------------------------
 -- Exact distances (pgvector conventions), double precision
@@ -305,6 +358,225 @@ BEGIN
     END LOOP;
 END
 $do$;
+
+-- ---------------------------------------------------------------------------------------
+-- pgvector's functions, operators, aggregates and casts, on bytea
+-- ---------------------------------------------------------------------------------------
+-- The proxy maps pgvector's spellings to these where an operand is a vector: l2_normalize(v)
+-- becomes pgvec.l2_normalize(v), v + w pgvec.vector_add(v, w), avg(v) pgvec.avg(v),
+-- v::vector(3) pgvec.vector_typmod(v, 3), v::real[] pgvec.to_float4(v), v < w
+-- pgvec.vector_lt(v, w). Results are pgvector's (0.7 for l2_normalize, subvector and ||),
+-- error messages and SQLSTATEs included.
+
+-- x rounded to float4 as C's (float) cast rounds it (pgvector's conversions): no underflow
+-- error where PostgreSQL's float8 -> real cast raises one, and infinity (which the caller
+-- rejects with pgvector's message) where it raises an overflow.
+CREATE OR REPLACE FUNCTION pgvec._real(x double precision)
+RETURNS real LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN abs(x) <= 7.006492321624085e-46 THEN (x * 0)::real
+                WHEN abs(x) >= 3.4028235677973366e+38 THEN sign(x)::real * 'Infinity'::real
+                ELSE x::real END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_dims(v bytea)
+RETURNS integer LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$ SELECT pgvec.dims(v) $fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_norm(v bytea)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT pgvec.l2_norm(v) $fn$;
+
+CREATE OR REPLACE FUNCTION pgvec._l2_normalize(v bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN s.norm > 0
+        THEN pgvec.from_float4(ARRAY(SELECT pgvec._real(pgvec._f4(v, i) / s.norm)
+                                     FROM generate_series(0, pgvec.dims(v) - 1) AS i ORDER BY i))
+        ELSE pgvec.from_float4(array_fill(0::real, ARRAY[pgvec.dims(v)]))
+    END
+    FROM (SELECT sqrt(pgvec._inner_product(v, v)) AS norm) AS s
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.l2_normalize(v bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT pgvec._l2_normalize(v || '\x'::bytea)
+$fn$;
+
+-- subvector(v, start, count): start is 1-based; as pgvector, a range running past either
+-- end is cut to the vector, and an empty one is an error.
+CREATE OR REPLACE FUNCTION pgvec.subvector(bytea, integer, integer)
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+DECLARE
+    v bytea := $1;
+    first integer := $2;
+    count integer := $3;
+    dim integer := pgvec.dims($1);
+    stop integer;
+BEGIN
+    IF count < 1 THEN
+        RAISE EXCEPTION 'vector must have at least 1 dimension' USING ERRCODE = '22000';
+    END IF;
+    IF first > dim - count THEN
+        stop := dim + 1;
+    ELSE
+        stop := first + count;
+    END IF;
+    IF first < 1 THEN
+        first := 1;
+    ELSIF first > dim THEN
+        RAISE EXCEPTION 'vector must have at least 1 dimension' USING ERRCODE = '22000';
+    END IF;
+    IF stop - first < 1 THEN
+        RAISE EXCEPTION 'vector must have at least 1 dimension' USING ERRCODE = '22000';
+    END IF;
+    RETURN substring(v FROM 4 * (first - 1) + 1 FOR 4 * (stop - first));
+END
+$fn$;
+
+-- v || w
+CREATE OR REPLACE FUNCTION pgvec.vector_concat(a bytea, b bytea)
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+BEGIN
+    IF pgvec.dims(a) + pgvec.dims(b) > 16000 THEN
+        RAISE EXCEPTION 'vector cannot have more than 16000 dimensions' USING ERRCODE = '54000';
+    END IF;
+    RETURN a || b;
+END
+$fn$;
+
+-- v + w, v - w, v * w element-wise in float4: PostgreSQL's real arithmetic raises
+-- pgvector's overflow and underflow errors.
+CREATE OR REPLACE FUNCTION pgvec._vector_arith(a bytea, b bytea, op text)
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+DECLARE
+    n integer := octet_length(a) / 4 - 1;
+BEGIN
+    IF octet_length(a) <> octet_length(b) OR octet_length(a) % 4 <> 0 THEN
+        PERFORM pgvec._dims_error(a, b);
+    END IF;
+    IF op = '+' THEN
+        RETURN pgvec.from_float4(ARRAY(SELECT pgvec._f4(a, i)::real + pgvec._f4(b, i)::real
+                                       FROM generate_series(0, n) AS i ORDER BY i));
+    ELSIF op = '-' THEN
+        RETURN pgvec.from_float4(ARRAY(SELECT pgvec._f4(a, i)::real - pgvec._f4(b, i)::real
+                                       FROM generate_series(0, n) AS i ORDER BY i));
+    END IF;
+    RETURN pgvec.from_float4(ARRAY(SELECT pgvec._f4(a, i)::real * pgvec._f4(b, i)::real
+                                   FROM generate_series(0, n) AS i ORDER BY i));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_add(a bytea, b bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT pgvec._vector_arith(a || '\x'::bytea, b || '\x'::bytea, '+')
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_sub(a bytea, b bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT pgvec._vector_arith(a || '\x'::bytea, b || '\x'::bytea, '-')
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_mul(a bytea, b bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT pgvec._vector_arith(a || '\x'::bytea, b || '\x'::bytea, '*')
+$fn$;
+
+-- Comparisons as pgvector's btree class: element by element as float4 (so -0 = 0), then
+-- the shorter vector first; a real[] compares the same way. Equal bytes are equal values,
+-- and unequal bytes are unequal values unless a -0 is involved: = decodes only then.
+CREATE OR REPLACE FUNCTION pgvec.vector_eq(a bytea, b bytea)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT a = b OR (octet_length(a) = octet_length(b)
+                     AND (position('\x00000080'::bytea IN a) > 0
+                          OR position('\x00000080'::bytea IN b) > 0)
+                     AND pgvec.to_float4(a) = pgvec.to_float4(b))
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_ne(a bytea, b bytea)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT NOT pgvec.vector_eq(a, b) $fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_lt(a bytea, b bytea)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT pgvec.to_float4(a) < pgvec.to_float4(b) $fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_le(a bytea, b bytea)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT pgvec.to_float4(a) <= pgvec.to_float4(b) $fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_gt(a bytea, b bytea)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT pgvec.to_float4(a) > pgvec.to_float4(b) $fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_ge(a bytea, b bytea)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT pgvec.to_float4(a) >= pgvec.to_float4(b) $fn$;
+
+-- ORDER BY a vector: by this key
+CREATE OR REPLACE FUNCTION pgvec.vector_sort_key(v bytea)
+RETURNS real[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT pgvec.to_float4(v) $fn$;
+
+-- avg(vector): sums in float8 ({count, sum 1, sum 2, ...}), as pgvector
+CREATE OR REPLACE FUNCTION pgvec._vector_accum(state double precision[], v bytea)
+RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+DECLARE
+    n integer := pgvec.dims(v);
+BEGIN
+    IF state[1] = 0 THEN
+        RETURN array_prepend(1::float8, ARRAY(SELECT pgvec._f4(v, i)
+                                              FROM generate_series(0, n - 1) AS i ORDER BY i));
+    END IF;
+    IF cardinality(state) - 1 <> n THEN
+        RAISE EXCEPTION 'expected % dimensions, not %', cardinality(state) - 1, n
+            USING ERRCODE = '22000';
+    END IF;
+    RETURN array_prepend(state[1] + 1, ARRAY(SELECT state[i + 2] + pgvec._f4(v, i)
+                                             FROM generate_series(0, n - 1) AS i ORDER BY i));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec._vector_avg(state double precision[])
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN state[1] = 0 THEN NULL
+        ELSE pgvec.from_float4(ARRAY(SELECT pgvec._real(state[i] / state[1])
+                                     FROM generate_series(2, cardinality(state)) AS i ORDER BY i))
+    END
+$fn$;
+
+CREATE OR REPLACE AGGREGATE pgvec.avg(bytea) (
+    SFUNC = pgvec._vector_accum, STYPE = double precision[], FINALFUNC = pgvec._vector_avg,
+    INITCOND = '{0}', PARALLEL = SAFE
+);
+
+-- sum(vector): float4 additions, as pgvector's (vector_add)
+CREATE OR REPLACE AGGREGATE pgvec.sum(bytea) (
+    SFUNC = pgvec.vector_add, STYPE = bytea, PARALLEL = SAFE
+);
+
+-- Casts to vector: from integer[], real[], double precision[], numeric[] (pgvector's
+-- element conversions), from a vector (no-op); ::vector(n) then checks the dimension.
+CREATE OR REPLACE FUNCTION pgvec.vector(a integer[])
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT pgvec.vector(a::real[]) $fn$;
+CREATE OR REPLACE FUNCTION pgvec.vector(a numeric[])
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT pgvec.vector(a::real[]) $fn$;
+CREATE OR REPLACE FUNCTION pgvec.vector(a double precision[])
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+BEGIN
+    IF array_ndims(a) > 1 THEN
+        RAISE EXCEPTION 'array must be 1-D' USING ERRCODE = '22000';
+    END IF;
+    RETURN pgvec.from_float4(ARRAY(SELECT pgvec._real(e) FROM unnest(a) WITH ORDINALITY AS t(e, i)
+                                   ORDER BY i));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.vector_typmod(v bytea, dim integer)
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+BEGIN
+    IF pgvec.dims(v) <> dim THEN
+        RAISE EXCEPTION 'expected % dimensions, not %', dim, pgvec.dims(v) USING ERRCODE = '22000';
+    END IF;
+    RETURN v;
+END
+$fn$;
 
 -- ---------------------------------------------------------------------------------------
 -- Catalog

@@ -147,7 +147,10 @@ _HNSW_OPTS = {
     "efconstruction": _Opt("efConstruction", 64, 4, 1000),
     "ef_construction": _Opt("efConstruction", 64, 4, 1000),
 }
-_IVF_OPTS = {"nlist": _Opt("nlist", 100, 1, 65536), "lists": _Opt("nlist", 100, 1, 65536)}
+_IVF_OPTS = {
+    "nlist": _Opt("nlist", 100, 1, 65536),
+    "lists": _Opt("nlist", 100, 1, 32768),
+}  # pgvector's bound
 _PQ_OPTS = {
     **_IVF_OPTS,
     "m": _Opt("m", None, 1, 65536),

@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,18 +49,20 @@ from pgvec.proxy.client_state import (
     may_write,
     state_query,
 )
-from pgvec.proxy.copyin import CopyConverter
+from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
-from pgvec.proxy.relay import Pending, Relay
+from pgvec.proxy.relay import Pending, Relay, Transform
 from pgvec.proxy.restore import RestoredIndex, RestoreSink
 from pgvec.proxy.search import knn, search_request
 from pgvec.proxy.settings import SearchSettings
 from pgvec.proxy.sql_catalog import sql_catalog
 from pgvec.rewrite.decision import (
     CopyIn,
+    CopyOut,
     CreateIndex,
     Decision,
     DropIndex,
+    Extension,
     IndexAction,
     Knn,
     Passthrough,
@@ -105,6 +107,8 @@ class Statement:
     knn: KnnPlan | None = None
     intercept: Decision | None = None
     binary_result: bool = False  # the portal of an IndexAction wants its row in binary
+    #: result columns that are vectors computed by expressions (Rewritten.vector_outputs)
+    vector_outputs: frozenset[str] = frozenset()
 
 
 class Session:
@@ -167,8 +171,60 @@ class Session:
     def _forward(self, msg: Message) -> None:
         t = msg.type
         if t in (b"P", b"B", b"D", b"E", b"C", b"S", b"Q", b"F"):
-            self.relay.expect_request(t, portal=_portal_of(msg))
+            portal = _portal_of(msg)
+            statement = _statement_of(msg)
+            self.relay.expect_request(
+                t,
+                portal=portal,
+                statement=statement,
+                bind=self._bound(t, msg.body),
+                vector_names=self._vector_names(t, portal, statement),
+            )
         self._send(msg.raw)
+
+    def _vector_names(self, t: bytes, portal: str | None, statement: str | None) -> frozenset[str]:
+        """The names of the computed vector columns of the rows a Describe or an Execute
+        brings (Statement.vector_outputs)."""
+        if t not in (b"D", b"E"):
+            return frozenset()
+        info = (
+            self.portals.get(portal)
+            if portal is not None
+            else self.statements.get(statement)
+            if statement is not None
+            else None
+        )
+        return info.vector_outputs if info is not None else frozenset()
+
+    def _bound(
+        self, t: bytes, body: bytes = b"", bind: m.Bind | None = None
+    ) -> tuple[str, list[int]] | None:
+        """For a Bind of a statement whose result has vector columns: the statement and
+        the result formats, so its rows are converted (VectorOutput.bound)."""
+        if t != b"B" or self.relay.output is None:
+            return None
+        statement = bind.statement if bind is not None else _bind_statement(body)
+        if not self.relay.output.describes(statement):
+            return None
+        bind = bind or m.Bind.decode(body)
+        return statement, list(bind.result_formats)
+
+    def _face_params(
+        self, vector_params: Collection[int], n: int
+    ) -> Callable[[list[int]], list[int]]:
+        """The ParameterDescription a client sees: the first ``n`` parameters, vector
+        ones (declared bytea to PostgreSQL) as the vector type."""
+        face = self.db.face_oid
+
+        def params(oids: list[int]) -> list[int]:
+            return [
+                face
+                if face is not None and i in vector_params and oid == vectors.BYTEA_OID
+                else oid
+                for i, oid in enumerate(oids[:n])
+            ]
+
+        return params
 
     async def run(self) -> None:
         buf = self.client_buf
@@ -360,31 +416,36 @@ class Session:
         )
 
     @staticmethod
-    def _drop_rows(msg: Message) -> bytes | None:
-        """Replies to pgvec.raise_error(): only the error, without its PL/pgSQL context."""
-        if msg.type in (b"T", b"D", b"C", b"1", b"2"):
-            return None
-        if msg.type == b"E":
-            fields = m.error_fields(msg.body)
-            return m.error_response(
-                fields.get("C", "XX000"),
-                fields.get("M", ""),
-                severity=fields.get("V", fields.get("S", "ERROR")),
-                detail=fields.get("D"),
-                hint=fields.get("H"),
-            )
-        return msg.raw
+    def _drop_rows(err: PgvecError | None = None) -> Transform:
+        """Replies to pgvec.raise_error(): only the error, without its PL/pgSQL context,
+        with ``err``'s detail (which the function does not take)."""
+
+        def drop(msg: Message) -> bytes | None:
+            if msg.type in (b"T", b"D", b"C", b"1", b"2"):
+                return None
+            if msg.type == b"E":
+                fields = m.error_fields(msg.body)
+                return m.error_response(
+                    fields.get("C", "XX000"),
+                    fields.get("M", ""),
+                    severity=fields.get("V", fields.get("S", "ERROR")),
+                    detail=fields.get("D") or (err.detail if err is not None else None),
+                    hint=fields.get("H"),
+                )
+            return msg.raw
+
+        return drop
 
     def raise_simple(self, err: PgvecError) -> None:
         """Answer the current Query with ``err``, raised by PostgreSQL."""
         log.debug("raising %s: %s", err.sqlstate, err.message)
-        self.relay.expect(Pending(frozenset({b"Z"}), transform=self._drop_rows))
+        self.relay.expect(Pending(frozenset({b"Z"}), transform=self._drop_rows(err)))
         self._send(m.Query(self._raise_sql(err)).encode())
 
     def raise_extended(self, err: PgvecError) -> None:
         """Answer the current extended-protocol message with ``err``; skip to Sync."""
         log.debug("raising %s: %s", err.sqlstate, err.message)
-        drop = self._drop_rows
+        drop = self._drop_rows(err)
         self.relay.expect(Pending(frozenset({b"1"}), extended=True, transform=drop))
         self.relay.expect(Pending(frozenset({b"2"}), extended=True, transform=drop))
         self.relay.expect(Pending(frozenset({b"C"}), extended=True, transform=drop))
@@ -461,7 +522,23 @@ class Session:
             self.relay.expect_request(b"Q", transform=self._copy_reply, portal="")
             self._send(msg.raw)
             return
-        if any(isinstance(d, CreateIndex | DropIndex | Reindex | IndexAction) for d in decisions):
+        if isinstance(decisions[0], CopyOut) and len(pieces) == 1:
+            out = CopyOutConverter(decisions[0])
+
+            def convert(reply: Message) -> bytes | None:
+                if reply.type == b"d":
+                    return out.data(reply.body)
+                if reply.type == b"c":
+                    return out.finish() + reply.raw
+                return reply.raw
+
+            self.relay.expect_request(b"Q", transform=convert, portal="")
+            self._send(msg.raw)
+            return
+        if len(pieces) == 1 and isinstance(decisions[0], Extension):
+            await self._intercept_simple(msg, decisions[0])
+            return
+        if any(isinstance(d, OWNED) for d in decisions):
             if len(pieces) == 1:
                 await self._intercept_simple(msg, decisions[0])
                 return
@@ -476,12 +553,22 @@ class Session:
             parts.append(await self._render_simple(piece.text, decision))
             pos = piece.end
         parts.append(sql[pos:])
-        self.relay.expect_request(b"Q", portal="")
+        names = frozenset(name for d in decisions for name in _vector_outputs(d))
+        self.relay.expect_request(b"Q", portal="", vector_names=names)
         self._send(m.Query("".join(parts)).encode())
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
-        if isinstance(decision, Passthrough):
+        if isinstance(decision, Passthrough | CopyOut):  # (one of several: not converted)
             return text
+        if isinstance(decision, Extension):
+            # one statement of several: PostgreSQL answers with the same tag, and a NOTICE
+            # that it skipped the statement
+            if decision.tag == "CREATE EXTENSION":
+                await self.db.check_face()
+                return "CREATE EXTENSION IF NOT EXISTS plpgsql"
+            if decision.tag == "DROP EXTENSION":
+                return 'DROP EXTENSION IF EXISTS "pgvec: vector stays"'
+            raise FeatureNotSupported("send ALTER EXTENSION vector as a statement of its own")
         if isinstance(decision, SetParam):
             SearchSettings.check(decision.name, decision.value)
             self._query_sets.append(decision)  # for a top-k later in this Query
@@ -670,6 +757,12 @@ class Session:
         return m.command_complete(await self._run_ddl(decision, simple=simple))
 
     async def _run_ddl(self, decision: Decision, *, simple: bool) -> str:
+        if isinstance(decision, Extension):
+            if self.relay.txn_status == b"E":
+                raise ActiveTransaction("current transaction is aborted")
+            if decision.tag == "CREATE EXTENSION":
+                await self.db.check_face()
+            return decision.tag
         if isinstance(decision, CreateIndex):
             if self.relay.txn_status == b"E":
                 raise ActiveTransaction("current transaction is aborted")
@@ -746,14 +839,18 @@ class Session:
     def _parse_decision(self, msg: Message, parse: m.Parse, decision: Decision) -> None:
         if isinstance(decision, Restored):
             decision = Rewritten(RESTORED_NOOP)
-        if isinstance(decision, Passthrough):
+        face = self.db.face_oid
+        declared = [i for i, t in enumerate(parse.param_types) if face is not None and t == face]
+        if isinstance(decision, Passthrough) and declared:
+            decision = Rewritten(parse.sql)  # its vector parameters go as bytea
+        if isinstance(decision, Passthrough | CopyIn | CopyOut):  # COPY: rows unconverted
             self._forward(msg)
             return
         if isinstance(decision, SetParam):  # PostgreSQL keeps the value, once checked
             SearchSettings.check(decision.name, decision.value)
             self._forward(msg)
             return
-        if isinstance(decision, CreateIndex | DropIndex | Reindex | IndexAction):
+        if isinstance(decision, (*OWNED, Extension)):
             n = 1 if isinstance(decision, IndexAction) and decision.param is not None else 0
             self.statements[parse.name] = Statement([], n, intercept=decision)
             self.relay.emit(m.frame_parse_complete(), extended=True)
@@ -761,6 +858,7 @@ class Session:
         client_n = max(len(parse.param_types), max_param(parse.sql))
         types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
         info = Statement(types, client_n)
+        info.vector_outputs = _vector_outputs(decision)
         if isinstance(decision, Rewritten):
             sql = decision.sql
             for n, dim in decision.vector_params.items():
@@ -774,10 +872,12 @@ class Session:
             types += [0, 0]
         else:
             raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
+        for i in declared:  # declared as pgvector's type: a vector of any dimension
+            info.vector_params.setdefault(i, None)
         for i in info.vector_params:
             types[i] = vectors.BYTEA_OID
         self.statements[parse.name] = info
-        self.relay.expect_request(b"P")
+        self.relay.expect_request(b"P", statement=parse.name)
         self._send(m.Parse(parse.name, sql, types).encode())
         # remember what the client declared, to decode binary array parameters
         info.param_types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
@@ -836,7 +936,7 @@ class Session:
             if value is None:
                 continue
             declared = info.param_types[i] if i < len(info.param_types) else 0
-            vec = vectors.from_param(value, formats[i], declared, dim)
+            vec = vectors.from_param(value, formats[i], declared, dim, self.db.face_oid)
             decoded[i] = vec
             bind.params[i] = (
                 vectors.bytea_hex(vec).encode() if formats[i] == 0 else vectors.to_bytes(vec)
@@ -881,7 +981,7 @@ class Session:
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
             formats += [0, 0]
         bind.param_formats = formats if any(formats) else []
-        self.relay.expect_request(b"B", portal=bind.portal)
+        self.relay.expect_request(b"B", portal=bind.portal, bind=self._bound(b"B", bind=bind))
         self._send(bind.encode())
 
     def on_describe(self, msg: Message) -> None:
@@ -900,15 +1000,14 @@ class Session:
             else:
                 self.relay.emit(m.frame_no_data(), extended=True)
             return
-        if info is not None and info.knn is not None and desc.kind == "S":
-            n = info.client_nparams
-
-            def strip(reply: Message) -> bytes | None:
-                if reply.type == b"t":
-                    return m.encode_parameter_description(m.parameter_description(reply.body)[:n])
-                return reply.raw
-
-            self.relay.expect_request(b"D", transform=strip)
+        if info is not None and desc.kind == "S":
+            # the client sees its own parameters (not the hit arrays), vectors as vectors
+            self.relay.expect_request(
+                b"D",
+                statement=desc.name,
+                params=self._face_params(info.vector_params, info.client_nparams),
+                vector_names=info.vector_outputs,
+            )
             self._send(msg.raw)
             return
         self._forward(msg)
@@ -943,6 +1042,14 @@ def _creation_schema(path: SearchPath | None) -> str:
     return "public"
 
 
+def _vector_outputs(decision: Decision) -> frozenset[str]:
+    if isinstance(decision, Rewritten):
+        return decision.vector_outputs
+    if isinstance(decision, Knn):
+        return decision.plan.vector_outputs
+    return frozenset()
+
+
 def _portal_of(msg: Message) -> str | None:
     """The portal whose rows the replies to ``msg`` carry, if any."""
     if msg.type == b"Q":
@@ -953,6 +1060,26 @@ def _portal_of(msg: Message) -> str | None:
         target = m.Describe.decode(msg.body)  # a Close has the same fields
         return target.name if target.kind == "P" else None
     return None
+
+
+#: statements pgvec runs itself, alone in their Query (Extension: see _render_simple)
+OWNED = (CreateIndex, DropIndex, Reindex, IndexAction)
+
+
+def _statement_of(msg: Message) -> str | None:
+    """The prepared statement a Parse, or a Describe or Close of a statement, is about."""
+    if msg.type == b"P":
+        return msg.body[: msg.body.index(b"\0")].decode()
+    if msg.type in (b"D", b"C"):
+        target = m.Describe.decode(msg.body)
+        return target.name if target.kind == "S" else None
+    return None
+
+
+def _bind_statement(body: bytes) -> str:
+    """A Bind's statement name (after its portal name)."""
+    start = body.index(b"\0") + 1
+    return body[start : body.index(b"\0", start)].decode()
 
 
 def _internal(exc: Exception) -> InternalError:

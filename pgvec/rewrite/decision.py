@@ -12,9 +12,11 @@ from pgvec.rewrite.catalog import TableInfo, VectorColumn
 
 __all__ = [
     "CopyIn",
+    "CopyOut",
     "CreateIndex",
     "Decision",
     "DropIndex",
+    "Extension",
     "IndexAction",
     "IndexDef",
     "Knn",
@@ -38,10 +40,14 @@ class Passthrough:
 
 @dataclass(frozen=True)
 class Rewritten:
-    """Send ``sql`` instead; parameters in ``vector_params`` ($n -> dim) are vectors."""
+    """Send ``sql`` instead; parameters in ``vector_params`` ($n -> dim, None: any) are
+    vectors."""
 
     sql: str
-    vector_params: Mapping[int, int] = field(default_factory=dict)
+    vector_params: Mapping[int, int | None] = field(default_factory=dict)
+    #: RowDescription names of result columns whose values are vectors computed by an
+    #: expression (PostgreSQL reports no table column for them)
+    vector_outputs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,14 @@ class KnnPlan:
     #: the template's text around the two hit arrays: before ids, between, after dists
     template_parts: tuple[str, str, str]
     #: vector parameters of the template ($n -> dim), the query parameter included
-    vector_params: Mapping[int, int] = field(default_factory=dict)
+    vector_params: Mapping[int, int | None] = field(default_factory=dict)
     #: vector parameters of filter_sql, numbered as in filter_sql ($i -> dim)
-    filter_vector_params: Mapping[int, int] = field(default_factory=dict)
+    filter_vector_params: Mapping[int, int | None] = field(default_factory=dict)
     #: the WHERE clause as the engine can evaluate it, parameters numbered as in
     #: filter_sql; None when PostgreSQL must evaluate it
     engine_filter: Predicate | None = None
+    #: as Rewritten.vector_outputs
+    vector_outputs: frozenset[str] = frozenset()
 
     @property
     def template(self) -> str:
@@ -127,12 +135,29 @@ class IndexAction:
 
 @dataclass(frozen=True)
 class CopyIn:
-    """COPY ... FROM STDIN (text format) into a vector table: convert the rows' vectors."""
+    """COPY ... FROM STDIN (text or binary) into a vector table: convert the rows' vectors."""
 
     table: str
     vector_fields: Mapping[int, int]  # 0-based field position -> dim
     delimiter: str
     null: str
+    binary: bool = False
+
+
+@dataclass(frozen=True)
+class CopyOut:
+    """COPY table TO STDOUT (text or binary) of a vector table: its vectors as pgvector's."""
+
+    vector_fields: Mapping[int, int]  # 0-based field position -> dim
+    binary: bool = False
+    delimiter: str = "\t"
+
+
+@dataclass(frozen=True)
+class Extension:
+    """CREATE, DROP or ALTER EXTENSION vector: pgvec answers with ``tag``."""
+
+    tag: str
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,8 @@ Decision = Union[  # noqa: UP007
     IndexAction,
     SetParam,
     CopyIn,
+    CopyOut,
+    Extension,
     Restored,
     RestoreCopy,
 ]

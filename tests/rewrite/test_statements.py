@@ -14,8 +14,10 @@ from pgvec.errors import (
 from pgvec.rewrite import (
     Catalog,
     CopyIn,
+    CopyOut,
     CreateIndex,
     DropIndex,
+    Extension,
     Knn,
     Passthrough,
     Reindex,
@@ -176,8 +178,8 @@ def test_update(catalog: Catalog) -> None:
             "SELECT embedding <#> '[1,2,3]' AS ip, '[1,2,3]' <=> i.embedding, embedding <+> $2"
             " FROM items AS i",
             f"SELECT pgvec.negative_inner_product(embedding, {HEX123}) AS ip,"
-            f" pgvec.cosine_distance({HEX123}, i.embedding), pgvec.l1_distance(embedding, $2)"
-            " FROM items AS i",
+            f' pgvec.cosine_distance({HEX123}, i.embedding) AS "?column?",'
+            ' pgvec.l1_distance(embedding, $2) AS "?column?" FROM items AS i',
             {2: 3},
         ),
         (  # no LIMIT: not top-k, exact
@@ -315,11 +317,34 @@ def test_copy_from_stdin(catalog: Catalog) -> None:
     assert dict(d.vector_fields) == {3: 3} and d.delimiter == "\t"
     d = rewrite("copy items (embedding, id) from stdin with (delimiter '|')", catalog)
     assert isinstance(d, CopyIn) and dict(d.vector_fields) == {0: 3} and d.delimiter == "|"
+    d = rewrite("COPY items FROM STDIN (FORMAT binary)", catalog)
+    assert isinstance(d, CopyIn) and d.binary and dict(d.vector_fields) == {3: 3}
+    assert rewrite("COPY items TO STDOUT", catalog) == CopyOut({3: 3})
+    assert rewrite("COPY items (embedding) TO STDOUT (FORMAT BINARY)", catalog) == CopyOut(
+        {0: 3}, binary=True
+    )
     for sql in (
-        "COPY items FROM STDIN (FORMAT binary)",
         "COPY items (id) FROM STDIN",
-        "COPY items TO STDOUT",
+        "COPY items (id) TO STDOUT",
+        "COPY items FROM STDIN (FORMAT csv)",
         "COPY cats FROM STDIN",
+    ):
+        assert rewrite(sql, catalog) == Passthrough(), sql
+
+
+def test_extension_vector_is_pgvecs(catalog: Catalog) -> None:
+    for sql, tag in (
+        ("CREATE EXTENSION vector", "CREATE EXTENSION"),
+        ("create extension if not exists vector with schema public cascade", "CREATE EXTENSION"),
+        ("CREATE EXTENSION \"vector\" VERSION '0.6.0'", "CREATE EXTENSION"),
+        ("DROP EXTENSION IF EXISTS vector CASCADE", "DROP EXTENSION"),
+        ("ALTER EXTENSION vector UPDATE", "ALTER EXTENSION"),
+    ):
+        assert rewrite(sql, catalog) == Extension(tag), sql
+    for sql in (
+        "CREATE EXTENSION pg_trgm",
+        "DROP EXTENSION vector, pg_trgm",
+        "CREATE TABLE v (x int)",
     ):
         assert rewrite(sql, catalog) == Passthrough(), sql
 
@@ -341,9 +366,12 @@ def test_reindex(catalog: Catalog) -> None:
             "INSERT INTO items SELECT i, 't', 1, format('[%s,%s,%s]', i, i, i)::vector"
             " FROM generate_series(1, 3) AS i",
             "INSERT INTO items SELECT i, 't', 1, pgvec.vector(FORMAT('[%s,%s,%s]', i, i, i))"
-            " FROM GENERATE_SERIES(1, 3) AS i",
+            ' AS "format" FROM GENERATE_SERIES(1, 3) AS i',
         ),
-        ("SELECT ARRAY[1, 2, 3]::vector(3)", "SELECT pgvec.vector(ARRAY[1, 2, 3])"),
+        (
+            "SELECT ARRAY[1, 2, 3]::vector(3)",
+            'SELECT pgvec.vector_typmod(pgvec.vector(ARRAY[1, 2, 3]), 3) AS "array"',
+        ),
         (
             "UPDATE items SET embedding = CAST(title AS vector) WHERE id = 1",
             "UPDATE items SET embedding = pgvec.vector(title) WHERE id = 1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -15,16 +16,11 @@ from pgvec.filter.types import mirrorable
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import Decision, Knn, KnnPlan, Passthrough, Rewritten
 from pgvec.rewrite.dialect import Raw, VectorDistance, generate
+from pgvec.rewrite.rules.expressions import ExprPass, column_name, pgvec_call
 from pgvec.rewrite.rules.predicate import to_predicate
 from pgvec.rewrite.tokens import quote_ident
 from pgvec.vectors import bytea_literal, parse_vector_text
 
-EXACT_FUNCTIONS = {
-    "<->": "l2_distance",
-    "<#>": "negative_inner_product",
-    "<=>": "cosine_distance",
-    "<+>": "l1_distance",
-}
 HIT = "__pgvec_hit"
 HIT_KEY = "__pgvec_key"
 HIT_DIST = "__pgvec_dist"
@@ -45,7 +41,7 @@ class _Ctx:
     sql: str
     tokens: Sequence[Token]
     catalog: Catalog
-    vector_params: dict[int, int] = field(default_factory=dict)
+    vector_params: dict[int, int | None] = field(default_factory=dict)
     # leaf replacements that can be spliced into the original text: (start, end, text)
     splices: list[tuple[int, int, str]] = field(default_factory=list)
     structural: bool = False  # an edit that needs regeneration
@@ -203,7 +199,7 @@ def convert_value(node: exp.Expr, dim: int, ctx: _Ctx) -> None:
     inner = _unparen(node)
     value = classify(inner, dim)
     if value is None:
-        return  # an expression: rewrite_casts turns a cast of it into pgvec.vector()
+        return  # an expression: the expression pass turns a cast of it into pgvec.vector()
     ctx.changed = True
     if value.param is not None:
         ctx.vector_params[value.param] = dim
@@ -332,62 +328,8 @@ def _operand_binding(node: VectorDistance, catalog: Catalog) -> tuple[Binding, e
     return None
 
 
-def exact_function(node: VectorDistance, binding: Binding, other: exp.Expr, ctx: _Ctx) -> exp.Expr:
-    """``pgvec.<fn>(column, query)`` for one distance; the query converted to bytea."""
-    args = [
-        _query_operand(operand, binding.column.dim, ctx) if operand is other else operand
-        for operand in (node.this, node.expression)
-    ]
-    return exp.Dot(
-        this=exp.to_identifier("pgvec"),
-        expression=exp.Anonymous(this=EXACT_FUNCTIONS[node.op], expressions=args),
-    )
-
-
 def _same_binding(a: Binding | None, b: Binding) -> bool:
     return a is not None and a.alias == b.alias and a.column == b.column and a.scope is b.scope
-
-
-def _query_operand(operand: exp.Expr, dim: int, ctx: _Ctx) -> exp.Expr:
-    inner = _unparen(operand)
-    value = classify(inner, dim)
-    if value is None:
-        return operand.copy()
-    if value.param is not None:
-        ctx.vector_params[value.param] = dim
-        return exp.Parameter(this=exp.Literal.number(value.param))
-    assert value.literal is not None
-    return Raw(this=bytea_literal(value.literal))
-
-
-def rewrite_operators(tree: exp.Expr, ctx: _Ctx, skip: set[int]) -> None:
-    """Every distance on a catalog vector column becomes its exact function."""
-    nodes = [n for n in tree.find_all(VectorDistance) if id(n) not in skip]
-    # innermost first, so replacing an outer node keeps the converted inner ones
-    for node in reversed(nodes):
-        found = _operand_binding(node, ctx.catalog)
-        if found is None:
-            continue
-        binding, other = found
-        node.replace(exact_function(node, binding, other, ctx))
-        ctx.changed = True
-        ctx.structural = True
-
-
-def rewrite_casts(tree: exp.Expr, ctx: _Ctx) -> None:
-    """Any other ``x::vector`` (text such as ``format(...)``, or a real[]) becomes
-    ``pgvec.vector(x)``: there is no vector type in PostgreSQL behind pgvec."""
-    for node in list(tree.find_all(exp.Cast)):
-        if not _is_vector_cast(node):
-            continue
-        node.replace(
-            exp.Dot(
-                this=exp.to_identifier("pgvec"),
-                expression=exp.Anonymous(this="vector", expressions=[node.this.copy()]),
-            )
-        )
-        ctx.changed = True
-        ctx.structural = True
 
 
 # ---------------------------------------------------------------- top-k
@@ -554,7 +496,7 @@ class _Filter:
     sql: str
     probe_sql: str
     params: tuple[int, ...]
-    vector_params: dict[int, int]
+    vector_params: dict[int, int | None]
     #: the WHERE clause as the engine evaluates it over mirrored columns, if it can
     engine: Predicate | None = None
 
@@ -772,10 +714,16 @@ def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Ca
     rewrite_values(tree, ctx)
     shape = find_knn(tree, catalog)
     skip = {id(n) for n in shape.distances} if shape is not None else set()
-    rewrite_operators(tree, ctx, skip)
-    rewrite_casts(tree, ctx)
+    names = _item_names(tree)
+    vectors = ExprPass(partial(_column_dim, catalog), ctx.vector_params, skip)
+    vectors.run(tree)
+    if _order_by_value(tree, vectors, shape) or vectors.changed:
+        ctx.changed = True
+        ctx.structural = True
+        _keep_names(names, vectors.created)
+    outputs = _vector_outputs(tree, vectors)
     if shape is not None:
-        return Knn(_rewrite_knn(shape, ctx, tree))
+        return Knn(dataclasses.replace(_rewrite_knn(shape, ctx, tree), vector_outputs=outputs))
     if not ctx.changed:
         return Passthrough()
     if not ctx.structural:
@@ -786,5 +734,93 @@ def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Ca
             out.append(text)
             pos = end
         out.append(sql[pos:])
-        return Rewritten("".join(out), dict(ctx.vector_params))
-    return Rewritten(generate(tree), dict(ctx.vector_params))
+        return Rewritten("".join(out), dict(ctx.vector_params), outputs)
+    return Rewritten(generate(tree), dict(ctx.vector_params), outputs)
+
+
+def _column_dim(catalog: Catalog, node: exp.Expr) -> int | None:
+    binding = resolve(node, catalog)
+    return binding.column.dim if binding is not None else None
+
+
+# ---------------------------------------------------------------- vector values by value
+
+
+def _order_by_value(tree: exp.Expr, vectors: ExprPass, shape: _KnnShape | None) -> bool:
+    """ORDER BY a vector orders by its value, as pgvector's btree class: by
+    ``pgvec.vector_sort_key``. (Not under SELECT DISTINCT, whose ORDER BY must name
+    select-list items: there the bytes' order stays.)"""
+    changed = False
+    for select in tree.find_all(exp.Select):
+        order = select.args.get("order")
+        if not isinstance(order, exp.Order) or select.args.get("distinct"):
+            continue
+        for ordered in order.expressions:
+            if not isinstance(ordered, exp.Ordered) or (shape and ordered is shape.key):
+                continue
+            key = _order_key(select, ordered.this)
+            if vectors.is_vector(key):
+                ordered.set("this", pgvec_call("vector_sort_key", key.copy()))
+                changed = True
+    return changed
+
+
+# ---------------------------------------------------------------- result columns
+
+
+def _item_names(tree: exp.Expr) -> list[tuple[exp.Select, int, str]]:
+    """(select, position, PostgreSQL's column name) of every unaliased select-list item,
+    before pgvec rewrites any."""
+    out = []
+    for select in tree.find_all(exp.Select):
+        for i, item in enumerate(select.expressions):
+            if isinstance(item, (exp.Alias, exp.Star, Raw)):
+                continue
+            if isinstance(item, exp.Column) and isinstance(item.this, exp.Star):
+                continue
+            name = column_name(item)
+            if name is not None:
+                out.append((select, i, name))
+    return out
+
+
+def _keep_names(names: list[tuple[exp.Select, int, str]], created: set[int]) -> None:
+    """A rewritten select-list item keeps the column name of what the client wrote."""
+    for select, i, name in names:
+        items = select.expressions
+        if i >= len(items):
+            continue
+        item = items[i]
+        if isinstance(item, exp.Alias) or not any(id(n) in created for n in item.walk()):
+            continue
+        if column_name(item) != name:
+            items = list(items)
+            items[i] = exp.alias_(item, name, quoted=True, copy=False)
+            select.set("expressions", items)
+
+
+def _result_items(tree: exp.Expr) -> list[exp.Expr]:
+    node = tree
+    while isinstance(node, exp.SetOperation):
+        node = node.this
+    if isinstance(node, exp.Subquery):
+        return _result_items(node.this)
+    if isinstance(node, exp.Select):
+        return list(node.expressions)
+    returning = node.args.get("returning")
+    if isinstance(returning, exp.Returning):
+        return list(returning.expressions)
+    return []
+
+
+def _vector_outputs(tree: exp.Expr, vectors: ExprPass) -> frozenset[str]:
+    """The column names of the result's vector values."""
+    out = set()
+    for item in _result_items(tree):
+        value = item.this if isinstance(item, exp.Alias) else item
+        # (a table's column PostgreSQL reports as that column: the proxy knows those)
+        if vectors.is_vector(value) and not isinstance(_unparen(value), exp.Column):
+            name = column_name(item)
+            if name is not None:
+                out.add(name)
+    return frozenset(out)
