@@ -608,6 +608,27 @@ ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS error text;
 -- the column's dimension when the index was created: the column stays a vector column
 -- (pgvec.vector_columns) while it has an index, even if its CHECK is dropped or rewritten
 ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS dim integer;
+-- The table again, as a regclass: the same OID, written by name. pg_dump writes it as the
+-- table's qualified name, and a restore through pgvec reads the index definitions from
+-- the dump by it (the OID in relid means nothing in the restored database).
+ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS rel regclass;
+CREATE OR REPLACE FUNCTION pgvec._indexes_rel()
+RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    NEW.rel := NEW.relid;
+    RETURN NEW;
+END
+$fn$;
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_trigger
+                   WHERE tgrelid = 'pgvec.indexes'::regclass AND tgname = 'indexes_set_rel') THEN
+        CREATE TRIGGER indexes_set_rel BEFORE INSERT OR UPDATE OF relid ON pgvec.indexes
+            FOR EACH ROW EXECUTE FUNCTION pgvec._indexes_rel();
+    END IF;
+END
+$do$;
+UPDATE pgvec.indexes SET rel = relid WHERE rel IS NULL OR rel::oid <> relid;
 
 -- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints, and
 -- binary vector columns (is_binary, dim in bits) from CHECK (pgvec.is_binary_vector(

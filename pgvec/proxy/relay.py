@@ -159,6 +159,12 @@ class Relay:
 
     async def wait_idle(self) -> None:
         """Wait until every reply owed to the client has been relayed."""
+        if self._queue and self._queue[0].emit is not None and not self._skipping:
+            # pgvec's own replies (and markers) at the head wait for no server message
+            out: list[bytes] = []
+            self._flush_emits(out)
+            if out:
+                self._client.write(b"".join(out))
         if not self._queue:
             return
         done: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()

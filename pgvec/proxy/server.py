@@ -17,7 +17,7 @@ from pgvec.proxy.role_settings import session_defaults
 from pgvec.proxy.session import Session
 from pgvec.proxy.settings import DEFAULTS
 from pgvec.proxy.sql_catalog import sql_catalog
-from pgvec.proxy.startup import Established, accept
+from pgvec.proxy.startup import Established, accept, database_oid
 from pgvec.proxy.textout import VectorOutput
 from pgvec.rewrite.rules.database import LetGo
 from pgvec.service.core import Core
@@ -92,6 +92,11 @@ class ProxyServer:
         with self.core.attached(dbname):  # from now: the client may send DROP DATABASE
             try:
                 db = await self.core.database(dbname)
+                if not db.template and db.oid and db.oid != await database_oid(est):
+                    # dropped and made again behind pgvec's back, a moment ago: serve the
+                    # new one (pgvec's schema installed) once pgvec let go of the old one
+                    if await self.core.gone(db):
+                        db = await self.core.database(dbname)
             except PgvecError as exc:
                 writer.write(
                     error_response(exc.sqlstate, str(exc), severity="FATAL", hint=exc.hint)

@@ -54,6 +54,7 @@ from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
 from pgvec.proxy.explain import AnnStep, PlanLines
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay, Transform
+from pgvec.proxy.restore import RestoredIndex, RestoreSink
 from pgvec.proxy.search import knn, null_query, query_vector, search_request
 from pgvec.proxy.settings import SearchSettings
 from pgvec.proxy.sql_catalog import sql_catalog
@@ -68,6 +69,8 @@ from pgvec.rewrite.decision import (
     Knn,
     Passthrough,
     Reindex,
+    RestoreCopy,
+    Restored,
     Rewritten,
     SetParam,
 )
@@ -154,6 +157,10 @@ class Session:
         self._wrote = False
         #: CREATE INDEX statements of the open transaction block, built at its commit
         self._deferred: list[IndexDef] = []
+        #: a restore's COPY pgvec.<table> FROM stdin, answered by pgvec; None outside one
+        self._sink: RestoreSink | None = None
+        #: index definitions read from a restore, built once their tables are ready
+        self._restored: list[RestoredIndex] = []
         self._builds: set[asyncio.Task[None]] = set()
         #: the ANN steps of the EXPLAINs of top-k queries, by portal, for the plan
         self._explained: dict[str, list[str]] = {}
@@ -231,6 +238,7 @@ class Session:
         while True:
             while (msg := buf.next_message()) is not None:
                 if msg.type == b"X":
+                    await self._build_restored(last=True)
                     self._send(msg.raw)
                     self._flush()
                     return
@@ -279,6 +287,11 @@ class Session:
             if t != b"S":
                 return
             self._skip_to_sync = False
+        if self._sink is not None:
+            if t in (b"d", b"c", b"f"):
+                self._on_sink(msg)
+                return
+            self._sink = None
         if t in (b"d", b"c", b"f") and (self._copy is not None or self._copy_failed):
             self.on_copy(msg)
             return
@@ -322,6 +335,60 @@ class Session:
             return
         self._copy = None
         self._send(msg.raw)
+
+    def _on_sink(self, msg: Message) -> None:
+        """CopyData/CopyDone/CopyFail of a restore's COPY into schema pgvec."""
+        sink = self._sink
+        assert sink is not None
+        if msg.type == b"d":
+            sink.feed(msg.body)
+            return
+        self._sink = None
+        status = self.relay.txn_status
+        if msg.type == b"f":
+            reason = msg.body.rstrip(b"\0").decode("utf-8", "replace")
+            self.relay.emit(
+                m.error_response("57014", f"COPY from stdin failed: {reason}")
+                + m.ready_for_query(status)
+            )
+            return
+        self._restored += sink.finish()
+        self.relay.emit(m.command_complete(f"COPY {sink.rows}") + m.ready_for_query(status))
+
+    async def _build_restored(self, *, last: bool = False) -> None:
+        """Build the indexes a restore's pgvec.indexes rows define whose tables are ready
+        (restored with their primary key); at the session's end (``last``), say which
+        could not be."""
+        if not self._restored:
+            return
+        await self.settle()
+        if self.relay.txn_status == b"E":
+            return
+        waiting: list[RestoredIndex] = []
+        for restored in self._restored:
+            sql = restored.create_sql()
+            decision: Decision | None = None
+            if sql is not None:
+                found = await self._rewriter_for(sql, sync=True)
+                if found is not None:
+                    decision = found[0].rewrite(sql, found[1])
+            if isinstance(decision, CreateIndex) and decision.index.table.pk is not None:
+                try:
+                    await self._run_ddl(decision, simple=True)
+                except PgvecError as exc:
+                    self._restore_warning(restored, exc.message)
+                except StatementFailed as exc:
+                    self._restore_warning(restored, str(exc))
+            elif sql is None or last:
+                self._restore_warning(restored, "its table is not there, or has no primary key")
+            else:
+                waiting.append(restored)
+        self._restored = waiting
+
+    def _restore_warning(self, restored: RestoredIndex, why: str) -> None:
+        text = f'pgvec index "{restored.name}" of the dump was not restored: {why}'
+        log.warning("%s", text)
+        self.relay.emit(m.notice_response(text, severity="WARNING"))
 
     def _fail_copy(self, err: PgvecError) -> None:
         """End the COPY with CopyFail: PostgreSQL rolls it back and answers with an error,
@@ -405,6 +472,7 @@ class Session:
             self._wrote = True
         self._query_sets.clear()
         try:
+            await self._build_restored()
             await self._let_go_of(sql)
             await self._query(msg, sql)
         except StatementFailed as err:  # PostgreSQL's own error answers the Query
@@ -438,6 +506,20 @@ class Session:
         if all(isinstance(d, Passthrough) for d in decisions):
             self._forward(msg)
             return
+        if any(isinstance(d, RestoreCopy) for d in decisions):
+            if len(pieces) > 1:
+                raise FeatureNotSupported("send COPY ... FROM STDIN as a statement of its own")
+            assert isinstance(decisions[0], RestoreCopy)
+            await self.settle()
+            self._sink = RestoreSink(decisions[0])
+            self.relay.emit(m.copy_in_response(len(decisions[0].columns)))
+            return
+        if all(isinstance(d, Restored) for d in decisions):
+            await self.settle()
+            if self.relay.txn_status != b"E":  # (else PostgreSQL says it is aborted)
+                tags = b"".join(m.command_complete(d.tag) for d in decisions)  # type: ignore[union-attr]
+                self.relay.emit(tags + m.ready_for_query(self.relay.txn_status))
+                return
         copies = [d for d in decisions if isinstance(d, CopyIn)]
         if copies:
             if len(pieces) > 1:
@@ -506,6 +588,8 @@ class Session:
             return text
         if isinstance(decision, Rewritten):
             return decision.sql
+        if isinstance(decision, Restored):
+            return RESTORED_NOOP
         if isinstance(decision, Knn):
             plan = decision.plan
             self._check_committed(plan)
@@ -774,6 +858,8 @@ class Session:
             self.raise_extended(err)
 
     def _parse_decision(self, msg: Message, parse: m.Parse, decision: Decision) -> None:
+        if isinstance(decision, Restored):
+            decision = Rewritten(RESTORED_NOOP)
         face = self.db.face_oid
         declared = [i for i, t in enumerate(parse.param_types) if face is not None and t == face]
         if isinstance(decision, Passthrough) and declared:
@@ -1090,6 +1176,8 @@ def _int_param(bind: m.Bind, i: int) -> int:
 
 
 TEXT_OID = 25
+#: what PostgreSQL runs in place of a restore's statement on pgvec's own objects
+RESTORED_NOOP = "DO $pgvec$BEGIN END$pgvec$"
 INT8_OID = 20
 
 

@@ -19,7 +19,9 @@ from pgvec.wire.messages import (
     CANCEL_REQUEST,
     GSSENC_REQUEST,
     SSL_REQUEST,
+    Query,
     add_startup_parameters,
+    data_row,
     error_fields,
     error_response,
     startup_code,
@@ -157,6 +159,25 @@ async def _authenticate(
         elif msg.type == b"Z":
             await client_writer.drain()
             return est
+
+
+async def database_oid(est: Established) -> int | None:
+    """The OID of the database of the client's new connection, asked on that connection
+    before the client's first statement; None if PostgreSQL does not say."""
+    est.server_writer.write(Query(_OID_SQL).encode())
+    buf = FrameBuffer()
+    oid: int | None = None
+    while True:
+        msg = await _next_message(est.server_reader, buf)
+        if msg.type == b"D":
+            values = data_row(msg.body)
+            value = values[0] if values else None
+            oid = int(value) if value else None
+        elif msg.type == b"Z":
+            return oid
+
+
+_OID_SQL = "SELECT oid::int8 FROM pg_catalog.pg_database WHERE datname = current_database()"
 
 
 async def _forward_cancel(body: bytes, upstream: Upstream) -> None:

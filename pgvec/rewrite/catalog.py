@@ -21,6 +21,8 @@ _FIXED = re.compile(
     r"|\bdrop\s+index\b"
     r"|\breindex\b"
     r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
+    # a restore's statements on pgvec's own objects (rules/restore.py)
+    r"|\bpgvec\b\s*\.|\bschema\s+(?:if\s+not\s+exists\s+)?pgvec\b"
 )
 
 

@@ -23,6 +23,8 @@ __all__ = [
     "KnnPlan",
     "Passthrough",
     "Reindex",
+    "RestoreCopy",
+    "Restored",
     "Rewritten",
     "SetParam",
 ]
@@ -166,6 +168,23 @@ class Extension:
     tag: str
 
 
+@dataclass(frozen=True)
+class Restored:
+    """A restore's statement on pgvec's own objects (pgvec installed them): answered with
+    ``tag`` without running (rules/restore.py)."""
+
+    tag: str
+
+
+@dataclass(frozen=True)
+class RestoreCopy:
+    """A restore's ``COPY pgvec.<table> [(columns)] FROM stdin``: pgvec reads the rows
+    (index definitions, from pgvec.indexes) and stores nothing of them as they are."""
+
+    table: str
+    columns: tuple[str, ...]
+
+
 Decision = Union[  # noqa: UP007
     Passthrough,
     Rewritten,
@@ -178,4 +197,6 @@ Decision = Union[  # noqa: UP007
     CopyIn,
     CopyOut,
     Extension,
+    Restored,
+    RestoreCopy,
 ]

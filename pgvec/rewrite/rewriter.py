@@ -24,6 +24,7 @@ from pgvec.rewrite.rules.index import (
     rewrite_reindex,
 )
 from pgvec.rewrite.rules.query import rewrite_query
+from pgvec.rewrite.rules.restore import rewrite_restore
 from pgvec.rewrite.rules.settings import rewrite_set
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,10 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
         return _PASS
     head = tokens[0].text.upper()
     second = tokens[1].text.upper() if len(tokens) > 1 else ""
+    if head in ("CREATE", "ALTER", "COMMENT", "COPY", "SELECT"):
+        restored = rewrite_restore(sql, tokens)
+        if restored is not None:
+            return restored
     if head in ("SET", "RESET"):
         return rewrite_set(sql, tokens) or _PASS
     if head == "DROP" and second == "INDEX":

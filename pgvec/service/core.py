@@ -135,6 +135,11 @@ class Core:
             if self._closing_dbs.get(db.name) is task:
                 del self._closing_dbs[db.name]
 
+    async def gone(self, db: Database) -> bool:
+        """Whether the database of ``db`` is gone (a client's connection found another
+        database of that name): then pgvec has let go of it, as of :meth:`_lost`."""
+        return await self._lost(db)
+
     async def _lost(self, db: Database) -> bool:
         """Whether the database of ``db`` is gone (dropped, or renamed): then pgvec lets
         go of it, and removes its files if it was dropped. Asked when its background

@@ -336,6 +336,7 @@ class Database:
         if (
             snap is not None
             and not self._stale
+            and not self._catalog_lock.locked()  # (a read after DDL under way: wait for it)
             and time.monotonic() - self._catalog_at < CATALOG_TTL
         ):
             return snap

@@ -347,5 +347,11 @@ def frame_no_data() -> bytes:
     return frame(b"n", b"")
 
 
+def copy_in_response(columns: int) -> bytes:
+    """CopyInResponse: text format, ``columns`` text columns."""
+    body = b"\0" + columns.to_bytes(2, "big") + b"\0\0" * columns
+    return frame(b"G", body)
+
+
 def frame_copy_fail(message: str) -> bytes:
     return frame(b"f", _bytes(message) + b"\0")

@@ -3,6 +3,7 @@ installs nothing into template databases."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -120,3 +121,71 @@ def test_template_databases_get_no_pgvec_schema(
     with psycopg.connect(pg_uri, autocommit=True) as direct:
         direct.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{other_db}"')
         direct.execute(f'DROP DATABASE "{copy}"')
+
+
+PSQL = "/usr/bin/psql"
+
+
+def psql(uri: str, sql: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [PSQL, "-X", "-v", "ON_ERROR_STOP=1", "-d", uri, "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def has_pgvec_schema(uri: str) -> bool:
+    with psycopg.connect(uri) as c:
+        row = c.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgvec'").fetchone()
+        return row == (1,)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_drop_and_create_again_with_psql(
+    force: bool, pgvec_server: PgvecServer, dbname: str, other_db: str
+) -> None:
+    """psql through pgvec, as an administrator does it: DROP DATABASE while pgvec holds
+    pooled connections to it, CREATE DATABASE of the same name, and at once a client of
+    the new database finds pgvec's schema there and vector tables working."""
+    admin = pgvec_server.uri(dbname)
+    for _ in range(2):
+        use_vectors(pgvec_server.uri(other_db))
+        psql(admin, f'DROP DATABASE "{other_db}"' + (" WITH (FORCE)" if force else ""))
+        psql(admin, f'CREATE DATABASE "{other_db}"')
+        assert has_pgvec_schema(pgvec_server.uri(other_db))
+
+
+def test_drop_with_force_while_a_client_is_connected(
+    pgvec_server: PgvecServer, pconn: psycopg.Connection, other_db: str
+) -> None:
+    """DROP DATABASE ... WITH (FORCE) through pgvec ends the sessions on it (a client
+    connected through pgvec too); the database made again with that name is served afresh."""
+    use_vectors(pgvec_server.uri(other_db))
+    user = psycopg.connect(pgvec_server.uri(other_db), autocommit=True)
+    try:
+        pconn.execute(f'DROP DATABASE "{other_db}" WITH (FORCE)')
+        pconn.execute(f'CREATE DATABASE "{other_db}"')
+        with pytest.raises(psycopg.OperationalError):
+            user.execute("SELECT 1")
+    finally:
+        user.close()
+    assert has_pgvec_schema(pgvec_server.uri(other_db))
+    use_vectors(pgvec_server.uri(other_db))
+
+
+def test_dropped_and_created_again_straight_is_served_at_once(
+    pgvec_server: PgvecServer, pg_uri: str, other_db: str
+) -> None:
+    """Dropped and made again behind pgvec's back, and connected to at once (no time for
+    pgvec's background work to notice): the new database gets pgvec's schema."""
+    use_vectors(pgvec_server.uri(other_db))
+    time.sleep(1.1)
+    assert has_pgvec_schema(pgvec_server.uri(other_db))  # a client, just before
+    with psycopg.connect(pg_uri, autocommit=True) as direct:
+        direct.execute(f'DROP DATABASE "{other_db}" WITH (FORCE)')
+        direct.execute(f'CREATE DATABASE "{other_db}"')
+    assert has_pgvec_schema(pgvec_server.uri(other_db))
+    use_vectors(pgvec_server.uri(other_db))

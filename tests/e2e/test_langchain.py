@@ -19,6 +19,8 @@ TOPICS = ["sql", "vectors", "milvus", "postgres"]
 TEXTS = [f"{TOPICS[i % 4]} note {i}" for i in range(40)]
 METADATA = [{"topic": TOPICS[i % 4], "n": i} for i in range(40)]
 IDS = [f"doc-{i}" for i in range(40)]
+AT_LEAST_10 = {"n": {"$gte": 10}}
+SQL_OR_MILVUS = {"topic": {"$in": ["sql", "milvus"]}}
 
 
 def _sa(uri: str) -> str:
@@ -29,7 +31,8 @@ def _results(docs: list[Any]) -> list[Any]:
     out = []
     for d in docs:
         doc, score = d if isinstance(d, tuple) else (d, None)
-        out.append((doc.id, doc.page_content, doc.metadata, None if score is None else round(score, 5)))
+        rounded = None if score is None else round(score, 5)
+        out.append((doc.id, doc.page_content, doc.metadata, rounded))
     return out
 
 
@@ -47,9 +50,7 @@ def _session(uri: str) -> list[Any]:
             _results(store.similarity_search_with_score("vectors note 5", k=4)),
             _results(store.similarity_search("postgres", k=3, filter={"topic": "sql"})),
             _results(
-                store.similarity_search(
-                    "x", k=5, filter={"$and": [{"n": {"$gte": 10}}, {"topic": {"$in": ["sql", "milvus"]}}]}
-                )
+                store.similarity_search("x", k=5, filter={"$and": [AT_LEAST_10, SQL_OR_MILVUS]})
             ),
             _results(store.max_marginal_relevance_search("milvus note 2", k=3, fetch_k=10)),
         ]
