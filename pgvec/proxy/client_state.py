@@ -237,10 +237,14 @@ class ClientState:
         if reads.catalog:
             tables, others = parse_catalog(values[i] or '{"tables": [], "others": []}')
             catalog = base.catalog
-            self.txn_rewriter = Rewriter(
-                Catalog.from_tables(tables.values(), catalog.version, catalog.volatile, others)
-            )
             self._txn_columns = vector_dims(tables.values())
+            committed = self._committed_columns()
+            exact = frozenset(r for r, a in self._txn_columns if (r, a) not in committed)
+            self.txn_rewriter = Rewriter(
+                Catalog.from_tables(
+                    tables.values(), catalog.version, catalog.volatile, others, exact=exact
+                )
+            )
             i += 1
         if reads.path:
             self.search_path = tuple(json.loads(values[i] or "[]"))

@@ -39,6 +39,9 @@ class Catalog:
     #: the client's effective search path (``current_schemas(true)``); None where it is
     #: not known, and then a name in one schema only means that table
     search_path: tuple[str, ...] | None = None
+    #: OIDs of tables whose vector columns the client's open transaction made: no index
+    #: holds them before the commit, so their top-k is computed exactly, in SQL
+    exact: frozenset[int] = frozenset()
 
     def lookup(self, name: str, schema: str | None = None) -> TableInfo | None:
         """The table ``schema.name``, or the one an unqualified ``name`` means: the first
@@ -97,8 +100,9 @@ class Catalog:
         version: int = 0,
         volatile: frozenset[str] = frozenset(),
         others: frozenset[tuple[str, str]] = frozenset(),
+        exact: frozenset[int] = frozenset(),
     ) -> Catalog:
-        return cls({t.qualified: t for t in tables}, version, volatile, others)
+        return cls({t.qualified: t for t in tables}, version, volatile, others, exact=exact)
 
 
 # substrings one of which every statement of interest holds (checked on lower-cased text)

@@ -275,3 +275,31 @@ def test_sqlalchemy(both: dict[str, str], data: np.ndarray) -> None:
 
     out = on_both(both, run)
     assert out[0][0] == 5
+
+
+def test_readme_flow_in_one_transaction(both: dict[str, str], data: np.ndarray) -> None:
+    """pgvector-python's README steps on psycopg's defaults: the table is made, filled and
+    searched in one open transaction (searched exactly, in SQL, until it commits)."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            register_vector(c)
+            c.execute("CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(3))")
+            for v in data[:20]:
+                c.execute("INSERT INTO items (embedding) VALUES (%s)", (v,))
+            q = data[3]
+            first = c.execute(
+                "SELECT id, embedding <-> %s FROM items ORDER BY embedding <-> %s LIMIT 5", (q, q)
+            ).fetchall()
+            c.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
+            second = c.execute(
+                "SELECT id FROM items ORDER BY embedding <=> %s LIMIT 3", (q,)
+            ).fetchall()
+            c.commit()
+            third = c.execute(
+                "SELECT id FROM items ORDER BY embedding <-> %s LIMIT 3", (q,)
+            ).fetchall()
+            return [[(i, round(d, 5)) for i, d in first], second, third]
+
+    on_both(both, run)

@@ -439,6 +439,8 @@ def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
     binding, other = found
     if binding.scope is not select or not binding.table.pk or not binding.table.pk_type:
         return None
+    if binding.table.relid in catalog.exact:
+        return None  # made in the client's open transaction: exact, in SQL
     where = select.args.get("where")
     if any(
         refers_outside(part, select, catalog)
