@@ -680,6 +680,20 @@ FROM (
 ) v
 ORDER BY v.relid, v.attnum, v.checked DESC, v.ord;
 
+-- A column's type as clients see it through pgvec: vector(n) for a vector column, else
+-- PostgreSQL's format_type(). The proxy calls it where a catalog query (psql's \d,
+-- SQLAlchemy's reflection) asks format_type(atttypid, atttypmod) of a pg_attribute row.
+CREATE OR REPLACE FUNCTION pgvec.format_type(rel oid, att smallint, typ oid, typmod integer)
+RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN typ = 'bytea'::regtype THEN
+        coalesce((SELECT CASE WHEN v.dim IS NULL THEN 'vector' ELSE format('vector(%s)', v.dim) END
+                  FROM pgvec.vector_columns v
+                  WHERE v.relid = rel AND v.attnum = att AND NOT v.is_binary),
+                 pg_catalog.format_type(typ, typmod))
+    ELSE pg_catalog.format_type(typ, typmod) END
+$fn$;
+
+
 -- indexes created before pgvec.indexes recorded their dimension
 UPDATE pgvec.indexes i SET dim = v.dim
 FROM pgvec.vector_columns v

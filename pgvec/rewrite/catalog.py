@@ -20,6 +20,8 @@ _FIXED = re.compile(
     r"|\b(?:set|reset|show)\s+(?:(?:session|local)\s+)?\"?(?:hnsw|ivfflat|pgvec)\"?\s*\."
     r"|\bdrop\s+index\b"
     r"|\breindex\b"
+    # a catalog query asking a column's type (rules/reflection.py)
+    r"|\bformat_type\s*\([^)]*atttypid"
     r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
     # a restore's statements on pgvec's own objects (rules/restore.py)
     r"|\bpgvec\b\s*\.|\bschema\s+(?:if\s+not\s+exists\s+)?pgvec\b"
@@ -106,7 +108,7 @@ class Catalog:
 
 
 # substrings one of which every statement of interest holds (checked on lower-cased text)
-_GATE = re.compile(r"<->|<=>|<#>|<\+>|'\[|vector|hnsw|ivfflat|pgvec|flat|ivf_|index")
+_GATE = re.compile(r"<->|<=>|<#>|<\+>|'\[|vector|hnsw|ivfflat|pgvec|flat|ivf_|index|atttypid")
 _WORD = re.compile(r"[^\W\d][\w$]*")
 _MANY = 16
 

@@ -9,6 +9,7 @@ parameters and results. Real pgvector runs in another database of the same clust
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -303,3 +304,27 @@ def test_readme_flow_in_one_transaction(both: dict[str, str], data: np.ndarray) 
             return [[(i, round(d, 5)) for i, d in first], second, third]
 
     on_both(both, run)
+
+
+def test_reflection_and_describe(both: dict[str, str]) -> None:
+    """SQLAlchemy's reflection (what Alembic's autogenerate compares) and psql's \\d see
+    vector(n) columns, as with pgvector."""
+    from sqlalchemy import inspect
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri) as c:
+            c.execute("CREATE TABLE items (id bigint PRIMARY KEY, title text, embedding vector(3))")
+            c.commit()
+        engine = create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            cols = inspect(engine).get_columns("items")
+        finally:
+            engine.dispose()
+        described = subprocess.run(
+            ["psql", uri, "-X", "-c", r"\d items"], capture_output=True, text=True, check=True
+        ).stdout
+        rows = [line for line in described.splitlines() if line.startswith(" ")]
+        return [[(col["name"], repr(col["type"])) for col in cols], rows[:4]]
+
+    out = on_both(both, run)
+    assert out[0][2] == ("embedding", "VECTOR(dim=3)")

@@ -391,3 +391,29 @@ def test_distance_to_a_scalar_subquery_is_exact(catalog: Catalog) -> None:
     )
     assert isinstance(d, Rewritten)
     assert "pgvec.l2_distance(embedding, (SELECT embedding AS e FROM items WHERE id = 1))" in d.sql
+
+
+def test_catalog_queries_see_vector_types(catalog: Catalog) -> None:
+    """psql's \\d and SQLAlchemy's reflection ask format_type(atttypid, atttypmod)."""
+    psql = "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+    d = rewrite(psql, catalog)
+    assert d == Rewritten(
+        "SELECT a.attname, pgvec.format_type(a.attrelid, a.attnum, a.atttypid, a.atttypmod)"
+        " FROM pg_attribute a"
+    )
+    sqlalchemy = (
+        "SELECT pg_catalog.format_type(pg_catalog.pg_attribute.atttypid,"
+        " pg_catalog.pg_attribute.atttypmod) AS format_type FROM pg_catalog.pg_attribute"
+    )
+    d = rewrite(sqlalchemy, catalog)
+    assert isinstance(d, Rewritten)
+    assert (
+        "pgvec.format_type(pg_catalog.pg_attribute.attrelid, pg_catalog.pg_attribute.attnum,"
+        in d.sql
+    )
+    # pg_dump asks the type's name (it dumps bytea + CHECK), and DDL is left alone
+    for sql in (
+        "SELECT pg_catalog.format_type(t.oid, a.atttypmod) AS atttypname FROM pg_type t",
+        "CREATE VIEW v AS SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a",
+    ):
+        assert rewrite(sql, catalog) == Passthrough(), sql
