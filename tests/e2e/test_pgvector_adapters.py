@@ -22,7 +22,8 @@ import pytest
 from pgvector.asyncpg import register_vector as register_asyncpg
 from pgvector.psycopg import register_vector
 from pgvector.psycopg2 import register_vector as register_psycopg2
-from pgvector.sqlalchemy import Vector
+from pgvector.sqlalchemy import Vector, avg
+from pgvector.sqlalchemy import sum as vector_sum
 from sqlalchemy import BigInteger, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
 
@@ -270,6 +271,8 @@ def test_sqlalchemy(both: dict[str, str], data: np.ndarray) -> None:
                         .order_by(Item.id)
                     ).all(),
                     session.get(Item, 3).embedding,  # type: ignore[union-attr]
+                    session.scalars(select(avg(Item.embedding))).first(),
+                    session.scalars(select(vector_sum(Item.embedding))).first(),
                 ]
         finally:
             engine.dispose()
