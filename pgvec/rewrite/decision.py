@@ -39,7 +39,7 @@ class Rewritten:
     """Send ``sql`` instead; parameters in ``vector_params`` ($n -> dim) are vectors."""
 
     sql: str
-    vector_params: Mapping[int, int] = field(default_factory=dict)
+    vector_params: Mapping[int, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ class KnnPlan:
     #: the template's text around the two hit arrays: before ids, between, after dists
     template_parts: tuple[str, str, str]
     #: vector parameters of the template ($n -> dim), the query parameter included
-    vector_params: Mapping[int, int] = field(default_factory=dict)
+    vector_params: Mapping[int, int | None] = field(default_factory=dict)
     #: vector parameters of filter_sql, numbered as in filter_sql ($i -> dim)
-    filter_vector_params: Mapping[int, int] = field(default_factory=dict)
+    filter_vector_params: Mapping[int, int | None] = field(default_factory=dict)
     #: the WHERE clause as the engine can evaluate it, parameters numbered as in
     #: filter_sql; None when PostgreSQL must evaluate it
     engine_filter: Predicate | None = None
@@ -128,7 +128,7 @@ class CopyIn:
     """COPY ... FROM STDIN (text format) into a vector table: convert the rows' vectors."""
 
     table: str
-    vector_fields: Mapping[int, int]  # 0-based field position -> dim
+    vector_fields: Mapping[int, int | None]  # 0-based field position -> dim (None: any)
     delimiter: str
     null: str
 

@@ -697,6 +697,7 @@ class Database:
         IndexSpec.create(
             idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
         )
+        _ = idef.column.fixed_dim
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
 
     async def create_committed_index(self, idef: IndexDef) -> None:

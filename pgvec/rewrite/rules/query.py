@@ -45,7 +45,7 @@ class _Ctx:
     sql: str
     tokens: Sequence[Token]
     catalog: Catalog
-    vector_params: dict[int, int] = field(default_factory=dict)
+    vector_params: dict[int, int | None] = field(default_factory=dict)
     # leaf replacements that can be spliced into the original text: (start, end, text)
     splices: list[tuple[int, int, str]] = field(default_factory=list)
     structural: bool = False  # an edit that needs regeneration
@@ -185,7 +185,7 @@ class QueryValue:
     param: int | None = None
 
 
-def classify(node: exp.Expr, dim: int) -> QueryValue | None:
+def classify(node: exp.Expr, dim: int | None) -> QueryValue | None:
     """A vector literal (parsed, checked against dim) or $n, else None."""
     node = _unparen(node)
     if _is_vector_cast(node):
@@ -198,7 +198,7 @@ def classify(node: exp.Expr, dim: int) -> QueryValue | None:
     return None
 
 
-def convert_value(node: exp.Expr, dim: int, ctx: _Ctx) -> None:
+def convert_value(node: exp.Expr, dim: int | None, ctx: _Ctx) -> None:
     """Turn a value bound for a vector column into bytea (literal) or record it ($n)."""
     inner = _unparen(node)
     value = classify(inner, dim)
@@ -348,7 +348,7 @@ def _same_binding(a: Binding | None, b: Binding) -> bool:
     return a is not None and a.alias == b.alias and a.column == b.column and a.scope is b.scope
 
 
-def _query_operand(operand: exp.Expr, dim: int, ctx: _Ctx) -> exp.Expr:
+def _query_operand(operand: exp.Expr, dim: int | None, ctx: _Ctx) -> exp.Expr:
     inner = _unparen(operand)
     value = classify(inner, dim)
     if value is None:
@@ -483,6 +483,8 @@ def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
     binding, other = found
     if binding.scope is not select or not binding.table.pk or not binding.table.pk_type:
         return None
+    if binding.column.dim is None:
+        return None  # a column of any dimension has no index: PostgreSQL scans it exactly
     if _is_vector_cast(_unparen(other)) and classify(other, binding.column.dim) is None:
         return None
     query = classify(other, binding.column.dim)
@@ -554,7 +556,7 @@ class _Filter:
     sql: str
     probe_sql: str
     params: tuple[int, ...]
-    vector_params: dict[int, int]
+    vector_params: dict[int, int | None]
     #: the WHERE clause as the engine evaluates it over mirrored columns, if it can
     engine: Predicate | None = None
 
