@@ -209,6 +209,30 @@ def test_alter_column_type_gives_a_dimension(both: dict[str, psycopg.Connection]
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (5,), side
 
 
+def test_alter_column_type_rolled_back(proxy_uri: str) -> None:
+    with psycopg.connect(proxy_uri) as conn:  # autocommit off: one transaction until rollback
+        conn.execute(ITEMS)
+        conn.commit()
+        conn.execute("ALTER TABLE items ALTER COLUMN embedding TYPE vector(3)")
+        err = error_of(conn, "INSERT INTO items (embedding) VALUES ('[4,5]')")
+        assert err.diag.message_primary == "expected 3 dimensions, not 2"
+        conn.rollback()
+        conn.execute("INSERT INTO items (embedding) VALUES ('[4,5]'), ('[1,2,3]')")
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (2,)
+
+
+def test_copy_rows_of_any_dimension(proxy_uri: str) -> None:
+    with UnitOfWork.connect(proxy_uri) as conn:
+        conn.execute(ITEMS)
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy("COPY items (content, embedding) FROM STDIN") as copy:
+                copy.write_row(("a", "[1,2,3]"))
+                copy.write_row(("b", "[4,5]"))
+        rows = conn.execute("SELECT content, embedding FROM items ORDER BY id").fetchall()
+        assert [(r[0], floats(r[1])) for r in rows] == [("a", [1, 2, 3]), ("b", [4, 5])]
+
+
 def test_alter_type_of_a_column_that_is_no_vector(proxy_uri: str) -> None:
     with UnitOfWork.connect(proxy_uri) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY, v real[])")
