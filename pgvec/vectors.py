@@ -96,6 +96,35 @@ def to_text(v: np.ndarray) -> str:
     return "[" + ",".join(parts) + "]"
 
 
+def to_pgvector_binary(stored: bytes) -> bytes:
+    """The stored bytes as pgvector's binary wire format: int16 dimensions, int16 unused
+    (0), then the values as big-endian float4 (what ``vector_send`` writes)."""
+    values = np.frombuffer(stored, "<f4").astype(">f4")
+    return struct.pack("!hh", len(stored) // 4, 0) + values.tobytes()
+
+
+def is_pgvector_binary(data: bytes, dim: int | None = None) -> bool:
+    """Whether ``data`` has pgvector's binary framing (and ``dim`` values, if given).
+
+    The stored form of a vector of ``dim`` values is 4 bytes shorter, so the two are told
+    apart by length when the dimension is known; without it, by the header alone.
+    """
+    if len(data) < 8 or (len(data) - 4) % 4:
+        return False
+    n, unused = struct.unpack_from("!hh", data, 0)
+    return unused == 0 and n == (len(data) - 4) // 4 and (dim is None or n == dim)
+
+
+def from_pgvector_binary(data: bytes, dim: int | None = None) -> np.ndarray:
+    """pgvector's binary wire format -> float32 values (checked like any input)."""
+    if not is_pgvector_binary(data):
+        raise InvalidVector("invalid binary data for type vector")
+    v = np.frombuffer(data, ">f4", offset=4).astype("<f4")
+    check_dim(v, dim)
+    check_finite(v)
+    return v
+
+
 def bytea_hex(v: np.ndarray) -> str:
     """The bytea text (hex) form, as sent in a text-format parameter."""
     return "\\x" + to_bytes(v).hex()
@@ -134,11 +163,14 @@ def _binary_array(data: bytes) -> np.ndarray:
     return out
 
 
-def from_param(value: bytes, fmt: int, type_oid: int, dim: int | None = None) -> np.ndarray:
+def from_param(
+    value: bytes, fmt: int, type_oid: int, dim: int | None = None, face_oid: int | None = None
+) -> np.ndarray:
     """Decode a Bind parameter that stands for a vector.
 
     Text format: pgvector text ``[..]``, array text ``{..}`` or bytea hex ``\\x..``.
-    Binary format: bytea (the stored bytes) or a float/int array.
+    Binary format: pgvector's (``type_oid`` is the vector type, or the value has its
+    framing and length), bytea (the stored bytes) or a float/int array.
     """
     if fmt == 0:
         text = value.decode("utf-8", "replace")
@@ -155,4 +187,12 @@ def from_param(value: bytes, fmt: int, type_oid: int, dim: int | None = None) ->
         v = v64.astype("<f4")
         check_dim(v, dim)
         return v
+    if is_pgvector_binary(value, dim) and (dim is not None or type_oid != BYTEA_OID):
+        return from_pgvector_binary(value, dim)
+    if type_oid != BYTEA_OID and value[:1] == b"[" and value[-1:] == b"]":
+        # text in binary format: how asyncpg sends a str for pgvector's type (as an
+        # enum's label) when no vector codec is registered
+        return parse_text(value.decode("utf-8", "replace"), dim)
+    if type_oid == face_oid:
+        return from_pgvector_binary(value, dim)
     return from_bytes(value, dim)

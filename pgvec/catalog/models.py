@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -132,3 +132,9 @@ class CatalogSnapshot:
         if found is None:
             found = next((t for t in self.tables.values() if t.qualified == (schema, name)), None)
         return found
+
+
+def vector_dims(tables: Iterable[TableInfo]) -> dict[tuple[int, int], int]:
+    """(table OID, attnum) -> dimension of the float vector columns of ``tables`` (the
+    columns a client sees as pgvector's type; binary vectors are not)."""
+    return {(t.relid, v.attnum): v.dim for t in tables for v in t.vectors.values() if not v.binary}

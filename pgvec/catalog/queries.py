@@ -26,6 +26,20 @@ def volatile_functions(conn: psycopg.Connection[Any]) -> frozenset[str]:
     return frozenset(str(r[0]) for r in conn.execute(_VOLATILE_SQL).fetchall())
 
 
+#: The type clients see vector columns as: pgvec's placeholder ``public.vector`` (or a real
+#: pgvector type of that name), else one named vector elsewhere.
+_FACE_SQL = """
+SELECT oid::int8 FROM pg_type WHERE typname = 'vector'
+ORDER BY typnamespace <> coalesce(to_regnamespace('public')::oid, 0), oid LIMIT 1
+"""
+
+
+def face_type(conn: psycopg.Connection[Any]) -> int | None:
+    """OID of the type pgvec reports vector columns as (see sql/: pgvector's face)."""
+    row = conn.execute(_FACE_SQL).fetchone()
+    return int(row[0]) if row else None
+
+
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
     """Every table with at least one vector column, by relid."""
     return load_catalog(conn)[0]

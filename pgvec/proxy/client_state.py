@@ -27,9 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pgvec.catalog.models import vector_dims
 from pgvec.catalog.queries import CATALOG_SQL, parse_catalog
 from pgvec.proxy.settings import DEFAULTS, SearchSettings
 from pgvec.rewrite.catalog import Catalog
@@ -145,7 +146,7 @@ class ClientState:
 
     def __init__(
         self,
-        committed_columns: Callable[[], frozenset[tuple[int, int]]],
+        committed_columns: Callable[[], Mapping[tuple[int, int], int]],
         note_ddl: Callable[[], None],
     ) -> None:
         self._committed_columns = committed_columns
@@ -171,7 +172,7 @@ class ClientState:
         self.in_vector_ddl = False
         #: the catalog as the client's open transaction sees it (None: read it again)
         self.txn_rewriter: Rewriter | None = None
-        self._txn_columns: frozenset[tuple[int, int]] = frozenset()
+        self._txn_columns: dict[tuple[int, int], int] = {}
 
     # -- what the client sent -----------------------------------------------------------
 
@@ -210,7 +211,7 @@ class ClientState:
                 self._in_ddl = ddl != self._ddl
             if self.in_vector_ddl:
                 self.txn_rewriter = None
-                self._txn_columns = frozenset()
+                self._txn_columns = {}
                 self.in_vector_ddl = vector_ddl != self._vector_ddl
 
         return reached
@@ -239,9 +240,7 @@ class ClientState:
             self.txn_rewriter = Rewriter(
                 Catalog.from_tables(tables.values(), catalog.version, catalog.volatile, others)
             )
-            self._txn_columns = frozenset(
-                (t.relid, v.attnum) for t in tables.values() for v in t.vectors.values()
-            )
+            self._txn_columns = vector_dims(tables.values())
             i += 1
         if reads.path:
             self.search_path = tuple(json.loads(values[i] or "[]"))
@@ -251,13 +250,13 @@ class ClientState:
             self.settings = SearchSettings.from_values(dict(zip(DEFAULTS, values[i:], strict=True)))
             self.settings_stale = False
 
-    def vector_columns(self) -> frozenset[tuple[int, int]]:
-        """(table OID, attnum) of the vector columns the client sees: committed ones, and
-        those of its open transaction's DDL."""
+    def vector_columns(self) -> Mapping[tuple[int, int], int]:
+        """(table OID, attnum) -> dimension of the vector columns the client sees:
+        committed ones, and those of its open transaction's DDL."""
         committed = self._committed_columns()
         if not self._txn_columns:
             return committed
-        return committed | self._txn_columns
+        return {**committed, **self._txn_columns}
 
     def uncommitted(self, relid: int, attnum: int) -> bool:
         """Whether the vector column is one the client's open transaction made."""

@@ -1,28 +1,136 @@
-"""Converting the vector fields of ``COPY ... FROM STDIN`` text rows as they stream by.
+"""Converting the vector fields of COPY rows as they stream by, in both directions.
 
-Rows arrive in CopyData messages split anywhere; a partial last line waits for the next
-message. A vector field ``[1,2,3]`` becomes ``\\\\x0000803f...`` (bytea hex, its backslash
-escaped as COPY's text format wants); NULL markers and other fields are left alone.
+Rows arrive in CopyData messages split anywhere; a partial row waits for the next
+message. Into PostgreSQL (``COPY ... FROM STDIN``): a text field ``[1,2,3]`` (or bytea hex
+``\\\\x0000803f...``, as a dump of the stored bytea holds) becomes bytea hex, its
+backslash escaped as COPY's text format wants; a binary field in pgvector's binary form
+becomes the stored bytes. Out of PostgreSQL (``COPY ... TO STDOUT``): the other way, to
+pgvector's forms. NULL markers and other fields are left alone.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
 from pgvec import vectors
-from pgvec.errors import PgvecError
-from pgvec.rewrite.decision import CopyIn
+from pgvec.errors import InvalidVector, PgvecError
+from pgvec.rewrite.decision import CopyIn, CopyOut
 from pgvec.wire.framing import frame
+
+#: the binary COPY file header's fixed part: signature, flags, extension length
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_INT16 = struct.Struct("!h")
+_INT32 = struct.Struct("!i")
+
+FieldConversion = Callable[[bytes, int | None], bytes]
+
+
+class BinaryRows:
+    """A binary COPY stream, with the vector fields at ``fields`` converted."""
+
+    def __init__(self, fields: Mapping[int, int | None], convert: FieldConversion) -> None:
+        self._fields = fields
+        self._convert = convert
+        self._buf = bytearray()
+        self._header = False
+        self._ended = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes in -> the converted bytes of every complete part (header, rows)."""
+        self._buf += chunk
+        out: list[bytes] = []
+        if not self._header:
+            if len(self._buf) < len(_SIGNATURE) + 8:
+                return b""
+            if bytes(self._buf[: len(_SIGNATURE)]) != _SIGNATURE:
+                raise InvalidVector("COPY BINARY: the data does not start with a COPY signature")
+            (ext,) = _INT32.unpack_from(self._buf, len(_SIGNATURE) + 4)
+            end = len(_SIGNATURE) + 8 + ext
+            if len(self._buf) < end:
+                return b""
+            out.append(bytes(self._buf[:end]))
+            del self._buf[:end]
+            self._header = True
+        while not self._ended and (row := self._row()) is not None:
+            out.append(row)
+        if self._ended:  # after the trailer: whatever follows is PostgreSQL's to judge
+            out.append(bytes(self._buf))
+            self._buf.clear()
+        return b"".join(out)
+
+    def rest(self) -> bytes:
+        """At the end of the data: what was left incomplete, unconverted."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
+
+    def _row(self) -> bytes | None:
+        buf = self._buf
+        if len(buf) < 2:
+            return None
+        (n,) = _INT16.unpack_from(buf, 0)
+        if n == -1:
+            self._ended = True
+            del buf[:2]
+            return b"\xff\xff"
+        pos = 2
+        spans: list[tuple[int, int]] = []
+        for _ in range(n):
+            if len(buf) < pos + 4:
+                return None
+            (length,) = _INT32.unpack_from(buf, pos)
+            pos += 4
+            if length < 0:
+                spans.append((pos, -1))
+                continue
+            if len(buf) < pos + length:
+                return None
+            spans.append((pos, length))
+            pos += length
+        parts = [bytes(buf[:2])]
+        for i, (start, length) in enumerate(spans):
+            if length < 0:
+                parts.append(_INT32.pack(-1))
+                continue
+            value = bytes(buf[start : start + length])
+            if i in self._fields:
+                value = self._convert(value, self._fields[i])
+            parts.append(_INT32.pack(len(value)) + value)
+        del buf[:pos]
+        return b"".join(parts)
+
+
+def _to_stored(value: bytes, dim: int | None) -> bytes:
+    """A binary COPY field into a vector column: pgvector's form, or the stored bytes."""
+    if vectors.is_pgvector_binary(value, dim) and (dim is not None or len(value) % 4 == 0):
+        return vectors.to_bytes(vectors.from_pgvector_binary(value, dim))
+    return value  # the stored form already (PostgreSQL's CHECK judges it)
+
+
+def _to_pgvector(value: bytes, dim: int | None) -> bytes:
+    return vectors.to_pgvector_binary(value) if len(value) % 4 == 0 else value
 
 
 class CopyConverter:
+    """COPY FROM STDIN: the client's rows, vectors converted to the stored form."""
+
     def __init__(self, copy: CopyIn) -> None:
         self.copy = copy
         self._delim = copy.delimiter.encode()
         self._null = copy.null.encode()
         self._partial = b""
         self.line = 0
+        fields: dict[int, int | None] = dict(copy.vector_fields)
+        self._binary = BinaryRows(fields, self._binary_field) if copy.binary else None
 
     def data(self, chunk: bytes) -> bytes:
         """CopyData payload in -> CopyData message(s) out (may be empty)."""
+        if self._binary is not None:
+            out = self._binary.feed(chunk)
+            return frame(b"d", out) if out else b""
         data = self._partial + chunk
         end = data.rfind(b"\n")
         if end < 0:
@@ -34,8 +142,19 @@ class CopyConverter:
 
     def finish(self) -> bytes:
         """At CopyDone: the last line if it had no newline."""
+        if self._binary is not None:
+            rest = self._binary.rest()
+            return frame(b"d", rest) if rest else b""
         rest, self._partial = self._partial, b""
         return frame(b"d", self._row(rest)) if rest else b""
+
+    def _binary_field(self, value: bytes, dim: int | None) -> bytes:
+        self.line += 1
+        try:
+            return _to_stored(value, dim)
+        except PgvecError as exc:
+            exc.message = f"{exc.message} (COPY {self.copy.table}, row {self.line})"
+            raise
 
     def _row(self, line: bytes) -> bytes:
         self.line += 1
@@ -46,9 +165,55 @@ class CopyConverter:
             if pos < len(fields) and fields[pos] != self._null:
                 text = fields[pos].decode("utf-8", "replace")
                 try:
-                    value = vectors.parse_text(text, dim)
+                    if text.startswith("\\\\x"):  # bytea hex, as a dump of bytea has it
+                        value = vectors.from_bytes(bytes.fromhex(text[3:]), dim)
+                    else:
+                        value = vectors.parse_text(text, dim)
+                except ValueError:
+                    raise InvalidVector(
+                        f'invalid input syntax for type vector: "{text}"'
+                        f" (COPY {self.copy.table}, line {self.line})"
+                    ) from None
                 except PgvecError as exc:
                     exc.message = f"{exc.message} (COPY {self.copy.table}, line {self.line})"
                     raise
                 fields[pos] = b"\\\\x" + vectors.to_bytes(value).hex().encode()
+        return self._delim.join(fields)
+
+
+class CopyOutConverter:
+    """COPY TO STDOUT: PostgreSQL's rows, vectors in pgvector's forms."""
+
+    def __init__(self, copy: CopyOut) -> None:
+        self.copy = copy
+        self._delim = copy.delimiter.encode()
+        fields: dict[int, int | None] = dict(copy.vector_fields)
+        self._binary = BinaryRows(fields, _to_pgvector) if copy.binary else None
+        self._partial = b""
+
+    def data(self, chunk: bytes) -> bytes:
+        """A server CopyData payload -> the CopyData message(s) for the client."""
+        if self._binary is not None:
+            out = self._binary.feed(chunk)
+            return frame(b"d", out) if out else b""
+        data = self._partial + chunk
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._partial = data
+            return b""
+        self._partial = data[end + 1 :]
+        lines = data[: end + 1].split(b"\n")[:-1]
+        return frame(b"d", b"".join(self._row(line) + b"\n" for line in lines))
+
+    def finish(self) -> bytes:
+        rest = self._binary.rest() if self._binary is not None else self._partial
+        self._partial = b""
+        return frame(b"d", rest) if rest else b""
+
+    def _row(self, line: bytes) -> bytes:
+        fields = line.split(self._delim)
+        for pos in self.copy.vector_fields:
+            if pos < len(fields) and fields[pos].startswith(b"\\\\x"):
+                raw = bytes.fromhex(fields[pos][3:].decode())
+                fields[pos] = vectors.to_text(np.frombuffer(raw, "<f4")).encode()
         return self._delim.join(fields)

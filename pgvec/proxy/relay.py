@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pgvec.proxy.textout import VectorOutput
+from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ class Pending:
     is_sync: bool = False
     #: the portal whose rows these replies carry (Query: the unnamed one), if any
     portal: str | None = None
+    #: the prepared statement a Parse, Close or Describe of a statement is about
+    statement: str | None = None
+    #: a Bind's statement and result format codes: the portal's rows are converted as
+    #: that statement's description says (VectorOutput.bound)
+    bind: tuple[str, list[int]] | None = None
+    #: maps a ParameterDescription's type OIDs to the ones the client sees
+    params: Callable[[list[int]], list[int]] | None = None
     #: the server skipped this request: an earlier one of its Sync batch failed
     skipped: bool = False
     #: for an ``emit``: called with the transaction status of the last ReadyForQuery
@@ -94,13 +102,24 @@ class Relay:
 
     # -- used by the frontend -------------------------------------------------------
 
+    @property
+    def output(self) -> VectorOutput | None:
+        return self._output
+
     def expect(self, entry: Pending) -> None:
         self._queue.append(entry)
         if self._skipping:
             self._write_skipped()
 
     def expect_request(
-        self, type_: bytes, transform: Transform | None = None, portal: str | None = None
+        self,
+        type_: bytes,
+        transform: Transform | None = None,
+        portal: str | None = None,
+        *,
+        statement: str | None = None,
+        bind: tuple[str, list[int]] | None = None,
+        params: Callable[[list[int]], list[int]] | None = None,
     ) -> None:
         self.expect(
             Pending(
@@ -109,6 +128,9 @@ class Relay:
                 transform=transform,
                 is_sync=type_ == b"S",
                 portal=portal,
+                statement=statement,
+                bind=bind,
+                params=params,
             )
         )
 
@@ -221,16 +243,21 @@ class Relay:
             replaced = head.transform(msg)
             if replaced is not None:
                 out.append(replaced)
-        elif head.portal is not None and self._output is not None and t in (b"T", b"D"):
+        elif self._output is not None and t in (b"T", b"D") and head.portal is not None:
             if t == b"T":
                 out.append(self._output.row_description(head.portal, msg))
             else:
                 out.append(self._output.data_row(head.portal, msg))
+        elif self._output is not None and t == b"T" and head.statement is not None:
+            out.append(self._output.statement_description(head.statement, msg))
+        elif t == b"t" and head.params is not None:
+            out.append(
+                m.encode_parameter_description(head.params(m.parameter_description(msg.body)))
+            )
         else:
             out.append(msg.raw)
-        if self._output is not None and head.portal is not None and t in (b"2", b"3"):
-            # the portal is bound anew or closed: its old description no longer applies
-            self._output.forget(head.portal)
+        if self._output is not None and t in (b"1", b"2", b"3"):
+            self._described(head, t)
         if t == b"C":
             self.last_tag = msg.body.rstrip(b"\0")
         if t == b"Z":
@@ -245,6 +272,17 @@ class Relay:
         elif t in head.ends:
             self._finish(q.popleft())
             self._flush_emits(out)
+
+    def _described(self, head: Pending, t: bytes) -> None:
+        """A statement or portal was made, bound or closed: its old description no longer
+        applies (or, for a Bind, its statement's does)."""
+        assert self._output is not None
+        if t == b"2" and head.portal is not None and head.bind is not None:
+            self._output.bound(head.portal, *head.bind)
+        elif head.portal is not None:
+            self._output.forget(head.portal)
+        elif head.statement is not None:
+            self._output.forget_statement(head.statement)
 
     @staticmethod
     def _finish(entry: Pending) -> None:

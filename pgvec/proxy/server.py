@@ -120,7 +120,9 @@ class ProxyServer:
         est: Established,
     ) -> None:
         state = ClientState(db.vector_columns, db.note_ddl)
-        relay = Relay(est.server_reader, writer, VectorOutput(state.vector_columns))
+        relay = Relay(
+            est.server_reader, writer, VectorOutput(state.vector_columns, lambda: db.face_oid)
+        )
         relay_task = asyncio.create_task(relay.run())
         session = Session(db, reader, writer, buf, est.server_writer, relay, self._let_go, state)
         client_task: asyncio.Task[None] | None = None

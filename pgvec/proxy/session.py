@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,7 +49,7 @@ from pgvec.proxy.client_state import (
     may_write,
     state_query,
 )
-from pgvec.proxy.copyin import CopyConverter
+from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay
 from pgvec.proxy.search import knn, search_request
@@ -57,9 +57,11 @@ from pgvec.proxy.settings import SearchSettings
 from pgvec.proxy.sql_catalog import sql_catalog
 from pgvec.rewrite.decision import (
     CopyIn,
+    CopyOut,
     CreateIndex,
     Decision,
     DropIndex,
+    Extension,
     IndexAction,
     Knn,
     Passthrough,
@@ -160,8 +162,43 @@ class Session:
     def _forward(self, msg: Message) -> None:
         t = msg.type
         if t in (b"P", b"B", b"D", b"E", b"C", b"S", b"Q", b"F"):
-            self.relay.expect_request(t, portal=_portal_of(msg))
+            self.relay.expect_request(
+                t,
+                portal=_portal_of(msg),
+                statement=_statement_of(msg),
+                bind=self._bound(t, msg.body),
+            )
         self._send(msg.raw)
+
+    def _bound(
+        self, t: bytes, body: bytes = b"", bind: m.Bind | None = None
+    ) -> tuple[str, list[int]] | None:
+        """For a Bind of a statement whose result has vector columns: the statement and
+        the result formats, so its rows are converted (VectorOutput.bound)."""
+        if t != b"B" or self.relay.output is None:
+            return None
+        statement = bind.statement if bind is not None else _bind_statement(body)
+        if not self.relay.output.describes(statement):
+            return None
+        bind = bind or m.Bind.decode(body)
+        return statement, list(bind.result_formats)
+
+    def _face_params(
+        self, vector_params: Collection[int], n: int
+    ) -> Callable[[list[int]], list[int]]:
+        """The ParameterDescription a client sees: the first ``n`` parameters, vector
+        ones (declared bytea to PostgreSQL) as the vector type."""
+        face = self.db.face_oid
+
+        def params(oids: list[int]) -> list[int]:
+            return [
+                face
+                if face is not None and i in vector_params and oid == vectors.BYTEA_OID
+                else oid
+                for i, oid in enumerate(oids[:n])
+            ]
+
+        return params
 
     async def run(self) -> None:
         buf = self.client_buf
@@ -379,7 +416,23 @@ class Session:
             self.relay.expect_request(b"Q", transform=self._copy_reply, portal="")
             self._send(msg.raw)
             return
-        if any(isinstance(d, CreateIndex | DropIndex | Reindex | IndexAction) for d in decisions):
+        if isinstance(decisions[0], CopyOut) and len(pieces) == 1:
+            out = CopyOutConverter(decisions[0])
+
+            def convert(reply: Message) -> bytes | None:
+                if reply.type == b"d":
+                    return out.data(reply.body)
+                if reply.type == b"c":
+                    return out.finish() + reply.raw
+                return reply.raw
+
+            self.relay.expect_request(b"Q", transform=convert, portal="")
+            self._send(msg.raw)
+            return
+        if len(pieces) == 1 and isinstance(decisions[0], Extension):
+            await self._intercept_simple(msg, decisions[0])
+            return
+        if any(isinstance(d, OWNED) for d in decisions):
             if len(pieces) == 1:
                 await self._intercept_simple(msg, decisions[0])
                 return
@@ -398,8 +451,17 @@ class Session:
         self._send(m.Query("".join(parts)).encode())
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
-        if isinstance(decision, Passthrough):
+        if isinstance(decision, Passthrough | CopyOut):  # (one of several: not converted)
             return text
+        if isinstance(decision, Extension):
+            # one statement of several: PostgreSQL answers with the same tag, and a NOTICE
+            # that it skipped the statement
+            if decision.tag == "CREATE EXTENSION":
+                await self.db.check_face()
+                return "CREATE EXTENSION IF NOT EXISTS plpgsql"
+            if decision.tag == "DROP EXTENSION":
+                return 'DROP EXTENSION IF EXISTS "pgvec: vector stays"'
+            raise FeatureNotSupported("send ALTER EXTENSION vector as a statement of its own")
         if isinstance(decision, SetParam):
             SearchSettings.check(decision.name, decision.value)
             self._query_sets.append(decision)  # for a top-k later in this Query
@@ -586,6 +648,12 @@ class Session:
         return m.command_complete(await self._run_ddl(decision, simple=simple))
 
     async def _run_ddl(self, decision: Decision, *, simple: bool) -> str:
+        if isinstance(decision, Extension):
+            if self.relay.txn_status == b"E":
+                raise ActiveTransaction("current transaction is aborted")
+            if decision.tag == "CREATE EXTENSION":
+                await self.db.check_face()
+            return decision.tag
         if isinstance(decision, CreateIndex):
             if self.relay.txn_status == b"E":
                 raise ActiveTransaction("current transaction is aborted")
@@ -660,14 +728,18 @@ class Session:
             self.raise_extended(err)
 
     def _parse_decision(self, msg: Message, parse: m.Parse, decision: Decision) -> None:
-        if isinstance(decision, Passthrough):
+        face = self.db.face_oid
+        declared = [i for i, t in enumerate(parse.param_types) if face is not None and t == face]
+        if isinstance(decision, Passthrough) and declared:
+            decision = Rewritten(parse.sql)  # its vector parameters go as bytea
+        if isinstance(decision, Passthrough | CopyIn | CopyOut):  # COPY: rows unconverted
             self._forward(msg)
             return
         if isinstance(decision, SetParam):  # PostgreSQL keeps the value, once checked
             SearchSettings.check(decision.name, decision.value)
             self._forward(msg)
             return
-        if isinstance(decision, CreateIndex | DropIndex | Reindex | IndexAction):
+        if isinstance(decision, (*OWNED, Extension)):
             n = 1 if isinstance(decision, IndexAction) and decision.param is not None else 0
             self.statements[parse.name] = Statement([], n, intercept=decision)
             self.relay.emit(m.frame_parse_complete(), extended=True)
@@ -688,10 +760,12 @@ class Session:
             types += [0, 0]
         else:
             raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
+        for i in declared:  # declared as pgvector's type: a vector of any dimension
+            info.vector_params.setdefault(i, None)
         for i in info.vector_params:
             types[i] = vectors.BYTEA_OID
         self.statements[parse.name] = info
-        self.relay.expect_request(b"P")
+        self.relay.expect_request(b"P", statement=parse.name)
         self._send(m.Parse(parse.name, sql, types).encode())
         # remember what the client declared, to decode binary array parameters
         info.param_types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
@@ -750,7 +824,7 @@ class Session:
             if value is None:
                 continue
             declared = info.param_types[i] if i < len(info.param_types) else 0
-            vec = vectors.from_param(value, formats[i], declared, dim)
+            vec = vectors.from_param(value, formats[i], declared, dim, self.db.face_oid)
             decoded[i] = vec
             bind.params[i] = (
                 vectors.bytea_hex(vec).encode() if formats[i] == 0 else vectors.to_bytes(vec)
@@ -795,7 +869,7 @@ class Session:
             bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
             formats += [0, 0]
         bind.param_formats = formats if any(formats) else []
-        self.relay.expect_request(b"B", portal=bind.portal)
+        self.relay.expect_request(b"B", portal=bind.portal, bind=self._bound(b"B", bind=bind))
         self._send(bind.encode())
 
     def on_describe(self, msg: Message) -> None:
@@ -814,15 +888,13 @@ class Session:
             else:
                 self.relay.emit(m.frame_no_data(), extended=True)
             return
-        if info is not None and info.knn is not None and desc.kind == "S":
-            n = info.client_nparams
-
-            def strip(reply: Message) -> bytes | None:
-                if reply.type == b"t":
-                    return m.encode_parameter_description(m.parameter_description(reply.body)[:n])
-                return reply.raw
-
-            self.relay.expect_request(b"D", transform=strip)
+        if info is not None and desc.kind == "S":
+            # the client sees its own parameters (not the hit arrays), vectors as vectors
+            self.relay.expect_request(
+                b"D",
+                statement=desc.name,
+                params=self._face_params(info.vector_params, info.client_nparams),
+            )
             self._send(msg.raw)
             return
         self._forward(msg)
@@ -867,6 +939,26 @@ def _portal_of(msg: Message) -> str | None:
         target = m.Describe.decode(msg.body)  # a Close has the same fields
         return target.name if target.kind == "P" else None
     return None
+
+
+#: statements pgvec runs itself, alone in their Query (Extension: see _render_simple)
+OWNED = (CreateIndex, DropIndex, Reindex, IndexAction)
+
+
+def _statement_of(msg: Message) -> str | None:
+    """The prepared statement a Parse, or a Describe or Close of a statement, is about."""
+    if msg.type == b"P":
+        return msg.body[: msg.body.index(b"\0")].decode()
+    if msg.type in (b"D", b"C"):
+        target = m.Describe.decode(msg.body)
+        return target.name if target.kind == "S" else None
+    return None
+
+
+def _bind_statement(body: bytes) -> str:
+    """A Bind's statement name (after its portal name)."""
+    start = body.index(b"\0") + 1
+    return body[start : body.index(b"\0", start)].decode()
 
 
 def _internal(exc: Exception) -> InternalError:

@@ -1,25 +1,38 @@
-"""Vector columns in text-format results, shown in pgvector's text form.
+"""Vector columns in results, shown as pgvector's type.
 
-A vector is stored as ``bytea``; PostgreSQL would send ``\\x0000803f...``. Where a result
+A vector is stored as ``bytea``; PostgreSQL would describe it as bytea and send
+``\\x0000803f...`` (text) or the stored little-endian bytes (binary). Where a result
 column comes straight from a vector column (RowDescription names its table OID and
-attribute number) and the client asked for text, pgvec sends ``[1,2,3]`` with type
-``text``, as a client without a pgvector adapter sees pgvector's type. Binary results are
-left as the raw bytes.
+attribute number), pgvec describes it as the ``vector`` type clients find in pg_type
+(sql/: pgvector's face), with the column's dimension as typmod, and sends pgvector's
+formats: ``[1,2,3]`` in text, ``int16 dim, int16 0, float4 big-endian...`` in binary. So
+pgvector-python's loaders, asyncpg codecs and SQLAlchemy's ``Vector`` read them as they
+read pgvector's. Without a vector type in the database, text columns are sent as
+``text`` and binary ones as the stored bytes.
+
+Clients learn a result's columns either per portal (Describe portal, simple Query) or
+once per prepared statement (Describe statement, then Bind and Execute without a
+Describe: asyncpg, JDBC); both are followed here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from pgvec import vectors
 from pgvec.wire import messages as m
 from pgvec.wire.framing import Message
 
 BYTEA = 17
 TEXT = 25
 
-VectorColumns = Callable[[], frozenset[tuple[int, int]]]
+VectorColumns = Callable[[], Mapping[tuple[int, int], int]]
+FaceType = Callable[[], int | None]
+
+#: (column index, format code) of the vector columns of a portal's rows
+Conversions = list[tuple[int, int]]
 
 
 def vector_text(hex_value: bytes) -> bytes:
@@ -32,45 +45,100 @@ def vector_text(hex_value: bytes) -> bytes:
     return ("[" + ",".join(parts) + "]").encode()
 
 
+def _convert(value: bytes, fmt: int) -> bytes:
+    if fmt == 0:
+        if value.startswith(b"\\x") and len(value) % 8 == 2:
+            return vector_text(value)
+        return value
+    if len(value) % 4 == 0:
+        return vectors.to_pgvector_binary(value)
+    return value
+
+
 class VectorOutput:
-    """Per-portal conversion of result rows."""
+    """Per-portal conversion of result rows, and the descriptions that decide it."""
 
-    def __init__(self, columns: VectorColumns) -> None:
+    def __init__(self, columns: VectorColumns, face: FaceType | None = None) -> None:
         self._columns = columns
-        self._portals: dict[str, list[int]] = {}
+        self._face = face or (lambda: None)
+        self._portals: dict[str, Conversions] = {}
+        #: prepared statement -> indexes of its vector result columns (Describe statement)
+        self._statements: dict[str, list[int]] = {}
 
-    def row_description(self, portal: str, msg: Message) -> bytes:
-        self._portals.pop(portal, None)
+    def _describe(self, msg: Message) -> tuple[bytes, Conversions]:
+        """The RowDescription as the client sees it, and its vector columns."""
         vector_cols = self._columns()
         if not vector_cols:
-            return msg.raw
+            return msg.raw, []
         fields = m.row_description(msg.body)
-        convert = [
-            i
-            for i, f in enumerate(fields)
-            if f.format == 0 and f.type_oid == BYTEA and (f.table_oid, f.attnum) in vector_cols
-        ]
+        convert: Conversions = []
+        face = self._face()
+        for i, f in enumerate(fields):
+            if f.type_oid != BYTEA or (f.table_oid, f.attnum) not in vector_cols:
+                continue
+            if face is not None:
+                dim = vector_cols[(f.table_oid, f.attnum)]
+                fields[i] = m.FieldDescription(
+                    f.name, f.table_oid, f.attnum, face, -1, dim if dim else -1, f.format
+                )
+                convert.append((i, f.format))
+            elif f.format == 0:
+                fields[i] = m.FieldDescription(f.name, f.table_oid, f.attnum, TEXT, -1, -1, 0)
+                convert.append((i, 0))
         if not convert:
-            return msg.raw
-        self._portals[portal] = convert
-        for i in convert:
-            f = fields[i]
-            fields[i] = m.FieldDescription(f.name, f.table_oid, f.attnum, TEXT, -1, -1, 0)
-        return m.encode_row_description(fields)
+            return msg.raw, []
+        return m.encode_row_description(fields), convert
+
+    def row_description(self, portal: str, msg: Message) -> bytes:
+        """A portal's RowDescription (Describe portal, or a simple Query's)."""
+        raw, convert = self._describe(msg)
+        if convert:
+            self._portals[portal] = convert
+        else:
+            self._portals.pop(portal, None)
+        return raw
+
+    def statement_description(self, statement: str, msg: Message) -> bytes:
+        """A prepared statement's RowDescription: its portals' rows are converted as
+        Bind's result formats say (:meth:`bound`)."""
+        raw, convert = self._describe(msg)
+        if convert:
+            self._statements[statement] = [i for i, _ in convert]
+        else:
+            self._statements.pop(statement, None)
+        return raw
+
+    def describes(self, statement: str) -> bool:
+        return statement in self._statements
+
+    def bound(self, portal: str, statement: str, result_formats: Sequence[int]) -> None:
+        """``portal`` was bound to ``statement`` (BindComplete)."""
+        cols = self._statements.get(statement)
+        if not cols:
+            self._portals.pop(portal, None)
+            return
+        n = len(result_formats)
+        self._portals[portal] = [
+            (i, result_formats[i] if n > 1 else (result_formats[0] if n == 1 else 0)) for i in cols
+        ]
 
     def data_row(self, portal: str, msg: Message) -> bytes:
         convert = self._portals.get(portal)
         if not convert:
             return msg.raw
         values = m.data_row(msg.body)
-        for i in convert:
+        for i, fmt in convert:
             value = values[i]
-            if value is not None and value.startswith(b"\\x") and len(value) % 8 == 2:
-                values[i] = vector_text(value)
+            if value is not None:
+                values[i] = _convert(value, fmt)
         return m.encode_data_row(values)
 
     def forget(self, portal: str) -> None:
         self._portals.pop(portal, None)
 
+    def forget_statement(self, statement: str) -> None:
+        self._statements.pop(statement, None)
+
     def forget_all(self) -> None:
+        """Every portal ends with its transaction (prepared statements stay)."""
         self._portals.clear()

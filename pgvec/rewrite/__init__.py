@@ -3,9 +3,11 @@
 from pgvec.rewrite.catalog import Catalog, TableInfo, VectorColumn
 from pgvec.rewrite.decision import (
     CopyIn,
+    CopyOut,
     CreateIndex,
     Decision,
     DropIndex,
+    Extension,
     IndexDef,
     Knn,
     KnnPlan,
@@ -20,9 +22,11 @@ from pgvec.rewrite.split import Piece, split_statements
 __all__ = [
     "Catalog",
     "CopyIn",
+    "CopyOut",
     "CreateIndex",
     "Decision",
     "DropIndex",
+    "Extension",
     "IndexDef",
     "Knn",
     "KnnPlan",

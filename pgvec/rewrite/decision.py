@@ -12,9 +12,11 @@ from pgvec.rewrite.catalog import TableInfo, VectorColumn
 
 __all__ = [
     "CopyIn",
+    "CopyOut",
     "CreateIndex",
     "Decision",
     "DropIndex",
+    "Extension",
     "IndexAction",
     "IndexDef",
     "Knn",
@@ -125,14 +127,41 @@ class IndexAction:
 
 @dataclass(frozen=True)
 class CopyIn:
-    """COPY ... FROM STDIN (text format) into a vector table: convert the rows' vectors."""
+    """COPY ... FROM STDIN (text or binary) into a vector table: convert the rows' vectors."""
 
     table: str
     vector_fields: Mapping[int, int | None]  # 0-based field position -> dim (None: any)
     delimiter: str
     null: str
+    binary: bool = False
+
+
+@dataclass(frozen=True)
+class CopyOut:
+    """COPY table TO STDOUT (text or binary) of a vector table: its vectors as pgvector's."""
+
+    vector_fields: Mapping[int, int]  # 0-based field position -> dim
+    binary: bool = False
+    delimiter: str = "\t"
+
+
+@dataclass(frozen=True)
+class Extension:
+    """CREATE, DROP or ALTER EXTENSION vector: pgvec answers with ``tag``."""
+
+    tag: str
 
 
 Decision = Union[  # noqa: UP007
-    Passthrough, Rewritten, Knn, CreateIndex, DropIndex, Reindex, IndexAction, SetParam, CopyIn
+    Passthrough,
+    Rewritten,
+    Knn,
+    CreateIndex,
+    DropIndex,
+    Reindex,
+    IndexAction,
+    SetParam,
+    CopyIn,
+    CopyOut,
+    Extension,
 ]

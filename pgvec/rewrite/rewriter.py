@@ -16,6 +16,7 @@ from pgvec.rewrite.decision import Decision, Knn, Passthrough, Rewritten
 from pgvec.rewrite.dialect import DIALECT
 from pgvec.rewrite.rules.copy import rewrite_copy
 from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
+from pgvec.rewrite.rules.extension import rewrite_extension
 from pgvec.rewrite.rules.index import (
     rewrite_create_index,
     rewrite_drop_index,
@@ -109,6 +110,8 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
         return rewrite_set(sql, tokens) or _PASS
     if head == "DROP" and second == "INDEX":
         return rewrite_drop_index(tokens) or _PASS
+    if second == "EXTENSION" and head in ("CREATE", "DROP", "ALTER"):
+        return rewrite_extension(tokens) or _PASS
     if head == "CREATE":
         words = {t.text.upper() for t in tokens[1:4]}
         if "INDEX" in words:

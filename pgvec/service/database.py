@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -33,11 +33,19 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgvec.catalog import queries
 from pgvec.catalog.install import install
-from pgvec.catalog.models import CatalogSnapshot, IndexDef, IndexRow, TableInfo, VectorColumn
+from pgvec.catalog.models import (
+    CatalogSnapshot,
+    IndexDef,
+    IndexRow,
+    TableInfo,
+    VectorColumn,
+    vector_dims,
+)
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import (
+    CatalogError,
     FeatureNotSupported,
     IndexNotLoaded,
     ObjectInUse,
@@ -156,7 +164,9 @@ class Database:
         self._catalog: CatalogSnapshot | None = None
         #: grows by one at each DDL statement a frontend reports (note_ddl)
         self.ddl_generation = 0
-        self._vector_columns: frozenset[tuple[int, int]] = frozenset()
+        self._vector_columns: dict[tuple[int, int], int] = {}
+        #: OID of the type clients see vector columns as (``public.vector``), if any
+        self.face_oid: int | None = None
         self._catalog_lock = asyncio.Lock()
         self._table_locks: dict[int, asyncio.Lock] = {}
         self._checkpointer: asyncio.Task[None] | None = None
@@ -340,22 +350,37 @@ class Database:
                 self._catalog_at = time.monotonic()
             return self._catalog
 
-    def vector_columns(self) -> frozenset[tuple[int, int]]:
-        """(table OID, attnum) of every vector column, as of the last catalog read."""
+    def vector_columns(self) -> Mapping[tuple[int, int], int]:
+        """(table OID, attnum) -> dimension of every float vector column, as of the last
+        catalog read."""
         return self._vector_columns
+
+    async def check_face(self) -> None:
+        """Make sure clients can be shown pgvector's type (CREATE EXTENSION vector)."""
+        if self.face_oid is None:
+            self.face_oid = await self.run(self._read_face)
+        if self.face_oid is None:
+            raise CatalogError(
+                "type public.vector is missing: pgvec could not create it",
+                hint="create it as a role allowed to create in schema public: "
+                "CREATE TYPE public.vector AS ENUM ()",
+            )
+
+    def _read_face(self) -> int | None:
+        with self.pool.connection() as conn:
+            return queries.face_type(conn)
 
     def _load_catalog(self) -> CatalogSnapshot:
         with self.pool.connection() as conn:
             indexes.forget_gone(self, conn)
             tables, others = queries.load_catalog(conn)
             volatile = queries.volatile_functions(conn)
+            self.face_oid = queries.face_type(conn)
             indexes.check_fit(self, conn, tables, queries.list_indexes(conn))
         for relid, info in tables.items():
             if relid in self.tables:
                 self.tables[relid].info = info
-        self._vector_columns = frozenset(
-            (t.relid, v.attnum) for t in tables.values() for v in t.vectors.values()
-        )
+        self._vector_columns = vector_dims(tables.values())
         version = (self._catalog.version + 1) if self._catalog else 1
         return CatalogSnapshot(tables, others, volatile, version)
 

@@ -122,8 +122,10 @@ def test_insert_with_parameters_and_binary_vectors(pconn: psycopg.Connection) ->
         )
     got = pconn.execute("SELECT id FROM items ORDER BY embedding <-> '[9,9,9]' LIMIT 3").fetchall()
     assert [r[0] for r in got] == [10, 11, 12]
+    # binary results are in pgvector's binary form: int16 dim, int16 0, float4 big-endian
     raw = pconn.cursor(binary=True).execute("SELECT embedding FROM items WHERE id = 12")
-    assert bytes(raw.fetchone()[0]) == np.array([7, 7, 7], "<f4").tobytes()  # type: ignore[index]
+    expected = b"\x00\x03\x00\x00" + np.array([7, 7, 7], ">f4").tobytes()
+    assert bytes(raw.fetchone()[0]) == expected  # type: ignore[index]
 
 
 def test_vectors_read_back_in_pgvector_text_form(pconn: psycopg.Connection) -> None:

@@ -14,8 +14,10 @@ from pgvec.errors import (
 from pgvec.rewrite import (
     Catalog,
     CopyIn,
+    CopyOut,
     CreateIndex,
     DropIndex,
+    Extension,
     Knn,
     Passthrough,
     Reindex,
@@ -347,11 +349,34 @@ def test_copy_from_stdin(catalog: Catalog) -> None:
     assert dict(d.vector_fields) == {3: 3} and d.delimiter == "\t"
     d = rewrite("copy items (embedding, id) from stdin with (delimiter '|')", catalog)
     assert isinstance(d, CopyIn) and dict(d.vector_fields) == {0: 3} and d.delimiter == "|"
+    d = rewrite("COPY items FROM STDIN (FORMAT binary)", catalog)
+    assert isinstance(d, CopyIn) and d.binary and dict(d.vector_fields) == {3: 3}
+    assert rewrite("COPY items TO STDOUT", catalog) == CopyOut({3: 3})
+    assert rewrite("COPY items (embedding) TO STDOUT (FORMAT BINARY)", catalog) == CopyOut(
+        {0: 3}, binary=True
+    )
     for sql in (
-        "COPY items FROM STDIN (FORMAT binary)",
         "COPY items (id) FROM STDIN",
-        "COPY items TO STDOUT",
+        "COPY items (id) TO STDOUT",
+        "COPY items FROM STDIN (FORMAT csv)",
         "COPY cats FROM STDIN",
+    ):
+        assert rewrite(sql, catalog) == Passthrough(), sql
+
+
+def test_extension_vector_is_pgvecs(catalog: Catalog) -> None:
+    for sql, tag in (
+        ("CREATE EXTENSION vector", "CREATE EXTENSION"),
+        ("create extension if not exists vector with schema public cascade", "CREATE EXTENSION"),
+        ("CREATE EXTENSION \"vector\" VERSION '0.6.0'", "CREATE EXTENSION"),
+        ("DROP EXTENSION IF EXISTS vector CASCADE", "DROP EXTENSION"),
+        ("ALTER EXTENSION vector UPDATE", "ALTER EXTENSION"),
+    ):
+        assert rewrite(sql, catalog) == Extension(tag), sql
+    for sql in (
+        "CREATE EXTENSION pg_trgm",
+        "DROP EXTENSION vector, pg_trgm",
+        "CREATE TABLE v (x int)",
     ):
         assert rewrite(sql, catalog) == Passthrough(), sql
 

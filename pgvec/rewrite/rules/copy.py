@@ -1,8 +1,11 @@
-"""``COPY table FROM STDIN`` in text format into a table with vector columns.
+"""``COPY table FROM STDIN`` and ``COPY table TO STDOUT`` of a table with vector columns.
 
-The rows then arrive as CopyData; the proxy converts the vector fields (``[1,2,3]``) to
-the bytea hex form PostgreSQL stores, field by field (pgvec.proxy.copyin). Binary COPY
-needs nothing (its bytea fields are the stored bytes); CSV is passed through.
+From the client, rows arrive as CopyData; the proxy converts the vector fields to what
+PostgreSQL stores, field by field (pgvec.proxy.copyin): in text format ``[1,2,3]`` (or
+bytea hex, as a dump of the bytea holds) to bytea hex; in binary format pgvector's
+binary form to the stored bytes (the stored bytes themselves pass as they are). To the
+client, the vector fields go in pgvector's forms, as real pgvector's COPY writes them.
+CSV is passed through.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from collections.abc import Sequence
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pgvec.rewrite.catalog import Catalog
-from pgvec.rewrite.decision import CopyIn
+from pgvec.rewrite.decision import CopyIn, CopyOut
 from pgvec.rewrite.tokens import TokenCursor
 
 
-def rewrite_copy(tokens: Sequence[Token], catalog: Catalog) -> CopyIn | None:
+def rewrite_copy(tokens: Sequence[Token], catalog: Catalog) -> CopyIn | CopyOut | None:
     cur = TokenCursor(tokens)
     if not cur.accept("COPY"):
         return None
@@ -35,7 +38,15 @@ def rewrite_copy(tokens: Sequence[Token], catalog: Catalog) -> CopyIn | None:
         while (t := cur.next()) is not None and t.token_type != TokenType.R_PAREN:
             if t.token_type != TokenType.COMMA:
                 columns.append(t.text)
-    if not cur.accept("FROM") or not cur.accept("STDIN"):
+    if cur.accept("FROM"):
+        if not cur.accept("STDIN"):
+            return None
+        direction = "in"
+    elif cur.accept("TO"):
+        if not cur.accept("STDOUT"):
+            return None
+        direction = "out"
+    else:
         return None
     fmt, delimiter, null = "text", "\t", "\\N"
     rest = list(tokens[cur.i :])
@@ -52,9 +63,15 @@ def rewrite_copy(tokens: Sequence[Token], catalog: Catalog) -> CopyIn | None:
             delimiter = nxt.text
         elif word == "NULL" and nxt is not None and nxt.token_type == TokenType.STRING:
             null = nxt.text
-    if fmt != "text":
+    if fmt not in ("text", "binary"):
         return None
-    fields = {i: table.vectors[c].dim for i, c in enumerate(columns) if c in table.vectors}
+    fields = {
+        i: table.vectors[c].dim
+        for i, c in enumerate(columns)
+        if c in table.vectors and not table.vectors[c].binary
+    }
     if not fields:
         return None
-    return CopyIn(table.name, fields, delimiter, null)
+    if direction == "out":
+        return CopyOut(fields, fmt == "binary", delimiter)
+    return CopyIn(table.name, fields, delimiter, null, binary=fmt == "binary")

@@ -1,0 +1,277 @@
+"""pgvector-python's adapters, as its README shows them, against pgvec and against real
+pgvector: the same calls give the same answers.
+
+pgvec stores vectors as bytea; through the proxy a client sees pgvector's ``vector``
+type (an OID its adapters find by name) in pgvector's text and binary formats, in
+parameters and results. Real pgvector runs in another database of the same cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import numpy as np
+import psycopg
+import psycopg2
+import pytest
+from pgvector.asyncpg import register_vector as register_asyncpg
+from pgvector.psycopg import register_vector
+from pgvector.psycopg2 import register_vector as register_psycopg2
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import BigInteger, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
+
+ROWS, DIM = 60, 3
+
+
+@pytest.fixture
+def data() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.standard_normal((ROWS, DIM)).astype("f4")
+
+
+@pytest.fixture
+def both(proxy_uri: str, real_pgvector_uri: str) -> dict[str, str]:
+    """The pgvec URI and a real pgvector database's, each with ``CREATE EXTENSION
+    vector`` run by the client as pgvector's README says."""
+    uris = {"pgvec": proxy_uri, "pgvector": real_pgvector_uri}
+    for uri in uris.values():
+        with psycopg.connect(uri) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    return uris
+
+
+def on_both(both: dict[str, str], run: Callable[[str], Any]) -> Any:
+    out = {name: run(uri) for name, uri in both.items()}
+    assert _plain(out["pgvec"]) == _plain(out["pgvector"])
+    return out["pgvec"]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return ("ndarray", str(value.dtype), value.tolist())
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "to_list"):  # pgvector.utils.Vector
+        return ("Vector", value.to_list())
+    return value
+
+
+def test_create_extension_is_answered_by_pgvec(proxy_uri: str, conn: psycopg.Connection) -> None:
+    with psycopg.connect(proxy_uri) as c:
+        assert c.execute("CREATE EXTENSION vector").statusmessage == "CREATE EXTENSION"
+        assert c.execute("CREATE EXTENSION IF NOT EXISTS vector").statusmessage == (
+            "CREATE EXTENSION"
+        )
+        c.execute("CREATE TABLE t (id int PRIMARY KEY, e vector(3))")
+        assert c.execute("DROP EXTENSION IF EXISTS vector CASCADE").statusmessage == (
+            "DROP EXTENSION"
+        )
+        c.commit()
+    # the real extension never came in; pgvec's type did, and the column stays bytea
+    assert conn.execute(
+        "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
+    ).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT typtype FROM pg_type WHERE oid = 'public.vector'::regtype"
+    ).fetchone() == ("e",)
+    assert conn.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 't'::regclass AND attname = 'e'"
+    ).fetchone() == ("bytea",)
+
+
+def test_psycopg3(both: dict[str, str], data: np.ndarray) -> None:
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri) as c:
+            c.execute("CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(3))")
+            c.commit()
+            register_vector(c)
+            for v in data[:30]:
+                c.execute("INSERT INTO items (embedding) VALUES (%s)", (v,))
+            with c.cursor(binary=True) as cur:  # binary parameters and results
+                for v in data[30:]:
+                    cur.execute("INSERT INTO items (embedding) VALUES (%b)", (v,))
+            c.commit()
+            q = np.array([1, 1, 1])
+            out = [
+                c.execute("SELECT * FROM items ORDER BY embedding <-> %s LIMIT 5", (q,)).fetchall(),
+                c.execute("SELECT * FROM items ORDER BY id LIMIT 3").fetchall(),
+                c.cursor(binary=True)
+                .execute("SELECT * FROM items ORDER BY embedding <=> %b LIMIT 5", (q,))
+                .fetchall(),
+                c.cursor(binary=True).execute("SELECT embedding FROM items ORDER BY id").fetchall(),
+            ]
+            c.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
+            c.commit()
+            out.append(
+                c.execute(
+                    "SELECT id, embedding FROM items ORDER BY embedding <-> %s LIMIT 5", (q,)
+                ).fetchall()
+            )
+            info = psycopg.types.TypeInfo.fetch(c, "vector")
+            assert info is not None and info.name == "vector"
+            return out
+
+    out = on_both(both, run)
+    assert isinstance(out[1][0][1], np.ndarray) and out[1][0][1].dtype == np.float32
+
+
+def test_psycopg2(both: dict[str, str], data: np.ndarray) -> None:
+    def run(uri: str) -> Any:
+        c = psycopg2.connect(uri)
+        try:
+            register_psycopg2(c, globally=False)
+            cur = c.cursor()
+            cur.execute("CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(3))")
+            cur.executemany("INSERT INTO items (embedding) VALUES (%s)", [(v,) for v in data])
+            c.commit()
+            cur.execute("SELECT * FROM items ORDER BY embedding <-> %s LIMIT 5", (data[3],))
+            first = cur.fetchall()
+            cur.execute("SELECT embedding FROM items WHERE id = 2")
+            second = cur.fetchall()
+            c.commit()
+            return [first, second]
+        finally:
+            c.close()
+
+    out = on_both(both, run)
+    assert isinstance(out[1][0][0], np.ndarray)
+
+
+def test_asyncpg(both: dict[str, str], data: np.ndarray) -> None:
+    async def run_async(uri: str) -> Any:
+        conn = await asyncpg.connect(uri)
+        try:
+            await conn.execute("CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(3))")
+            # without a codec: a vector parameter as text, as asyncpg sends str
+            await conn.execute("INSERT INTO items (embedding) VALUES ($1)", "[1,2,3]")
+            first = await conn.fetch(
+                "SELECT id FROM items ORDER BY embedding <-> $1 LIMIT 1", "[1,2,3]"
+            )
+            await register_asyncpg(conn)
+            await conn.executemany(
+                "INSERT INTO items (embedding) VALUES ($1)", [(v,) for v in data]
+            )
+            rows = await conn.fetch(
+                "SELECT * FROM items ORDER BY embedding <-> $1 LIMIT 5", data[7]
+            )
+            stmt = await conn.prepare("SELECT id, embedding FROM items WHERE id = $1")
+            again = [await stmt.fetchrow(i) for i in (1, 2, 3)]
+            await conn.copy_records_to_table(
+                "items", records=[(1000 + i, v) for i, v in enumerate(data[:5])]
+            )
+            copied = await conn.fetch("SELECT * FROM items WHERE id >= 1000 ORDER BY id")
+            return [
+                [tuple(r) for r in first],
+                [tuple(r) for r in rows],
+                [tuple(r) for r in again],
+                [tuple(r) for r in copied],
+            ]
+        finally:
+            await conn.close()
+
+    on_both(both, lambda uri: asyncio.run(run_async(uri)))
+
+
+@pytest.fixture
+def real_pgvector_db(pg_uri: str, dbname: str) -> Iterator[str]:
+    """A database next to the test's, with the real pgvector extension."""
+    name = dbname + "_pgv"
+    with psycopg.connect(pg_uri, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(pg_uri, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def real_pgvector_uri(pg_uri: str, real_pgvector_db: str) -> str:
+    uri = urlunsplit(urlsplit(pg_uri)._replace(path="/" + real_pgvector_db))
+    with psycopg.connect(uri, autocommit=True) as c:
+        c.execute("CREATE EXTENSION vector")
+    return uri
+
+
+def test_copy(both: dict[str, str], data: np.ndarray) -> None:
+    """COPY in pgvector's binary form (pgvector-python's documented bulk load) and in
+    text, and COPY out in both."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri) as c:
+            register_vector(c)
+            c.execute("CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3))")
+            with c.cursor().copy(
+                "COPY items (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(["int8", "vector"])
+                for i, v in enumerate(data[:30]):
+                    cp.write_row((i, v))
+            with c.cursor().copy("COPY items FROM STDIN") as cp:
+                for i, v in enumerate(data[30:], 30):
+                    cp.write_row((i, v))
+            c.commit()
+            with c.cursor().copy("COPY items TO STDOUT") as cp:
+                text = b"".join(bytes(b) for b in cp)
+            with c.cursor(binary=True).copy(
+                "COPY items (embedding, id) TO STDOUT (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(["vector", "int8"])
+                rows = list(cp.rows())
+            top = c.execute(
+                "SELECT id FROM items ORDER BY embedding <-> %s LIMIT 3", (data[40],)
+            ).fetchall()
+            return [text.decode(), rows, top]
+
+    out = on_both(both, run)
+    assert out[0].splitlines()[0].split("\t")[1].startswith("[")
+
+
+def test_sqlalchemy(both: dict[str, str], data: np.ndarray) -> None:
+    """pgvector.sqlalchemy's Vector as its README shows: create_all (DDL in a
+    transaction), insert, l2_distance / cosine_distance ordering, max_inner_product."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Item(Base):
+        __tablename__ = "items"
+        id = mapped_column(BigInteger, primary_key=True)
+        embedding = mapped_column(Vector(3))
+
+    def run(uri: str) -> Any:
+        engine = create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            Base.metadata.create_all(engine)
+            with Session(engine) as session:
+                session.add_all([Item(id=i, embedding=v) for i, v in enumerate(data)])
+                session.commit()
+                q = data[5]
+                return [
+                    session.scalars(
+                        select(Item.id).order_by(Item.embedding.l2_distance(q)).limit(5)
+                    ).all(),
+                    session.scalars(
+                        select(Item.id).order_by(Item.embedding.cosine_distance(q)).limit(5)
+                    ).all(),
+                    session.scalars(
+                        select(Item.id).order_by(Item.embedding.max_inner_product(q)).limit(5)
+                    ).all(),
+                    session.scalars(
+                        select(Item.id)
+                        .filter(Item.embedding.l2_distance(q) < 1.0)
+                        .order_by(Item.id)
+                    ).all(),
+                    session.get(Item, 3).embedding,  # type: ignore[union-attr]
+                ]
+        finally:
+            engine.dispose()
+
+    out = on_both(both, run)
+    assert out[0][0] == 5
