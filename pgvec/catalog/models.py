@@ -136,5 +136,8 @@ class CatalogSnapshot:
 
 def vector_dims(tables: Iterable[TableInfo]) -> dict[tuple[int, int], int]:
     """(table OID, attnum) -> dimension of the float vector columns of ``tables`` (the
-    columns a client sees as pgvector's type; binary vectors are not)."""
-    return {(t.relid, v.attnum): v.dim for t in tables for v in t.vectors.values() if not v.binary}
+    columns a client sees as pgvector's type; binary vectors are not); 0 for a column of
+    any dimension (pgvector's ``vector`` with no typmod)."""
+    return {
+        (t.relid, v.attnum): v.dim or 0 for t in tables for v in t.vectors.values() if not v.binary
+    }

@@ -140,7 +140,7 @@ class CopyIn:
 class CopyOut:
     """COPY table TO STDOUT (text or binary) of a vector table: its vectors as pgvector's."""
 
-    vector_fields: Mapping[int, int]  # 0-based field position -> dim
+    vector_fields: Mapping[int, int | None]  # 0-based field position -> dim (None: any)
     binary: bool = False
     delimiter: str = "\t"
 

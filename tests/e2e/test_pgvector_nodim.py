@@ -77,6 +77,32 @@ def test_any_dimension_per_row(both: dict[str, psycopg.Connection]) -> None:
     assert [len(r[2]) for r in got["pgvec"]] == [3, 2, 1, 2, 3]
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_pgvector_python_adapter(both: dict[str, psycopg.Connection], binary: bool) -> None:
+    """pgvector-python's psycopg 3 adapter, numpy arrays of any dimension in and out."""
+    from pgvector.psycopg import register_vector
+
+    got = {}
+    for side, conn in both.items():
+        conn.execute(ITEMS)
+        register_vector(conn)
+        for i, n in enumerate((3, 1, 7)):
+            conn.execute(
+                "INSERT INTO items (content, embedding) VALUES (%s, %s)",
+                (str(i), np.arange(1, n + 1, dtype=np.float32) / 3),
+                binary=binary,
+            )
+        with conn.cursor(binary=binary) as cur:
+            rows = cur.execute("SELECT content, embedding FROM items ORDER BY id").fetchall()
+            got[side] = [(r[0], r[1].tolist()) for r in rows]
+            assert all(isinstance(r[1], np.ndarray) for r in rows), side
+            described = cur.description
+            assert described is not None
+            got[side + " typmod"] = [described[1].internal_size, described[1].display_size]
+    assert got["pgvec"] == got["pgvector"]
+    assert got["pgvec typmod"] == got["pgvector typmod"]
+
+
 def test_exact_search_on_rows_of_one_dimension(both: dict[str, psycopg.Connection]) -> None:
     fill(both)
     results = {}
