@@ -53,6 +53,12 @@ class DimensionMismatch(DataError):
     milvus_code = 5
 
 
+class TooManyDimensions(DimensionMismatch):
+    """A vector of more dimensions than pgvector's type holds (program_limit_exceeded)."""
+
+    sqlstate = "54000"
+
+
 class InvalidParameter(DataError):
     """An index or search option that is unknown or out of range."""
 

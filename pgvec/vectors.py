@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 
-from pgvec.errors import DimensionMismatch, InvalidVector, NonFiniteVector
+from pgvec.errors import DimensionMismatch, InvalidVector, NonFiniteVector, TooManyDimensions
 
 # Type OIDs of parameter values the proxy converts into vectors.
 BYTEA_OID = 17
@@ -75,7 +75,7 @@ def parse_text(text: str, dim: int | None = None, *, braces: bool = False) -> np
         raise _malformed(text, "Junk after closing right brace.")
     out = values.astype("<f4")
     if out.shape[0] > MAX_DIM:
-        raise DimensionMismatch(f"vector cannot have more than {MAX_DIM} dimensions")
+        raise TooManyDimensions(f"vector cannot have more than {MAX_DIM} dimensions")
     check_dim(out, dim)
     return out
 

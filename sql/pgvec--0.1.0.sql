@@ -123,6 +123,16 @@ BEGIN
 END
 $fn$;
 
+-- True iff v holds 1 to 16000 float32 values (pgvector's limit) and none is NaN or
+-- infinite: the CHECK of a column of any dimension (pgvector's `vector` with no dimension).
+CREATE OR REPLACE FUNCTION pgvec.is_vector(v bytea)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+BEGIN
+    RETURN octet_length(v) % 4 = 0 AND octet_length(v) BETWEEN 4 AND 64000
+       AND encode(v, 'hex') !~ '^(?:.{8})*.{4}[89a-f].[7f]f';
+END
+$fn$;
+
 -- True iff v holds exactly dim bits (dim / 8 bytes): a binary vector, packed most
 -- significant bit first, as Milvus's BINARY_VECTOR and pgvector's bit(dim).
 CREATE OR REPLACE FUNCTION pgvec.is_binary_vector(v bytea, dim integer)
@@ -630,7 +640,8 @@ END
 $do$;
 UPDATE pgvec.indexes SET rel = relid WHERE rel IS NULL OR rel::oid <> relid;
 
--- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints, and
+-- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints, columns
+-- of any dimension (dim NULL) from CHECK (pgvec.is_vector(col)) ones, and
 -- binary vector columns (is_binary, dim in bits) from CHECK (pgvec.is_binary_vector(
 -- col, dim)) ones: the
 -- constraint depends on the function (pg_depend), its single conkey is the column, and
@@ -668,6 +679,22 @@ FROM (
       AND NOT a.attisdropped
       AND pg_get_constraintdef(c.oid)
           ~ '^CHECK \((?:pgvec\.)?is_(?:binary_)?vector\(.*, (\d+)\)\)( NOT VALID)?$'
+    UNION ALL
+    -- a column of any dimension
+    SELECT c.conrelid, n.nspname, r.relname, a.attnum, a.attname, NULL::integer, true,
+           c.oid, false
+    FROM pg_depend d
+    JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+    JOIN pg_class r ON r.oid = c.conrelid
+    JOIN pg_namespace n ON n.oid = r.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+    WHERE d.refclassid = 'pg_proc'::regclass
+      AND d.refobjid = 'pgvec.is_vector(bytea)'::regprocedure
+      AND c.contype = 'c'
+      AND cardinality(c.conkey) = 1
+      AND NOT a.attisdropped
+      AND pg_get_constraintdef(c.oid)
+          ~ '^CHECK \((?:pgvec\.)?is_vector\((?:"(?:[^"]|"")*"|[^",()]*)\)\)( NOT VALID)?$'
     UNION ALL
     -- an indexed column without its CHECK: binary when its index's metric is
     SELECT i.relid, n.nspname, r.relname, a.attnum, a.attname, i.dim, false, 0::oid,

@@ -7,23 +7,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pgvec.errors import InvalidTableDefinition
+
 
 @dataclass(frozen=True)
 class VectorColumn:
     """A bytea column with a ``CHECK (pgvec.is_vector(col, dim))`` constraint (or, if
     ``binary``, ``CHECK (pgvec.is_binary_vector(col, dim))``: dim bits, packed), or with
-    a pgvec index (``checked`` False: its CHECK was dropped or rewritten since)."""
+    a pgvec index (``checked`` False: its CHECK was dropped or rewritten since).
+    ``dim`` is None for a column of any dimension (pgvector's ``vector`` with no
+    dimension: ``CHECK (pgvec.is_vector(col))``), which cannot be indexed."""
 
     name: str
     attnum: int
-    dim: int
+    dim: int | None
     checked: bool = True
     binary: bool = False
 
     @property
     def row_bytes(self) -> int:
         """Bytes of one value: 4 x dim (float32), or dim / 8 (binary)."""
-        return self.dim // 8 if self.binary else 4 * self.dim
+        dim = self.fixed_dim
+        return dim // 8 if self.binary else 4 * dim
+
+    @property
+    def fixed_dim(self) -> int:
+        """The column's dimension; an error for a column of any dimension."""
+        if self.dim is None:
+            # pgvector's words, without a hint as pgvector's
+            raise InvalidTableDefinition("column does not have dimensions")
+        return self.dim
 
 
 @dataclass(frozen=True)
@@ -123,5 +136,8 @@ class CatalogSnapshot:
 
 def vector_dims(tables: Iterable[TableInfo]) -> dict[tuple[int, int], int]:
     """(table OID, attnum) -> dimension of the float vector columns of ``tables`` (the
-    columns a client sees as pgvector's type; binary vectors are not)."""
-    return {(t.relid, v.attnum): v.dim for t in tables for v in t.vectors.values() if not v.binary}
+    columns a client sees as pgvector's type; binary vectors are not); 0 for a column of
+    any dimension (pgvector's ``vector`` with no typmod)."""
+    return {
+        (t.relid, v.attnum): v.dim or 0 for t in tables for v in t.vectors.values() if not v.binary
+    }

@@ -106,7 +106,7 @@ def parse_catalog(text: str) -> tuple[dict[int, TableInfo], frozenset[tuple[str,
             column_types=tuple(t["types"]),
             column_collations=tuple(int(c) for c in t["collations"]),
             vectors={
-                name: VectorColumn(name, int(attnum), int(dim), bool(checked), bool(binary))
+                name: VectorColumn(name, int(attnum), dim and int(dim), bool(checked), bool(binary))
                 for name, attnum, dim, checked, binary in t["vectors"] or ()
             },
             tracked=bool(t["tracked"]),

@@ -62,6 +62,7 @@ ORDER BY a.attnum
 _LIST_SQL = """
 SELECT DISTINCT v.table_name::text FROM pgvec.vector_columns v
 WHERE v.schema_name = %s AND has_table_privilege(v.relid, 'SELECT')
+  AND v.dim IS NOT NULL  -- a column of any dimension is no Milvus vector field
   AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = v.relid)
 ORDER BY 1
 """

@@ -53,7 +53,7 @@ def null_query(plan: KnnPlan) -> np.ndarray:
     """What pgvec searches with for a NULL query vector: as pgvector's HNSW scan, the
     zero vector (for cosine, whose zero vector has no direction, the first axis). The
     distances are NULL, so the rows come in no particular order."""
-    query = np.zeros(plan.column.dim, np.float32)
+    query = np.zeros(plan.column.fixed_dim, np.float32)
     if Metric.from_operator(plan.operator) is Metric.COSINE:
         query[0] = 1.0
     return query

@@ -146,7 +146,7 @@ class CopyIn:
     """COPY ... FROM STDIN (text or binary) into a vector table: convert the rows' vectors."""
 
     table: str
-    vector_fields: Mapping[int, int]  # 0-based field position -> dim
+    vector_fields: Mapping[int, int | None]  # 0-based field position -> dim (None: any)
     delimiter: str
     null: str
     binary: bool = False
@@ -156,7 +156,7 @@ class CopyIn:
 class CopyOut:
     """COPY table TO STDOUT (text or binary) of a vector table: its vectors as pgvector's."""
 
-    vector_fields: Mapping[int, int]  # 0-based field position -> dim
+    vector_fields: Mapping[int, int | None]  # 0-based field position -> dim (None: any)
     binary: bool = False
     delimiter: str = "\t"
 

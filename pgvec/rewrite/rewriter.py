@@ -135,7 +135,7 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
             text = rewrite_create_table(sql, tokens)
             return Rewritten(text, {}) if text is not None else _PASS
     if head == "ALTER" and second == "TABLE":
-        text = rewrite_alter_table(sql, tokens)
+        text = rewrite_alter_table(sql, tokens, catalog)
         return Rewritten(text, {}) if text is not None else _PASS
     if head == "EXPLAIN":
         return _explain(sql, tokens, catalog)

@@ -723,6 +723,7 @@ class Database:
         IndexSpec.create(
             idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
         )
+        _ = idef.column.fixed_dim
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
         with self.pool.connection() as conn:
             indexes.existing_index(conn, idef)

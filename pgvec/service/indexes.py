@@ -100,6 +100,7 @@ def record(
             raise DuplicateObject(f'relation "{name}" already exists')
     if existing_index(conn, idef) is not None and idef.if_not_exists:
         return None
+    _ = column.fixed_dim  # a column of any dimension: pgvector's error, now
     _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
     conn.execute(
         "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
@@ -384,8 +385,9 @@ def check_fit(
                 f' "{row.index_name}" is not used'
             )
         elif (built := coll.dim if coll is not None else row.dim) not in (None, column.dim):
+            holds = "any dimension" if column.dim is None else f"{column.dim} dimensions"
             reason = (
-                f'column "{column.name}" now holds vectors of {column.dim} dimensions, but'
+                f'column "{column.name}" now holds vectors of {holds}, but'
                 f' index "{row.index_name}" was built for {built} dimensions'
             )
         else:

@@ -19,6 +19,7 @@ from pgvec.engine.checkpoint import snapshot
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.scalars import ScalarColumn, mirrorable
 from pgvec.errors import CatalogError, InvalidTableDefinition
+from pgvec.filter.sql import quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,23 @@ def key_parser(pk_type: str | None) -> type[int] | type[str]:
     return int if pk_type in _INT_TYPES else str
 
 
+def no_key(info: TableInfo) -> InvalidTableDefinition:
+    """Why a table without a single-column primary key cannot be indexed, and the fix.
+
+    (Its rows could be keyed by their ctid, but a ctid is no identity: an UPDATE moves the
+    row, VACUUM FULL and CLUSTER move every row without a trigger firing, and a freed
+    ctid is reused by another row, so hits joined back on ctids would miss rows a
+    REPEATABLE READ snapshot still holds, or find another row in their place.)"""
+    table = quote_ident(info.name)
+    return InvalidTableDefinition(
+        f'table "{info.name}" has no single-column primary key: pgvec cannot index it',
+        hint="pgvec joins search hits back on the primary key. Add one, e.g. "
+        f"ALTER TABLE {table} ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        f", or ALTER TABLE {table} ADD PRIMARY KEY (col) on a unique column. Without an "
+        "index the table is searched exactly.",
+    )
+
+
 @dataclass
 class TableState:
     """Everything pgvec holds in memory for one table, and where it persists it."""
@@ -149,11 +167,7 @@ class TableState:
     @property
     def pk(self) -> str:
         if self.info.pk is None:
-            raise InvalidTableDefinition(
-                f'table "{self.info.name}" has no single-column primary key',
-                hint="pgvec joins search hits back on the primary key: "
-                "ALTER TABLE ... ADD PRIMARY KEY (...).",
-            )
+            raise no_key(self.info)
         return self.info.pk
 
     def column_dir(self, attnum: int) -> Path:
@@ -297,7 +311,7 @@ class TableState:
     ) -> None:
         columns = {a: c for c in self.info.vectors.values() for a in [c.attnum] if a in attnums}
         started = time.monotonic()
-        fresh = {a: VectorCollection(c.dim, c.binary) for a, c in columns.items()}
+        fresh = {a: VectorCollection(c.fixed_dim, c.binary) for a, c in columns.items()}
         for attnum, coll in fresh.items():
             coll.mirror(scalars)
             coll.home = self.column_dir(attnum)  # where DISKANN builds its files

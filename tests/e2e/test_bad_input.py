@@ -32,7 +32,7 @@ def count(pconn: psycopg.Connection) -> int:
             "22023",
             'for option "m"',
         ),
-        ("CREATE TABLE bad (id int PRIMARY KEY, v vector)", "0A000", "dimension"),
+        ("CREATE TABLE bad (id int PRIMARY KEY, v vector(0))", "22023", "at least 1"),
     ],
 )
 def test_errors_simple_protocol(

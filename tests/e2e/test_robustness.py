@@ -91,7 +91,7 @@ def test_concurrent_writers_and_searchers(
     # the index agrees exactly with the table: every row, nothing else
     rows = pconn.cursor(binary=True).execute("SELECT id, embedding FROM t").fetchall()
     keys = np.array([r[0] for r in rows])
-    mat = np.stack([np.frombuffer(r[1], "<f4") for r in rows])
+    mat = np.stack([np.frombuffer(r[1], ">f4", offset=4) for r in rows])  # pgvector's binary form
     for q in (data[3], np.full(8, 110, "f4"), np.full(8, 200, "f4")):
         want = keys[np.argsort(np.linalg.norm(mat - q, axis=1), kind="stable")][:5]
         got = [r[0] for r in pconn.execute(Q, (q.tobytes(),)).fetchall()]

@@ -162,3 +162,14 @@ def test_load_release_and_search_state(client: MilvusClient) -> None:
     client.load_collection("c")
     assert client.get_load_state("c")["state"].name == "Loaded"
     assert client.search("c", data=[[1, 0]], limit=1)[0][0]["id"] == 1
+
+
+def test_a_table_of_any_dimension_is_no_collection(client: MilvusClient, db_uri: str) -> None:
+    """pgvector's `vector` with no dimension (as the proxy stores it) has no Milvus dim."""
+    with psycopg.connect(db_uri) as conn:
+        conn.execute(
+            "CREATE TABLE lc (id bigint PRIMARY KEY,"
+            " e bytea CONSTRAINT e_pgvec_dims CHECK (pgvec.is_vector(e)))"
+        )
+    assert client.list_collections() == []
+    assert not client.has_collection("lc")

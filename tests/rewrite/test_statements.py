@@ -87,11 +87,43 @@ def test_alter_table_add_column(catalog: Catalog) -> None:
     )
 
 
+def test_vector_without_dimension(catalog: Catalog) -> None:
+    """pgvector's `vector` with no dimension: any dimension per row (LangChain's default)."""
+    d = rewrite("CREATE TABLE t (e vector, id int, f vector NOT NULL)", catalog)
+    assert d == Rewritten(
+        "CREATE TABLE t (e bytea CONSTRAINT e_pgvec_dims CHECK (pgvec.is_vector(e)), id int,"
+        " f bytea NOT NULL CONSTRAINT f_pgvec_dims CHECK (pgvec.is_vector(f)))",
+        {},
+    )
+    d = rewrite("ALTER TABLE items ADD e2 vector", catalog)
+    assert d == Rewritten(
+        "ALTER TABLE items ADD e2 bytea CONSTRAINT e2_pgvec_dims CHECK (pgvec.is_vector(e2))", {}
+    )
+
+
+def test_alter_column_type_vector(catalog: Catalog) -> None:
+    """A vector column's dimension changes with its CHECK; the bytes stay."""
+    d = rewrite("ALTER TABLE items ALTER COLUMN embedding TYPE vector(1536)", catalog)
+    assert d == Rewritten(
+        "ALTER TABLE items DROP CONSTRAINT IF EXISTS embedding_pgvec_dims,"
+        " ADD CONSTRAINT embedding_pgvec_dims CHECK (pgvec.is_vector(embedding, 1536))",
+        {},
+    )
+    d = rewrite("ALTER TABLE app.docs ALTER vec SET DATA TYPE vector, ADD x int", catalog)
+    assert d == Rewritten(
+        "ALTER TABLE app.docs DROP CONSTRAINT IF EXISTS vec_pgvec_dims,"
+        " ADD CONSTRAINT vec_pgvec_dims CHECK (pgvec.is_vector(vec)), ADD x int",
+        {},
+    )
+
+
 @pytest.mark.parametrize(
     ("sql", "error"),
     [
-        ("CREATE TABLE t (e vector)", FeatureNotSupported),
-        ("CREATE TABLE t (e vector, id int)", FeatureNotSupported),
+        ("CREATE TABLE t (e vector[])", FeatureNotSupported),
+        ("ALTER TABLE items ALTER COLUMN title TYPE vector(3)", FeatureNotSupported),
+        ("ALTER TABLE items ALTER embedding TYPE vector(3) USING embedding", FeatureNotSupported),
+        ("ALTER TABLE items ALTER COLUMN embedding TYPE vector(0)", InvalidParameter),
         ("CREATE TABLE t (e vector(0))", InvalidParameter),
         ("CREATE TABLE t (e vector(16001))", InvalidParameter),
         ("INSERT INTO items VALUES (1, 'a', 2, '[1,2]')", DimensionMismatch),

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pgvec.catalog.models import TableInfo
 from pgvec.errors import FeatureNotSupported, InvalidParameter
+from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.tokens import TokenCursor, quote_ident
 from pgvec.vectors import MAX_DIM
 
@@ -56,14 +58,16 @@ def rewrite_create_table(sql: str, tokens: Sequence[Token]) -> str | None:
     return _apply(sql, edits)
 
 
-def rewrite_alter_table(sql: str, tokens: Sequence[Token]) -> str | None:
+def rewrite_alter_table(sql: str, tokens: Sequence[Token], catalog: Catalog) -> str | None:
     cur = TokenCursor(tokens)
     if not cur.accept("ALTER", "TABLE"):
         return None
     cur.accept("IF EXISTS")
     cur.accept("ONLY")
-    if cur.qualified_name() is None:
+    qualified = cur.qualified_name()
+    if qualified is None:
         return None
+    table = catalog.lookup(qualified[1], qualified[0])
     tok = cur.peek()
     if tok is not None and tok.token_type == TokenType.STAR:
         cur.next()
@@ -77,12 +81,7 @@ def rewrite_alter_table(sql: str, tokens: Sequence[Token]) -> str | None:
             if rest and rest[0].text.upper() not in _NOT_COLUMNS:
                 edits.extend(_column_def(rest))
         elif act.accept("ALTER"):
-            act.accept("COLUMN")
-            act.ident()
-            if (act.accept("TYPE") or act.accept("SET DATA TYPE")) and _is_vector_type(
-                action[act.i :]
-            ):
-                raise FeatureNotSupported("changing a column's type to vector is not supported")
+            edits.extend(_alter_type(action, table))
     return _apply(sql, edits)
 
 
@@ -100,37 +99,75 @@ def _column_def(element: Sequence[Token]) -> list[Edit]:
         return []
     name_tok, type_tok = element[0], element[1]
     name = name_tok.text if name_tok.token_type == TokenType.IDENTIFIER else name_tok.text.lower()
-    rest = element[2:]
-    if (
-        len(rest) >= 3
-        and rest[0].token_type == TokenType.L_PAREN
-        and (rest[2].token_type == TokenType.R_PAREN)
-    ):
-        try:
-            dim = int(rest[1].text)
-        except ValueError:
-            raise InvalidParameter(f'invalid type modifier for vector: "{rest[1].text}"') from None
-        type_end = rest[2].end + 1
-        after = rest[3:]
-    else:
-        raise FeatureNotSupported(
-            "vector columns need a dimension, e.g. vector(768)",
-            hint="pgvec stores vectors of one fixed dimension per column",
-        )
-    if dim < 1:
-        raise InvalidParameter("dimensions for type vector must be at least 1")
-    if dim > MAX_DIM:
-        raise InvalidParameter(f"dimensions for type vector cannot exceed {MAX_DIM}")
+    dim, type_end, after = _vector_type(type_tok, element[2:])
     if (after and after[0].token_type in (TokenType.L_BRACKET,)) or (
         after and after[0].text.upper() == "ARRAY"
     ):
         raise FeatureNotSupported("arrays of vectors are not supported")
     end = element[-1].end + 1
-    check = (
-        f" CONSTRAINT {quote_ident(name + '_pgvec_dims')}"
-        f" CHECK (pgvec.is_vector({quote_ident(name)}, {dim}))"
-    )
+    check = f" CONSTRAINT {_constraint(name)} CHECK ({_is_vector(name, dim)})"
     return [(type_tok.start, type_end, "bytea"), (end, end, check)]
+
+
+def _vector_type(type_tok: Token, rest: Sequence[Token]) -> tuple[int | None, int, list[Token]]:
+    """``vector`` or ``vector(n)``: its dimension (None: any), where the type ends in the
+    text and the tokens after it."""
+    if rest and rest[0].token_type == TokenType.L_PAREN:
+        if len(rest) < 3 or rest[2].token_type != TokenType.R_PAREN:
+            raise InvalidParameter("invalid type modifier")
+        try:
+            dim = int(rest[1].text)
+        except ValueError:
+            raise InvalidParameter(f'invalid type modifier for vector: "{rest[1].text}"') from None
+        if dim < 1:
+            raise InvalidParameter("dimensions for type vector must be at least 1")
+        if dim > MAX_DIM:
+            raise InvalidParameter(f"dimensions for type vector cannot exceed {MAX_DIM}")
+        return dim, rest[2].end + 1, list(rest[3:])
+    # pgvector's `vector` with no dimension: each row has its own (1 to 16000); only an
+    # index needs one
+    return None, type_tok.end + 1, list(rest)
+
+
+def _constraint(column: str) -> str:
+    return quote_ident(column + "_pgvec_dims")
+
+
+def _is_vector(column: str, dim: int | None) -> str:
+    if dim is None:
+        return f"pgvec.is_vector({quote_ident(column)})"
+    return f"pgvec.is_vector({quote_ident(column)}, {dim})"
+
+
+def _alter_type(action: Sequence[Token], table: TableInfo | None) -> list[Edit]:
+    """``ALTER [COLUMN] c [SET DATA] TYPE vector[(n)]`` of a vector column: its CHECK
+    replaced by one for the new dimension (how LangChain's users give their dimensionless
+    column one). The stored bytes stay as they are; a row of another dimension fails the
+    new CHECK, and the statement with it."""
+    act = TokenCursor(action)
+    act.accept("ALTER")
+    act.accept("COLUMN")
+    column = act.ident()
+    if not (act.accept("TYPE") or act.accept("SET DATA TYPE")) or not _is_vector_type(
+        action[act.i :]
+    ):
+        return []
+    vcol = None if table is None or column is None else table.vectors.get(column)
+    if column is None or vcol is None or vcol.binary:
+        raise FeatureNotSupported(
+            "changing a column's type to vector is not supported",
+            hint="Only a vector column's dimension can change: ALTER COLUMN ... TYPE vector(n).",
+        )
+    dim, _, after = _vector_type(action[act.i], action[act.i + 1 :])
+    if after:
+        raise FeatureNotSupported(
+            f"ALTER COLUMN ... TYPE vector does not take {after[0].text.upper()} here"
+        )
+    text = (
+        f"DROP CONSTRAINT IF EXISTS {_constraint(column)},"
+        f" ADD CONSTRAINT {_constraint(column)} CHECK ({_is_vector(column, dim)})"
+    )
+    return [(action[0].start, action[-1].end + 1, text)]
 
 
 def _split_list(tokens: Sequence[Token], open_at: int) -> list[list[Token]]:

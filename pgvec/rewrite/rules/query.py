@@ -189,7 +189,7 @@ class QueryValue:
     subquery: str | None = None
 
 
-def classify(node: exp.Expr, dim: int) -> QueryValue | None:
+def classify(node: exp.Expr, dim: int | None) -> QueryValue | None:
     """A vector literal (parsed, checked against dim) or $n, else None."""
     node = _unparen(node)
     if _is_vector_cast(node):
@@ -202,7 +202,7 @@ def classify(node: exp.Expr, dim: int) -> QueryValue | None:
     return None
 
 
-def convert_value(node: exp.Expr, dim: int, ctx: _Ctx) -> None:
+def convert_value(node: exp.Expr, dim: int | None, ctx: _Ctx) -> None:
     """Turn a value bound for a vector column into bytea (literal) or record it ($n)."""
     inner = _unparen(node)
     value = classify(inner, dim)
@@ -447,6 +447,8 @@ def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
         for part in [*(select.args.get("joins") or []), *([where] if where else [])]
     ):
         return None  # a LATERAL or correlated subquery's filter: exact, row by row
+    if binding.column.dim is None:
+        return None  # a column of any dimension has no index: PostgreSQL scans it exactly
     if _is_vector_cast(_unparen(other)) and classify(other, binding.column.dim) is None:
         return None
     query = classify(other, binding.column.dim)
