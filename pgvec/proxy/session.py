@@ -50,6 +50,7 @@ from pgvec.proxy.client_state import (
     may_write,
     state_query,
 )
+from pgvec.proxy.codecs import Lookup, lookup_kind, oid_array
 from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
 from pgvec.proxy.explain import AnnStep, PlanLines
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
@@ -162,6 +163,8 @@ class Session:
         #: index definitions read from a restore, built once their tables are ready
         self._restored: list[RestoredIndex] = []
         self._builds: set[asyncio.Task[None]] = set()
+        #: prepared statements that are asyncpg's type lookups (codecs.py)
+        self._lookups: dict[str, Lookup] = {}
         #: the ANN steps of the EXPLAINs of top-k queries, by portal, for the plan
         self._explained: dict[str, list[str]] = {}
 
@@ -215,6 +218,17 @@ class Session:
             return None
         bind = bind or m.Bind.decode(body)
         return statement, list(bind.result_formats)
+
+    def _looked_up(self, lookup: Lookup, bind: m.Bind) -> None:
+        """asyncpg looked a type up: whether it reads vectors with a codec (codecs.py)."""
+        output, face = self.relay.output, self.db.face_oid
+        if output is None or face is None or not bind.params or bind.params[0] is None:
+            return
+        if lookup is Lookup.BY_OID:
+            if face in oid_array(bind.params[0], bind.param_format(0)):
+                output.text_in_binary = True
+        elif bind.params[0] == b"vector":
+            output.text_in_binary = False
 
     def _face_params(
         self, vector_params: Collection[int], n: int
@@ -833,6 +847,11 @@ class Session:
     async def on_parse(self, msg: Message) -> None:
         parse = m.Parse.decode(msg.body)
         self.statements.pop(parse.name, None)
+        lookup = lookup_kind(parse.sql)
+        if lookup is not None:
+            self._lookups[parse.name] = lookup
+        else:
+            self._lookups.pop(parse.name, None)
         flags = classify(parse.sql) | (WRITES if may_write(parse.sql) else 0)
         if flags:
             self._flags[parse.name] = flags
@@ -917,6 +936,9 @@ class Session:
             self._wrote = True
         info = self.statements.get(bind.statement)
         if info is None:
+            lookup = self._lookups.get(bind.statement)
+            if lookup is not None:
+                self._looked_up(lookup, bind)
             self.portals.pop(bind.portal, None)
             self._forward(msg)
             return

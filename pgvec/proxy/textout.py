@@ -45,12 +45,14 @@ def vector_text(hex_value: bytes) -> bytes:
     return ("[" + ",".join(parts) + "]").encode()
 
 
-def _convert(value: bytes, fmt: int) -> bytes:
+def _convert(value: bytes, fmt: int, text_in_binary: bool) -> bytes:
     if fmt == 0:
         if value.startswith(b"\\x") and len(value) % 8 == 2:
             return vector_text(value)
         return value
     if len(value) % 4 == 0:
+        if text_in_binary:
+            return vectors.to_text(np.frombuffer(value, "<f4")).encode()
         return vectors.to_pgvector_binary(value)
     return value
 
@@ -62,6 +64,8 @@ class VectorOutput:
         self._columns = columns
         self._face = face or (lambda: None)
         self._portals: dict[str, Conversions] = {}
+        #: binary results as text: an asyncpg client without a vector codec (codecs.py)
+        self.text_in_binary = False
         #: prepared statement -> indexes of its vector result columns (Describe statement)
         self._statements: dict[str, list[int]] = {}
 
@@ -140,7 +144,7 @@ class VectorOutput:
         for i, fmt in convert:
             value = values[i]
             if value is not None:
-                values[i] = _convert(value, fmt)
+                values[i] = _convert(value, fmt, self.text_in_binary)
         return m.encode_data_row(values)
 
     def forget(self, portal: str) -> None:

@@ -235,8 +235,9 @@ def test_copy_accepts_bytea_hex_vectors(pconn: psycopg.Connection) -> None:
 
 
 def test_psql_describe_vector_table(pgvec_server: PgvecServer, dbname: str) -> None:
-    """``\\d items`` through pgvec runs and lists the vector column (today as bytea with
-    its CHECK; pgvector shows ``vector(4)``) and the table's triggers."""
+    """``\\d items`` through pgvec runs and lists the vector column as pgvector's
+    ``vector(n)`` (with its CHECK) and the table's triggers."""
     populate(pgvec_server.uri(dbname))
     out = run(PSQL, "-X", "-d", pgvec_server.uri(dbname), "-c", r"\d items").stdout
     assert "embedding" in out and "items_pkey" in out
+    assert any(" embedding " in line and "vector(" in line for line in out.splitlines())

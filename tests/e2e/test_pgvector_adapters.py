@@ -157,6 +157,9 @@ def test_asyncpg(both: dict[str, str], data: np.ndarray) -> None:
             first = await conn.fetch(
                 "SELECT id FROM items ORDER BY embedding <-> $1 LIMIT 1", "[1,2,3]"
             )
+            # and reads vectors as text (str), as asyncpg reads pgvector's without a codec
+            plain = await conn.fetch("SELECT id, embedding FROM items ORDER BY id")
+            assert plain[0]["embedding"] == "[1,2,3]"
             await register_asyncpg(conn)
             await conn.executemany(
                 "INSERT INTO items (embedding) VALUES ($1)", [(v,) for v in data]
@@ -238,14 +241,6 @@ def test_copy(both: dict[str, str], data: np.ndarray) -> None:
 def test_sqlalchemy(both: dict[str, str], data: np.ndarray) -> None:
     """pgvector.sqlalchemy's Vector as its README shows: create_all (DDL in a
     transaction), insert, l2_distance / cosine_distance ordering, max_inner_product."""
-
-    class Base(DeclarativeBase):
-        pass
-
-    class Item(Base):
-        __tablename__ = "items"
-        id = mapped_column(BigInteger, primary_key=True)
-        embedding = mapped_column(Vector(3))
 
     def run(uri: str) -> Any:
         engine = create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -331,3 +326,42 @@ def test_reflection_and_describe(both: dict[str, str]) -> None:
 
     out = on_both(both, run)
     assert out[0][2] == ("embedding", "VECTOR(dim=3)")
+
+
+def test_sqlalchemy_asyncpg(both: dict[str, str], data: np.ndarray) -> None:
+    """SQLAlchemy's asyncio engine on asyncpg (binary transfer; Vector sends and reads
+    vectors as text, with no codec registered)."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    async def run_async(uri: str) -> Any:
+        engine = create_async_engine(uri.replace("postgresql://", "postgresql+asyncpg://", 1))
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+            async with AsyncSession(engine) as session:
+                session.add_all([Item(id=i, embedding=v) for i, v in enumerate(data)])
+                await session.commit()
+                q = data[9]
+                ids = (
+                    await session.scalars(
+                        select(Item.id).order_by(Item.embedding.cosine_distance(q)).limit(5)
+                    )
+                ).all()
+                item = await session.get(Item, 4)
+                assert item is not None
+                return [list(ids), item.embedding]
+        finally:
+            await engine.dispose()
+
+    out = on_both(both, lambda uri: asyncio.run(run_async(uri)))
+    assert out[0][0] == 9
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "items"
+    id = mapped_column(BigInteger, primary_key=True)
+    embedding = mapped_column(Vector(3))
