@@ -777,8 +777,11 @@ def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Ca
 
 
 def _column_dim(catalog: Catalog, node: exp.Expr) -> int | None:
+    """The dimension of the vector column ``node`` names (0: any); None: not one."""
     binding = resolve(node, catalog)
-    return binding.column.dim if binding is not None else None
+    if binding is None:
+        return None
+    return binding.column.dim or 0
 
 
 # ---------------------------------------------------------------- vector values by value
