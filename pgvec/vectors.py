@@ -9,7 +9,13 @@ import struct
 
 import numpy as np
 
-from pgvec.errors import DimensionMismatch, InvalidVector, NonFiniteVector, TooManyDimensions
+from pgvec.errors import (
+    DataError,
+    DimensionMismatch,
+    InvalidVector,
+    NonFiniteVector,
+    TooManyDimensions,
+)
 
 # Type OIDs of parameter values the proxy converts into vectors.
 BYTEA_OID = 17
@@ -52,23 +58,17 @@ def parse_text(text: str, dim: int | None = None, *, braces: bool = False) -> np
         raise DimensionMismatch("vector must have at least 1 dimension")
     end = body.find(close)
     items = (body if end < 0 else body[:end]).split(",")
-    values = np.empty(len(items), dtype=np.float64)
-    for i, item in enumerate(items):
-        item = item.strip()
-        if not item:
-            if end < 0 and i == len(items) - 1:
-                raise _malformed(text, "Unexpected end of input.")
-            raise _malformed(text)
-        try:
-            if "_" in item:
-                raise ValueError(item)
-            values[i] = float(item)
-        except ValueError:
-            raise InvalidVector(f'invalid input syntax for type vector: "{text}"') from None
-        if not np.isfinite(values[i]) or abs(values[i]) > _F32_MAX:
-            if np.isnan(values[i]):
-                raise NonFiniteVector("NaN not allowed in vector")
-            raise NonFiniteVector("infinite value not allowed in vector")
+    try:
+        if "_" in s:  # float() takes 1_000; vector_in does not
+            raise ValueError(s)
+        values = np.array([float(item) for item in items], dtype=np.float64)
+    except ValueError:
+        raise _item_error(text, items, end < 0) from None
+    if not np.isfinite(values).all() or (np.abs(values) > _F32_MAX).any():
+        bad = values[~np.isfinite(values) | (np.abs(values) > _F32_MAX)][0]
+        if np.isnan(bad):
+            raise NonFiniteVector("NaN not allowed in vector")
+        raise NonFiniteVector("infinite value not allowed in vector")
     if end < 0:
         raise _malformed(text, "Unexpected end of input.")
     if body[end + 1 :].strip():
@@ -78,6 +78,27 @@ def parse_text(text: str, dim: int | None = None, *, braces: bool = False) -> np
         raise TooManyDimensions(f"vector cannot have more than {MAX_DIM} dimensions")
     check_dim(out, dim)
     return out
+
+
+def _item_error(text: str, items: list[str], unterminated: bool) -> DataError:
+    """The error vector_in raises for the first item that is not a finite number."""
+    for i, item in enumerate(items):
+        item = item.strip()
+        if not item:
+            if unterminated and i == len(items) - 1:
+                return _malformed(text, "Unexpected end of input.")
+            return _malformed(text)
+        try:
+            if "_" in item:
+                raise ValueError(item)
+            value = float(item)
+        except ValueError:
+            break
+        if value != value:
+            return NonFiniteVector("NaN not allowed in vector")
+        if abs(value) > _F32_MAX:
+            return NonFiniteVector("infinite value not allowed in vector")
+    return InvalidVector(f'invalid input syntax for type vector: "{text}"')
 
 
 def _malformed(text: str, detail: str | None = None) -> InvalidVector:
