@@ -22,6 +22,9 @@ class PgvecError(Exception):
         self.message = message
         self.hint = hint
         self.detail = detail
+        #: 1-based character position in the statement of what is wrong (PostgreSQL's
+        #: error position: psql's ``LINE 1: ... ^``), where known
+        self.position: int | None = None
 
     def __str__(self) -> str:
         return self.message

@@ -452,6 +452,7 @@ class Session:
                     severity=fields.get("V", fields.get("S", "ERROR")),
                     detail=fields.get("D") or (err.detail if err is not None else None),
                     hint=fields.get("H"),
+                    position=err.position if err is not None else None,
                 )
             return msg.raw
 
@@ -511,7 +512,12 @@ class Session:
         pieces = split_statements(sql)
         decisions: list[Decision] = []
         for piece in pieces:
-            decision = rewriter.rewrite(piece.text, path)
+            try:
+                decision = rewriter.rewrite(piece.text, path)
+            except PgvecError as err:
+                if err.position is not None:  # in the Query's text, not the statement's
+                    err.position += piece.start
+                raise
             decisions.append(decision)
             if isinstance(decision, Rewritten) and len(pieces) > 1:
                 created = provisional_table(piece.text, _creation_schema(path))

@@ -256,6 +256,7 @@ def _fields_message(
     severity: str,
     detail: str | None,
     hint: str | None,
+    position: int | None = None,
 ) -> bytes:
     parts = [b"S" + _bytes(severity), b"V" + _bytes(severity), b"C" + _bytes(code)]
     parts.append(b"M" + _bytes(message))
@@ -263,6 +264,8 @@ def _fields_message(
         parts.append(b"D" + _bytes(detail))
     if hint:
         parts.append(b"H" + _bytes(hint))
+    if position:
+        parts.append(b"P" + str(position).encode())
     return frame(type_, b"\0".join(parts) + b"\0\0")
 
 
@@ -273,8 +276,9 @@ def error_response(
     severity: str = "ERROR",
     detail: str | None = None,
     hint: str | None = None,
+    position: int | None = None,
 ) -> bytes:
-    return _fields_message(b"E", code, message, severity, detail, hint)
+    return _fields_message(b"E", code, message, severity, detail, hint, position)
 
 
 def notice_response(message: str, *, severity: str = "NOTICE") -> bytes:

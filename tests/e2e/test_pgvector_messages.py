@@ -2,8 +2,8 @@
 psql against pgvec and against real pgvector, prints the same errors (SQLSTATE, message,
 DETAIL, no PL/pgSQL CONTEXT) and the same settings.
 
-pgvec does not point into the statement (psql's ``LINE 1: ... ^`` lines, the error's
-position), so those lines are left out of the comparison.
+Errors in vector literals point into the statement, as pgvector's do (psql's
+``LINE 1: ... ^`` lines, from the error's position).
 """
 
 from __future__ import annotations
@@ -61,9 +61,7 @@ def psql(uri: str, script: Path) -> list[str]:
     return [
         line.split(":", 3)[-1].strip() if line.startswith("psql:") else line
         for line in lines
-        if not line.startswith(("LINE ", "LOCATION:"))
-        and line.strip() != "^"
-        and not line.lstrip().startswith("^")
+        if not line.startswith("LOCATION:")  # (pgvector's C source file and line)
     ]
 
 
@@ -86,3 +84,23 @@ def test_messages_and_settings_match_pgvector(
     finally:
         with psycopg.connect(pg_uri, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{real}" WITH (FORCE)')
+
+
+def test_literal_errors_point_into_the_statement(pconn: psycopg.Connection) -> None:
+    """The error's position is the literal's, in the extended protocol and in a simple
+    Query of several statements (counted from the start of the whole Query)."""
+    pconn.execute("CREATE TABLE p (id int PRIMARY KEY, v vector(2))")
+    sql = "INSERT INTO p VALUES (%s, '[1,x]')"
+    try:
+        pconn.execute(sql, (1,))
+    except psycopg.errors.InvalidTextRepresentation as err:
+        assert err.diag.statement_position == str(sql.index("'[1,x]'") + 1)
+    else:
+        raise AssertionError("no error")
+    query = "SELECT 1; INSERT INTO p VALUES (2, '[1,y]')"
+    try:
+        pconn.execute(query)
+    except psycopg.errors.InvalidTextRepresentation as err:
+        assert err.diag.statement_position == str(query.index("'[1,y]'") + 1)
+    else:
+        raise AssertionError("no error")

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from pgvec.errors import PgvecError
 from pgvec.rewrite.dialect import Raw, VectorDistance, generate
-from pgvec.vectors import bytea_literal, parse_vector_text
+from pgvec.vectors import bytea_literal, check_dim, parse_text, to_bytes
 
 __all__ = ["ExprPass", "column_name"]
 
@@ -59,6 +60,21 @@ AGGREGATES: dict[type[exp.Expr], str] = {exp.Avg: "avg", exp.Sum: "sum"}
 
 #: is this Column node a catalog vector column? (its dimension, else None)
 ColumnDim = Callable[[exp.Expr], int | None]
+
+
+def literal_vector(node: exp.Literal, dim: int | None = None) -> bytes:
+    """A vector literal's stored bytes. vector_in's errors point at the literal in the
+    statement (psql's ``LINE 1: ... ^``), as pgvector's do; a wrong dimension, checked
+    after the literal is read (pgvector's typmod check), does not."""
+    try:
+        values = parse_text(str(node.this))
+    except PgvecError as err:
+        start = node.meta.get("start")
+        if isinstance(start, int):
+            err.position = start + 1
+        raise
+    check_dim(values, dim)
+    return to_bytes(values)
 
 
 def pgvec_call(name: str, *args: exp.Expr) -> exp.Expr:
@@ -217,7 +233,7 @@ class ExprPass:
             return node
         inner = _unparen(node)
         if isinstance(inner, exp.Literal) and inner.is_string:
-            return Raw(this=bytea_literal(parse_vector_text(str(inner.this))))
+            return Raw(this=bytea_literal(literal_vector(inner)))
         n = _param_number(inner)
         if n is not None:
             if self.vector_params.get(n) is None:

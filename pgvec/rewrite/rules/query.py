@@ -22,10 +22,10 @@ from pgvec.rewrite.rules.example import (
     refers_outside,
     scalar_subquery,
 )
-from pgvec.rewrite.rules.expressions import ExprPass, column_name, pgvec_call
+from pgvec.rewrite.rules.expressions import ExprPass, column_name, literal_vector, pgvec_call
 from pgvec.rewrite.rules.predicate import to_predicate
 from pgvec.rewrite.tokens import quote_ident
-from pgvec.vectors import bytea_literal, parse_vector_text
+from pgvec.vectors import bytea_literal
 
 HIT = "__pgvec_hit"
 HIT_KEY = "__pgvec_key"
@@ -195,7 +195,7 @@ def classify(node: exp.Expr, dim: int | None) -> QueryValue | None:
     if _is_vector_cast(node):
         node = _unparen(node.this)
     if isinstance(node, exp.Literal) and node.is_string:
-        return QueryValue(literal=parse_vector_text(str(node.this), dim))
+        return QueryValue(literal=literal_vector(node, dim))
     n = _param_number(node)
     if n is not None:
         return QueryValue(param=n)
