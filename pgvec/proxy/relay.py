@@ -29,7 +29,7 @@ ASYNC_TYPES = frozenset({b"N", b"A", b"S"})
 Transform = Callable[[Message], bytes | None]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Pending:
     """What the next replies from the server belong to."""
 
