@@ -43,29 +43,6 @@ END
 $do$;
 
 -- ---------------------------------------------------------------------------------------
--- pgvector's face
--- ---------------------------------------------------------------------------------------
-
--- A type named vector, so that clients' adapters find one (psycopg's TypeInfo.fetch,
--- pgvector-python's register_vector, asyncpg's introspection). No value ever has this
--- type inside PostgreSQL: vector columns stay bytea, and the proxy reports them to
--- clients with this type's OID, in pgvector's text and binary formats. It is an empty
--- enum: the one kind of type a non-superuser can create that clients treat as a scalar
--- with text I/O. A vector type that exists already (the real pgvector) is left alone.
-DO $do$
-BEGIN
-    IF to_regtype('public.vector') IS NULL AND to_regnamespace('public') IS NOT NULL THEN
-        CREATE TYPE public.vector AS ENUM ();
-        COMMENT ON TYPE public.vector IS
-            'pgvector''s vector type as pgvec shows it to clients (values are stored as bytea)';
-    END IF;
-EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'pgvec cannot create type public.vector: %', SQLERRM
-        USING HINT = 'pgvector adapters (register_vector) will not find a vector type';
-END
-$do$;
-
--- ---------------------------------------------------------------------------------------
 -- Errors
 -- ---------------------------------------------------------------------------------------
 
