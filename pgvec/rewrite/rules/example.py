@@ -17,6 +17,7 @@ from sqlglot import exp
 
 from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.dialect import generate
+from pgvec.rewrite.rules.expressions import unparen
 
 
 @dataclass(frozen=True)
@@ -41,15 +42,9 @@ def _name(node: exp.Expr | str | None) -> str:
     return node.name.lower()
 
 
-def _unparen(node: exp.Expr) -> exp.Expr:
-    while isinstance(node, exp.Paren):
-        node = node.this
-    return node
-
-
 def scalar_subquery(node: exp.Expr, catalog: Catalog) -> exp.Subquery | None:
     """``node`` if it is a scalar subquery that refers to nothing outside itself."""
-    node = _unparen(node)
+    node = unparen(node)
     if not isinstance(node, exp.Subquery) or not isinstance(node.this, exp.Query):
         return None
     if node.find(exp.Insert, exp.Update, exp.Delete, exp.Merge) or _correlated(node, catalog):

@@ -84,7 +84,7 @@ def pgvec_call(name: str, *args: exp.Expr) -> exp.Expr:
     )
 
 
-def _unparen(node: exp.Expr) -> exp.Expr:
+def unparen(node: exp.Expr) -> exp.Expr:
     while isinstance(node, exp.Paren):
         node = node.this
     return node
@@ -116,7 +116,7 @@ def _is_real_array(to: exp.DataType) -> bool:
     )
 
 
-def _param_number(node: exp.Expr) -> int | None:
+def param_number(node: exp.Expr) -> int | None:
     if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
         text = str(node.this.this)
         if text.isdigit():
@@ -153,10 +153,10 @@ class ExprPass:
                 self.changed = True
 
     def is_vector(self, node: exp.Expr) -> bool:
-        return id(_unparen(node)) in self._vectors
+        return id(unparen(node)) in self._vectors
 
     def _dim(self, node: exp.Expr) -> int | None:
-        dim = self._vectors.get(id(_unparen(node)))
+        dim = self._vectors.get(id(unparen(node)))
         return dim or None
 
     def _mark(self, node: exp.Expr, dim: int | None) -> exp.Expr:
@@ -212,7 +212,7 @@ class ExprPass:
             if self.is_vector(inner):
                 value = inner
             else:
-                n = _param_number(_unparen(inner))
+                n = param_number(unparen(inner))
                 if n is not None:
                     if self.vector_params.get(n) is None:
                         self.vector_params[n] = dim
@@ -231,10 +231,10 @@ class ExprPass:
         literal parsed, a parameter marked; None if it is something else."""
         if self.is_vector(node):
             return node
-        inner = _unparen(node)
+        inner = unparen(node)
         if isinstance(inner, exp.Literal) and inner.is_string:
             return Raw(this=bytea_literal(literal_vector(inner)))
-        n = _param_number(inner)
+        n = param_number(inner)
         if n is not None:
             if self.vector_params.get(n) is None:
                 self.vector_params[n] = dim
@@ -293,10 +293,10 @@ def _assignment(node: exp.Expr) -> bool:
 
 def _looks_vector(node: exp.Expr) -> bool:
     """A string literal in pgvector's text form, or a parameter."""
-    inner = _unparen(node)
+    inner = unparen(node)
     if isinstance(inner, exp.Literal) and inner.is_string:
         return str(inner.this).lstrip().startswith("[")
-    return _param_number(inner) is not None
+    return param_number(inner) is not None
 
 
 # ---------------------------------------------------------------- column names

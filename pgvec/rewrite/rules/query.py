@@ -22,7 +22,14 @@ from pgvec.rewrite.rules.example import (
     refers_outside,
     scalar_subquery,
 )
-from pgvec.rewrite.rules.expressions import ExprPass, column_name, literal_vector, pgvec_call
+from pgvec.rewrite.rules.expressions import (
+    ExprPass,
+    column_name,
+    literal_vector,
+    param_number,
+    pgvec_call,
+    unparen,
+)
 from pgvec.rewrite.rules.predicate import to_predicate
 from pgvec.rewrite.tokens import quote_ident
 from pgvec.vectors import bytea_literal
@@ -160,25 +167,11 @@ def resolve(col: exp.Expr, catalog: Catalog) -> Binding | None:
 # ---------------------------------------------------------------- vector values
 
 
-def _unparen(node: exp.Expr) -> exp.Expr:
-    while isinstance(node, exp.Paren):
-        node = node.this
-    return node
-
-
 def _is_vector_cast(node: exp.Expr) -> bool:
     if not isinstance(node, exp.Cast):
         return False
     to = node.args.get("to")
     return isinstance(to, exp.DataType) and to.this == exp.DataType.Type.VECTOR
-
-
-def _param_number(node: exp.Expr) -> int | None:
-    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
-        text = str(node.this.this)
-        if text.isdigit():
-            return int(text)
-    return None
 
 
 @dataclass(frozen=True)
@@ -191,12 +184,12 @@ class QueryValue:
 
 def classify(node: exp.Expr, dim: int | None) -> QueryValue | None:
     """A vector literal (parsed, checked against dim) or $n, else None."""
-    node = _unparen(node)
+    node = unparen(node)
     if _is_vector_cast(node):
-        node = _unparen(node.this)
+        node = unparen(node.this)
     if isinstance(node, exp.Literal) and node.is_string:
         return QueryValue(literal=literal_vector(node, dim))
-    n = _param_number(node)
+    n = param_number(node)
     if n is not None:
         return QueryValue(param=n)
     return None
@@ -204,7 +197,7 @@ def classify(node: exp.Expr, dim: int | None) -> QueryValue | None:
 
 def convert_value(node: exp.Expr, dim: int | None, ctx: _Ctx) -> None:
     """Turn a value bound for a vector column into bytea (literal) or record it ($n)."""
-    inner = _unparen(node)
+    inner = unparen(node)
     value = classify(inner, dim)
     if value is None:
         return  # an expression: the expression pass turns a cast of it into pgvec.vector()
@@ -330,7 +323,7 @@ def rewrite_values(tree: exp.Expr, ctx: _Ctx) -> None:
 def _operand_binding(node: VectorDistance, catalog: Catalog) -> tuple[Binding, exp.Expr] | None:
     """The vector column side of a distance and the other operand."""
     for col, other in ((node.this, node.expression), (node.expression, node.this)):
-        binding = resolve(_unparen(col), catalog)
+        binding = resolve(unparen(col), catalog)
         if binding is not None:
             return binding, other
     return None
@@ -356,17 +349,17 @@ class _KnnShape:
 
 
 def _order_key(select: exp.Select, key: exp.Expr) -> exp.Expr:
-    key = _unparen(key)
+    key = unparen(key)
     if isinstance(key, exp.Column) and key.args.get("table") is None:
         name = ident_name(key.this)
         for item in select.expressions:
             if isinstance(item, exp.Alias) and ident_name(item.args.get("alias")) == name:
-                return _unparen(item.this)
+                return unparen(item.this)
     if isinstance(key, exp.Literal) and not key.is_string and str(key.this).isdigit():
         pos = int(str(key.this))
         if 1 <= pos <= len(select.expressions):
             item = select.expressions[pos - 1]
-            return _unparen(item.this if isinstance(item, exp.Alias) else item)
+            return unparen(item.this if isinstance(item, exp.Alias) else item)
     return key
 
 
@@ -374,10 +367,10 @@ def _limit_value(node: exp.Expr | None) -> tuple[int | None, int | None] | None:
     """(literal, param) of a LIMIT/OFFSET expression, None when neither."""
     if node is None:
         return None
-    value = _unparen(node)
+    value = unparen(node)
     if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
         return int(str(value.this)), None
-    n = _param_number(value)
+    n = param_number(value)
     if n is not None:
         return None, n
     return None
@@ -394,7 +387,7 @@ def _same_distance(node: VectorDistance, shape: _KnnShape, catalog: Catalog) -> 
     except Exception:
         return False
     if value is None and shape.subquery is not None:
-        other = _unparen(found[1])
+        other = unparen(found[1])
         if isinstance(other, exp.Subquery):
             value = QueryValue(subquery=generate(other))
     return value == shape.query
@@ -449,7 +442,7 @@ def _knn_shape(select: exp.Select, catalog: Catalog) -> _KnnShape | None:
         return None  # a LATERAL or correlated subquery's filter: exact, row by row
     if binding.column.dim is None:
         return None  # a column of any dimension has no index: PostgreSQL scans it exactly
-    if _is_vector_cast(_unparen(other)) and classify(other, binding.column.dim) is None:
+    if _is_vector_cast(unparen(other)) and classify(other, binding.column.dim) is None:
         return None
     query = classify(other, binding.column.dim)
     subquery = None
@@ -553,7 +546,7 @@ def _build_filter(shape: _KnnShape, ctx: _Ctx) -> _Filter | None:
         filt.set("with_", exp.With(expressions=[c.copy() for c in ctes]))
     mapping: dict[int, int] = {}
     for param in filt.find_all(exp.Parameter, bfs=False):
-        old = _param_number(param)
+        old = param_number(param)
         if old is None:
             continue
         new = mapping.setdefault(old, len(mapping) + 1)
@@ -860,7 +853,7 @@ def _vector_outputs(tree: exp.Expr, vectors: ExprPass) -> frozenset[str]:
     for item in _result_items(tree):
         value = item.this if isinstance(item, exp.Alias) else item
         # (a table's column PostgreSQL reports as that column: the proxy knows those)
-        if vectors.is_vector(value) and not isinstance(_unparen(value), exp.Column):
+        if vectors.is_vector(value) and not isinstance(unparen(value), exp.Column):
             name = column_name(item)
             if name is not None:
                 out.add(name)
