@@ -114,20 +114,16 @@ def _to_pgvector(value: bytes, dim: int | None) -> bytes:
     return vectors.to_pgvector_binary(value) if len(value) % 4 == 0 else value
 
 
-class CopyConverter:
-    """COPY FROM STDIN: the client's rows, vectors converted to the stored form."""
+class _RowStream:
+    """CopyData payloads split anywhere, rows converted as they complete: text lines by
+    ``_row``, binary rows by the stream's field conversion."""
 
-    def __init__(self, copy: CopyIn) -> None:
-        self.copy = copy
-        self._delim = copy.delimiter.encode()
-        self._null = copy.null.encode()
+    def __init__(self, binary: BinaryRows | None) -> None:
+        self._binary = binary
         self._partial = b""
-        self.line = 0
-        fields: dict[int, int | None] = dict(copy.vector_fields)
-        self._binary = BinaryRows(fields, self._binary_field) if copy.binary else None
 
     def data(self, chunk: bytes) -> bytes:
-        """CopyData payload in -> CopyData message(s) out (may be empty)."""
+        """A CopyData payload in -> CopyData message(s) out (may be empty)."""
         if self._binary is not None:
             out = self._binary.feed(chunk)
             return frame(b"d", out) if out else b""
@@ -141,12 +137,27 @@ class CopyConverter:
         return frame(b"d", b"".join(self._row(line) + b"\n" for line in lines))
 
     def finish(self) -> bytes:
-        """At CopyDone: the last line if it had no newline."""
+        """At CopyDone: what was left (the last line, if it had no newline)."""
         if self._binary is not None:
             rest = self._binary.rest()
             return frame(b"d", rest) if rest else b""
         rest, self._partial = self._partial, b""
         return frame(b"d", self._row(rest)) if rest else b""
+
+    def _row(self, line: bytes) -> bytes:
+        raise NotImplementedError
+
+
+class CopyConverter(_RowStream):
+    """COPY FROM STDIN: the client's rows, vectors converted to the stored form."""
+
+    def __init__(self, copy: CopyIn) -> None:
+        self.copy = copy
+        self._delim = copy.delimiter.encode()
+        self._null = copy.null.encode()
+        self.line = 0
+        fields: dict[int, int | None] = dict(copy.vector_fields)
+        super().__init__(BinaryRows(fields, self._binary_field) if copy.binary else None)
 
     def _binary_field(self, value: bytes, dim: int | None) -> bytes:
         self.line += 1
@@ -181,34 +192,14 @@ class CopyConverter:
         return self._delim.join(fields)
 
 
-class CopyOutConverter:
+class CopyOutConverter(_RowStream):
     """COPY TO STDOUT: PostgreSQL's rows, vectors in pgvector's forms."""
 
     def __init__(self, copy: CopyOut) -> None:
         self.copy = copy
         self._delim = copy.delimiter.encode()
         fields: dict[int, int | None] = dict(copy.vector_fields)
-        self._binary = BinaryRows(fields, _to_pgvector) if copy.binary else None
-        self._partial = b""
-
-    def data(self, chunk: bytes) -> bytes:
-        """A server CopyData payload -> the CopyData message(s) for the client."""
-        if self._binary is not None:
-            out = self._binary.feed(chunk)
-            return frame(b"d", out) if out else b""
-        data = self._partial + chunk
-        end = data.rfind(b"\n")
-        if end < 0:
-            self._partial = data
-            return b""
-        self._partial = data[end + 1 :]
-        lines = data[: end + 1].split(b"\n")[:-1]
-        return frame(b"d", b"".join(self._row(line) + b"\n" for line in lines))
-
-    def finish(self) -> bytes:
-        rest = self._binary.rest() if self._binary is not None else self._partial
-        self._partial = b""
-        return frame(b"d", rest) if rest else b""
+        super().__init__(BinaryRows(fields, _to_pgvector) if copy.binary else None)
 
     def _row(self, line: bytes) -> bytes:
         fields = line.split(self._delim)
