@@ -56,6 +56,7 @@ from pgvec.filter.bind import bind
 from pgvec.service import indexes, partitions, residency
 from pgvec.service.builds import Build
 from pgvec.service.filtering import SelectivityMemory, TopK, filtered_search
+from pgvec.service.freshness import ChangeReads
 from pgvec.service.indexes import DEFAULT_OPCLASS
 from pgvec.service.own_writes import own_rows
 from pgvec.service.request import FilterSpec, SearchRequest
@@ -65,8 +66,6 @@ from pgvec.sync.table import (
     key_parser,
     prepare_statements,
     prepare_statements_async,
-    receive_changes_read,
-    send_changes_read,
 )
 
 log = logging.getLogger(__name__)
@@ -172,9 +171,8 @@ class Database:
         self._checkpointer: asyncio.Task[None] | None = None
         #: what each filter statement admitted last time (pre- or post-filtering)
         self.selectivity = SelectivityMemory()
-        #: the connection Strong searches read the change log on, from the event loop
-        self._changes_conn: psycopg.AsyncConnection | None = None
-        self._changes_lock = asyncio.Lock()
+        #: Strong searches' change-log reads, shared, on a connection of their own
+        self._change_reads = ChangeReads(self._changes_connection)
         #: runs a search's change-log read next to its filter query
         self._helpers = ThreadPoolExecutor(LOG_POOL_SIZE, f"pgvec-{name}-log")
         #: index builds in progress, by (table OID, attnum): one per column at a time
@@ -277,8 +275,7 @@ class Database:
             build.cancel("pgvec is shutting down")  # built again at the next start
         if tasks:  # they stop at their next progress report; FAISS training gives none
             await asyncio.wait(tasks, timeout=BUILD_STOP_WAIT)
-        if self._changes_conn is not None:
-            self._drop_changes_connection()
+        self._change_reads.close()
         # not on the maintenance threads: they may be busy (a long load)
         await asyncio.to_thread(self._close_sync, checkpoint)
 
@@ -547,64 +544,40 @@ class Database:
     ) -> tuple[list[Key], list[float]] | None:
         """A search that sees every change committed before it.
 
-        The change-log read goes out first, on the event loop's own connection; while
-        its answer travels, a quick search runs on the collections as they are. If the
-        log holds nothing unapplied and no change was applied meanwhile, that search
-        stands (a read-mostly workload pays one round trip, overlapped, and no thread).
+        The change-log read goes out first, shared with the searches of the table that
+        began meanwhile (freshness.ChangeReads); while its answer travels, a quick
+        search runs on the collections as they are. If the log holds nothing unapplied
+        and no change was applied meanwhile, that search stands (a read-mostly workload
+        pays one round trip, overlapped, and no thread).
         Otherwise returns None, with the log applied: the caller searches again.
         """
-        watermark, version = (state.seen_seq, state.seen_xmin), state.version
+        version = state.version
+        if state.busy():
+            # the log is being applied (by a thread): its watermark runs ahead of the
+            # collections until it ends; wait for it, then the caller searches again
+            await self.run(self._apply_pooled, state)
+            return None
         hits = None
-        async with self._changes_lock:
-            try:
-                conn = await self._changes_connection()
-                send_changes_read(conn, state.relid, *watermark)
-            except (psycopg.Error, PgvecError) as exc:
-                log.info("reading the change log failed (%s); reading it from the pool", exc)
-                self._drop_changes_connection()
-                await self.run(self._apply_pooled, state)
-                return None
-            try:
-                coll = self._collection(state, column)
-                if coll.quick(metric):
-                    hits = search(coll)
-            except Unsupported:
-                hits = None  # the caller leaves the filter to PostgreSQL
-            finally:
-                fresh = await self._changes_answer(conn, state, watermark)
-        if not fresh:
+        read = self._change_reads.request(state)
+        try:
+            coll = self._collection(state, column)
+            if coll.quick(metric):
+                hits = search(coll)
+        except Unsupported:
+            hits = None  # the caller leaves the filter to PostgreSQL
+        finally:
+            fresh = await asyncio.shield(read)
+        if not fresh or state.busy():  # an apply that began after this search did
             await self.run(self._apply_pooled, state)
             return None
         return hits if state.version == version else None
 
     async def _changes_connection(self) -> psycopg.AsyncConnection:
-        if self._changes_conn is None or self._changes_conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
-                self.dsn, autocommit=True, application_name=CHANGES_APPLICATION
-            )
-            await prepare_statements_async(conn)
-            self._changes_conn = conn
-        return self._changes_conn
-
-    async def _changes_answer(
-        self, conn: psycopg.AsyncConnection, state: TableState, watermark: tuple[int, int]
-    ) -> bool:
-        """Whether the change-log read sent on ``conn`` found nothing to apply."""
-        try:
-            rows, xmin = await receive_changes_read(conn)
-        except asyncio.CancelledError:  # cut mid-read: the connection's state is unknown
-            self._drop_changes_connection()
-            raise
-        except (psycopg.Error, PgvecError) as exc:
-            log.info("reading the change log failed (%s); reading it from the pool", exc)
-            self._drop_changes_connection()
-            return False
-        return state.note_fresh(rows, xmin, watermark)
-
-    def _drop_changes_connection(self) -> None:
-        conn, self._changes_conn = self._changes_conn, None
-        if conn is not None:
-            conn.pgconn.finish()
+        conn = await psycopg.AsyncConnection.connect(
+            self.dsn, autocommit=True, application_name=CHANGES_APPLICATION
+        )
+        await prepare_statements_async(conn)
+        return conn
 
     def _load_for(self, info: Any, attnum: int) -> None:
         with self.pool.connection() as conn:

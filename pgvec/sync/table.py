@@ -426,6 +426,14 @@ class TableState:
         self.version += 1
         return len(texts)
 
+    def busy(self) -> bool:
+        """Whether another thread holds the lock (applying the change log, say): the
+        watermark may then run ahead of the collections."""
+        if self.lock.acquire(blocking=False):
+            self.lock.release()
+            return False
+        return True
+
     def note_fresh(
         self, rows: list[tuple[int, str, str | None]], xmin: int, watermark: tuple[int, int]
     ) -> bool:

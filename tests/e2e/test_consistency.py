@@ -4,6 +4,7 @@ short bound (200 ms); Eventually sees them once the background sync has run (~1 
 
 from __future__ import annotations
 
+import threading
 import time
 
 import psycopg
@@ -150,3 +151,54 @@ def test_strong_search_racing_the_background_sync(
     monkeypatch.setattr(table.TableState, "note_fresh", background_sync_first)
     assert nearest(pts) == 1
     assert raced
+
+
+def test_concurrent_strong_searches_share_change_log_reads(
+    pts: psycopg.Connection,
+    conn: psycopg.Connection,
+    proxy_uri: str,
+    db_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Strong searches of many sessions at once do not queue behind one another's
+    change-log read: a read serves every search that began before it was sent. And each
+    search still sees what was committed before it began: every client commits a row of
+    its own (straight to PostgreSQL), then searches for it through pgvec at once."""
+    from pgvec.service import freshness
+
+    sent: list[int] = []
+    real = freshness.send_changes_read
+
+    def counted(*args: object) -> None:
+        sent.append(1)
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(freshness, "send_changes_read", counted)
+    assert nearest(pts) == 10
+    clients, rounds = 12, 15
+    start = threading.Barrier(clients)
+    missed: list[tuple[int, int, int]] = []
+
+    def client(n: int) -> None:
+        with (
+            psycopg.connect(proxy_uri, autocommit=True) as search,
+            psycopg.connect(db_uri, autocommit=True) as write,
+        ):
+            start.wait()
+            for r in range(rounds):
+                key = 1000 + n * rounds + r
+                point = f"[{-100 - key},{100 + key}]"
+                write.execute("INSERT INTO pts VALUES (%s, pgvec.vector(%s))", (key, point))
+                row = search.execute(SEARCH, (point,)).fetchone()
+                if row is None or row[0] != key:
+                    missed.append((n, r, row[0] if row else -1))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    sent.clear()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert missed == []
+    searches = clients * rounds
+    assert len(sent) < searches * 0.8, f"{len(sent)} change-log reads for {searches} searches"
