@@ -49,6 +49,7 @@ from bench_proxy import (
     bench_database,
     dsn_for_port,
     load_items,
+    load_pv,
     recall,
     run_queries,
     summary,
@@ -141,11 +142,16 @@ def corpus(wanted: int) -> tuple[list[str], int]:
 # -- embeddings -------------------------------------------------------------------------
 
 
+def cache_path(texts: list[str]) -> Path:
+    """Where the embeddings of ``texts`` are cached (present or not)."""
+    digest = hashlib.sha256("\0".join([MODEL, *texts]).encode()).hexdigest()[:24]
+    return CACHE / f"minilm-{len(texts)}-{digest}.npy"
+
+
 def embed(texts: list[str], batch_size: int) -> tuple[F32, float | None]:
     """Unit-length float32 embeddings of ``texts`` (cached), and the seconds spent embedding
     (None when they came from the cache)."""
-    digest = hashlib.sha256("\0".join([MODEL, *texts]).encode()).hexdigest()[:24]
-    path = CACHE / f"minilm-{len(texts)}-{digest}.npy"
+    path = cache_path(texts)
     if path.exists():
         log.info("embeddings: cached in %s", path)
         return np.load(path).astype("<f4"), None
@@ -311,12 +317,7 @@ def bench_pgvector(
         row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         version = str(row.fetchone()[0])  # type: ignore[index]
         system = f"pgvector {version}"
-        conn.execute(f"CREATE TABLE pv (id bigint PRIMARY KEY, embedding vector({DIM}))")
-        t0 = time.perf_counter()
-        with conn.cursor().copy("COPY pv FROM STDIN") as copy:
-            for i, v in enumerate(data):
-                copy.write_row((i, "[" + ",".join(map(str, v.tolist())) + "]"))
-        load = time.perf_counter() - t0
+        load = load_pv(conn, data)
         log.info("pgvector: loaded %d rows in %.1fs", len(data), load)
         conn.execute("SET maintenance_work_mem = '2GB'")
         sql = "SELECT id FROM pv ORDER BY embedding <=> %s::vector LIMIT %s"

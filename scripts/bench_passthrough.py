@@ -196,7 +196,9 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
                     pgbench(p, "bench", clients, 1, mode)  # warm-up: connections, caches
                     spy = None
                     if args.profile and name == "pgvec":
-                        spy = profile(pgvec.pid, f"{args.profile}-{mode}-{clients}.txt", args.seconds)
+                        spy = profile(
+                            pgvec.pid, f"{args.profile}-{mode}-{clients}.txt", args.seconds
+                        )
                     tps = pgbench(p, "bench", clients, args.seconds, mode)
                     if spy is not None:
                         spy.wait()

@@ -88,8 +88,14 @@ def free_port() -> int:
 class ServerProcess:
     """``pgvec serve`` in its own process, as users run it."""
 
-    def __init__(self, upstream: str, data_dir: Path, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self, upstream: str, data_dir: Path, extra: Sequence[str] = (), quiet: bool = False
+    ) -> None:
+        """``quiet``: without the banner on stdout (warnings still go to stderr). The Milvus
+        API is off unless ``extra`` names a --milvus-port (its default port may be taken)."""
         self.port = free_port()
+        if "--milvus-port" not in extra:
+            extra = [*extra, "--milvus-port", "-1"]
         self._proc = subprocess.Popen(
             [
                 sys.executable,
@@ -106,6 +112,7 @@ class ServerProcess:
                 str(self.port),
                 *extra,
             ],
+            stdout=subprocess.DEVNULL if quiet else None,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -129,13 +136,7 @@ def bench_pgvector(
     dsn: str, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int
 ) -> tuple[dict[str, object], float]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute(f"CREATE TABLE pv (id bigint PRIMARY KEY, embedding vector({data.shape[1]}))")
-        t0 = time.perf_counter()
-        with conn.cursor().copy("COPY pv FROM STDIN") as copy:
-            for i, v in enumerate(data):
-                copy.write_row((i, text(v)))
-        load = time.perf_counter() - t0
+        load = load_pv(conn, data)
         conn.execute("SET maintenance_work_mem = '1GB'")
         t0 = time.perf_counter()
         conn.execute(
@@ -148,6 +149,18 @@ def bench_pgvector(
         )
         conn.execute("DROP TABLE pv")
     return summary("pgvector 0.6 (direct)", build, lat, recall(got, truth)), load
+
+
+def load_pv(conn: psycopg.Connection, data: np.ndarray) -> float:
+    """CREATE EXTENSION vector and TABLE pv (id, embedding vector(d)) straight in
+    PostgreSQL (real pgvector) and COPY the rows in text form; returns the COPY's seconds."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    conn.execute(f"CREATE TABLE pv (id bigint PRIMARY KEY, embedding vector({data.shape[1]}))")
+    t0 = time.perf_counter()
+    with conn.cursor().copy("COPY pv FROM STDIN") as copy:
+        for i, v in enumerate(data):
+            copy.write_row((i, text(v)))
+    return time.perf_counter() - t0
 
 
 def load_items(conn: psycopg.Connection, data: np.ndarray) -> float:
