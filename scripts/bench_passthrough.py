@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,6 +94,10 @@ class PgBouncer:
                 time.sleep(0.2)
         raise RuntimeError("pgbouncer did not start")
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def stop(self) -> None:
         self._proc.terminate()
         self._proc.wait(20)
@@ -108,8 +113,9 @@ def _user_exists(name: str) -> bool:
     return True
 
 
-def pgbench(port: int, dbname: str, clients: int, seconds: int, mode: str) -> float:
-    """Transactions per second of ``pgbench -S`` (excluding connection time)."""
+def pgbench(port: int, dbname: str, clients: int, seconds: int, mode: str) -> tuple[float, int]:
+    """Transactions per second of ``pgbench -S`` (excluding connection time), and how
+    many transactions it ran."""
     threads = min(clients, 4)
     cmd = [
         pg_bin("pgbench"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n", "-S",
@@ -117,9 +123,18 @@ def pgbench(port: int, dbname: str, clients: int, seconds: int, mode: str) -> fl
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
-    if found is None:
+    count = re.search(r"number of transactions actually processed: (\d+)", out)
+    if found is None or count is None:
         raise RuntimeError(f"unexpected pgbench output:\n{out}")
-    return float(found.group(1))
+    return float(found.group(1)), int(count.group(1))
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used (0 without one)."""
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def main() -> None:
@@ -188,7 +203,9 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
         targets["PgBouncer"] = bouncer.port
     pgvec = ServerProcess(upstream, tmp / "pgvec", shlex.split(args.pgvec_args))
     targets["pgvec"] = pgvec.port
+    pids = {"PgBouncer": bouncer.pid if bouncer else None, "pgvec": pgvec.pid}
     results: dict[tuple[str, str, int], float] = {}
+    cpu: dict[tuple[str, str, int], float] = {}
     try:
         for mode in args.modes:
             for clients in args.clients:
@@ -199,17 +216,26 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
                         spy = profile(
                             pgvec.pid, f"{args.profile}-{mode}-{clients}.txt", args.seconds
                         )
-                    tps = pgbench(p, "bench", clients, args.seconds, mode)
+                    used = cpu_seconds(pids.get(name))
+                    tps, count = pgbench(p, "bench", clients, args.seconds, mode)
+                    used = cpu_seconds(pids.get(name)) - used
                     if spy is not None:
                         spy.wait()
                     results[(mode, name, clients)] = tps
-                    print(f"-M {mode:8} {clients:3} clients  {name:10} {tps:10,.0f} tps",
-                          flush=True)  # fmt: skip
+                    line = f"-M {mode:8} {clients:3} clients  {name:10} {tps:10,.0f} tps"
+                    if name in pids:
+                        cpu[(mode, name, clients)] = used / count * 1e6
+                        line += f"  {used / count * 1e6:6.1f} CPU us per transaction"
+                    print(line, flush=True)
     finally:
         pgvec.stop()
         if bouncer is not None:
             bouncer.stop()
     report(results, args.modes, args.clients, list(targets))
+    if cpu:
+        print("\nProxy CPU time per transaction (user + system, microseconds):")
+        for (mode, name, clients), us in cpu.items():
+            print(f"  -M {mode} {clients} clients {name}: {us:.1f}")
 
 
 def profile(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:

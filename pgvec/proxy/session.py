@@ -256,6 +256,8 @@ class Session:
                     self._send(msg.raw)
                     self._flush()
                     return
+                if msg.type in _RELAYED and self._relayed(msg):
+                    continue
                 await self.handle(msg)
             self._flush()
             if self.server.transport.get_write_buffer_size() > (1 << 20):
@@ -264,6 +266,57 @@ class Session:
             if not data:
                 return
             buf.feed(data)
+
+    def _relayed(self, msg: Message) -> bool:
+        """The extended protocol's messages about statements pgvec passes through, the
+        bulk of an application's traffic, relayed at once (no coroutines) with the same
+        bookkeeping as ``handle``; False when ``handle`` must act on ``msg``."""
+        if (
+            self._builds
+            or self._skip_to_sync
+            or self._sink is not None
+            or self._copy is not None
+            or self._copy_failed
+        ):
+            return False
+        t, body = msg.type, msg.body
+        if t == b"B":
+            bind = m.Bind.decode(body)  # a malformed one ends the session, as in handle
+            statement = bind.statement
+            if statement in self.statements or statement in self._lookups:
+                return False
+            flags = self._flags.get(statement, 0)
+            self._note_transaction()
+            if flags & WRITES:
+                self._wrote = True
+            self.portals.pop(bind.portal, None)
+            self.relay.expect_request(t, portal=bind.portal, bind=self._bound(t, bind=bind))
+            if flags:
+                self.state.sent(flags)
+        elif t in (b"E", b"D"):
+            if t == b"D" and body[:1] != b"P":
+                return False  # a statement's: handle shows vector parameters as vectors
+            end = body.find(b"\0")
+            if end < 0:
+                return False  # malformed: handle says so
+            try:
+                portal = body[int(t == b"D") : end].decode()
+            except UnicodeDecodeError:
+                return False
+            if portal in self.portals or portal in self._explained:
+                return False
+            self._note_transaction()
+            self.relay.expect_request(t, portal=portal)
+        else:  # Sync
+            self._note_transaction()
+            self.relay.expect_request(t)
+            self._boundary()
+        self._send(msg.raw)
+        return True
+
+    def _note_transaction(self) -> None:
+        if self._wrote and self.relay.txn_status == b"I" and self.relay.idle():
+            self._wrote = False  # the transaction that wrote has ended
 
     async def handle(self, msg: Message) -> None:
         """Act on one client message. If pgvec fails it, the client gets an ErrorResponse
@@ -295,8 +348,7 @@ class Session:
     async def _dispatch(self, msg: Message) -> None:
         t = msg.type
         log.debug("client %s (%d bytes)", t, len(msg.body))
-        if self._wrote and self.relay.txn_status == b"I" and self.relay.idle():
-            self._wrote = False  # the transaction that wrote has ended
+        self._note_transaction()
         if self._skip_to_sync:
             if t != b"S":
                 return
@@ -1153,6 +1205,9 @@ def _portal_of(msg: Message) -> str | None:
         return target.name if target.kind == "P" else None
     return None
 
+
+#: message types Session._relayed may pass straight through
+_RELAYED = frozenset({b"B", b"E", b"D", b"S"})
 
 #: statements pgvec runs itself, alone in their Query (Extension: see _render_simple)
 OWNED = (CreateIndex, DropIndex, Reindex, IndexAction)
