@@ -27,6 +27,8 @@ from pgvec.wire.framing import Message
 
 BYTEA = 17
 TEXT = 25
+#: a field's type OID followed by its type size, as in a RowDescription of a bytea field
+_BYTEA_FIELD = BYTEA.to_bytes(4, "big") + (-1).to_bytes(2, "big", signed=True)
 
 VectorColumns = Callable[[], Mapping[tuple[int, int], int]]
 FaceType = Callable[[], int | None]
@@ -75,8 +77,8 @@ class VectorOutput:
         """The RowDescription as the client sees it, and its vector columns: those of a
         vector table column, and those ``names`` of values computed by expressions."""
         vector_cols = self._columns()
-        if not vector_cols and not names:
-            return msg.raw, []
+        if (not vector_cols and not names) or _BYTEA_FIELD not in msg.body:
+            return msg.raw, []  # no field has the type (every field carries its OID)
         fields = m.row_description(msg.body)
         convert: Conversions = []
         face = self._face()
