@@ -589,8 +589,32 @@ CREATE TABLE IF NOT EXISTS pgvec.indexes (
     error        text,  -- why the last build failed
     dim          integer,
     PRIMARY KEY (schema_name, index_name),
-    UNIQUE (relid, attnum)
+    -- pgvector allows indexes of different operator classes on one column (one per metric)
+    UNIQUE (relid, attnum, metric)
 );
+-- Catalogs of an earlier pgvec allowed one index per column: UNIQUE (relid, attnum).
+DO $do$
+DECLARE
+    old name;
+BEGIN
+    FOR old IN
+        SELECT c.conname FROM pg_constraint c
+        WHERE c.conrelid = 'pgvec.indexes'::regclass AND c.contype = 'u'
+          AND c.conkey::int2[] = (SELECT array_agg(a.attnum ORDER BY a.attnum)
+                                  FROM pg_attribute a
+                                  WHERE a.attrelid = 'pgvec.indexes'::regclass
+                                    AND a.attname IN ('relid', 'attnum'))
+    LOOP
+        EXECUTE format('ALTER TABLE pgvec.indexes DROP CONSTRAINT %I', old);
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'pgvec.indexes'::regclass
+                     AND conname = 'indexes_relid_attnum_metric_key') THEN
+        ALTER TABLE pgvec.indexes
+            ADD CONSTRAINT indexes_relid_attnum_metric_key UNIQUE (relid, attnum, metric);
+    END IF;
+END
+$do$;
 ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS error text;
 -- the column's dimension when the index was created: the column stays a vector column
 -- (pgvec.vector_columns) while it has an index, even if its CHECK is dropped or rewritten
@@ -780,8 +804,20 @@ CREATE UNLOGGED TABLE IF NOT EXISTS pgvec.build_progress (
     percent     real NOT NULL DEFAULT 0,
     started_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (relid, attnum)
+    metric      text NOT NULL DEFAULT '',  -- of the index: one build per index of a column
+    PRIMARY KEY (relid, attnum, metric)
 );
+-- Earlier pgvec: one build per column, PRIMARY KEY (relid, attnum).
+ALTER TABLE pgvec.build_progress ADD COLUMN IF NOT EXISTS metric text NOT NULL DEFAULT '';
+DO $do$
+BEGIN
+    IF (SELECT cardinality(conkey) FROM pg_constraint
+        WHERE conrelid = 'pgvec.build_progress'::regclass AND contype = 'p') = 2 THEN
+        ALTER TABLE pgvec.build_progress DROP CONSTRAINT build_progress_pkey,
+            ADD PRIMARY KEY (relid, attnum, metric);
+    END IF;
+END
+$do$;
 
 -- One row per index build in progress, in the spirit of pg_stat_progress_create_index.
 -- phase: initializing, training (IVF), adding rows, saving. percent: of the whole

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pgvec.errors import InvalidTableDefinition
 
@@ -70,6 +70,25 @@ class TableInfo:
         return next((v for v in self.vectors.values() if v.attnum == attnum), None)
 
 
+class Slot(NamedTuple):
+    """One collection of a table's engine state: a vector column and the metric of its
+    index (a Metric name, ``L2``, ``COSINE``...), or ``""`` for a column searched
+    exactly, with no index.
+
+    pgvector allows one index per operator class on a column (``vector_l2_ops`` and
+    ``vector_cosine_ops``), each used by its own operator; pgvec holds each in a
+    collection of its own, saved in its own directory (:attr:`dirname`)."""
+
+    attnum: int
+    metric: str = ""
+
+    @property
+    def dirname(self) -> str:
+        """The directory of its files, under its table's: ``<attnum>-<metric>``
+        (``3-cosine``). Before several indexes per column it was ``<attnum>``."""
+        return f"{self.attnum}-{self.metric.lower()}" if self.metric else str(self.attnum)
+
+
 @dataclass(frozen=True)
 class IndexRow:
     """A row of ``pgvec.indexes``."""
@@ -91,8 +110,13 @@ class IndexRow:
     dim: int | None = None  # the column's dimension when the index was built
 
     @property
-    def key(self) -> tuple[int, int]:
-        return (self.relid, self.attnum)
+    def key(self) -> tuple[int, int, str]:
+        """(table OID, attnum, metric): unique, one index per operator class of a column."""
+        return (self.relid, self.attnum, self.metric.upper())
+
+    @property
+    def slot(self) -> Slot:
+        return Slot(self.attnum, self.metric.upper())
 
 
 @dataclass(frozen=True)

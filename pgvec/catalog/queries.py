@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from pgvec.catalog.models import IndexRow, TableInfo, VectorColumn
+from pgvec.catalog.models import IndexRow, Slot, TableInfo, VectorColumn
 
 _INDEXES_SQL = """
 SELECT index_name::text, schema_name::text, relid::int8, attnum::int4, column_name::text,
@@ -142,16 +142,16 @@ def list_indexes(conn: psycopg.Connection[Any]) -> list[IndexRow]:
     ]
 
 
-def gone_index_columns(conn: psycopg.Connection[Any]) -> list[tuple[int, int, str, bool]]:
+def gone_index_columns(conn: psycopg.Connection[Any]) -> list[tuple[int, Slot, str, bool]]:
     """Rows of pgvec.indexes whose table or column is gone from PostgreSQL's own catalog
-    (pg_class, pg_attribute): (relid, attnum, index name, whether the table is gone)."""
+    (pg_class, pg_attribute): (relid, slot, index name, whether the table is gone)."""
     rows = conn.execute(
-        "SELECT i.relid::int8, i.attnum::int4, i.index_name::text, c.oid IS NULL"
+        "SELECT i.relid::int8, i.attnum::int4, i.index_name::text, c.oid IS NULL, i.metric"
         " FROM pgvec.indexes i LEFT JOIN pg_class c ON c.oid = i.relid"
         " WHERE c.oid IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a"
         "   WHERE a.attrelid = i.relid AND a.attnum = i.attnum AND NOT a.attisdropped)"
     ).fetchall()
-    return [(int(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in rows]
+    return [(int(r[0]), Slot(int(r[1]), str(r[4]).upper()), str(r[2]), bool(r[3])) for r in rows]
 
 
 def gone_tables(conn: psycopg.Connection[Any], relids: list[int]) -> set[int]:

@@ -1,4 +1,5 @@
-"""VectorCollection: all vectors of one (table, vector column), plus at most one index.
+"""VectorCollection: all vectors of one (table, vector column), plus at most one index (a
+column with indexes of two operator classes has a collection for each).
 
 Rows live in an append-only matrix (float32, or uint8 of packed bits for a binary
 collection, searched by HAMMING or JACCARD); a row's position is its *label* (int64),

@@ -68,7 +68,7 @@ LEFT JOIN LATERAL (
                 ELSE 'ready' END AS state,
            sum(x.rows_indexed) AS rows, min(x.error) AS error, min(x.progress) AS progress
     FROM pg_partition_tree(i.relid) t
-    JOIN pgvec.indexes x ON x.relid = t.relid AND x.attnum = i.attnum
+    JOIN pgvec.indexes x ON x.relid = t.relid AND x.attnum = i.attnum AND x.metric = i.metric
     WHERE t.isleaf AND t.relid <> i.relid
     HAVING count(*) > 0
 ) l ON true

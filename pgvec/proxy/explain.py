@@ -66,6 +66,15 @@ class AnnStep:
         return lines
 
 
+def index_used(
+    rows: Sequence[IndexRow], relid: int, attnum: int, metric: Metric
+) -> IndexRow | None:
+    """The index a search of the column by ``metric`` used: the one of its operator class,
+    else another of the column's (searched exactly), else None."""
+    mine = [r for r in rows if r.relid == relid and r.attnum == attnum]
+    return next((r for r in mine if r.metric.upper() == metric.name), mine[0] if mine else None)
+
+
 def _knobs(row: IndexRow, params: SearchParams, k: int) -> str:
     try:
         spec = IndexSpec.create(row.method, Metric[row.metric.upper()], row.options)

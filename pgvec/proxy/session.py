@@ -52,7 +52,7 @@ from pgvec.proxy.client_state import (
 )
 from pgvec.proxy.codecs import Lookup, lookup_kind, oid_array
 from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
-from pgvec.proxy.explain import AnnStep, PlanLines
+from pgvec.proxy.explain import AnnStep, PlanLines, index_used
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay, Transform
 from pgvec.proxy.restore import RestoredIndex, RestoreSink
@@ -869,7 +869,7 @@ class Session:
                 # built once the transaction commits; nothing if it rolls back. The
                 # change-log triggers come with the transaction, so that its own later
                 # writes are logged and no lock of it is waited for after the commit
-                self.db.check_index(decision.index)
+                self.db.check_index(decision.index, self._deferred)
                 await ClientBackend(self.server, self.relay, sync=simple).rows(
                     "SELECT pgvec.track_in_transaction($1::oid::regclass)",
                     [str(decision.index.table.relid).encode()],
@@ -1113,10 +1113,7 @@ class Session:
         if plan.explain:
             ms = (time.perf_counter() - start) * 1000
             rows = await self.db.run(self.db.index_rows)
-            index = next(
-                (r for r in rows if r.relid == plan.table.relid and r.attnum == plan.column.attnum),
-                None,
-            )
+            index = index_used(rows, plan.table.relid, plan.column.attnum, request.metric)
             step = AnnStep(plan, request, index, len(keys), ms, null_query=null)
             self._explained[portal] = step.lines()
         if null:

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from pgvec.catalog.models import Slot
 from pgvec.errors import QueryCanceled
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,11 @@ _PHASES: dict[str, tuple[str, float, float]] = {
 }
 
 _UPSERT = """
-INSERT INTO pgvec.build_progress AS p (relid, attnum, schema_name, index_name, command,
-    phase, rows_done, rows_total, percent)
-VALUES (%(relid)s, %(attnum)s, %(schema)s, %(name)s, %(command)s, %(phase)s, %(done)s,
-    %(total)s, %(percent)s)
-ON CONFLICT (relid, attnum) DO UPDATE SET phase = excluded.phase,
+INSERT INTO pgvec.build_progress AS p (relid, attnum, metric, schema_name, index_name,
+    command, phase, rows_done, rows_total, percent)
+VALUES (%(relid)s, %(attnum)s, %(metric)s, %(schema)s, %(name)s, %(command)s, %(phase)s,
+    %(done)s, %(total)s, %(percent)s)
+ON CONFLICT (relid, attnum, metric) DO UPDATE SET phase = excluded.phase,
     rows_done = excluded.rows_done, rows_total = excluded.rows_total,
     percent = excluded.percent, updated_at = now()
 """
@@ -50,12 +51,13 @@ ON CONFLICT (relid, attnum) DO UPDATE SET phase = excluded.phase,
 
 @dataclass
 class Build:
-    """One index build; ``key`` (table OID, attnum) is unique among running builds."""
+    """One index build; ``key`` (table OID, attnum, metric) is unique among running
+    builds: one per index."""
 
     schema_name: str
     index_name: str
     relid: int
-    attnum: int
+    slot: Slot  # the column and the metric of the index
     command: str  # CREATE INDEX [CONCURRENTLY] | REINDEX [CONCURRENTLY]
     rows_total: int = 0
     phase: str = "initializing"
@@ -73,8 +75,8 @@ class Build:
     _noticed: float = field(default_factory=time.monotonic)
 
     @property
-    def key(self) -> tuple[int, int]:
-        return (self.relid, self.attnum)
+    def key(self) -> tuple[int, int, str]:
+        return (self.relid, *self.slot)
 
     @property
     def concurrently(self) -> bool:
@@ -125,7 +127,8 @@ class Build:
                 _UPSERT,
                 {
                     "relid": self.relid,
-                    "attnum": self.attnum,
+                    "attnum": self.slot.attnum,
+                    "metric": self.slot.metric,
                     "schema": self.schema_name,
                     "name": self.index_name,
                     "command": self.command,
@@ -145,8 +148,8 @@ class Build:
             return
         try:
             conn.execute(
-                "DELETE FROM pgvec.build_progress WHERE relid = %s AND attnum = %s",
-                (self.relid, self.attnum),
+                "DELETE FROM pgvec.build_progress WHERE relid = %s AND attnum = %s AND metric = %s",
+                self.key,
             )
         except psycopg.Error as exc:
             log.warning("cannot clear the progress of %s: %s", self.index_name, exc)

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -37,6 +37,7 @@ from pgvec.catalog.models import (
     CatalogSnapshot,
     IndexDef,
     IndexRow,
+    Slot,
     TableInfo,
     VectorColumn,
     vector_dims,
@@ -175,12 +176,12 @@ class Database:
         self._change_reads = ChangeReads(self._changes_connection)
         #: runs a search's change-log read next to its filter query
         self._helpers = ThreadPoolExecutor(LOG_POOL_SIZE, f"pgvec-{name}-log")
-        #: index builds in progress, by (table OID, attnum): one per column at a time
-        self.builds: dict[tuple[int, int], Build] = {}
-        #: indexes released from memory (pgvec.release): (table OID, attnum) -> name
-        self.released: dict[tuple[int, int], str] = {}
-        #: indexed columns whose vector CHECK is gone, as already logged
-        self.unchecked: set[tuple[int, int]] = set()
+        #: index builds in progress, by (table OID, attnum, metric): one per index
+        self.builds: dict[tuple[int, int, str], Build] = {}
+        #: indexes released from memory (pgvec.release): (table OID, attnum, metric) -> name
+        self.released: dict[tuple[int, int, str], str] = {}
+        #: indexes whose column's vector CHECK is gone, as already logged
+        self.unchecked: set[tuple[int, int, str]] = set()
         #: held while a column is loaded, and while change-log rows nobody reads are
         #: deleted: a load's snapshot may not miss rows deleted meanwhile
         self.loading = threading.RLock()
@@ -236,6 +237,7 @@ class Database:
             indexes.forget_gone(self, conn)
             tables = queries.load_tables(conn)
             rows = queries.list_indexes(conn)
+            indexes.move_old_layout(self, rows)
             indexes.check_fit(self, conn, tables, rows)
             for row in queries.list_indexes(conn):
                 info = tables.get(row.relid)
@@ -250,7 +252,7 @@ class Database:
                 state = self.tables.get(row.relid) or TableState(info, self.table_dir(row.relid))
                 self.tables[row.relid] = state
                 try:
-                    loaded = state.load_persisted(row.attnum)
+                    loaded = state.load_persisted(row.slot)
                 except PgvecError as exc:
                     log.warning("index %s cannot be loaded: %s", row.index_name, exc)
                     loaded = False
@@ -258,7 +260,8 @@ class Database:
                     indexes.rebuild(conn, state, row)
                 elif row.state == "building":  # a REINDEX cut short: the old index stands
                     conn.execute(
-                        "UPDATE pgvec.indexes SET state = 'ready' WHERE relid = %s AND attnum = %s",
+                        "UPDATE pgvec.indexes SET state = 'ready'"
+                        " WHERE relid = %s AND attnum = %s AND metric = %s",
                         row.key,
                     )
 
@@ -387,22 +390,54 @@ class Database:
     def _table_lock(self, relid: int) -> asyncio.Lock:
         return self._table_locks.setdefault(relid, asyncio.Lock())
 
-    def ensure_loaded(self, conn: psycopg.Connection, info: Any, attnum: int) -> TableState:
-        """The table's state with ``attnum`` loaded and tracked. Caller holds the lock."""
+    def _state(self, info: TableInfo) -> TableState:
         state = self.tables.get(info.relid)
         if state is None:
             state = TableState(info, self.table_dir(info.relid))
             self.tables[info.relid] = state
         _ = state.pk  # no primary key: clear error before anything else
-        name = self.released.get((info.relid, attnum))
+        return state
+
+    def ensure_loaded(
+        self, conn: psycopg.Connection, info: TableInfo, attnum: int, metric: str
+    ) -> TableState:
+        """The table's state, tracked, with a collection that a search of column ``attnum``
+        by ``metric`` (a Metric name) can use (TableState.pick): the index of that
+        metric, or else the column's rows, read for an exact search. Caller holds the
+        lock."""
+        state = self._state(info)
+        name = self._released_name(state, attnum, metric)
         if name is not None:
             raise _not_loaded(name)
-        if attnum not in state.collections:
+        if state.pick(attnum, metric) is None:
             _track(conn, info.relid, info.name)
             with self.loading, state.lock:
                 state.apply_changes(conn)
-                state.full_load(conn, [attnum])
+                state.full_load(conn, [Slot(attnum)])
         return state
+
+    def ensure_slot(self, conn: psycopg.Connection, info: TableInfo, slot: Slot) -> TableState:
+        """The table's state, tracked, with the collection of index ``slot`` loaded (the
+        column's unindexed one taken over, else its rows read). Caller holds the lock."""
+        state = self._state(info)
+        if slot not in state.collections:
+            _track(conn, info.relid, info.name)
+            with self.loading, state.lock:
+                state.apply_changes(conn)
+                if not state.take_unindexed(slot):
+                    state.full_load(conn, [slot])
+        return state
+
+    def _released_name(self, state: TableState, attnum: int, metric: str) -> str | None:
+        """The released index a search of column ``attnum`` by ``metric`` waits for: the
+        index of that metric, or any of the column's when none of them is loaded."""
+        name = self.released.get((state.relid, attnum, metric))
+        if name is None and not any(s.attnum == attnum for s in list(state.collections)):
+            name = next(
+                (n for k, n in list(self.released.items()) if k[:2] == (state.relid, attnum)),
+                None,
+            )
+        return name
 
     # -- search -----------------------------------------------------------------------
 
@@ -424,10 +459,15 @@ class Database:
             )
         if request.table.partitioned:
             return await partitions.search(self, request, sql)
+        attnum, metric = request.column.attnum, request.metric.name
         state = self.tables.get(relid)
-        if state is None or request.column.attnum not in state.collections:
+        if (
+            state is None
+            or state.pick(attnum, metric) is None
+            or (relid, attnum, metric) in self.released
+        ):
             async with self._table_lock(relid):
-                await self.run_maintenance(self._load_for, request.table, request.column.attnum)
+                await self.run_maintenance(self._load_for, request.table, attnum, metric)
         state = self.tables[relid]
         need_apply = self._needs_apply(state, request.consistency)
         params = SearchParams.create(dict(request.params))
@@ -515,7 +555,7 @@ class Database:
             if found is not None:
                 return found
         try:
-            coll = self._collection(state, request.column)
+            coll = self._collection(state, request.column, metric)
             if coll.quick(metric):
                 # a search over an ANN index costs less than handing it to a thread
                 return search(coll)
@@ -560,7 +600,7 @@ class Database:
         hits = None
         read = self._change_reads.request(state)
         try:
-            coll = self._collection(state, column)
+            coll = self._collection(state, column, metric)
             if coll.quick(metric):
                 hits = search(coll)
         except Unsupported:
@@ -579,9 +619,13 @@ class Database:
         await prepare_statements_async(conn)
         return conn
 
-    def _load_for(self, info: Any, attnum: int) -> None:
+    def _load_for(self, info: TableInfo, attnum: int, metric: str) -> None:
         with self.pool.connection() as conn:
-            self.ensure_loaded(conn, info, attnum)
+            self.ensure_loaded(conn, info, attnum, metric)
+
+    def _load_slot(self, info: TableInfo, slot: Slot) -> None:
+        with self.pool.connection() as conn:
+            self.ensure_slot(conn, info, slot)
 
     async def _filtered(
         self,
@@ -606,13 +650,13 @@ class Database:
         async def collection() -> VectorCollection:
             if applied is not None:
                 await applied
-            return self._collection(state, column)
+            return self._collection(state, column, top.metric)
 
         try:
             found = await filtered_search(
                 sql,
                 collection,
-                self._collection(state, column).live_count,
+                self._collection(state, column, top.metric).live_count,
                 top,
                 filt,
                 key_parser(state.info.pk_type) is int,
@@ -637,11 +681,15 @@ class Database:
             if state is not None:
                 await self.run(self._apply_pooled, state)
 
-    def _collection(self, state: TableState, column: VectorColumn) -> VectorCollection:
-        collection = state.collections.get(column.attnum)
-        if collection is None:  # released since search() looked
-            name = self.released.get((state.relid, column.attnum), column.name)
-            raise _not_loaded(name)
+    def _collection(
+        self, state: TableState, column: VectorColumn, metric: Metric
+    ) -> VectorCollection:
+        """The collection a search of ``column`` by ``metric`` uses (TableState.pick)."""
+        name = self._released_name(state, column.attnum, metric.name)
+        slot = state.pick(column.attnum, metric.name)
+        collection = None if slot is None else state.collections.get(slot)
+        if name is not None or collection is None:  # released since search() looked
+            raise _not_loaded(name or column.name)
         return collection
 
     @staticmethod
@@ -689,10 +737,11 @@ class Database:
         if not concurrently:
             await asyncio.shield(task)
 
-    def check_index(self, idef: IndexDef) -> None:
+    def check_index(self, idef: IndexDef, pending: Sequence[IndexDef] = ()) -> None:
         """The errors CREATE INDEX would raise before reading any row: operator class,
-        options, primary key. (A CREATE INDEX in a transaction block is checked now and
-        built at commit.)"""
+        options, primary key, an index of that operator class on the column already
+        (recorded, or among ``pending``: the transaction block's CREATE INDEXes, which
+        are checked now and built at commit)."""
         IndexSpec.create(
             idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
         )
@@ -700,6 +749,7 @@ class Database:
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
         with self.pool.connection() as conn:
             indexes.existing_index(conn, idef)
+        indexes.pending_index(idef, pending)
 
     async def create_committed_index(self, idef: IndexDef) -> None:
         """Build, in the background, an index whose CREATE INDEX ran in a transaction
@@ -760,7 +810,7 @@ class Database:
             if info is not None:
                 try:
                     async with self._table_lock(build.relid):
-                        await self.run_build(self._load_for, info, build.attnum)
+                        await self.run_build(self._load_slot, info, build.slot)
                 except Exception as exc:
                     await self.run_build(indexes.fail, self, build, exc)
                     raise
@@ -793,12 +843,13 @@ class Database:
         with self.pool.connection() as conn:
             return indexes.find(conn, schema, name) is not None
 
-    def set_index_state(self, relid: int, attnum: int, state: str) -> None:
+    def set_index_state(self, key: tuple[int, int, str], state: str) -> None:
+        """Record ``state`` for the index of ``key`` (table OID, attnum, metric)."""
         with self.pool.connection() as conn:
             conn.execute(
                 "UPDATE pgvec.indexes SET state = %s, updated_at = now()"
-                " WHERE relid = %s AND attnum = %s",
-                (state, relid, attnum),
+                " WHERE relid = %s AND attnum = %s AND metric = %s",
+                (state, *key),
             )
 
     def index_rows(self) -> list[IndexRow]:
@@ -885,7 +936,7 @@ class Database:
         column reads the table itself, so they would only pile up. Returns how many."""
         with self.pool.connection() as conn, self.loading:
             keep = {relid for relid, state in self.tables.items() if state.collections}
-            keep |= {relid for relid, _ in self.released}
+            keep |= {key[0] for key in self.released}
             cur = conn.execute(
                 "DELETE FROM pgvec.changes WHERE NOT (relid = ANY(%s::oid[]))", (list(keep),)
             )
@@ -897,18 +948,18 @@ class Database:
 
     def checkpoint_all(self, force: bool) -> None:
         now = time.monotonic()
-        building = {relid for relid, _ in list(self.builds)}
+        building = {key[0] for key in list(self.builds)}
         for state in list(self.tables.values()):
             if state.relid in building:
                 continue  # the build saves the table when it ends
-            persisted = [a for a, c in state.collections.items() if c.index_spec is not None]
+            persisted = indexes.indexed_slots(state)
             compacted = False
-            for attnum in persisted:
-                coll = state.collections[attnum]
+            for slot in persisted:
+                coll = state.collections[slot]
                 spec = coll.index_spec
                 if spec is not None and coll.needs_compaction():
                     # deleted and replaced rows pass the threshold: rebuild over live rows
-                    log.info("compacting %s column %d", state.info.name, attnum)
+                    log.info("compacting %s column %d (%s)", state.info.name, *slot)
                     coll.build_index(spec)
                     compacted = True
                 elif coll.needs_seal():

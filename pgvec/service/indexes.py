@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from pgvec.catalog import queries
+from pgvec.catalog.models import Slot
 from pgvec.engine.spec import IndexSpec, Metric
 from pgvec.errors import (
     DuplicateObject,
-    FeatureNotSupported,
     IndexNotLoaded,
     PgvecError,
     QueryCanceled,
@@ -30,11 +31,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_OPCLASS = "vector_l2_ops"
+#: an index's row of pgvec.indexes: one per operator class (metric) of a column
+_KEY = "relid = %s AND attnum = %s AND metric = %s"
 
 
 def find(conn: psycopg.Connection, schema: str | None, name: str) -> tuple[Any, ...] | None:
+    """(relid, attnum, metric) of the pgvec index ``schema.name``, if there is one."""
     return conn.execute(
-        "SELECT relid, attnum, schema_name, index_name FROM pgvec.indexes"
+        "SELECT relid, attnum, metric FROM pgvec.indexes"
         " WHERE index_name = %s AND schema_name = coalesce(%s, 'public')",
         (name, schema),
     ).fetchone()
@@ -55,29 +59,41 @@ def unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
 
 
 def existing_index(conn: psycopg.Connection, idef: IndexDef) -> str | None:
-    """The pgvec index the column of ``idef`` already has (pgvec keeps one per column);
-    raises DuplicateObject unless IF NOT EXISTS."""
+    """The pgvec index the column of ``idef`` already has for its operator class (pgvec
+    keeps one per operator class of a column, as each operator uses one); raises
+    DuplicateObject unless IF NOT EXISTS."""
+    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
     row = conn.execute(
-        "SELECT index_name, metric FROM pgvec.indexes WHERE relid = %s AND attnum = %s",
-        (idef.table.relid, idef.column.attnum),
+        "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s AND metric = %s",
+        (idef.table.relid, idef.column.attnum, metric.name),
     ).fetchone()
     if row is None:
         return None
+    name = str(row[0])
     if idef.if_not_exists:
-        return str(row[0])
-    name, metric = row
-    wanted = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
-    if wanted.name != str(metric).upper():
-        raise FeatureNotSupported(
-            f'column "{idef.column.name}" already has the pgvec index "{name}"'
-            f" ({str(metric).lower()}): pgvec keeps one index per column, and does not yet"
-            f" support a second one with operator class {idef.opclass}",
-            hint=f"Searches with the other operator run exactly; or DROP INDEX {name} and"
-            f" create the index with {idef.opclass}.",
-        )
-    raise DuplicateObject(
-        f'column "{idef.column.name}" already has the pgvec index "{name}"',
-        hint=f"DROP INDEX {name} first, or REINDEX it.",
+        return name
+    raise _duplicate(idef, name, metric)
+
+
+def pending_index(idef: IndexDef, pending: Sequence[IndexDef]) -> None:
+    """Raise DuplicateObject if ``pending`` (CREATE INDEXes of the transaction block, not
+    built yet) has an index of the same operator class on the column of ``idef``."""
+    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
+    for other in pending:
+        if (
+            not idef.if_not_exists
+            and (other.table.relid, other.column.attnum) == (idef.table.relid, idef.column.attnum)
+            and Metric.from_opclass(other.opclass or DEFAULT_OPCLASS) is metric
+        ):
+            raise _duplicate(idef, other.default_name, metric)
+
+
+def _duplicate(idef: IndexDef, name: str, metric: Metric) -> DuplicateObject:
+    return DuplicateObject(
+        f'column "{idef.column.name}" already has the pgvec index "{name}" for'
+        f" {metric.opclass}: pgvec keeps one index per operator class of a column",
+        hint=f"DROP INDEX {name} first, or REINDEX it; an index with another operator"
+        " class is another index.",
     )
 
 
@@ -136,7 +152,12 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
         if name is None:
             return None
         build = Build(
-            info.schema, name, info.relid, idef.column.attnum, command, phase="loading rows"
+            info.schema,
+            name,
+            info.relid,
+            Slot(idef.column.attnum, metric.name),
+            command,
+            phase="loading rows",
         )
         build.attach(conn)
         build.write()  # in pgvec.index_progress from the start
@@ -159,20 +180,20 @@ def for_reindex(db: Database, row: IndexRow, command: str) -> tuple[Build, Index
         info = queries.load_tables(conn).get(row.relid)
         if info is None:
             raise UndefinedObject(f'the table of index "{row.index_name}" does not exist')
-        state = db.ensure_loaded(conn, info, row.attnum)
+        state = db.ensure_slot(conn, info, row.slot)
         conn.execute(
             "UPDATE pgvec.indexes SET state = 'building', updated_at = now()"
-            " WHERE relid = %s AND attnum = %s",
-            (row.relid, row.attnum),
+            " WHERE relid = %s AND attnum = %s AND metric = %s",
+            row.key,
         )
-        rows = state.collections[row.attnum].live_count
-    build = Build(row.schema_name, row.index_name, row.relid, row.attnum, command, rows)
+        rows = state.collections[row.slot].live_count
+    build = Build(row.schema_name, row.index_name, row.relid, row.slot, command, rows)
     return build, spec
 
 
-def indexed_columns(state: TableState) -> list[int]:
-    """The columns of a table whose collections carry an index (and are saved)."""
-    return [a for a, c in state.collections.items() if c.index_spec is not None]
+def indexed_slots(state: TableState) -> list[Slot]:
+    """The collections of a table that carry an index (and are saved)."""
+    return [s for s, c in state.collections.items() if c.index_spec is not None]
 
 
 def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
@@ -191,7 +212,7 @@ def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
             build.write()
             with state.lock:
                 state.apply_changes(conn)
-            coll = state.collections[build.attnum]
+            coll = state.collections[build.slot]
             build.rows_total = coll.live_count
             started = time.monotonic()
             log.info(
@@ -205,16 +226,16 @@ def run_build(db: Database, build: Build, spec: IndexSpec) -> None:
             coll.build_index(spec, build.report)
             build.check()
             build.write()
-            state.checkpoint(conn, indexed_columns(state))
+            state.checkpoint(conn, indexed_slots(state))
             done = conn.execute(
                 "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL,"
                 " rows_indexed = %s, dim = %s, updated_at = now()"
-                " WHERE relid = %s AND attnum = %s",
-                (coll.live_count, coll.dim, build.relid, build.attnum),
+                " WHERE relid = %s AND attnum = %s AND metric = %s",
+                (coll.live_count, coll.dim, *build.key),
             )
             if done.rowcount == 0:  # dropped meanwhile
                 log.info("index %s was dropped during its build", build.index_name)
-                _discard(state, build.attnum)
+                _discard(state, build.slot)
                 return
             log.info("built %s in %.2fs", build.index_name, time.monotonic() - started)
         except QueryCanceled:
@@ -239,39 +260,39 @@ def fail(db: Database, build: Build, exc: BaseException) -> None:
             build.attach(None)
 
 
-def _discard(state: TableState | None, attnum: int) -> None:
+def _discard(state: TableState | None, slot: Slot) -> None:
+    """Forget the index of ``slot`` and its files (its rows stay in memory, searched
+    exactly, unless another collection of the column is loaded)."""
     if state is None:
         return
     with state.saving, state.lock:
-        coll = state.collections.get(attnum)
-        if coll is not None:
-            coll.drop_index()
-        state.remove_files(attnum)
+        state.unindex(slot)
+        state.remove_files(slot)
 
 
 def _failed(
     conn: psycopg.Connection, state: TableState | None, build: Build, exc: BaseException
 ) -> None:
     message = str(exc) if isinstance(exc, PgvecError) else f"{type(exc).__name__}: {exc}"
-    key = (build.relid, build.attnum)
+    key = build.key
     if build.command.startswith("REINDEX"):
         log.error("rebuilding %s failed, the previous index is kept: %s", build.index_name, message)
         conn.execute(
             "UPDATE pgvec.indexes SET state = 'ready', error = %s, updated_at = now()"
-            " WHERE relid = %s AND attnum = %s",
+            f" WHERE {_KEY}",
             (message, *key),
         )
         return
-    _discard(state, build.attnum)
+    _discard(state, build.slot)
     if build.concurrently:
         log.error("building %s failed: %s", build.index_name, message)
         conn.execute(
             "UPDATE pgvec.indexes SET state = 'failed', error = %s, progress = 0,"
-            " updated_at = now() WHERE relid = %s AND attnum = %s",
+            f" updated_at = now() WHERE {_KEY}",
             (message, *key),
         )
     else:
-        conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", key)
+        conn.execute(f"DELETE FROM pgvec.indexes WHERE {_KEY}", key)
 
 
 def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
@@ -279,17 +300,17 @@ def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
     log.warning("rebuilding index %s from table %s", row.index_name, state.info.name)
     spec = IndexSpec.create(row.method, Metric[row.metric.upper()], row.options)
     conn.execute("SELECT pgvec.track(%s::oid::regclass)", (state.relid,))
-    state.remove_files(row.attnum)
+    state.remove_files(row.slot)
     with state.lock:
         state.apply_changes(conn)
-        state.full_load(conn, [row.attnum])
-    coll = state.collections[row.attnum]
+        state.full_load(conn, [row.slot])
+    coll = state.collections[row.slot]
     coll.build_index(spec)
-    state.checkpoint(conn, indexed_columns(state))
+    state.checkpoint(conn, indexed_slots(state))
     conn.execute(
         "UPDATE pgvec.indexes SET state = 'ready', progress = 1, error = NULL, rows_indexed = %s,"
-        " dim = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
-        (coll.live_count, coll.dim, state.relid, row.attnum),
+        f" dim = %s, updated_at = now() WHERE {_KEY}",
+        (coll.live_count, coll.dim, *row.key),
     )
 
 
@@ -300,17 +321,13 @@ def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> None:
             if if_exists:
                 return
             raise UndefinedObject(f'index "{name}" does not exist')
-        relid, attnum = int(row[0]), int(row[1])
-        conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", (relid, attnum))
+        relid, slot = int(row[0]), Slot(int(row[1]), str(row[2]).upper())
+        conn.execute(f"DELETE FROM pgvec.indexes WHERE {_KEY}", (relid, *slot))
         state = db.tables.get(relid)
         if state is not None:
-            with state.saving, state.lock:
-                coll = state.collections.get(attnum)
-                if coll is not None:
-                    coll.drop_index()
-                state.remove_files(attnum)
+            _discard(state, slot)
         else:
-            _rm(db.table_dir(relid) / str(attnum))
+            _rm(db.table_dir(relid) / slot.dirname)
     log.info("dropped index %s", name)
 
 
@@ -335,21 +352,37 @@ def forget_gone(db: Database, conn: psycopg.Connection) -> None:
     CHECK constraint dropped or rewritten, say) is no reason to delete anything.
     """
     gone = queries.gone_tables(conn, list(db.tables))
-    for relid, attnum, name, table_gone in queries.gone_index_columns(conn):
+    for relid, slot, name, table_gone in queries.gone_index_columns(conn):
         if table_gone:
             gone.add(relid)
             continue
         log.info("index %s: its column was dropped; removing the index", name)
-        conn.execute("DELETE FROM pgvec.indexes WHERE relid = %s AND attnum = %s", (relid, attnum))
-        db.released.pop((relid, attnum), None)
-        _discard(db.tables.get(relid), attnum)
-        _rm(db.table_dir(relid) / str(attnum))
+        conn.execute(f"DELETE FROM pgvec.indexes WHERE {_KEY}", (relid, *slot))
+        db.released.pop((relid, *slot), None)
+        state = db.tables.get(relid)
+        if state is not None:
+            with state.saving, state.lock:
+                state.collections.pop(slot, None)
+                state.collections.pop(Slot(slot.attnum), None)
+                state.version += 1
+        _rm(db.table_dir(relid) / slot.dirname)
     for relid in gone:
         log.info("table %d was dropped: forgetting its pgvec state", relid)
         db.tables.pop(relid, None)
         for key in [k for k in db.released if k[0] == relid]:
             del db.released[key]
         forget(conn, relid, db.table_dir(relid))
+
+
+def move_old_layout(db: Database, rows: list[IndexRow]) -> None:
+    """Index files of an earlier pgvec (one index per column) lie in ``<table>/<attnum>``:
+    move them to their index's own directory (``<table>/<attnum>-<metric>``)."""
+    for row in rows:
+        old = db.table_dir(row.relid) / str(row.attnum)
+        new = db.table_dir(row.relid) / row.slot.dirname
+        if (old / "manifest.json").exists() and not new.exists():
+            log.info("index %s: moving its files from %s to %s", row.index_name, old, new)
+            old.rename(new)
 
 
 def check_fit(
@@ -365,7 +398,7 @@ def check_fit(
         info = tables.get(row.relid)
         column = info.vector_at(row.attnum) if info is not None else None
         state = db.tables.get(row.relid)
-        coll = state.collections.get(row.attnum) if state is not None else None
+        coll = state.collections.get(row.slot) if state is not None else None
         if column is not None and not column.checked and row.key not in db.unchecked:
             db.unchecked.add(row.key)
             log.warning(
@@ -397,27 +430,27 @@ def check_fit(
         log.error("%s: REINDEX INDEX %s rebuilds it", reason, row.index_name)
         conn.execute(
             "UPDATE pgvec.indexes SET state = 'failed', error = %s, progress = 0,"
-            " memory_bytes = 0, updated_at = now() WHERE relid = %s AND attnum = %s",
+            f" memory_bytes = 0, updated_at = now() WHERE {_KEY}",
             (f"{reason}. REINDEX INDEX {row.index_name} rebuilds it.", *row.key),
         )
         db.released.pop(row.key, None)
         if state is not None:
-            _unload(state, row.attnum)
+            _unload(state, row.slot)
     # unindexed columns searched exactly: read again at their next search, if still vectors
     indexed = {row.key for row in rows}
     for relid, state in list(db.tables.items()):
         info = tables.get(relid)
-        for attnum, coll in list(state.collections.items()):
-            column = info.vector_at(attnum) if info is not None else None
-            if (relid, attnum) not in indexed and (
+        for slot, coll in list(state.collections.items()):
+            column = info.vector_at(slot.attnum) if info is not None else None
+            if (relid, *slot) not in indexed and (
                 column is None or column.dim != coll.dim or column.binary != coll.binary
             ):
-                _unload(state, attnum)
+                _unload(state, slot)
         if info is None and not state.collections and not any(k[0] == relid for k in indexed):
             del db.tables[relid]  # no vector column left: nothing held, nothing deleted
 
 
-def _unload(state: TableState, attnum: int) -> None:
+def _unload(state: TableState, slot: Slot) -> None:
     with state.lock:
-        state.collections.pop(attnum, None)
+        state.collections.pop(slot, None)
         state.version += 1

@@ -169,7 +169,7 @@ async def ensure_leaf_indexes(
     if not new:
         return
     rows = await db.run(db.index_rows)
-    have = {(row.relid, row.column_name) for row in rows}
+    have = {(row.relid, row.column_name, row.metric.upper()) for row in rows}
     for row in rows:
         if row.relid != table.relid:
             continue
@@ -185,15 +185,15 @@ async def ensure_leaf_indexes(
         )
         for relid in new:
             sub = leaf_index(idef, found[relid])
-            if sub is not None and (relid, row.column_name) not in have:
+            if sub is not None and (relid, row.column_name, row.metric.upper()) not in have:
                 log.info("building the index of new partition %s", found[relid].name)
                 await db.create_index(sub, concurrently=True)
 
 
 async def leaf_indexes(db: Database, parent: IndexRow) -> list[tuple[str, str]] | None:
-    """(schema, name) of the indexes of the leaves of ``parent``'s table on its column;
-    None unless that table is partitioned (DROP INDEX, load and release of the parent's
-    index act on them)."""
+    """(schema, name) of the indexes of the leaves of ``parent``'s table on its column
+    with its metric; None unless that table is partitioned (DROP INDEX, load and release
+    of the parent's index act on them)."""
     table = (await db.catalog()).tables.get(parent.relid)
     if table is None or not table.partitioned:
         return None
@@ -201,7 +201,9 @@ async def leaf_indexes(db: Database, parent: IndexRow) -> list[tuple[str, str]] 
     return [
         (row.schema_name, row.index_name)
         for row in rows
-        if row.relid in table.partitions and row.column_name == parent.column_name
+        if row.relid in table.partitions
+        and row.column_name == parent.column_name
+        and row.metric.upper() == parent.metric.upper()
     ]
 
 
@@ -217,7 +219,7 @@ async def set_resident(
     total = 0
     for schema, name in leaves:
         total += await action(name, schema)
-    await db.run(db.set_index_state, parent.relid, parent.attnum, state)
+    await db.run(db.set_index_state, parent.key, state)
     return total
 
 

@@ -42,18 +42,19 @@ def release(db: Database, row: IndexRow) -> int:
     rows = row.rows_indexed
     with db.pool.connection() as conn:
         state = db.tables.get(row.relid)
-        if state is not None and row.attnum in state.collections:
+        if state is not None and row.slot in state.collections:
             with state.saving, state.lock:  # nothing applied between the save and the pop
                 state.apply_changes(conn)
-                state.checkpoint(conn, indexes.indexed_columns(state))
-                # from here a search of the column fails instead of loading it afresh
+                state.checkpoint(conn, indexes.indexed_slots(state))
+                # from here a search by its operator fails instead of loading it afresh
                 db.released[row.key] = row.index_name
-                rows = state.collections.pop(row.attnum).live_count
+                rows = state.collections.pop(row.slot).live_count
+                state.version += 1
         else:
             db.released[row.key] = row.index_name
         conn.execute(
             "UPDATE pgvec.indexes SET state = 'released', memory_bytes = 0, rows_indexed = %s,"
-            " updated_at = now() WHERE relid = %s AND attnum = %s",
+            " updated_at = now() WHERE relid = %s AND attnum = %s AND metric = %s",
             (rows, *row.key),
         )
     log.info("released index %s (%d rows) from memory", row.index_name, rows)
@@ -65,7 +66,7 @@ def load(db: Database, row: IndexRow) -> int:
     _check_built(row)
     if row.state != "released":
         state = db.tables.get(row.relid)
-        coll = state.collections.get(row.attnum) if state is not None else None
+        coll = state.collections.get(row.slot) if state is not None else None
         return coll.live_count if coll is not None else row.rows_indexed
     started = time.monotonic()
     with db.pool.connection() as conn, db.loading:
@@ -75,20 +76,20 @@ def load(db: Database, row: IndexRow) -> int:
         state = db.tables.get(row.relid) or TableState(info, db.table_dir(row.relid))
         db.tables[row.relid] = state
         try:
-            coll = VectorCollection.load(state.column_dir(row.attnum))
+            coll = VectorCollection.load(state.slot_dir(row.slot))
         except CorruptIndex as exc:
             log.warning("index %s cannot be loaded (%s): rebuilding it", row.index_name, exc)
             db.released.pop(row.key, None)
             indexes.rebuild(conn, state, row)
-            return state.collections[row.attnum].live_count
+            return state.collections[row.slot].live_count
         with state.lock:
-            changed = state.catch_up(conn, row.attnum, coll)
-            state.collections[row.attnum] = coll
+            changed = state.catch_up(conn, row.slot, coll)
+            state.collections[row.slot] = coll
             db.released.pop(row.key, None)
         memory = int(coll.stats().get("memory_bytes", 0))
         conn.execute(
             "UPDATE pgvec.indexes SET state = 'ready', memory_bytes = %s, rows_indexed = %s,"
-            " updated_at = now() WHERE relid = %s AND attnum = %s",
+            " updated_at = now() WHERE relid = %s AND attnum = %s AND metric = %s",
             (memory, coll.live_count, *row.key),
         )
     log.info(

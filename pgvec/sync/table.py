@@ -1,4 +1,5 @@
-"""The engine state of one table: a VectorCollection per tracked vector column."""
+"""The engine state of one table: a VectorCollection per index (a vector column and the
+metric of the index: a Slot), and one per unindexed column searched exactly."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import generators, pq, sql
 
-from pgvec.catalog.models import TableInfo
+from pgvec.catalog.models import Slot, TableInfo
 from pgvec.engine.checkpoint import snapshot
 from pgvec.engine.collection import Key, VectorCollection
 from pgvec.engine.scalars import ScalarColumn, mirrorable
@@ -134,7 +135,9 @@ class TableState:
 
     info: TableInfo
     directory: Path
-    collections: dict[int, VectorCollection] = field(default_factory=dict)
+    #: by slot: (attnum, metric of the index) for an index, (attnum, "") for a column
+    #: searched exactly; two indexes of a column are two collections, each with its rows
+    collections: dict[Slot, VectorCollection] = field(default_factory=dict)
     #: change-log sequence numbers applied in memory but not yet deleted from the log
     applied: set[int] = field(default_factory=set)
     #: read watermark: highest seq seen, and the xmin of the snapshot it was read in
@@ -170,8 +173,42 @@ class TableState:
             raise no_key(self.info)
         return self.info.pk
 
-    def column_dir(self, attnum: int) -> Path:
-        return self.directory / str(attnum)
+    def slot_dir(self, slot: Slot) -> Path:
+        return self.directory / slot.dirname
+
+    def pick(self, attnum: int, metric: str) -> Slot | None:
+        """The collection a search of column ``attnum`` by ``metric`` (a Metric name) uses:
+        the index of that metric, else the column's unindexed one, else an index of
+        another metric (searched exactly); None when none of them is loaded."""
+        for slot in (Slot(attnum, metric), Slot(attnum)):
+            if slot in self.collections:
+                return slot
+        return next((s for s in list(self.collections) if s.attnum == attnum), None)
+
+    def take_unindexed(self, slot: Slot) -> bool:
+        """Make the column's unindexed collection (rows searched exactly) the collection
+        of index ``slot``, which it builds next; False if there is none to take."""
+        plain = Slot(slot.attnum)
+        if slot in self.collections or plain not in self.collections:
+            return False
+        coll = self.collections.pop(plain)
+        coll.home = self.slot_dir(slot)
+        self.collections[slot] = coll
+        self.version += 1
+        return True
+
+    def unindex(self, slot: Slot) -> None:
+        """The index of ``slot`` is gone: its rows stay, as the column's unindexed
+        collection, unless another collection of the column is loaded. Caller holds the
+        lock."""
+        coll = self.collections.pop(slot, None)
+        if coll is None:
+            return
+        coll.drop_index()
+        if slot.metric and not any(s.attnum == slot.attnum for s in self.collections):
+            coll.home = self.slot_dir(Slot(slot.attnum))
+            self.collections[Slot(slot.attnum)] = coll
+        self.version += 1
 
     def parse_key(self, text: str) -> Key:
         return key_parser(self.info.pk_type)(text)
@@ -221,7 +258,7 @@ class TableState:
         self.scalars_failed = self.info.columns
 
     def ensure_mirrors(
-        self, conn: psycopg.Connection, collections: dict[int, VectorCollection] | None = None
+        self, conn: psycopg.Connection, collections: dict[Slot, VectorCollection] | None = None
     ) -> tuple[ScalarColumn, ...]:
         """Give collections that mirror other scalar columns than the table's (files of an
         earlier version, a column added or retyped) the table's current values; returns
@@ -275,47 +312,49 @@ class TableState:
 
     # -- loading ----------------------------------------------------------------------
 
-    def load_persisted(self, attnum: int) -> bool:
-        """Load the saved collection of an indexed column (no rebuild); False if none."""
-        path = self.column_dir(attnum)
+    def load_persisted(self, slot: Slot) -> bool:
+        """Load the saved collection of an index (no rebuild); False if none."""
+        path = self.slot_dir(slot)
         if not (path / "manifest.json").exists():
             return False
-        self.collections[attnum] = VectorCollection.load(path)
+        self.collections[slot] = VectorCollection.load(path)
         log.info(
-            "loaded %s.%s column %d from %s (%d rows)",
+            "loaded %s.%s column %d (%s) from %s (%d rows)",
             self.info.schema,
             self.info.name,
-            attnum,
+            slot.attnum,
+            slot.metric.lower() or "no index",
             path,
-            self.collections[attnum].live_count,
+            self.collections[slot].live_count,
         )
         return True
 
-    def full_load(self, conn: psycopg.Connection, attnums: list[int]) -> None:
-        """Read the given vector columns (and the scalar columns) from the table into fresh
-        collections.
+    def full_load(self, conn: psycopg.Connection, slots: list[Slot]) -> None:
+        """Read the vector columns of the given slots (and the scalar columns) from the
+        table into fresh collections.
 
         Runs in one REPEATABLE READ snapshot; change-log rows visible in it are marked
         applied (the snapshot contains their effect).
         """
         try:
-            self._full_load(conn, attnums, self.scalar_columns())
+            self._full_load(conn, slots, self.scalar_columns())
         except psycopg.errors.UndefinedColumn as exc:
             if self.scalars_failed == self.info.columns:
                 raise
             self._scalars_gone(exc)
-            self._full_load(conn, attnums, ())
+            self._full_load(conn, slots, ())
 
     def _full_load(
-        self, conn: psycopg.Connection, attnums: list[int], scalars: tuple[ScalarColumn, ...]
+        self, conn: psycopg.Connection, slots: list[Slot], scalars: tuple[ScalarColumn, ...]
     ) -> None:
-        columns = {a: c for c in self.info.vectors.values() for a in [c.attnum] if a in attnums}
+        by_attnum = {c.attnum: c for c in self.info.vectors.values()}
+        columns = {s: by_attnum[s.attnum] for s in slots if s.attnum in by_attnum}
         started = time.monotonic()
-        fresh = {a: VectorCollection(c.fixed_dim, c.binary) for a, c in columns.items()}
-        for attnum, coll in fresh.items():
+        fresh = {s: VectorCollection(c.fixed_dim, c.binary) for s, c in columns.items()}
+        for slot, coll in fresh.items():
             coll.mirror(scalars)
-            coll.home = self.column_dir(attnum)  # where DISKANN builds its files
-        names = [columns[a].name for a in fresh]
+            coll.home = self.slot_dir(slot)  # where DISKANN builds its files
+        names = [columns[s].name for s in fresh]
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             snap = conn.execute(
@@ -344,7 +383,7 @@ class TableState:
             self.seen_seq = max([self.seen_seq, *seqs])
             self.seen_xmin = int(snap[0]) if snap else 0
         self.version += 1
-        # else: the other columns' collections have not seen those changes; the next
+        # else: the other collections have not seen those changes; the next
         # apply_changes replays them to all (idempotent for the columns just loaded)
         log.info(
             "loaded %d rows of %s.%s in %.2fs",
@@ -356,7 +395,7 @@ class TableState:
 
     def _upsert_rows(
         self,
-        collections: dict[int, VectorCollection],
+        collections: dict[Slot, VectorCollection],
         rows: Sequence[Sequence[Any]],
         scalars: tuple[ScalarColumn, ...],
     ) -> list[list[Key]]:
@@ -410,13 +449,13 @@ class TableState:
             return 0
         if any(r[1] == "t" for r in new):
             log.info("%s was truncated: reloading", self.info.name)
-            specs = {a: c.index_spec for a, c in self.collections.items()}
+            specs = {s: c.index_spec for s, c in self.collections.items()}
             for c in self.collections.values():
                 c.clear()
             self.full_load(conn, list(self.collections))
-            for attnum, spec in specs.items():
+            for slot, spec in specs.items():
                 if spec is not None:  # the index stays, empty: seal builds it again
-                    self.collections[attnum].expect_index(spec)
+                    self.collections[slot].expect_index(spec)
             self.applied.update(r[0] for r in new)
             self.version += 1
             return len(new)
@@ -456,7 +495,7 @@ class TableState:
                 self.lock.release()
         return True
 
-    def catch_up(self, conn: psycopg.Connection, attnum: int, coll: VectorCollection) -> int:
+    def catch_up(self, conn: psycopg.Connection, slot: Slot, coll: VectorCollection) -> int:
         """Apply every change still in the log to ``coll``, a collection just loaded from
         disk (load after release); returns how many keys changed.
 
@@ -472,22 +511,22 @@ class TableState:
             return 0
         if any(op == "t" for op, _ in rows):  # truncated meanwhile: read the column again
             coll.clear()
-            self._refresh(conn, {attnum: coll}, None)
+            self._refresh(conn, {slot: coll}, None)
             return coll.live_count
         texts = sorted({key for _, key in rows if key is not None})
-        self._refresh(conn, {attnum: coll}, texts)
+        self._refresh(conn, {slot: coll}, texts)
         return len(texts)
 
     def _refresh(
         self,
         conn: psycopg.Connection,
-        collections: dict[int, VectorCollection],
+        collections: dict[Slot, VectorCollection],
         texts: list[str] | None,
     ) -> None:
         """Re-read the rows of the given keys (None: every row) into the collections."""
         scalars = self.ensure_mirrors(conn, collections)
-        names = {a: c.name for c in self.info.vectors.values() for a in [c.attnum]}
-        query = self._select([names[a] for a in collections], scalars)
+        names = {c.attnum: c.name for c in self.info.vectors.values()}
+        query = self._select([names[s.attnum] for s in collections], scalars)
         if texts is not None:
             query = query + sql.SQL(" WHERE {pk} = ANY(%s::text[]::{typ}[])").format(
                 pk=sql.Identifier(self.pk), typ=sql.SQL(self.info.pk_type or "text")
@@ -512,7 +551,7 @@ class TableState:
 
     # -- persistence ------------------------------------------------------------------
 
-    def checkpoint(self, conn: psycopg.Connection, persisted: list[int]) -> None:
+    def checkpoint(self, conn: psycopg.Connection, persisted: list[Slot]) -> None:
         """Save the indexed collections, then delete the log rows they include.
 
         The table lock is held only while the collections and the set of applied changes
@@ -526,24 +565,25 @@ class TableState:
             with self.lock:
                 done = list(self.applied)
                 pending = [
-                    (attnum, coll, snapshot(coll, self.column_dir(attnum)))
-                    for attnum in persisted
-                    if (coll := self.collections.get(attnum)) is not None
+                    (slot, coll, snapshot(coll, self.slot_dir(slot)))
+                    for slot in persisted
+                    if (coll := self.collections.get(slot)) is not None
                 ]
                 self.last_save = time.monotonic()
-            sizes: list[tuple[int, int, int, int]] = []
-            for attnum, coll, save in pending:
+            sizes: list[tuple[int, int, int, Slot]] = []
+            for slot, coll, save in pending:
                 started = time.monotonic()
                 written = save.write()
-                path = self.column_dir(attnum)
+                path = self.slot_dir(slot)
                 disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
                 memory = int(coll.stats().get("memory_bytes", 0))
-                sizes.append((save.live, memory, disk, attnum))
+                sizes.append((save.live, memory, disk, slot))
                 if written:
                     log.debug(
-                        "%s column %d: checkpoint wrote %d bytes in %.3fs",
+                        "%s column %d (%s): checkpoint wrote %d bytes in %.3fs",
                         self.info.name,
-                        attnum,
+                        slot.attnum,
+                        slot.metric.lower(),
                         written,
                         time.monotonic() - started,
                     )
@@ -551,8 +591,9 @@ class TableState:
                 with conn.cursor() as cur:
                     cur.executemany(
                         "UPDATE pgvec.indexes SET rows_indexed = %s, memory_bytes = %s,"
-                        " disk_bytes = %s, updated_at = now() WHERE relid = %s AND attnum = %s",
-                        [(rows, mem, disk, self.relid, a) for rows, mem, disk, a in sizes],
+                        " disk_bytes = %s, updated_at = now()"
+                        " WHERE relid = %s AND attnum = %s AND metric = %s",
+                        [(rows, mem, disk, self.relid, *s) for rows, mem, disk, s in sizes],
                     )
             if done:
                 # a released index of this table still needs them: they are replayed at load
@@ -565,7 +606,7 @@ class TableState:
             with self.lock:  # after ``saving``: the order is saving, then lock
                 self.applied.difference_update(done)
 
-    def remove_files(self, attnum: int | None = None) -> None:
-        path = self.directory if attnum is None else self.column_dir(attnum)
+    def remove_files(self, slot: Slot | None = None) -> None:
+        path = self.directory if slot is None else self.slot_dir(slot)
         with self.saving:  # not while a checkpoint writes them
             shutil.rmtree(path, ignore_errors=True)

@@ -137,3 +137,47 @@ def test_queries(conn: psycopg.Connection) -> None:
             "SELECT oid::int8 FROM pg_database WHERE datname = current_database()"
         ).fetchone()[0]
     )  # type: ignore[index]
+
+
+def _unique_keys(conn: psycopg.Connection, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = %s::regclass AND contype IN ('u', 'p') ORDER BY 1",
+        (table,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_an_earlier_catalog_gets_one_index_per_operator_class(conn: psycopg.Connection) -> None:
+    """Catalogs of an earlier pgvec kept one index per column (UNIQUE (relid, attnum) on
+    pgvec.indexes, one build per column in pgvec.build_progress); running the install
+    script again (as install() does when it changed) makes it one per operator class."""
+    install(conn)
+    conn.execute(
+        "ALTER TABLE pgvec.indexes DROP CONSTRAINT indexes_relid_attnum_metric_key,"
+        " ADD UNIQUE (relid, attnum)"
+    )
+    conn.execute(
+        "ALTER TABLE pgvec.build_progress DROP CONSTRAINT build_progress_pkey,"
+        " DROP COLUMN metric, ADD PRIMARY KEY (relid, attnum)"
+    )
+    conn.execute(
+        "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
+        " method, metric) VALUES ('old_idx', 'public', 1, 2, 'embedding', 'HNSW', 'L2')"
+    )
+    for _ in range(2):  # the script stays idempotent
+        conn.execute((SCRIPT_DIR / "pgvec--0.1.0.sql").read_bytes())
+        assert _unique_keys(conn, "pgvec.indexes") == [
+            "PRIMARY KEY (schema_name, index_name)",
+            "UNIQUE (relid, attnum, metric)",
+        ]
+        assert _unique_keys(conn, "pgvec.build_progress") == ["PRIMARY KEY (relid, attnum, metric)"]
+    conn.execute(
+        "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
+        " method, metric) VALUES ('cos_idx', 'public', 1, 2, 'embedding', 'HNSW', 'COSINE')"
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
+            " method, metric) VALUES ('l2_again', 'public', 1, 2, 'embedding', 'HNSW', 'L2')"
+        )

@@ -241,3 +241,44 @@ def test_psql_describe_vector_table(pgvec_server: PgvecServer, dbname: str) -> N
     out = run(PSQL, "-X", "-d", pgvec_server.uri(dbname), "-c", r"\d items").stdout
     assert "embedding" in out and "items_pkey" in out
     assert any(" embedding " in line and "vector(" in line for line in out.splitlines())
+
+
+def test_two_operator_classes_on_one_column(
+    pgvec_server: PgvecServer, dbname: str, fresh_db: str, pg_uri: str, tmp_path: Path
+) -> None:
+    """A column with an index per operator class (as pgvector allows) comes back with
+    both, each used by its own operator, from a plain and from a custom dump."""
+    populate(pgvec_server.uri(dbname))
+    with psycopg.connect(pgvec_server.uri(dbname), autocommit=True) as c:
+        c.execute("CREATE INDEX items_l2 ON items USING hnsw (embedding vector_l2_ops)")
+    plain, custom = tmp_path / "dump.sql", tmp_path / "dump.custom"
+    run(str(BIN / "pg_dump"), "-d", pgvec_server.uri(dbname), "-f", str(plain))
+    run(str(BIN / "pg_dump"), "-Fc", "-d", pgvec_server.uri(dbname), "-f", str(custom))
+    second = "r_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_uri, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{second}"')
+    try:
+        target = pgvec_server.uri(fresh_db)
+        run(PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", str(plain))
+        run(str(BIN / "pg_restore"), "--exit-on-error", "-d", pgvec_server.uri(second), str(custom))
+        for db in (fresh_db, second):
+            uri = pgvec_server.uri(db)
+            assert index_defs(uri) == index_defs(pgvec_server.uri(dbname))
+            assert [(r[0], r[5], r[7]) for r in index_defs(uri)] == [
+                ("doc_emb", "L2", "ready"),
+                ("items_emb", "COSINE", "ready"),
+                ("items_l2", "L2", "ready"),
+            ]
+            a = vectors(1)
+            with psycopg.connect(uri) as c:
+                for op, name in (("<=>", "items_emb"), ("<->", "items_l2")):
+                    # the nearest row to row 7 is row 7 itself, by either operator
+                    sql = f"SELECT id FROM items ORDER BY embedding {op} %s LIMIT 3"
+                    assert c.execute(sql, (text(a[7]),)).fetchall()[0] == (7,)
+                    plan = "\n".join(r[0] for r in c.execute("EXPLAIN " + sql, (text(a[7]),)))
+                    assert f"using {name} on items.embedding" in plan, plan
+                    assert "exact" not in plan, plan
+                    c.rollback()
+    finally:
+        with psycopg.connect(pg_uri, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{second}" WITH (FORCE)')
