@@ -205,12 +205,12 @@ def test_simple_filters_run_in_the_engine(client: MilvusClient, caplog) -> None:
 def test_read_your_writes_without_a_log_read(client: MilvusClient, monkeypatch) -> None:
     """pymilvus sends its last write's timestamp with each search (Session): the write was
     applied before that timestamp was handed out, so the search reads no change log."""
-    from pgvec.service import database
+    from pgvec.service import freshness
 
     vecs = make(client, "L2", "HNSW")
     reads = []
-    real = database.send_changes_read
-    monkeypatch.setattr(database, "send_changes_read", lambda *a: reads.append(a) or real(*a))
+    real = freshness.send_changes_read
+    monkeypatch.setattr(freshness, "send_changes_read", lambda *a: reads.append(a) or real(*a))
     target = (vecs[7] + 0.001).tolist()
     client.insert("items", [{"id": 5_000, "cat": 1, "name": "x", "vec": target}])
     assert client.search("items", data=[target], limit=1)[0][0]["id"] == 5_000
