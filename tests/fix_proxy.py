@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -149,3 +150,19 @@ def pconn_both_ways(request: pytest.FixtureRequest, proxy_uri: str) -> Iterator[
     role = request.getfixturevalue("app_role")
     with UnitOfWork.connect(proxy_uri.replace("postgres@", f"{role}@")) as c:
         yield c
+
+
+@contextlib.contextmanager
+def pgvector_database(pg_uri: str) -> Iterator[psycopg.Connection]:
+    """Real pgvector to compare with: a fresh database of the same cluster with
+    ``CREATE EXTENSION vector`` (autocommit connection to it), dropped afterwards."""
+    name = "pv_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_uri, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(pg_uri, dbname=name, autocommit=True) as c:
+            c.execute("CREATE EXTENSION vector")
+            yield c
+    finally:
+        with psycopg.connect(pg_uri, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -12,12 +12,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import numpy as np
 import psycopg
 import pytest
+
+from tests.fix_proxy import pgvector_database
 
 N, DIM = 400, 8
 
@@ -35,17 +36,9 @@ def data() -> np.ndarray:
 def pgvector(pg_uri: str, data: np.ndarray) -> Iterator[psycopg.Connection]:
     """Real pgvector: a database of the same cluster with ``CREATE EXTENSION vector``
     and the same rows (no index: its answers are exact)."""
-    name = "pv_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_uri, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(pg_uri, dbname=name, autocommit=True) as c:
-            c.execute("CREATE EXTENSION vector")
-            _fill(c, data)
-            yield c
-    finally:
-        with psycopg.connect(pg_uri, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pgvector_database(pg_uri) as c:
+        _fill(c, data)
+        yield c
 
 
 def _fill(c: psycopg.Connection, data: np.ndarray) -> None:

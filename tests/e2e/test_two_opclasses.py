@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.fix_proxy import PgvecServer
+from tests.fix_proxy import PgvecServer, pgvector_database
 
 N, DIM, K = 3000, 16, 10
 OPS = ("<->", "<=>", "<#>")
@@ -55,18 +54,10 @@ def fill(conn: psycopg.Connection) -> None:
 @pytest.fixture
 def pgvector(pg_uri: str) -> Iterator[psycopg.Connection]:
     """Real pgvector, the same rows, in a database of the same cluster."""
-    name = "pv_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_uri, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(pg_uri, dbname=name, autocommit=True) as c:
-            c.execute("CREATE EXTENSION vector")
-            fill(c)
-            c.execute("ANALYZE items")
-            yield c
-    finally:
-        with psycopg.connect(pg_uri, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pgvector_database(pg_uri) as c:
+        fill(c)
+        c.execute("ANALYZE items")
+        yield c
 
 
 @pytest.fixture
