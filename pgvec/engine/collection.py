@@ -66,6 +66,26 @@ def check_finite(vectors: npt.NDArray[Any]) -> None:
         raise NonFiniteVector("infinite value not allowed in vector")
 
 
+def _capacity(cap: int, need: int) -> int:
+    """Rows to allocate: ``cap`` (at least 16) doubled until it holds ``need``."""
+    cap = max(cap, 16)
+    while cap < need:
+        cap *= 2
+    return cap
+
+
+def _joined(capacity: int, *parts: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``parts`` concatenated at the start of a zeroed array of ``capacity`` rows: the
+    rows past them cost no memory until written (calloc'd pages)."""
+    first = parts[0]
+    out: npt.NDArray[Any] = np.zeros((capacity, *first.shape[1:]), first.dtype)
+    at = 0
+    for part in parts:
+        out[at : at + len(part)] = part
+        at += len(part)
+    return out
+
+
 @dataclass
 class _Snapshot:
     vecs: F32
@@ -343,10 +363,10 @@ class VectorCollection:
         cap = len(self._vecs)
         if need <= cap:
             return
-        cap = max(cap, 16)  # a compaction can leave zero-length arrays
-        while cap < need:
-            cap *= 2
-        # New arrays: searches holding the old ones keep a consistent view.
+        cap = _capacity(cap, need)
+        # New arrays: searches holding the old ones keep a consistent view. An index
+        # viewing the old rows keeps them alive until seal() installs one that views
+        # these (builds leave room to grow, so this is rare).
         vecs = np.zeros((cap, self.width), self.row_dtype)
         vecs[: self._n] = self._vecs[: self._n]
         sq = np.zeros(cap, np.float32)
@@ -404,6 +424,9 @@ class VectorCollection:
         """Under the lock: install the index state and recount the sealed range."""
         if index is not self._index:
             self._index_serial += 1
+            if index is not None and spec is not None:
+                # rows below sealed_upto never change in place: the index may view them
+                faiss_index.share_vectors(index, spec, self._vecs[:sealed_upto])
         self._index, self._spec, self._sealed_upto = index, spec, sealed_upto
         self._dead_sealed = sealed_upto - int(np.count_nonzero(self._alive[:sealed_upto]))
         self._sealed_version += 1
@@ -469,21 +492,25 @@ class VectorCollection:
                     key = new_keys[p]
                     if new_labels.get(key) == p:
                         del new_labels[key]
-            self._vecs = np.concatenate([new_vecs, self._vecs[n0:n1]])
-            self._sqnorms = np.concatenate([self._sqnorms[live], self._sqnorms[n0:n1]])
-            self._alive = np.concatenate([new_alive, self._alive[n0:n1]])
+            # with room to grow, so that inserts do not move the rows the index views
+            cap = _capacity(16, m + tail + max(16, (m + tail) // 2))
+            self._vecs = _joined(cap, new_vecs, self._vecs[n0:n1])
+            del new_vecs
+            self._sqnorms = _joined(cap, self._sqnorms[live], self._sqnorms[n0:n1])
+            self._alive = _joined(cap, new_alive, self._alive[n0:n1])
             if self._scalars is not None:
-                self._scalars = self._scalars.compacted(live, n0, n1)
+                self._scalars = self._scalars.compacted(live, n0, n1, cap)
             for j in range(tail):
                 if self._alive[m + j]:
                     new_labels[self._keys[n0 + j]] = m + j
             self._keys = new_keys + self._keys[n0:n1]
             self._labels = new_labels
             self._n = m + tail
-            self._ensure_capacity(16)  # a compaction can leave empty arrays
             self._set_index(index, spec, m)
             self._journal.restart()  # labels renumbered: the next save writes them all
             self.builds += 1
+        del vecs, index
+        faiss_index.trim_heap()  # the snapshot and FAISS's copy of the rows are freed
 
     def expect_index(self, spec: IndexSpec) -> None:
         """Keep ``spec`` without building it yet, as clear() does: rows are searched
@@ -529,6 +556,8 @@ class VectorCollection:
                 if self._epoch != epoch:
                     return False
                 self._set_index(clone, self._spec, n1)
+            del clone, index
+            faiss_index.trim_heap()
             return True
 
     def stats(self) -> dict[str, Any]:
@@ -538,7 +567,7 @@ class VectorCollection:
             sealed_live = sealed - self._dead_sealed
             scalars = self._scalars
             mem = (
-                len(self._vecs) * (self.row_bytes + 5)
+                n * (self.row_bytes + 5)  # the room beyond n is not resident until used
                 + n * 100
                 + faiss_index.memory_estimate(spec, self._index, self._dim)
                 + (0 if scalars is None else scalars.nbytes)

@@ -8,6 +8,10 @@ FAISS ids are always the collection's labels (row positions):
   rows that die after a build cost graph memory until the next build.
 * IVF indexes add live rows with ``add_with_ids``.
 * FLAT has no FAISS object: the stored matrix is searched exactly.
+* An HNSW index over raw vectors (L2, IP) keeps no copy of them: its flat storage is
+  pointed at the collection's own rows (:func:`share_vectors`), so a loaded index costs
+  the graph on top of the vectors the collection holds anyway. COSINE indexes hold the
+  unit-length rows FAISS needs, a second copy.
 * Binary vectors (uint8 rows of packed bits): BIN_FLAT is exact like FLAT; BIN_IVF_FLAT
   is an IndexBinaryIVF, whose clustering and lists FAISS builds. FAISS's binary IVF
   takes no IDSelector and knows only Hamming distance, so an unfiltered HAMMING search
@@ -18,6 +22,10 @@ FAISS ids are always the collection's labels (row positions):
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -33,6 +41,7 @@ from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import EngineError, InvalidParameter
 
 faiss: Any = _faiss  # the SWIG module is only partly typed
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 F32 = npt.NDArray[np.float32]
@@ -175,10 +184,108 @@ def add(
 
 
 def clone(index: Any) -> Any:
-    """A copy of a FAISS index, to extend while the original serves searches."""
+    """A copy of a FAISS index, to extend while the original serves searches: it owns
+    its vectors even where the original shares the collection's (:func:`share_vectors`)."""
     if isinstance(index, faiss.IndexBinary):
         return faiss.clone_binary_index(index)
-    return faiss.clone_index(index)
+    copy = faiss.clone_index(index)
+    if isinstance(index, faiss.IndexHNSW):
+        codes = faiss.downcast_index(copy.storage).codes
+        if not codes.is_owned:  # the clone views the original's rows: copy them
+            owned = faiss.UInt8Vector()
+            faiss.copy_array_to_vector(_codes_view(codes), owned)
+            codes.owned_data.swap(owned)
+            codes.is_owned = True
+            _point(codes, codes.owned_data.data(), codes.owned_data.size())
+    return copy
+
+
+def _codes_view(codes: Any) -> npt.NDArray[np.uint8]:
+    """The bytes of a FAISS MaybeOwnedVector<uint8_t>, without copying."""
+    size = int(codes.size())
+    if not size:
+        return np.empty(0, np.uint8)
+    out: npt.NDArray[np.uint8] = faiss.rev_swig_ptr(codes.data(), size)
+    return out
+
+
+def _point(codes: Any, pointer: Any, size: int) -> None:
+    codes.view_data, codes.view_size = (None, 0) if codes.is_owned else (pointer, size)
+    codes.c_ptr, codes.c_size = pointer, size
+
+
+def share_vectors(index: Any, spec: IndexSpec, rows: F32) -> bool:
+    """Point an HNSW index's stored vectors at ``rows`` (the collection's rows for its
+    labels 0..ntotal-1, which must not change while the index lives) and free its own
+    copy; the index object keeps ``rows`` alive. False, sharing nothing, where FAISS
+    stores other values than the rows (COSINE: unit length) or ``rows`` does not match
+    what the index holds (checked on a sample of rows)."""
+    if (
+        spec.index_type != "HNSW"
+        or spec.metric is Metric.COSINE
+        or spec.metric.binary
+        or not isinstance(index, faiss.IndexHNSW)
+    ):
+        return False
+    n = int(index.ntotal)
+    if n == 0 or len(rows) < n or rows.dtype != np.float32 or not rows.flags.c_contiguous:
+        return False
+    codes = faiss.downcast_index(index.storage).codes
+    if not codes.is_owned:
+        return _shared_rows(index) is rows
+    mine = rows[:n]
+    flat = mine.reshape(-1).view(np.uint8)
+    held = _codes_view(codes)
+    if held.size != flat.size:
+        return False
+    sample = np.unique(np.linspace(0, n - 1, num=min(n, 64)).astype(np.int64))
+    row_bytes = flat.size // n
+    if not np.array_equal(held.reshape(n, row_bytes)[sample], flat.reshape(n, row_bytes)[sample]):
+        return False
+    pointer = faiss.swig_ptr(flat)
+    codes.owned_data.swap(faiss.UInt8Vector())  # frees FAISS's copy
+    codes.is_owned = False
+    _point(codes, pointer, flat.size)
+    # FAISS's own way to keep Python objects alive as long as an index object
+    index.referenced_objects = [*getattr(index, "referenced_objects", ()), _SharedRows(mine)]
+    return True
+
+
+class _SharedRows:
+    """The collection rows an index views (in its ``referenced_objects``)."""
+
+    def __init__(self, rows: F32) -> None:
+        self.rows = rows
+
+
+def _shared_rows(index: Any) -> F32 | None:
+    for ref in getattr(index, "referenced_objects", ()):
+        if isinstance(ref, _SharedRows):
+            return ref.rows
+    return None
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    path = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(path), "malloc_trim", None) if path else None
+    except OSError:
+        return None
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the OS (glibc's malloc_trim; elsewhere a
+    no-op). A build frees hundreds of megabytes of temporaries in blocks small enough to
+    stay in the heap, where they would count as the process's memory until reused."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def vectors_shared(index: Any) -> bool:
+    """Whether ``index`` views the collection's rows instead of holding its own copy."""
+    return _shared_rows(index) is not None
 
 
 def fetch_factor(spec: IndexSpec) -> int:
@@ -332,7 +439,8 @@ def memory_estimate(spec: IndexSpec | None, index: Any, dim: int) -> int:
     if spec.index_type == "DISKANN":
         return int(index.memory_bytes())
     if spec.index_type == "HNSW":
-        return n * (dim * 4 + int(spec.params["M"]) * 2 * 4 * 2)
+        vectors = 0 if vectors_shared(index) else dim * 4
+        return n * (vectors + int(spec.params["M"]) * 2 * 4 * 2)
     nlist = int(spec.params["nlist"])
     if spec.index_type == "BIN_IVF_FLAT":
         return n * (dim // 8 + 8) + nlist * dim // 8

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pgvec.engine import diskann_index, durable
+from pgvec.engine import diskann_index, durable, faiss_index
 from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec
 from pgvec.errors import CorruptIndex
@@ -225,6 +225,7 @@ def load(directory: Path) -> VectorCollection:
     if version == FORMAT_VERSION:  # the next save writes only what changes from here
         epoch, serial = coll._journal.epoch, coll._index_serial
         coll._saved = Saved(directory, manifest, stamp(directory), epoch, serial)
+    faiss_index.trim_heap()  # the index file's copy of the rows is freed
     return coll
 
 

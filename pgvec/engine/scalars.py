@@ -96,13 +96,16 @@ class Scalars:
             out.valid[c.name][:n] = self.valid[c.name][:n]
         return out
 
-    def compacted(self, live: I64, lo: int, hi: int) -> Scalars:
-        """The labels ``live`` renumbered 0.., then labels [lo, hi) after them."""
-        out = Scalars(self.columns, 0, self.words, self.strings)
+    def compacted(self, live: I64, lo: int, hi: int, capacity: int = 0) -> Scalars:
+        """The labels ``live`` renumbered 0.., then labels [lo, hi) after them, with room
+        for ``capacity`` labels (at least those)."""
+        n = len(live) + hi - lo
+        out = Scalars(self.columns, max(capacity, n), self.words, self.strings)
         for c in self.columns:
             name = c.name
-            out.values[name] = np.concatenate([self.values[name][live], self.values[name][lo:hi]])
-            out.valid[name] = np.concatenate([self.valid[name][live], self.valid[name][lo:hi]])
+            for mine, theirs in ((out.values, self.values), (out.valid, self.valid)):
+                mine[name][: len(live)] = theirs[name][live]
+                mine[name][len(live) : n] = theirs[name][lo:hi]
         return out
 
     def without(self, names: set[str]) -> Scalars:

@@ -13,6 +13,7 @@ import psycopg
 
 from pgvec.catalog import queries
 from pgvec.catalog.models import Slot
+from pgvec.engine import trim_heap
 from pgvec.engine.spec import IndexSpec, Metric
 from pgvec.errors import (
     DuplicateObject,
@@ -268,6 +269,7 @@ def _discard(state: TableState | None, slot: Slot) -> None:
     with state.saving, state.lock:
         state.unindex(slot)
         state.remove_files(slot)
+    trim_heap()
 
 
 def _failed(

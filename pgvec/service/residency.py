@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pgvec.catalog import queries
+from pgvec.engine import trim_heap
 from pgvec.engine.collection import VectorCollection
 from pgvec.errors import CorruptIndex, ObjectNotInPrerequisiteState, UndefinedObject
 from pgvec.service import indexes
@@ -57,6 +58,7 @@ def release(db: Database, row: IndexRow) -> int:
             " updated_at = now() WHERE relid = %s AND attnum = %s AND metric = %s",
             (rows, *row.key),
         )
+    trim_heap()  # what the collection held goes back to the OS (searches under way aside)
     log.info("released index %s (%d rows) from memory", row.index_name, rows)
     return rows
 
