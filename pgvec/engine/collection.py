@@ -426,7 +426,9 @@ class VectorCollection:
             self._index_serial += 1
             if index is not None and spec is not None:
                 # rows below sealed_upto never change in place: the index may view them
-                faiss_index.share_vectors(index, spec, self._vecs[:sealed_upto])
+                faiss_index.share_vectors(
+                    index, spec, self._vecs[:sealed_upto], self._sqnorms[:sealed_upto]
+                )
         self._index, self._spec, self._sealed_upto = index, spec, sealed_upto
         self._dead_sealed = sealed_upto - int(np.count_nonzero(self._alive[:sealed_upto]))
         self._sealed_version += 1

@@ -8,10 +8,11 @@ FAISS ids are always the collection's labels (row positions):
   rows that die after a build cost graph memory until the next build.
 * IVF indexes add live rows with ``add_with_ids``.
 * FLAT has no FAISS object: the stored matrix is searched exactly.
-* An HNSW index over raw vectors (L2, IP) keeps no copy of them: its flat storage is
-  pointed at the collection's own rows (:func:`share_vectors`), so a loaded index costs
-  the graph on top of the vectors the collection holds anyway. COSINE indexes hold the
-  unit-length rows FAISS needs, a second copy.
+* An HNSW index keeps no copy of the vectors: its flat storage is pointed at the
+  collection's own rows (:func:`share_vectors`), so a loaded index costs the graph on
+  top of the vectors the collection holds anyway. A COSINE index does so when the rows
+  are unit length already (most embedding models'); otherwise it holds the normalized
+  rows FAISS needs, a second copy.
 * Binary vectors (uint8 rows of packed bits): BIN_FLAT is exact like FLAT; BIN_IVF_FLAT
   is an IndexBinaryIVF, whose clustering and lists FAISS builds. FAISS's binary IVF
   takes no IDSelector and knows only Hamming distance, so an unfiltered HAMMING search
@@ -214,21 +215,28 @@ def _point(codes: Any, pointer: Any, size: int) -> None:
     codes.c_ptr, codes.c_size = pointer, size
 
 
-def share_vectors(index: Any, spec: IndexSpec, rows: F32) -> bool:
+#: how far from 1 a row's squared norm may be for a COSINE index to view it as stored:
+#: the walk of the graph then differs from one over the normalized rows by far less than
+#: HNSW's own approximation, and the hits are ranked by exact distances afterwards
+UNIT_TOLERANCE = 1e-4
+
+
+def share_vectors(index: Any, spec: IndexSpec, rows: F32, sqnorms: F32 | None = None) -> bool:
     """Point an HNSW index's stored vectors at ``rows`` (the collection's rows for its
     labels 0..ntotal-1, which must not change while the index lives) and free its own
-    copy; the index object keeps ``rows`` alive. False, sharing nothing, where FAISS
-    stores other values than the rows (COSINE: unit length) or ``rows`` does not match
-    what the index holds (checked on a sample of rows)."""
-    if (
-        spec.index_type != "HNSW"
-        or spec.metric is Metric.COSINE
-        or spec.metric.binary
-        or not isinstance(index, faiss.IndexHNSW)
-    ):
+    copy; the index object keeps ``rows`` alive. For COSINE, FAISS stores unit-length
+    rows: only when every row already is (``sqnorms``, as with most embedding models).
+    False, sharing nothing, where that does not hold or ``rows`` does not match what
+    the index holds (checked on a sample of rows)."""
+    if spec.index_type != "HNSW" or spec.metric.binary or not isinstance(index, faiss.IndexHNSW):
         return False
     n = int(index.ntotal)
     if n == 0 or len(rows) < n or rows.dtype != np.float32 or not rows.flags.c_contiguous:
+        return False
+    unit = spec.metric is Metric.COSINE
+    if unit and (
+        sqnorms is None or len(sqnorms) < n or float(np.abs(sqnorms[:n] - 1).max()) > UNIT_TOLERANCE
+    ):
         return False
     codes = faiss.downcast_index(index.storage).codes
     if not codes.is_owned:
@@ -239,8 +247,11 @@ def share_vectors(index: Any, spec: IndexSpec, rows: F32) -> bool:
     if held.size != flat.size:
         return False
     sample = np.unique(np.linspace(0, n - 1, num=min(n, 64)).astype(np.int64))
-    row_bytes = flat.size // n
-    if not np.array_equal(held.reshape(n, row_bytes)[sample], flat.reshape(n, row_bytes)[sample]):
+    theirs = held.view(np.float32).reshape(n, -1)[sample]
+    if unit:
+        if not np.allclose(theirs, mine[sample], rtol=0, atol=1e-3):
+            return False
+    elif not np.array_equal(theirs, mine[sample]):
         return False
     pointer = faiss.swig_ptr(flat)
     codes.owned_data.swap(faiss.UInt8Vector())  # frees FAISS's copy

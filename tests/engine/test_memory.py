@@ -53,14 +53,29 @@ def test_hnsw_index_holds_no_second_copy_of_the_vectors(metric: Metric) -> None:
     assert released < 0.2 * faiss_bytes, (released, faiss_bytes)  # given back
 
 
-def test_cosine_index_keeps_its_unit_length_copy() -> None:
-    coll = VectorCollection(DIM)
-    _fill(coll, 2000)
-    coll.build_index(IndexSpec.create("HNSW", Metric.COSINE, {"M": 8}))
-    assert not faiss_index.vectors_shared(coll._index)
-    q = np.random.default_rng(5).standard_normal(DIM).astype(np.float32)
-    keys, _ = coll.search(q, 5, Metric.COSINE, SearchParams(ef_search=200))
-    assert len(keys) == 5
+def test_cosine_index_views_rows_that_are_unit_length_already() -> None:
+    """Embedding models give unit-length vectors: a COSINE index views them as stored;
+    others it must normalize, and keeps that copy. Hits are the same either way."""
+    rng = np.random.default_rng(5)
+    raw = rng.standard_normal((3000, 32)).astype(np.float32)
+    unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    queries = rng.standard_normal((20, 32)).astype(np.float32)
+    spec = IndexSpec.create("HNSW", Metric.COSINE, {"M": 16, "efConstruction": 100})
+    answers = []
+    for rows, shared in ((unit, True), (raw, False)):
+        coll = VectorCollection(32)
+        coll.upsert(list(range(len(rows))), rows)
+        coll.build_index(spec)
+        assert faiss_index.vectors_shared(coll._index) is shared
+        exact = VectorCollection(32)
+        exact.upsert(list(range(len(rows))), rows)
+        got = [coll.search(q, 10, Metric.COSINE, SearchParams(ef_search=400)) for q in queries]
+        for q, (keys, dists) in zip(queries, got, strict=True):
+            want_keys, want_dists = exact.search(q, 10, Metric.COSINE, SearchParams())
+            assert keys == want_keys
+            np.testing.assert_allclose(dists, want_dists, rtol=1e-6, atol=1e-6)
+        answers.append([keys for keys, _ in got])
+    assert answers[0] == answers[1]  # same directions, same neighbours
 
 
 def test_shared_rows_survive_inserts_seals_growth_and_reload(tmp_path) -> None:
