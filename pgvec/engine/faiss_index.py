@@ -192,7 +192,7 @@ def clone(index: Any) -> Any:
     copy = faiss.clone_index(index)
     if isinstance(index, faiss.IndexHNSW):
         codes = faiss.downcast_index(copy.storage).codes
-        if not codes.is_owned:  # the clone views the original's rows: copy them
+        if not getattr(codes, "is_owned", True):  # the clone views the original's rows: copy them
             owned = faiss.UInt8Vector()
             faiss.copy_array_to_vector(_codes_view(codes), owned)
             codes.owned_data.swap(owned)
@@ -239,6 +239,8 @@ def share_vectors(index: Any, spec: IndexSpec, rows: F32, sqnorms: F32 | None = 
     ):
         return False
     codes = faiss.downcast_index(index.storage).codes
+    if not hasattr(codes, "is_owned"):  # older FAISS: a plain std::vector, nothing to share
+        return False
     if not codes.is_owned:
         return _shared_rows(index) is rows
     mine = rows[:n]
@@ -451,7 +453,9 @@ def memory_estimate(spec: IndexSpec | None, index: Any, dim: int) -> int:
         return int(index.memory_bytes())
     if spec.index_type == "HNSW":
         vectors = 0 if vectors_shared(index) else dim * 4
-        return n * (vectors + int(spec.params["M"]) * 2 * 4 * 2)
+        # level 0 holds 2M neighbour ids a row, the levels above about one more; plus
+        # its offset and level
+        return n * (vectors + int(spec.params["M"]) * 2 * 4 + 16)
     nlist = int(spec.params["nlist"])
     if spec.index_type == "BIN_IVF_FLAT":
         return n * (dim // 8 + 8) + nlist * dim // 8

@@ -182,8 +182,7 @@ class Relay:
                     break
                 buf.feed(data)
                 out: list[bytes] = []
-                while (msg := buf.next_message()) is not None:
-                    self._dispatch(msg, out)
+                self._relay(buf, out)
                 if out:
                     self._client.write(b"".join(out))
                     if self._client.transport.get_write_buffer_size() > (1 << 20):
@@ -230,6 +229,64 @@ class Relay:
         self._skip(out)
         if out:
             self._client.write(b"".join(out))
+
+    def _relay(self, buf: FrameBuffer, out: list[bytes]) -> None:
+        """Relay the complete messages in ``buf``. Those :meth:`_dispatch` would pass on
+        unchanged go out as the bytes they came in, runs of them in one piece, with the
+        same bookkeeping and no :class:`Message` built; the others go to _dispatch."""
+        q = self._queue
+        output = self._output
+        pos = start = 0  # [start, pos): plain messages not yet in out
+        while (found := buf.frame_at(pos)) is not None:
+            t, end = found
+            begin = pos
+            head = q[0] if q else None
+            if head is None:
+                plain = t != b"E"
+            elif (
+                self._skipping
+                or head.emit is not None
+                or head.capture is not None
+                or head.transform is not None
+                or t == b"E"
+            ):
+                plain = False
+            elif t in ASYNC_TYPES:
+                plain = True
+            elif output is not None and (
+                (t == b"T" and (head.portal is not None or head.statement is not None))
+                or (t == b"D" and head.portal is not None and output.converts(head.portal))
+            ):
+                plain = False
+            else:
+                plain = not (t == b"t" and head.params is not None)
+            if not plain:
+                if start < pos:
+                    out.append(buf.span(start, pos))
+                self._dispatch(Message(t, buf.body(begin, end)), out)
+                pos = start = end
+                continue
+            pos = end
+            if head is None or t in ASYNC_TYPES:
+                continue
+            if output is not None and t in (b"1", b"2", b"3"):
+                self._described(head, t)
+            if t == b"C":
+                self.last_tag = buf.body(begin, end).rstrip(b"\0")
+            if t == b"Z":
+                self.txn_status = buf.span(end - 1, end)
+                self._skipping = False
+                if self.txn_status == b"I" and output is not None:
+                    output.forget_all()
+            if t in head.ends:
+                self._finish(q.popleft())
+                if q and q[0].emit is not None:
+                    out.append(buf.span(start, pos))
+                    start = pos
+                    self._flush_emits(out)
+        if start < pos:
+            out.append(buf.span(start, pos))
+        buf.consume(pos)
 
     def _dispatch(self, msg: Message, out: list[bytes]) -> None:
         log.debug("server %s, %d pending", msg.type, len(self._queue))

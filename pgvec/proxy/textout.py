@@ -138,6 +138,10 @@ class VectorOutput:
             (i, result_formats[i] if n > 1 else (result_formats[0] if n == 1 else 0)) for i in cols
         ]
 
+    def converts(self, portal: str) -> bool:
+        """Whether ``portal``'s rows carry vectors to convert (:meth:`data_row`)."""
+        return bool(self._portals.get(portal))
+
     def data_row(self, portal: str, msg: Message) -> bytes:
         convert = self._portals.get(portal)
         if not convert:

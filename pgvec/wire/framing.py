@@ -100,6 +100,39 @@ class FrameBuffer:
         del buf[:end]
         return msg
 
+    def frame_at(self, pos: int) -> tuple[bytes, int] | None:
+        """The type and end offset of the complete message starting at ``pos`` of the
+        buffer, without consuming it; None while it is incomplete. For relaying messages
+        as the bytes they came in (:meth:`span`, :meth:`consume`) instead of as
+        :class:`Message` objects."""
+        buf = self._buf
+        if len(buf) - pos < 5:
+            return None
+        (length,) = _LEN.unpack_from(buf, pos + 1)
+        type_ = bytes(buf[pos : pos + 1])
+        if self._limits is not None:
+            limit = self._limits.get(type_, 0)
+            if not limit:
+                raise ProtocolViolation(f"invalid frontend message type {buf[pos]}")
+        else:
+            limit = MAX_MESSAGE
+        if length < 4 or length > limit:
+            raise ProtocolViolation(f"invalid message length {length}")
+        end = pos + 1 + length
+        return (type_, end) if len(buf) >= end else None
+
+    def span(self, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the buffer (whole messages, as :meth:`frame_at` found)."""
+        return bytes(self._buf[start:end])
+
+    def body(self, start: int, end: int) -> bytes:
+        """The body of the message [start, end) of the buffer."""
+        return bytes(self._buf[start + 5 : end])
+
+    def consume(self, end: int) -> None:
+        """Drop the first ``end`` bytes (whole messages already handled)."""
+        del self._buf[:end]
+
     def messages(self) -> list[Message]:
         out: list[Message] = []
         while (m := self.next_message()) is not None:

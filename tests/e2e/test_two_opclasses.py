@@ -161,6 +161,13 @@ def check_operators(
             assert recall(pgvec, pgvector, op) >= 0.9, op
 
 
+#: an HNSW index of each operator class on the same column
+TWO_HNSW = (
+    "CREATE INDEX items_l2 ON items USING hnsw (embedding vector_l2_ops);\n"
+    "CREATE INDEX items_cos ON items USING hnsw (embedding vector_cosine_ops);\n"
+)
+
+
 def index_rows(conn: psycopg.Connection) -> list[tuple[object, ...]]:
     rows = conn.execute(
         "SELECT index_name::text, column_name::text, method, metric, state FROM pgvec.indexes"
@@ -174,12 +181,7 @@ def index_rows(conn: psycopg.Connection) -> list[tuple[object, ...]]:
 def test_each_operator_uses_the_index_of_its_operator_class(
     pgvec: psycopg.Connection, pgvector: psycopg.Connection
 ) -> None:
-    both(
-        pgvec,
-        pgvector,
-        "CREATE INDEX items_l2 ON items USING hnsw (embedding vector_l2_ops);\n"
-        "CREATE INDEX items_cos ON items USING hnsw (embedding vector_cosine_ops);\n",
-    )
+    both(pgvec, pgvector, TWO_HNSW)
     assert index_rows(pgvec) == [
         ("items_cos", "embedding", "HNSW", "COSINE", "ready"),
         ("items_l2", "embedding", "HNSW", "L2", "ready"),
@@ -255,12 +257,7 @@ def test_the_same_operator_class_twice_is_refused(
 def test_drop_one_keeps_the_other(
     pgvec: psycopg.Connection, pgvector: psycopg.Connection, pgvec_server: PgvecServer
 ) -> None:
-    both(
-        pgvec,
-        pgvector,
-        "CREATE INDEX items_l2 ON items USING hnsw (embedding vector_l2_ops);\n"
-        "CREATE INDEX items_cos ON items USING hnsw (embedding vector_cosine_ops);\n",
-    )
+    both(pgvec, pgvector, TWO_HNSW)
     manifests = pgvec_server.data_dir / "indexes"
     assert len(list(manifests.rglob("manifest.json"))) == 2
     both(pgvec, pgvector, "DROP INDEX items_cos")
@@ -303,12 +300,7 @@ def write_both(pgvec: psycopg.Connection, pgvector: psycopg.Connection) -> list[
 def test_writes_after_creation_reach_both_indexes(
     pgvec: psycopg.Connection, pgvector: psycopg.Connection
 ) -> None:
-    both(
-        pgvec,
-        pgvector,
-        "CREATE INDEX items_l2 ON items USING hnsw (embedding vector_l2_ops);\n"
-        "CREATE INDEX items_cos ON items USING hnsw (embedding vector_cosine_ops);\n",
-    )
+    both(pgvec, pgvector, TWO_HNSW)
     write_both(pgvec, pgvector)
     for j, q in enumerate(QUERIES[:5]):
         for op in ("<->", "<=>"):

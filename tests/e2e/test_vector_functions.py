@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import math
 import subprocess
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
+
+from tests.fix_proxy import pgvector_database
 
 ROWS = [
     (1, 1, "[1,2,3]"),
@@ -34,19 +35,11 @@ SETUP = [
 @pytest.fixture
 def pgvector(pg_uri: str) -> Iterator[psycopg.Connection[Any]]:
     """Real pgvector: a database of its own with the extension, the same rows."""
-    name = "pgvector_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_uri, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(pg_uri, dbname=name) as conn:
-            conn.execute("CREATE EXTENSION vector")
-            for sql in SETUP:
-                conn.execute(sql)
-            conn.commit()
-            yield conn
-    finally:
-        with psycopg.connect(pg_uri, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pgvector_database(pg_uri) as real, psycopg.connect(real.info.dsn) as conn:
+        for sql in SETUP:
+            conn.execute(sql)
+        conn.commit()
+        yield conn
 
 
 @pytest.fixture
@@ -212,13 +205,7 @@ SELECT * FROM items WHERE embedding = '[4,5,6]';
 
 def test_psql_session_as_pgvector(pg_uri: str, proxy_uri: str) -> None:
     """pgvector's README functions, through the real psql: output equal to pgvector's."""
-    name = "pgvector_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_uri, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(pg_uri, dbname=name, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION vector")
-        real = psycopg.conninfo.make_conninfo(pg_uri, dbname=name)
+    with pgvector_database(pg_uri) as real:
         outputs = [
             subprocess.run(
                 ["/usr/bin/psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", uri],
@@ -228,10 +215,7 @@ def test_psql_session_as_pgvector(pg_uri: str, proxy_uri: str) -> None:
                 timeout=60,
                 check=True,
             ).stdout
-            for uri in (real, proxy_uri)
+            for uri in (psycopg.conninfo.make_conninfo(pg_uri, dbname=real.info.dbname), proxy_uri)
         ]
-    finally:
-        with psycopg.connect(pg_uri, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     want, got = outputs
     assert got == want
