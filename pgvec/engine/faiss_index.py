@@ -26,7 +26,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import logging
 import math
 import os
 from collections.abc import Callable
@@ -42,7 +41,6 @@ from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import EngineError, InvalidParameter
 
 faiss: Any = _faiss  # the SWIG module is only partly typed
-log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 F32 = npt.NDArray[np.float32]

@@ -82,22 +82,12 @@ class FrameBuffer:
         return len(self._buf)
 
     def next_message(self) -> Message | None:
-        buf = self._buf
-        if len(buf) < 5:
+        found = self.frame_at(0)
+        if found is None:
             return None
-        (length,) = _LEN.unpack_from(buf, 1)
-        limit = MAX_MESSAGE
-        if self._limits is not None:
-            limit = self._limits.get(bytes(buf[0:1]), 0)
-            if not limit:
-                raise ProtocolViolation(f"invalid frontend message type {buf[0]}")
-        if length < 4 or length > limit:
-            raise ProtocolViolation(f"invalid message length {length}")
-        end = 1 + length
-        if len(buf) < end:
-            return None
-        msg = Message(bytes(buf[0:1]), bytes(buf[5:end]))
-        del buf[:end]
+        type_, end = found
+        msg = Message(type_, bytes(self._buf[5:end]))
+        del self._buf[:end]
         return msg
 
     def frame_at(self, pos: int) -> tuple[bytes, int] | None:
