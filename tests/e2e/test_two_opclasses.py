@@ -61,9 +61,10 @@ def pgvector(pg_uri: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def pgvec(proxy_uri: str) -> Iterator[psycopg.Connection]:
-    """Through pgvec, psycopg's defaults (autocommit off), the same rows."""
-    with psycopg.connect(proxy_uri) as c:
+def pgvec(proxy_uri: str, app_role: str) -> Iterator[psycopg.Connection]:
+    """Through pgvec as an ordinary role that owns the database, psycopg's defaults
+    (autocommit off), the same rows."""
+    with psycopg.connect(proxy_uri.replace("postgres@", f"{app_role}@")) as c:
         fill(c)
         c.commit()
         yield c
