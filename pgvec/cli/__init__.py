@@ -11,7 +11,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,8 +66,32 @@ def main(log_level: str) -> None:
         logging.getLogger(name).setLevel(quiet)
 
 
+def _run_loop(main: Coroutine[Any, Any, None], choice: str) -> None:
+    """Run the server on uvloop (libuv's loop, made for network servers) when it is
+    installed, or on asyncio's own."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                main.close()
+                raise click.ClickException(
+                    "--event-loop uvloop: uvloop is not installed (pip install uvloop)"
+                ) from None
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def _run_server(
-    upstream: str, data_dir: Path, host: str, port: int, embedded: bool, milvus_port: int
+    upstream: str,
+    data_dir: Path,
+    host: str,
+    port: int,
+    embedded: bool,
+    milvus_port: int,
+    event_loop: str,
 ) -> None:
     from pgvec.app import serve
     from pgvec.milvus.server import MilvusPortInUse
@@ -76,8 +102,9 @@ def _run_server(
         click.echo(f'Milvus API:    MilvusClient("http://{host}:{milvus_port}")')
     click.echo("Stop with Ctrl-C or `pgvec down`.")
     try:
-        asyncio.run(
-            serve(upstream, data_dir, host, port, embedded=embedded, milvus_port=milvus_port)
+        _run_loop(
+            serve(upstream, data_dir, host, port, embedded=embedded, milvus_port=milvus_port),
+            event_loop,
         )
     except MilvusPortInUse as exc:
         raise click.ClickException(
@@ -116,6 +143,14 @@ milvus_port_option = click.option(
     show_default=True,
     help="Port of the Milvus gRPC API (pymilvus); -1 turns it off.",
 )
+event_loop_option = click.option(
+    "--event-loop",
+    envvar="PGVEC_EVENT_LOOP",
+    type=click.Choice(["auto", "uvloop", "asyncio"]),
+    default="auto",
+    show_default=True,
+    help="The asyncio event loop: uvloop when installed (auto), or asyncio's own.",
+)
 
 
 @main.command()
@@ -130,7 +165,15 @@ milvus_port_option = click.option(
 @host_option
 @port_option
 @milvus_port_option
-def up(upstream: str | None, data_dir: Path, host: str, port: int, milvus_port: int) -> None:
+@event_loop_option
+def up(
+    upstream: str | None,
+    data_dir: Path,
+    host: str,
+    port: int,
+    milvus_port: int,
+    event_loop: str,
+) -> None:
     """Start pgvec, with an embedded PostgreSQL unless --upstream is given."""
     from pgvec.app import process_alive, read_state
 
@@ -141,7 +184,7 @@ def up(upstream: str | None, data_dir: Path, host: str, port: int, milvus_port: 
             "`pgvec down` stops it."
         )
     if upstream:
-        _run_server(upstream, data_dir, host, port, embedded=False, milvus_port=milvus_port)
+        _run_server(upstream, data_dir, host, port, False, milvus_port, event_loop)
         return
     from pgvec.embedded import EmbeddedPostgres
 
@@ -151,7 +194,7 @@ def up(upstream: str | None, data_dir: Path, host: str, port: int, milvus_port: 
     except Exception as exc:
         raise click.ClickException(f"could not start the embedded PostgreSQL: {exc}") from exc
     try:
-        _run_server(uri, data_dir, host, port, embedded=True, milvus_port=milvus_port)
+        _run_server(uri, data_dir, host, port, True, milvus_port, event_loop)
     finally:
         pg.stop()
 
@@ -168,9 +211,12 @@ def up(upstream: str | None, data_dir: Path, host: str, port: int, milvus_port: 
 @host_option
 @port_option
 @milvus_port_option
-def serve(upstream: str, data_dir: Path, host: str, port: int, milvus_port: int) -> None:
+@event_loop_option
+def serve(
+    upstream: str, data_dir: Path, host: str, port: int, milvus_port: int, event_loop: str
+) -> None:
     """Serve pgvec in front of an existing PostgreSQL."""
-    _run_server(upstream, data_dir, host, port, embedded=False, milvus_port=milvus_port)
+    _run_server(upstream, data_dir, host, port, False, milvus_port, event_loop)
 
 
 @main.command()

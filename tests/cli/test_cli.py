@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -15,8 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
+from psycopg.conninfo import make_conninfo
 
-from pgvec.cli import main
+from pgvec.cli import _run_loop, main
 
 
 def free_port() -> int:
@@ -30,6 +32,43 @@ def test_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("choice", "module"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")]
+)
+def test_event_loop(choice: str, module: str) -> None:
+    """The server runs on uvloop unless told otherwise (`--event-loop`)."""
+    seen: list[str] = []
+
+    async def which() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+
+    _run_loop(which(), choice)
+    assert seen == [module]
+
+
+def test_serve_on_asyncio_loop(db_uri: str, tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgvec", "serve", "--upstream", db_uri, "--data-dir",
+         str(tmp_path), "--port", str(port), "--milvus-port", "-1",
+         "--event-loop", "asyncio"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with psycopg.connect(make_conninfo(db_uri, port=port, host="127.0.0.1")) as c:
+                    assert c.execute("SELECT 1").fetchone() == (1,)
+                    break
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_install_into_existing_database(db_uri: str) -> None:
