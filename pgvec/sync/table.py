@@ -65,19 +65,13 @@ def _read_changes(
     """New-looking change rows (seq, op, key) and the reading snapshot's xmin."""
     pgconn = conn.pgconn
     pgconn.send_query_prepared(CHANGES_STATEMENT, _change_params(relid, seq, xmin))
-    return _changes_of(conn.wait(generators.execute(pgconn))[-1])
+    return changes_of(conn.wait(generators.execute(pgconn))[-1])
 
 
 def send_changes_read(conn: psycopg.AsyncConnection, relid: int, seq: int, xmin: int) -> None:
     """Send ``_read_changes``'s query on an asyncio connection (its statement prepared
-    by ``prepare_statements_async``); ``receive_changes_read`` takes the answer."""
+    by ``prepare_statements_async``); ``changes_of`` reads its last result."""
     conn.pgconn.send_query_prepared(CHANGES_STATEMENT, _change_params(relid, seq, xmin))
-
-
-async def receive_changes_read(
-    conn: psycopg.AsyncConnection,
-) -> tuple[list[tuple[int, str, str | None]], int]:
-    return _changes_of((await conn.wait(generators.execute(conn.pgconn)))[-1])
 
 
 async def prepare_statements_async(conn: psycopg.AsyncConnection) -> None:
@@ -90,7 +84,7 @@ def _change_params(relid: int, seq: int, xmin: int) -> list[bytes | None]:
     return [str(relid).encode(), str(seq).encode(), str(xmin).encode()]
 
 
-def _changes_of(res: pq.abc.PGresult) -> tuple[list[tuple[int, str, str | None]], int]:
+def changes_of(res: pq.abc.PGresult) -> tuple[list[tuple[int, str, str | None]], int]:
     if res.status != pq.ExecStatus.TUPLES_OK:
         raise CatalogError(
             f"cannot read pgvec.changes: {res.error_message.decode(errors='replace')}"

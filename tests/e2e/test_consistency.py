@@ -122,6 +122,25 @@ def test_strong_survives_losing_the_change_log_connection(
     assert nearest(pts) == 10
 
 
+def test_strong_search_survives_a_failing_change_log_read(
+    pts: psycopg.Connection, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong while the change log is read on pgvec's own connection (here:
+    a bug), the search does not wait for ever: it reads the log from the pool, and sees
+    the write committed before it."""
+    from pgvec.service import freshness
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    assert nearest(pts) == 10
+    monkeypatch.setattr(freshness, "changes_of", broken)
+    conn.execute("INSERT INTO pts VALUES (1, pgvec.vector('[0.5,0.5]'))")
+    assert nearest(pts) == 1
+    conn.execute("DELETE FROM pts WHERE id = 1")
+    assert nearest(pts) == 10
+
+
 def test_strong_search_racing_the_background_sync(
     pts: psycopg.Connection,
     conn: psycopg.Connection,
