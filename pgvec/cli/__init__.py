@@ -89,9 +89,10 @@ def _run_server(
     data_dir: Path,
     host: str,
     port: int,
-    embedded: bool,
     milvus_port: int,
     event_loop: str,
+    *,
+    embedded: bool = False,
 ) -> None:
     from pgvec.app import serve
     from pgvec.milvus.server import MilvusPortInUse
@@ -184,7 +185,7 @@ def up(
             "`pgvec down` stops it."
         )
     if upstream:
-        _run_server(upstream, data_dir, host, port, False, milvus_port, event_loop)
+        _run_server(upstream, data_dir, host, port, milvus_port, event_loop)
         return
     from pgvec.embedded import EmbeddedPostgres
 
@@ -194,7 +195,7 @@ def up(
     except Exception as exc:
         raise click.ClickException(f"could not start the embedded PostgreSQL: {exc}") from exc
     try:
-        _run_server(uri, data_dir, host, port, True, milvus_port, event_loop)
+        _run_server(uri, data_dir, host, port, milvus_port, event_loop, embedded=True)
     finally:
         pg.stop()
 
@@ -216,7 +217,7 @@ def serve(
     upstream: str, data_dir: Path, host: str, port: int, milvus_port: int, event_loop: str
 ) -> None:
     """Serve pgvec in front of an existing PostgreSQL."""
-    _run_server(upstream, data_dir, host, port, False, milvus_port, event_loop)
+    _run_server(upstream, data_dir, host, port, milvus_port, event_loop)
 
 
 @main.command()

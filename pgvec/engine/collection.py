@@ -367,13 +367,12 @@ class VectorCollection:
         # New arrays: searches holding the old ones keep a consistent view. An index
         # viewing the old rows keeps them alive until seal() installs one that views
         # these (builds leave room to grow, so this is rare).
-        vecs = np.zeros((cap, self.width), self.row_dtype)
-        vecs[: self._n] = self._vecs[: self._n]
-        sq = np.zeros(cap, np.float32)
-        sq[: self._n] = self._sqnorms[: self._n]
-        alive = np.zeros(cap, np.bool_)
-        alive[: self._n] = self._alive[: self._n]
-        self._vecs, self._sqnorms, self._alive = vecs, sq, alive
+        n = self._n
+        self._vecs, self._sqnorms, self._alive = (
+            _joined(cap, self._vecs[:n]),
+            _joined(cap, self._sqnorms[:n]),
+            _joined(cap, self._alive[:n]),
+        )
         if self._scalars is not None:
             self._scalars = self._scalars.grown(cap, self._n)
 

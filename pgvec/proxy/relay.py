@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 # Messages the server may send at any time, unrelated to the request being answered.
 ASYNC_TYPES = frozenset({b"N", b"A", b"S"})
+#: replies the relay takes note of (Relay._note): ParseComplete, BindComplete,
+#: CloseComplete, CommandComplete, ReadyForQuery
+_NOTED = frozenset({b"1", b"2", b"3", b"C", b"Z"})
 
 Transform = Callable[[Message], bytes | None]
 
@@ -269,15 +272,8 @@ class Relay:
             pos = end
             if head is None or t in ASYNC_TYPES:
                 continue
-            if output is not None and t in (b"1", b"2", b"3"):
-                self._described(head, t)
-            if t == b"C":
-                self.last_tag = buf.body(begin, end).rstrip(b"\0")
-            if t == b"Z":
-                self.txn_status = buf.span(end - 1, end)
-                self._skipping = False
-                if self.txn_status == b"I" and output is not None:
-                    output.forget_all()
+            if t in _NOTED:
+                self._note(head, t, buf.body(begin, end))
             if t in head.ends:
                 self._finish(q.popleft())
                 if q and q[0].emit is not None:
@@ -326,15 +322,8 @@ class Relay:
             )
         else:
             out.append(msg.raw)
-        if self._output is not None and t in (b"1", b"2", b"3"):
-            self._described(head, t)
-        if t == b"C":
-            self.last_tag = msg.body.rstrip(b"\0")
-        if t == b"Z":
-            self.txn_status = msg.body[:1]
-            self._skipping = False
-            if self.txn_status == b"I" and self._output is not None:
-                self._output.forget_all()  # every portal ends with its transaction
+        if t in _NOTED:
+            self._note(head, t, msg.body)
         if t == b"E" and head.extended:
             self._finish(q.popleft())
             self._skipping = True
@@ -342,6 +331,19 @@ class Relay:
         elif t in head.ends:
             self._finish(q.popleft())
             self._flush_emits(out)
+
+    def _note(self, head: Pending, t: bytes, body: bytes) -> None:
+        """What a reply of one of the _NOTED types tells about the session: descriptions
+        made void, the last command tag, the transaction status."""
+        if t == b"C":
+            self.last_tag = body.rstrip(b"\0")
+        elif t == b"Z":
+            self.txn_status = body[:1]
+            self._skipping = False
+            if self.txn_status == b"I" and self._output is not None:
+                self._output.forget_all()  # every portal ends with its transaction
+        elif self._output is not None:
+            self._described(head, t)
 
     def _described(self, head: Pending, t: bytes) -> None:
         """A statement or portal was made, bound or closed: its old description no longer

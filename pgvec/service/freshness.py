@@ -45,7 +45,7 @@ class _Results:
     """The results of the queries sent on one libpq connection, one query at a time,
     taken by a reader that stays registered with the event loop for the connection's
     life. (psycopg's ``AsyncConnection.wait`` adds a reader and removes it again for
-    every query: with uvloop ten system calls a Strong search.)"""
+    every query: with uvloop about ten system calls a Strong search.)"""
 
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self.conn = conn
@@ -73,8 +73,6 @@ class _Results:
         return waiter
 
     def close(self) -> None:
-        self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
         self._fail(psycopg.OperationalError("the change-log connection was closed"))
         with contextlib.suppress(Exception):
             self._pgconn.finish()
