@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pgvec.engine import diskann_index, durable
+from pgvec.engine.keys import ByLabel
 from pgvec.engine.persist import (
     FORMAT_VERSION,
     GEN_FILE,
@@ -60,7 +61,7 @@ from pgvec.engine.spec import IndexSpec
 from pgvec.errors import CorruptIndex
 
 if TYPE_CHECKING:
-    from pgvec.engine.collection import Key, VectorCollection
+    from pgvec.engine.collection import VectorCollection
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,14 @@ def snapshot(coll: VectorCollection, directory: Path) -> Pending:
             saved,
             incremental,
             coll._n,
-            len(coll._labels),
+            len(coll._keys),
             coll._key_kind,
             coll._spec,
             coll._sealed_upto,
             coll._index,
             coll._index_serial,
             coll._vecs,
-            coll._keys,
+            coll._keys.by_label,
             coll._alive,
             scalars,
             strings,
@@ -164,7 +165,7 @@ class Pending:
     index: Any
     index_serial: int
     vecs: np.ndarray[Any, Any]
-    keys: list[Key]
+    keys: ByLabel
     alive: np.ndarray[Any, Any]
     scalars: Scalars | None
     strings: list[int]  # per mirrored column, how many strings it knows (0 unless text)

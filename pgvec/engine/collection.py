@@ -28,6 +28,7 @@ from pgvec.engine import faiss_index
 from pgvec.engine.distances import exact_candidates, exact_topk, popcount, rank
 from pgvec.engine.faiss_index import Progress, Selector
 from pgvec.engine.journal import Journal
+from pgvec.engine.keys import ByLabel, IntKeys, Key, KeyMap, keys_at, new_map
 from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from pgvec.engine.persist import Saved
 
-Key = int | str
+__all__ = ["Key", "VectorCollection", "check_finite"]
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -90,7 +92,7 @@ def _joined(capacity: int, *parts: npt.NDArray[Any]) -> npt.NDArray[Any]:
 class _Snapshot:
     vecs: F32
     sqnorms: F32
-    keys: list[Key]
+    keys: ByLabel
     n: int
     index: Any
     spec: IndexSpec | None
@@ -147,8 +149,7 @@ class VectorCollection:
         self._vecs: F32 = np.zeros((capacity, self.width), self.row_dtype)
         self._sqnorms: F32 = np.zeros(capacity, np.float32)
         self._alive: Bools = np.zeros(capacity, np.bool_)
-        self._keys: list[Key] = []
-        self._labels: dict[Key, int] = {}
+        self._keys: KeyMap = IntKeys()  # another kind once the first key is seen
         self._n = 0
 
     # ------------------------------------------------------------------ properties
@@ -184,14 +185,14 @@ class VectorCollection:
 
     @property
     def live_count(self) -> int:
-        return len(self._labels)
+        return len(self._keys)
 
     @property
     def growing_count(self) -> int:
         with self._lock:
             if self._spec is None or self._spec.exact:
                 return 0
-            return len(self._labels) - (self._sealed_upto - self._dead_sealed)
+            return len(self._keys) - (self._sealed_upto - self._dead_sealed)
 
     @property
     def index_spec(self) -> IndexSpec | None:
@@ -204,11 +205,12 @@ class VectorCollection:
         return None if scalars is None else scalars.columns
 
     def contains(self, key: Key) -> bool:
-        return key in self._labels
+        with self._lock:
+            return self._keys.get(key) is not None
 
     def get(self, key: Key) -> F32 | None:
         with self._lock:
-            label = self._labels.get(key)
+            label = self._keys.get(key)
             return None if label is None else self._vecs[label].copy()
 
     # ------------------------------------------------------------------ writes
@@ -224,8 +226,9 @@ class VectorCollection:
                 kind = "int"
             else:
                 raise InvalidParameter(f"unsupported key type {type(key).__name__}")
-            if self._key_kind is None:
+            if self._key_kind is None:  # the first key: no rows yet
                 self._key_kind = kind
+                self._keys = new_map(kind)
             elif kind != self._key_kind:
                 raise InvalidParameter(
                     f"key {key!r} is a {kind}, this collection has {self._key_kind} keys"
@@ -303,21 +306,13 @@ class VectorCollection:
             self._vecs[n : n + m] = vecs
             self._sqnorms[n : n + m] = self.norms(vecs)
             self._alive[n : n + m] = True
-            labels = self._labels
-            alive = self._alive
-            died = self._journal.died
-            sealed, dead_sealed = self._sealed_upto, 0
-            for i, key in enumerate(keys):
-                old = labels.get(key)
-                if old is not None:
-                    alive[old] = False
-                    died.append(old)
-                    if old < sealed:
-                        dead_sealed += 1
-                labels[key] = n + i
-            if dead_sealed:
-                self._sealed_died(dead_sealed)
-            self._keys.extend(keys)
+            olds = [old for old in self._keys.append(keys) if old is not None]
+            if olds:
+                self._alive[olds] = False
+                self._journal.died.extend(olds)
+                dead_sealed = sum(old < self._sealed_upto for old in olds)
+                if dead_sealed:
+                    self._sealed_died(dead_sealed)
             self._n = n + m
 
     def unmirror(self, names: set[str]) -> None:
@@ -339,15 +334,13 @@ class VectorCollection:
         """Under the lock: rows whose vector is unchanged (an UPDATE of other columns)
         stay where they are, in the index, with their mirrored values rewritten; returns
         the rest, to be appended."""
-        olds = [self._labels.get(key) for key in keys]
-        present = [i for i, old in enumerate(olds) if old is not None]
-        if not present or len(set(keys)) != len(keys):
+        present, at = self._keys.present(keys)
+        if not len(present) or len(set(keys)) != len(keys):
             return keys, vecs, scalars
-        at = np.array([olds[i] for i in present], np.int64)
         same = np.all(self._vecs[at] == vecs[present], axis=1)
         if not same.any():
             return keys, vecs, scalars
-        kept = [present[j] for j in np.flatnonzero(same).tolist()]
+        kept = present[same].tolist()
         if self._scalars is not None:
             assert scalars is not None
             self._scalars.write(at[same], [[column[i] for i in kept] for column in scalars])
@@ -386,11 +379,8 @@ class VectorCollection:
         sequence per column; rows of other keys read NULL). Later upserts carry them."""
         with self._lock:
             scalars = Scalars(columns, len(self._vecs))
-            labels = self._labels
-            found = [(i, labels[k]) for i, k in enumerate(keys) if k in labels]
-            if found and columns:
-                pos = np.array([i for i, _ in found], np.int64)
-                at = np.array([label for _, label in found], np.int64)
+            pos, at = self._keys.present(keys)
+            if len(pos) and columns:
                 scalars.write(at, [[col[i] for i in pos.tolist()] for col in values])
             self._scalars = scalars
             self._journal.restart()
@@ -402,7 +392,7 @@ class VectorCollection:
             sealed = self._sealed_upto
             died = self._journal.died
             for key in keys:
-                label = self._labels.pop(key, None)
+                label = self._keys.pop(key)
                 if label is not None:
                     self._alive[label] = False
                     died.append(label)
@@ -451,7 +441,7 @@ class VectorCollection:
         with self._build_lock:
             if spec.index_type != "HNSW" and "nlist" in spec.params:
                 with self._lock:
-                    live = len(self._labels)
+                    live = len(self._keys)
                 if live < int(spec.params["nlist"]):
                     # too few rows to train nlist lists (Milvus leaves such a segment
                     # unindexed, pgvector builds anyway): searched exactly until seal()
@@ -474,8 +464,7 @@ class VectorCollection:
             live = np.flatnonzero(self._alive[:n0])
         faiss_index._report(progress, "snapshot", 0.0)
         new_vecs = vecs[live]
-        new_keys: list[Key] = [keys[i] for i in live.tolist()]
-        new_labels = {key: i for i, key in enumerate(new_keys)}
+        new_keys = keys.taken(live)
         index = faiss_index.build(spec, new_vecs, self._dim, progress, self.home)
         m = len(live)
         with self._lock:
@@ -489,10 +478,7 @@ class VectorCollection:
             if len(died):
                 pos = np.searchsorted(live, died)
                 new_alive[pos] = False
-                for p in pos.tolist():
-                    key = new_keys[p]
-                    if new_labels.get(key) == p:
-                        del new_labels[key]
+                new_keys.drop(pos)
             # with room to grow, so that inserts do not move the rows the index views
             cap = _capacity(16, m + tail + max(16, (m + tail) // 2))
             self._vecs = _joined(cap, new_vecs, self._vecs[n0:n1])
@@ -501,11 +487,9 @@ class VectorCollection:
             self._alive = _joined(cap, new_alive, self._alive[n0:n1])
             if self._scalars is not None:
                 self._scalars = self._scalars.compacted(live, n0, n1, cap)
-            for j in range(tail):
-                if self._alive[m + j]:
-                    new_labels[self._keys[n0 + j]] = m + j
-            self._keys = new_keys + self._keys[n0:n1]
-            self._labels = new_labels
+            tail_keys = keys_at(self._keys.by_label, np.arange(n0, n1, dtype=np.int64))
+            new_keys.append(tail_keys, self._alive[m : m + tail])
+            self._keys = new_keys
             self._n = m + tail
             self._set_index(index, spec, m)
             self._journal.restart()  # labels renumbered: the next save writes them all
@@ -533,7 +517,7 @@ class VectorCollection:
     def needs_compaction(self) -> bool:
         """True when dead rows exceed 20% of the stored rows (call build_index)."""
         with self._lock:
-            dead = self._n - len(self._labels)
+            dead = self._n - len(self._keys)
             return self._spec is not None and dead > max(1000, self._n // 5)
 
     def seal(self, progress: Progress | None = None) -> bool:
@@ -563,13 +547,13 @@ class VectorCollection:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            spec, n, live = self._spec, self._n, len(self._labels)
+            spec, n, live = self._spec, self._n, len(self._keys)
             sealed = self._sealed_upto
             sealed_live = sealed - self._dead_sealed
             scalars = self._scalars
             mem = (
                 n * (self.row_bytes + 5)  # the room beyond n is not resident until used
-                + n * 100
+                + self._keys.nbytes
                 + faiss_index.memory_estimate(spec, self._index, self._dim)
                 + (0 if scalars is None else scalars.nbytes)
             )
@@ -663,14 +647,14 @@ class VectorCollection:
             snap = _Snapshot(
                 self._vecs,
                 self._sqnorms,
-                self._keys,
+                self._keys.by_label,
                 self._n,
                 self._index,
                 self._spec,
                 self._sealed_upto,
             )
             n, s = snap.n, snap.sealed_upto
-            live = len(self._labels)
+            live = len(self._keys)
             index, spec = snap.index, snap.spec
             use_index = (
                 not exact and index is not None and spec is not None and spec.metric is metric
@@ -697,8 +681,8 @@ class VectorCollection:
                     mask = self._alive[:n].copy()
                     rows = None
             else:
-                found = [x for x in map(self._labels.get, allowed) if x is not None]
-                rows = np.array(found, dtype=np.int64)
+                rows = self._keys.lookup(list(allowed))
+                rows = rows[rows >= 0]
                 rows.sort()  # ascending labels: a gather in memory order
                 if len(rows) > 1 and (rows[1:] == rows[:-1]).any():
                     rows = np.unique(rows)  # a key given twice
@@ -732,8 +716,7 @@ class VectorCollection:
                 mask = full[s:]
             assert mask is not None
             labs, dists = self._ann(snap, spec, q, k, metric, params, sealed_view, mask)
-        keys = snap.keys
-        return [keys[i] for i in labs.tolist()], dists
+        return keys_at(snap.keys, labs), dists
 
     def _search_all_sealed(
         self, q: F32, k: int, metric: Metric, params: SearchParams
@@ -751,7 +734,7 @@ class VectorCollection:
                 or not s
             ):
                 return None
-            vecs, keys = self._vecs, self._keys
+            vecs, keys = self._vecs, self._keys.by_label
         kk = min(s, k * faiss_index.fetch_factor(spec))
         found, scores = faiss_index.search_scored(index, spec, q, kk, params)
         if len(found) < min(k, s):
@@ -760,9 +743,9 @@ class VectorCollection:
             # FAISS computed these distances on the stored float32 vectors, in order (as
             # pgvector does, in float32): no re-ranking needed.
             dists: F64 = np.sqrt(np.maximum(scores, 0), dtype=np.float64)
-            return [keys[i] for i in found.tolist()], dists
+            return keys_at(keys, found), dists
         labs, dists = rank(vecs, found, q, metric, k)
-        return [keys[i] for i in labs.tolist()], dists
+        return keys_at(keys, labs), dists
 
     def _ann(
         self,

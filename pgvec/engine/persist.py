@@ -37,18 +37,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pgvec.engine import diskann_index, durable, faiss_index
+from pgvec.engine.keys import Key, from_rows
 from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec
 from pgvec.errors import CorruptIndex
 
 if TYPE_CHECKING:
-    from pgvec.engine.collection import Key, VectorCollection
+    from pgvec.engine.collection import VectorCollection
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 GEN_FILE = re.compile(r"^g(\d+)\.[a-z]+\d*\.(npy|json|faiss)(\.tmp)?$")
 #: keys as they are stored: an int64 array, or strings
-Keys = list["Key"] | np.ndarray[Any, Any]
+Keys = list[Key] | np.ndarray[Any, Any]
 HINT = "Run REINDEX on the index, or delete the directory so that it is rebuilt."
 _ADVICE = "; run REINDEX or delete the index directory"
 
@@ -115,10 +116,6 @@ def read_keys(directory: Path, entry: dict[str, Any], kind: str | None, rows: in
     if len(keys) != rows:
         raise ValueError(f"{entry['name']} holds {len(keys)} keys, expected {rows}")
     return keys
-
-
-def key_list(keys: Keys) -> list[Key]:
-    return keys if isinstance(keys, list) else keys.tolist()  # Python ints
 
 
 @dataclass
@@ -215,8 +212,7 @@ def load(directory: Path) -> VectorCollection:
     vecs = coll._vecs[:n]
     coll._sqnorms[:n] = coll.norms(vecs)
     coll._alive[:n] = alive
-    coll._keys = keys
-    coll._labels = {keys[i]: i for i in np.flatnonzero(alive).tolist()}
+    coll._keys = from_rows(manifest["key_kind"], keys, alive)
     coll._n = n
     coll._key_kind = manifest["key_kind"]
     coll._scalars = scalars
@@ -229,7 +225,7 @@ def load(directory: Path) -> VectorCollection:
     return coll
 
 
-_Filled = tuple[list["Key"], np.ndarray[Any, Any], Scalars | None, dict[str, Any] | None]
+_Filled = tuple[Keys, np.ndarray[Any, Any], Scalars | None, dict[str, Any] | None]
 
 
 def _fill_v2(directory: Path, manifest: dict[str, Any], coll: VectorCollection, n: int) -> _Filled:
@@ -247,19 +243,26 @@ def _fill_v2(directory: Path, manifest: dict[str, Any], coll: VectorCollection, 
             strings[column.name] = found
             words[column.name] = {w: code for code, w in enumerate(found)}
     scalars = None if columns is None else Scalars(columns, len(coll._vecs), words, strings)
-    keys: list[Key] = []
+    key_parts: list[Keys] = []
+    at = 0
     for entry in manifest["segments"]:
         segment = read_segment(directory, entry, (coll.width, coll.row_dtype), kind, columns)
-        if segment.lo != len(keys) or segment.hi <= segment.lo:
+        if segment.lo != at or segment.hi <= segment.lo:
             raise ValueError(f"segment [{segment.lo}, {segment.hi}) is out of place")
+        at = segment.hi
         coll._vecs[segment.lo : segment.hi] = segment.vectors
-        keys += key_list(segment.keys)
+        key_parts.append(segment.keys)
         for column, (values, valid) in zip(columns or (), segment.scalars, strict=True):
             assert scalars is not None
             scalars.values[column.name][segment.lo : segment.hi] = values
             scalars.valid[column.name][segment.lo : segment.hi] = valid
-    if len(keys) != n:
-        raise ValueError(f"the segments hold {len(keys)} rows, expected {n}")
+    if at != n:
+        raise ValueError(f"the segments hold {at} rows, expected {n}")
+    keys: Keys
+    if kind == "str":
+        keys = [k for part in key_parts for k in part]
+    else:
+        keys = np.concatenate(key_parts) if key_parts else np.empty(0, np.int64)
     alive = np.ones(n, np.bool_)
     for entry in manifest["dead"]:
         alive[read_labels(directory, entry, n)] = False
@@ -286,7 +289,7 @@ def _fill_v1(directory: Path, manifest: dict[str, Any], coll: VectorCollection, 
     coll._vecs[:n] = vecs
     alive = durable.read_npy(directory, files["alive"])
     _check(alive, (n,), np.bool_, "alive flags")
-    keys = key_list(read_keys(directory, files["keys"], manifest["key_kind"], n))
+    keys = read_keys(directory, files["keys"], manifest["key_kind"], n)
     scalars = None
     if manifest.get("scalars") is not None:  # absent in files of earlier versions
         listed = manifest["scalars"]

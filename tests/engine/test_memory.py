@@ -96,7 +96,7 @@ def test_shared_rows_survive_inserts_seals_growth_and_reload(tmp_path) -> None:
         with coll._lock:
             n = coll._n
             alive = coll._alive[:n].copy()
-            keys = [coll._keys[i] for i in np.flatnonzero(alive).tolist()]
+            keys = coll._keys.by_label[:n][alive].tolist()
             vecs = coll._vecs[:n][alive].copy()
         exact.upsert(keys, vecs)
         for q in queries:

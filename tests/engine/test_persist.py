@@ -138,7 +138,7 @@ def _content(coll):
     """Every live row: key -> (vector bytes, its mirrored values, None for NULL)."""
     out = {}
     scalars = coll._scalars
-    for key, label in coll._labels.items():
+    for key, label in coll._keys.items():
         row = [coll._vecs[label].tobytes()]
         for c in scalars.columns if scalars is not None else ():
             if not scalars.valid[c.name][label]:
@@ -210,7 +210,7 @@ def test_many_small_saves_stay_small(tmp_path):
         new = list(range(start, start + int(rng.integers(1, 40))))
         start = new[-1] + 1
         coll.upsert(new, rng.standard_normal((len(new), dim)), _scalars_of(new))
-        live = list(coll._labels)
+        live = [key for key, _ in coll._keys.items()]
         replaced = [int(k) for k in rng.choice(live, 3, replace=False)]
         coll.upsert(replaced, rng.standard_normal((3, dim)), _scalars_of(replaced))
         kept = [int(k) for k in rng.choice(live, 4, replace=False) if k not in replaced]
@@ -309,7 +309,7 @@ def _write_v1(coll, directory):
     files = {
         "vectors": put("g1.vectors.npy", coll._vecs[:n]),
         "alive": put("g1.alive.npy", coll._alive[:n].copy()),
-        "keys": put("g1.keys.npy", np.array(coll._keys, np.int64)),
+        "keys": put("g1.keys.npy", coll._keys.by_label[:n]),
     }
     faiss.write_index(coll._index, str(directory / "g1.index.faiss"))
     files["index"] = entry("g1.index.faiss")
