@@ -387,21 +387,16 @@ class VectorCollection:
 
     def delete(self, keys: Iterable[Key]) -> int:
         """Remove rows by key; returns how many existed."""
-        count = dead_sealed = 0
+        keys = list(keys)
         with self._lock:
-            sealed = self._sealed_upto
-            died = self._journal.died
-            for key in keys:
-                label = self._keys.pop(key)
-                if label is not None:
-                    self._alive[label] = False
-                    died.append(label)
-                    count += 1
-                    if label < sealed:
-                        dead_sealed += 1
-            if dead_sealed:
-                self._sealed_died(dead_sealed)
-        return count
+            labels = self._keys.remove(keys)
+            if labels:
+                self._alive[labels] = False
+                self._journal.died.extend(labels)
+                dead_sealed = sum(label < self._sealed_upto for label in labels)
+                if dead_sealed:
+                    self._sealed_died(dead_sealed)
+        return len(labels)
 
     def _sealed_died(self, count: int) -> None:
         """Under the lock: ``count`` labels below sealed_upto were just marked dead."""

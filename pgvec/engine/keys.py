@@ -30,6 +30,9 @@ Bools = npt.NDArray[np.bool_]
 #: the keys by label, as a reader snapshots them
 ByLabel = list[Key] | I64
 
+_NONE: I64 = np.empty(0, np.int64)
+_NONE.flags.writeable = False
+
 #: the dict of recent writes is merged into the run once it holds more entries than
 #: this, or than an eighth of the run
 MERGE_AT = 4096
@@ -79,8 +82,8 @@ class KeyMap(ABC):
         label)."""
 
     @abstractmethod
-    def pop(self, key: Key) -> int | None:
-        """Unmap ``key``; returns the label it had."""
+    def remove(self, keys: Sequence[Key]) -> list[int]:
+        """Unmap ``keys``; returns the labels they had (a key given twice counts once)."""
 
     @abstractmethod
     def taken(self, labels: I64) -> KeyMap:
@@ -97,17 +100,21 @@ class KeyMap(ABC):
 
     def drop(self, labels: I64) -> None:
         """Unmap the keys at ``labels`` that are still mapped to them."""
-        by_label = self.by_label
-        for label in labels.tolist():
-            key = by_label[label]
-            if self.get(key) == label:
-                self.pop(key)
+        keys = keys_at(self.by_label, labels)
+        self.remove([k for k, now in zip(keys, self.lookup(keys) == labels, strict=True) if now])
 
     def present(self, keys: Sequence[Key]) -> tuple[I64, I64]:
         """(positions in ``keys``, live labels) of the keys that have one."""
-        labels = self.lookup(keys)
-        pos = np.flatnonzero(labels >= 0)
-        return pos, labels[pos]
+        if len(keys) <= 8:  # a few keys (one row's write): no arrays unless found
+            get = self.get
+            hits = [(i, label) for i, k in enumerate(keys) if (label := get(k)) is not None]
+            if not hits:
+                return _NONE, _NONE
+            pairs = np.array(hits, np.int64)
+            return pairs[:, 0], pairs[:, 1]
+        found = self.lookup(keys)
+        at = np.flatnonzero(found >= 0)
+        return at, found[at]
 
 
 def new_map(kind: str | None) -> KeyMap:
@@ -163,10 +170,11 @@ class StrKeys(KeyMap):
         self._live = len(labels)
         return olds
 
-    def pop(self, key: Key) -> int | None:
-        label = self._labels.pop(key, None)
+    def remove(self, keys: Sequence[Key]) -> list[int]:
+        pop = self._labels.pop
+        out = [label for key in keys if (label := pop(key, None)) is not None]
         self._live = len(self._labels)
-        return label
+        return out
 
     def taken(self, labels: I64) -> StrKeys:
         keys = self._keys
@@ -222,32 +230,36 @@ class IntKeys(KeyMap):
     def get(self, key: Key) -> int | None:
         if not _fits(key):
             return None
-        label = self._recent.get(int(key))
+        key = int(key)
+        label = self._recent.get(key)
         if label is None:
-            label = int(self._in_run(np.array([key], np.int64))[0])
+            label = self._run_label(key)
         return None if label < 0 else label
 
+    def _run_label(self, key: int) -> int:
+        """The label of ``key`` in the run; -1 if the run lacks it (one key: no arrays)."""
+        run = self._run
+        pos = int(run.searchsorted(key))
+        if pos == len(run) or run[pos] != key:
+            return -1
+        return pos if self._run_labels is None else int(self._run_labels[pos])
+
     def lookup(self, keys: Sequence[Key]) -> I64:
-        if not all(map(_fits, keys)):
-            return np.fromiter(
-                ((-1 if (found := self.get(k)) is None else found) for k in keys),
-                np.int64,
-                len(keys),
-            )
-        array = np.fromiter(keys, np.int64, len(keys))
+        array = None if len(keys) <= 8 else _as_int64(keys)
+        if array is None:  # a few keys, or some key is no bigint (no row has that one)
+            get = self.get
+            return np.array([-1 if (hit := get(k)) is None else hit for k in keys], np.int64)
         labels = self._in_run(array)
-        recent = self._recent
-        if recent:
-            for i, key in enumerate(array.tolist()):
-                label = recent.get(key)
-                if label is not None:
-                    labels[i] = label
+        if self._recent:
+            recent = self._recent.get
+            pairs = zip(array.tolist(), labels.tolist(), strict=True)
+            labels = np.array([recent(k, label) for k, label in pairs], np.int64)
         return labels
 
     # -- writes ---------------------------------------------------------------------
     def append(self, keys: Sequence[Key], alive: Bools | None = None) -> list[int | None]:
         n, m = self._n, len(keys)
-        array = np.fromiter(keys, np.int64, m)
+        listed = [int(k) for k in keys]
         if n + m > len(self._keys):
             cap = len(self._keys)
             while cap < n + m:
@@ -257,14 +269,17 @@ class IntKeys(KeyMap):
             self._keys = grown
             if self._run_labels is None:  # the run views the array by label
                 self._run = grown[: len(self._run)]
-        self._keys[n : n + m] = array
+        self._keys[n : n + m] = listed
         self._n = n + m
-        in_run = self._in_run(array).tolist()
+        if m > 8:
+            in_run = self._in_run(self._keys[n : n + m]).tolist()
+        else:  # a few keys: scalar lookups cost less than the arrays
+            in_run = [self._run_label(k) for k in listed]
         recent = self._recent
         live = None if alive is None else alive.tolist()
         olds: list[int | None] = []
         added = 0
-        for i, key in enumerate(array.tolist()):
+        for i, key in enumerate(listed):
             if live is not None and not live[i]:
                 continue
             old = recent.get(key)
@@ -280,24 +295,16 @@ class IntKeys(KeyMap):
         self._maybe_merge()
         return olds
 
-    def pop(self, key: Key) -> int | None:
-        label = self.get(key)
-        if label is None:
-            return None
-        self._recent[int(key)] = -1
-        self._live -= 1
+    def remove(self, keys: Sequence[Key]) -> list[int]:
+        recent = self._recent
+        out: list[int] = []
+        for key, label in zip(keys, self.lookup(keys).tolist(), strict=True):
+            if label >= 0 and recent.get(int(key)) != -1:  # != -1: not given before
+                recent[int(key)] = -1
+                out.append(label)
+        self._live -= len(out)
         self._maybe_merge()
-        return label
-
-    def drop(self, labels: I64) -> None:
-        if not len(labels):
-            return
-        keys = self._keys[labels]
-        mapped = self.lookup(keys.tolist()) == labels
-        for key in keys[mapped].tolist():
-            self._recent[key] = -1
-        self._live -= int(np.count_nonzero(mapped))
-        self._maybe_merge()
+        return out
 
     def taken(self, labels: I64) -> IntKeys:
         out = IntKeys()
@@ -364,10 +371,26 @@ class IntKeys(KeyMap):
         return self._n * 8 + run + len(self._recent) * PY_KEY_BYTES
 
 
+_BIGINT = 2**63
+
+
 def _fits(key: Any) -> bool:
     """True when ``key`` is an integer that a bigint holds (else no row has it)."""
-    return bool(
-        isinstance(key, (int, np.integer))
-        and not isinstance(key, (bool, np.bool_))
-        and -(2**63) <= key < 2**63
-    )
+    if type(key) is int:
+        return -_BIGINT <= key < _BIGINT
+    return isinstance(key, np.integer) and -_BIGINT <= int(key) < _BIGINT
+
+
+def _as_int64(keys: Sequence[Key]) -> I64 | None:
+    """``keys`` as an int64 array; None unless every one is an integer a bigint holds."""
+    if isinstance(keys, np.ndarray) and keys.dtype == np.int64:
+        return keys
+    if not len(keys):
+        return np.empty(0, np.int64)
+    try:
+        array = np.array(keys)
+    except (OverflowError, ValueError):
+        return None
+    if array.ndim != 1 or array.dtype.kind != "i":  # strings, floats, bools, too large
+        return None
+    return array.astype(np.int64, copy=False)
