@@ -122,7 +122,8 @@ def new_map(kind: str | None) -> KeyMap:
 
 
 def from_rows(kind: str | None, keys: ByLabel, alive: Bools) -> KeyMap:
-    """A map of stored rows: ``keys`` by label, ``alive`` marking the live labels."""
+    """A map of stored rows: ``keys`` by label, ``alive`` marking the live labels.
+    ValueError if two live labels have one key."""
     if kind == "str":
         return StrKeys.of(list(keys), alive)
     return IntKeys.of(np.asarray(keys, np.int64), alive)
@@ -139,8 +140,11 @@ class StrKeys(KeyMap):
     @classmethod
     def of(cls, keys: list[Key], alive: Bools) -> StrKeys:
         out = cls()
+        live = np.flatnonzero(alive).tolist()
         out._keys = keys
-        out._labels = {keys[i]: i for i in np.flatnonzero(alive).tolist()}
+        out._labels = {keys[i]: i for i in live}
+        if len(out._labels) != len(live):
+            raise ValueError("a key has two live rows")
         out._n, out._live = len(keys), len(out._labels)
         return out
 
@@ -209,6 +213,9 @@ class IntKeys(KeyMap):
         out._n = n
         live = np.flatnonzero(alive[:n])
         out._set_run(keys[live], live)
+        run = out._run
+        if len(run) > 1 and bool(np.any(run[1:] == run[:-1])):
+            raise ValueError("a key has two live rows")
         out._live = len(live)
         return out
 

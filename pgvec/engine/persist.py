@@ -202,6 +202,7 @@ def load(directory: Path) -> VectorCollection:
         sealed = int(manifest["sealed_upto"])
         if not 0 <= sealed <= n:
             raise ValueError("sealed_upto out of range")
+        key_map = from_rows(manifest["key_kind"], keys, alive)
     except CorruptIndex:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
@@ -212,7 +213,7 @@ def load(directory: Path) -> VectorCollection:
     vecs = coll._vecs[:n]
     coll._sqnorms[:n] = coll.norms(vecs)
     coll._alive[:n] = alive
-    coll._keys = from_rows(manifest["key_kind"], keys, alive)
+    coll._keys = key_map
     coll._n = n
     coll._key_kind = manifest["key_kind"]
     coll._scalars = scalars

@@ -143,3 +143,13 @@ def test_collection_memory_and_lookups_after_a_build():
     assert keys == [17, n + 5]
     keys, _ = coll.search(moved, 5, Metric.L2, allowed={18, 19, n + 5, 2**70})
     assert keys == [n + 5, 19]
+
+
+def test_from_rows_refuses_a_key_on_two_live_rows():
+    alive = np.ones(3, np.bool_)
+    with pytest.raises(ValueError, match="two live rows"):
+        from_rows("int", np.array([4, 9, 4], np.int64), alive)
+    with pytest.raises(ValueError, match="two live rows"):
+        from_rows("str", ["a", "b", "a"], alive)
+    alive[0] = False  # the first row was replaced by the third: fine
+    assert from_rows("int", np.array([4, 9, 4], np.int64), alive).get(4) == 2

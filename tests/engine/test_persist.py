@@ -368,3 +368,28 @@ def test_a_damaged_file_to_merge_means_writing_everything(tmp_path, data, caplog
     assert "writing the whole collection again" in caplog.text
     assert [p.name for p in sorted(tmp_path.glob("*.vectors.npy"))] == ["g3.vectors.npy"]
     _loads_back(coll, tmp_path)
+
+
+@pytest.mark.parametrize("str_keys", [False, True])
+def test_two_live_rows_with_one_key_are_corrupt(tmp_path, data, str_keys):
+    """Files whose checksums hold but that map one key to two live rows load as corrupt
+    (REINDEX), not as a collection whose lookups would find either row."""
+    coll = VectorCollection(32)
+    coll.upsert([f"k{i}" if str_keys else i for i in range(100)], data[:100])
+    coll.save(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    entry = manifest["segments"][0]["keys"]
+    path = tmp_path / entry["name"]
+    if str_keys:
+        stored = json.loads(path.read_text())
+        stored[7] = stored[3]
+        path.write_text(json.dumps(stored))
+    else:
+        stored = np.load(path)
+        stored[7] = stored[3]
+        np.save(path, stored)
+    raw = path.read_bytes()
+    entry["size"], entry["crc32"] = len(raw), zlib.crc32(raw)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptIndex, match="two live rows"):
+        VectorCollection.load(tmp_path)
