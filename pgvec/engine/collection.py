@@ -482,6 +482,10 @@ class VectorCollection:
             self._alive = _joined(cap, new_alive, self._alive[n0:n1])
             if self._scalars is not None:
                 self._scalars = self._scalars.compacted(live, n0, n1, cap)
+            if new_keys.kind != self._keys.kind:
+                # the snapshot had no rows, and its map no kind yet: the rows written
+                # since chose it (text keys)
+                new_keys = new_map(self._key_kind)
             tail_keys = keys_at(self._keys.by_label, np.arange(n0, n1, dtype=np.int64))
             new_keys.append(tail_keys, self._alive[m : m + tail])
             self._keys = new_keys

@@ -12,7 +12,8 @@ cost about 90.
 
 Labels only grow: ``append`` gives the next labels to new rows. The array by label
 (``by_label``) is append-only too, so a reader holding it may read labels below the
-count it saw without a lock. Everything else is called under the collection's lock.
+count it saw without a lock (as ``taken`` does). Everything else is called under the
+collection's lock.
 """
 
 from __future__ import annotations
@@ -382,10 +383,11 @@ _BIGINT = 2**63
 
 
 def _fits(key: Any) -> bool:
-    """True when ``key`` is an integer that a bigint holds (else no row has it)."""
+    """True when ``key`` is an integer that a bigint holds (else no row has it). Bools
+    and int subclasses count as the ints they equal, as in a dict."""
     if type(key) is int:
         return -_BIGINT <= key < _BIGINT
-    return isinstance(key, np.integer) and -_BIGINT <= int(key) < _BIGINT
+    return isinstance(key, (int, np.integer, np.bool_)) and -_BIGINT <= int(key) < _BIGINT
 
 
 def _as_int64(keys: Sequence[Key]) -> I64 | None:
@@ -398,6 +400,6 @@ def _as_int64(keys: Sequence[Key]) -> I64 | None:
         array = np.array(keys)
     except (OverflowError, ValueError):
         return None
-    if array.ndim != 1 or array.dtype.kind != "i":  # strings, floats, bools, too large
+    if array.ndim != 1 or array.dtype.kind not in "ib":  # strings, floats, too large
         return None
     return array.astype(np.int64, copy=False)

@@ -153,3 +153,41 @@ def test_from_rows_refuses_a_key_on_two_live_rows():
         from_rows("str", ["a", "b", "a"], alive)
     alive[0] = False  # the first row was replaced by the third: fine
     assert from_rows("int", np.array([4, 9, 4], np.int64), alive).get(4) == 2
+
+
+def test_a_build_over_no_rows_keeps_text_keys_written_meanwhile(monkeypatch):
+    """A build that snapshots an empty collection (its key map has no kind yet) while
+    rows with text keys arrive: the rows stay reachable by their keys."""
+    from pgvec.engine import faiss_index
+
+    coll = VectorCollection(4)
+    build = faiss_index.build
+
+    def build_while_writing(*args, **kwargs):
+        coll.upsert(["7", "a"], np.eye(4)[:2])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(faiss_index, "build", build_while_writing)
+    coll.build_index(IndexSpec.create("FLAT", Metric.L2))
+    assert np.array_equal(coll.get("7"), np.eye(4, dtype=np.float32)[0])
+    assert coll.search(np.eye(4)[1], 2, Metric.L2)[0] == ["a", "7"]
+    assert coll.delete(["7"]) == 1
+    coll.upsert(["zzz"], np.eye(4)[2:3])
+    assert coll.live_count == 2
+
+
+def test_bools_and_int_subclasses_are_the_ints_they_equal():
+    """As a dict of ints answers: True finds key 1, an IntEnum member its value, in a
+    lookup of a few keys and of many alike."""
+    import enum
+
+    class Code(enum.IntEnum):
+        A = 5
+
+    got = IntKeys()
+    got.append([0, 1, 5])
+    many = list(range(10, 20))
+    assert got.get(True) == 1 and got.get(Code.A) == 2 and got.get(np.True_) == 1
+    assert got.lookup([True, Code.A]).tolist() == [1, 2]
+    assert got.lookup([True, Code.A, *many]).tolist()[:2] == [1, 2]
+    assert got.remove([True]) == [1]
