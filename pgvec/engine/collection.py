@@ -306,13 +306,7 @@ class VectorCollection:
             self._vecs[n : n + m] = vecs
             self._sqnorms[n : n + m] = self.norms(vecs)
             self._alive[n : n + m] = True
-            olds = [old for old in self._keys.append(keys) if old is not None]
-            if olds:
-                self._alive[olds] = False
-                self._journal.died.extend(olds)
-                dead_sealed = sum(old < self._sealed_upto for old in olds)
-                if dead_sealed:
-                    self._sealed_died(dead_sealed)
+            self._died([old for old in self._keys.append(keys) if old is not None])
             self._n = n + m
 
     def unmirror(self, names: set[str]) -> None:
@@ -390,19 +384,20 @@ class VectorCollection:
         keys = list(keys)
         with self._lock:
             labels = self._keys.remove(keys)
-            if labels:
-                self._alive[labels] = False
-                self._journal.died.extend(labels)
-                dead_sealed = sum(label < self._sealed_upto for label in labels)
-                if dead_sealed:
-                    self._sealed_died(dead_sealed)
+            self._died(labels)
         return len(labels)
 
-    def _sealed_died(self, count: int) -> None:
-        """Under the lock: ``count`` labels below sealed_upto were just marked dead."""
-        self._dead_sealed += count
-        self._sealed_version += 1
-        self._selector = None
+    def _died(self, labels: list[int]) -> None:
+        """Under the lock: the rows of ``labels`` (which were live) are dead."""
+        if not labels:
+            return
+        self._alive[labels] = False
+        self._journal.died.extend(labels)
+        dead_sealed = sum(label < self._sealed_upto for label in labels)
+        if dead_sealed:
+            self._dead_sealed += dead_sealed
+            self._sealed_version += 1
+            self._selector = None
 
     def _set_index(self, index: Any, spec: IndexSpec | None, sealed_upto: int) -> None:
         """Under the lock: install the index state and recount the sealed range."""
