@@ -346,13 +346,21 @@ class IntKeys(KeyMap):
             return
         keys = np.fromiter(recent.keys(), np.int64, len(recent))
         labels = np.fromiter(recent.values(), np.int64, len(recent))
+        order = np.argsort(keys)
+        keys, labels = keys[order], labels[order]
         run = self._run
         run_labels = (
             np.arange(len(run), dtype=np.int64) if self._run_labels is None else self._run_labels
         )
-        kept = ~np.isin(run, keys, assume_unique=True)
+        # the run's entries that recent writes replace: a binary search of the (sorted,
+        # fewer) recent keys in the run, instead of sorting the run again
+        kept = np.ones(len(run), np.bool_)
+        if len(run):
+            pos = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            kept[pos[run[pos] == keys]] = False
         live = labels >= 0
         self._recent = {}
+        # two sorted parts: the stable sort (a merge sort) merges them in linear time
         self._set_run(
             np.concatenate((run[kept], keys[live])),
             np.concatenate((run_labels[kept], labels[live])),
