@@ -215,6 +215,16 @@ class VectorCollection:
 
     # ------------------------------------------------------------------ writes
     def _check_keys(self, keys: Sequence[Key]) -> list[Key]:
+        if (
+            len(keys) > 64
+            and self._key_kind != "str"
+            and all(type(key) is int for key in keys)
+            and INT64_MIN <= min(keys) <= max(keys) <= INT64_MAX  # type: ignore[operator]
+        ):  # a batch of Python ints (a load): checked as a whole
+            if self._key_kind is None:  # the first keys: no rows yet
+                self._key_kind = "int"
+                self._keys = new_map("int")
+            return list(keys)
         out: list[Key] = []
         for key in keys:
             if isinstance(key, str):
@@ -345,6 +355,13 @@ class VectorCollection:
         if scalars is not None:
             scalars = [[column[i] for i in rest] for column in scalars]
         return [keys[i] for i in rest], vecs[moved], scalars
+
+    def reserve(self, rows: int) -> None:
+        """Room for ``rows`` stored rows in all (a load that knows how many are coming):
+        one allocation instead of doublings that copy what came before. Memory beyond
+        the rows written is not resident until used."""
+        with self._lock:
+            self._ensure_capacity(rows)
 
     def _ensure_capacity(self, need: int) -> None:
         cap = len(self._vecs)

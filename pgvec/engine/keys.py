@@ -267,7 +267,6 @@ class IntKeys(KeyMap):
     # -- writes ---------------------------------------------------------------------
     def append(self, keys: Sequence[Key], alive: Bools | None = None) -> list[int | None]:
         n, m = self._n, len(keys)
-        listed = [int(k) for k in keys]
         if n + m > len(self._keys):
             cap = len(self._keys)
             while cap < n + m:
@@ -277,8 +276,14 @@ class IntKeys(KeyMap):
             self._keys = grown
             if self._run_labels is None:  # the run views the array by label
                 self._run = grown[: len(self._run)]
-        self._keys[n : n + m] = listed
+        self._keys[n : n + m] = keys
         self._n = n + m
+        if m > 8 and alive is None and self._appends_to_run(n):
+            # a load in key order: the run (the array itself) grows with the new keys
+            self._run = self._keys[: n + m]
+            self._live += m
+            return [None] * m
+        listed: list[int] = self._keys[n : n + m].tolist()
         if m > 8:
             in_run = self._in_run(self._keys[n : n + m]).tolist()
         else:  # a few keys: scalar lookups cost less than the arrays
@@ -302,6 +307,14 @@ class IntKeys(KeyMap):
         self._live += added
         self._maybe_merge()
         return olds
+
+    def _appends_to_run(self, n: int) -> bool:
+        """Whether the keys just written at labels n.. ascend, after every key before
+        them, onto a run that is the array itself and holds every label below n."""
+        if self._recent or self._run_labels is not None or len(self._run) != n:
+            return False
+        new = self._keys[n : self._n]
+        return (n == 0 or bool(new[0] > self._keys[n - 1])) and bool(np.all(new[1:] > new[:-1]))
 
     def remove(self, keys: Sequence[Key]) -> list[int]:
         recent = self._recent

@@ -360,6 +360,14 @@ class TableState:
                     "SELECT seq FROM pgvec.changes WHERE relid = %s", (self.relid,)
                 )
             ]
+            # the rows to expect, in this snapshot: the collections are allocated once,
+            # instead of grown (and copied) as batches arrive
+            counted = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(self._table())
+            ).fetchone()
+            expected = int(counted[0]) if counted else 0
+            for coll in fresh.values():
+                coll.reserve(expected)
             total = 0
             with conn.cursor(name="pgvec_full_load", binary=True) as cur:
                 cur.itersize = FETCH_BATCH
@@ -367,7 +375,7 @@ class TableState:
                 while rows := cur.fetchmany(FETCH_BATCH):
                     self._upsert_rows(fresh, rows, scalars)
                     total += len(rows)
-                    log.info("loading %s: %d rows", self.info.name, total)
+                    log.info("loading %s: %d of %d rows", self.info.name, total, expected)
         self._drop_wide_text(list(fresh.values()), scalars)
         others = set(self.collections) - set(fresh)
         self.collections.update(fresh)

@@ -191,3 +191,37 @@ def test_bools_and_int_subclasses_are_the_ints_they_equal():
     assert got.lookup([True, Code.A]).tolist() == [1, 2]
     assert got.lookup([True, Code.A, *many]).tolist()[:2] == [1, 2]
     assert got.remove([True]) == [1]
+
+
+def test_a_load_in_key_order_grows_the_run_without_the_dict():
+    """Batches whose keys ascend after every key so far extend the run (the array by
+    label) directly; a batch that does not goes through the dict, and lookups agree."""
+    got, want = IntKeys(), Model()
+    for batch in ([*range(0, 100)], [*range(100, 300)], [*range(300, 310)]):
+        assert got.append(batch) == want.append(batch)
+        assert not got._recent and got._run_labels is None
+        assert len(got._run) == batch[-1] + 1  # every label so far
+    unordered = [*range(50, 60), 1000, 999]  # updates of run keys, then keys out of order
+    assert got.append(unordered) == want.append(unordered)
+    assert got._recent
+    more = [*range(2000, 2020)]  # ascending again, but the dict is not empty: no shortcut
+    assert got.append(more) == want.append(more)
+    _check(got, want, [*range(-5, 320), 999, 1000, *more, 5000])
+    got.merge()
+    _check(got, want, [*range(-5, 320), 999, 1000, *more, 5000])
+
+
+def test_a_batch_of_keys_is_checked_as_a_whole():
+    """A large batch of Python ints skips the per-key checks, with the same errors."""
+    from pgvec.errors import InvalidParameter
+
+    coll = VectorCollection(2)
+    rows = np.ones((100, 2))
+    with pytest.raises(InvalidParameter, match="out of range for bigint"):
+        coll.upsert([*range(99), 2**63], rows)
+    with pytest.raises(InvalidParameter, match="unsupported key type bool"):
+        coll.upsert([*range(99), True], rows)
+    coll.upsert(list(range(100)), rows)
+    with pytest.raises(InvalidParameter, match="is a str, this collection has int keys"):
+        coll.upsert([*range(99), "x"], rows)
+    assert coll.live_count == 100 and coll.key_kind == "int"
