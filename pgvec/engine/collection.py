@@ -28,7 +28,16 @@ from pgvec.engine import faiss_index
 from pgvec.engine.distances import exact_candidates, exact_topk, popcount, rank
 from pgvec.engine.faiss_index import Progress, Selector
 from pgvec.engine.journal import Journal
-from pgvec.engine.keys import ByLabel, IntKeys, Key, KeyMap, keys_at, new_map
+from pgvec.engine.keys import (
+    INT64_MAX,
+    INT64_MIN,
+    ByLabel,
+    IntKeys,
+    Key,
+    KeyMap,
+    keys_at,
+    new_map,
+)
 from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.scalars import ScalarColumn, Scalars
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
@@ -51,7 +60,6 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: ``allowed`` sets of at most this many floats (rows x dim: 16,384 rows of 128-d, about
 #: 1 ms) or 1% of live rows are searched exactly. A graph walk restricted to a small set
 #: needs a wide search, and misses rows when the set lies away from the query.
@@ -221,9 +229,8 @@ class VectorCollection:
             and all(type(key) is int for key in keys)
             and INT64_MIN <= min(keys) <= max(keys) <= INT64_MAX  # type: ignore[operator]
         ):  # a batch of Python ints (a load): checked as a whole
-            if self._key_kind is None:  # the first keys: no rows yet
-                self._key_kind = "int"
-                self._keys = new_map("int")
+            if self._key_kind is None:
+                self._first_keys("int")
             return list(keys)
         out: list[Key] = []
         for key in keys:
@@ -236,15 +243,19 @@ class VectorCollection:
                 kind = "int"
             else:
                 raise InvalidParameter(f"unsupported key type {type(key).__name__}")
-            if self._key_kind is None:  # the first key: no rows yet
-                self._key_kind = kind
-                self._keys = new_map(kind)
+            if self._key_kind is None:
+                self._first_keys(kind)
             elif kind != self._key_kind:
                 raise InvalidParameter(
                     f"key {key!r} is a {kind}, this collection has {self._key_kind} keys"
                 )
             out.append(key)
         return out
+
+    def _first_keys(self, kind: str) -> None:
+        """Under the lock: the collection's first keys (no rows yet) are of ``kind``."""
+        self._key_kind = kind
+        self._keys = new_map(kind)
 
     def _check_vectors(self, vectors: npt.ArrayLike) -> F32:
         if self._binary:

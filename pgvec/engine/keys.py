@@ -31,6 +31,9 @@ Bools = npt.NDArray[np.bool_]
 #: the keys by label, as a reader snapshots them
 ByLabel = list[Key] | I64
 
+#: what a bigint holds
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 _NONE: I64 = np.empty(0, np.int64)
 _NONE.flags.writeable = False
 
@@ -400,15 +403,12 @@ class IntKeys(KeyMap):
         return self._n * 8 + run + len(self._recent) * PY_KEY_BYTES
 
 
-_BIGINT = 2**63
-
-
 def _fits(key: Any) -> bool:
     """True when ``key`` is an integer that a bigint holds (else no row has it). Bools
     and int subclasses count as the ints they equal, as in a dict."""
     if type(key) is int:
-        return -_BIGINT <= key < _BIGINT
-    return isinstance(key, (int, np.integer, np.bool_)) and -_BIGINT <= int(key) < _BIGINT
+        return INT64_MIN <= key <= INT64_MAX
+    return isinstance(key, (int, np.integer, np.bool_)) and INT64_MIN <= int(key) <= INT64_MAX
 
 
 def _as_int64(keys: Sequence[Key]) -> I64 | None:
