@@ -9,17 +9,19 @@ for rows written in SQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from pymilvus.grpc_gen import schema_pb2
 
+from pgvec.filter.sql import quoted
 from pgvec.milvus import fielddata
 from pgvec.milvus.filters import Filter
 from pgvec.milvus.schema import DT, DYNAMIC, Collection, Field, default_value
 from pgvec.milvus.status import ParameterInvalid
+from pgvec.service.search import ConnectionSQL
 
 #: column types read as they are; any other reads as text (VarChar)
 _NATIVE = (
@@ -241,6 +243,15 @@ class Outputs:
             raise ParameterInvalid("count entities with other output fields is not supported")
 
     @property
+    def keys_only(self) -> bool:
+        """Whether an answer carries the primary key and nothing else."""
+        return (
+            len(self.fields) == 1
+            and self.fields[0] is self.coll.pk
+            and not (self.reads_dynamic or self.count)
+        )
+
+    @property
     def reads_dynamic(self) -> bool:
         return bool(self.dynamic_keys) or self.all_dynamic
 
@@ -319,6 +330,8 @@ async def rows_by_key(
         return {}
     pk = coll.pk
     cast = "bigint[]" if pk.type == DT.Int64 else "text[]"
+    if outputs.keys_only:
+        return {k: (k,) for k in await _present(conn, coll, outputs, keys, cast)}
     cur = await conn.execute(
         sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::{})").format(
             outputs.select_list(), coll.ident, sql.Identifier(pk.name), sql.SQL(cast)
@@ -326,3 +339,49 @@ async def rows_by_key(
         (list(keys),),
     )
     return {r[0]: r for r in await cur.fetchall()}
+
+
+async def _present(
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    outputs: Outputs,
+    keys: Sequence[Any],
+    cast: str,
+) -> list[Any]:
+    """Which of ``keys`` have a row the caller may see: the answer of a search that asks
+    for no output field. One statement, its keys in one array literal, sent on the
+    connection without psycopg's cursor (which costs a search about three times as much
+    CPU as the statement itself)."""
+    ints = coll.pk.type == DT.Int64
+    literal = "{" + ",".join(str(int(k)) if ints else _array_item(str(k)) for k in keys) + "}"
+    query = (
+        f"SELECT {outputs.select_list().as_string(None)} FROM {coll.ident.as_string(None)}"
+        f" WHERE {quoted(coll.pk.name)} = ANY($1::{cast})"
+    )
+    rows = await ConnectionSQL(conn).rows(query, [literal.encode()], [0], [0], binary=False)
+    return [int(r[0]) if ints else bytes(r[0]).decode() for r in rows if r[0] is not None]
+
+
+def check_readable(
+    sql_: ConnectionSQL, coll: Collection, outputs: Outputs
+) -> Coroutine[Any, Any, bool]:
+    """Sends a statement that reads the output columns of no row, so that PostgreSQL
+    checks the caller's right to read them, as reading rows would. Returns the coroutine
+    that takes its answer: whether row-level security filters the caller's rows of the
+    table (so that they must be read after all); it raises where the right is missing."""
+    pending = sql_.start(
+        f"SELECT row_security_active({int(coll.relid)}::oid) WHERE NOT EXISTS"
+        f" (SELECT {outputs.select_list().as_string(None)} FROM {coll.ident.as_string(None)}"
+        " WHERE false)"
+    )
+
+    async def answer() -> bool:
+        rows = await pending
+        return bool(rows) and rows[0][0] == b"t"
+
+    return answer()
+
+
+def _array_item(text: str) -> str:
+    """``text`` as an element of a PostgreSQL array literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

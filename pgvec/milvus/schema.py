@@ -15,13 +15,30 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from psycopg import sql
 from pymilvus.grpc_gen import schema_pb2
 
 from pgvec.milvus.status import ParameterInvalid, Unsupported
 
-DT = schema_pb2.DataType
+
+class _DataTypes:
+    """``schema_pb2.DataType``'s values as plain attributes: protobuf's enum wrapper looks
+    each one up through a Python ``__getattr__``, dozens of times a search."""
+
+    def __init__(self) -> None:
+        self.__dict__.update(schema_pb2.DataType.items())
+
+    def __getattr__(self, name: str) -> int:  # only reached for names the enum lacks
+        raise AttributeError(f"DataType has no value {name}")
+
+    @staticmethod
+    def Name(value: int) -> str:  # protobuf's spelling
+        return str(schema_pb2.DataType.Name(value))
+
+
+DT = _DataTypes()
 DYNAMIC = "$meta"
 FLOAT_VECTORS = frozenset({DT.FloatVector, DT.Float16Vector, DT.BFloat16Vector})
 #: scalar Milvus types and the PostgreSQL type of their column
@@ -97,18 +114,18 @@ class Collection:
     properties: Mapping[str, str] = field(default_factory=dict)
     registered: bool = False  # created through the Milvus API (has a pgvec.collections row)
 
-    @property
+    @cached_property
     def pk(self) -> Field:
         return next(f for f in self.fields if f.primary)
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
 
-    @property
+    @cached_property
     def vectors(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.is_vector)
 
-    @property
+    @cached_property
     def ident(self) -> sql.Composable:
         return sql.Identifier(self.schema_name, self.table)
 

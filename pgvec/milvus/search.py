@@ -9,6 +9,7 @@ similarities (larger is closer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pgvec.milvus.indexes import IndexInfo, vector_field
 from pgvec.milvus.schema import DT, Collection, Field
 from pgvec.milvus.status import ParameterInvalid
 from pgvec.service.database import Database
-from pgvec.service.partitions import split_hit_key
+from pgvec.service.partitions import hit_keys
 from pgvec.service.request import FilterSpec, SearchRequest
 from pgvec.service.search import ConnectionSQL
 
@@ -253,41 +254,57 @@ async def search_hits(
     refine = args.radius is not None or args.group_by is not None or admit is not None
     fetch = min(max(want * args.group_size * 4, 64), MAX_CANDIDATES) if refine else want
     sql_ = ConnectionSQL(conn)
-    while True:
-        found = await db.search(
-            SearchRequest(
-                table=info,
-                column=info.vectors[args.field.name],
-                vectors=vectors,
-                k=fetch,
-                metric=args.metric,
-                params=args.engine,
-                filter=_filter_spec(coll, info, where),
-                consistency=consistency,
-                partitions=partitions,
-            ),
-            sql_,
-        )
-        if info.partitioned:  # hits are (leaf, key): the key is unique in a collection
-            found = [([_key_of(coll, k) for k in ks], ds) for ks, ds in found]
-        if admit is not None:  # read only the rows past the iterator's bound
-            scores = [milvus_score(args.metric, np.asarray(ds)).tolist() for _, ds in found]
-            keys = {
-                k
-                for (ks, _), ss in zip(found, scores, strict=True)
-                for k, s in zip(ks, ss, strict=True)
-                if admit(k, s)
-            }
-        else:
-            keys = {k for ks, _ in found for k in ks}
-        rows = await data.rows_by_key(conn, coll, outputs, list(keys))
-        hits = [_pick(args, ks, ds, rows, outputs, admit) for ks, ds in found]
-        short = any(
-            len(h) < want and len(ks) >= fetch for h, (ks, _) in zip(hits, found, strict=True)
-        )
-        if not refine or not short or fetch >= MAX_CANDIDATES:
-            break
-        fetch = min(fetch * 4, MAX_CANDIDATES)
+    # Keys alone, unfiltered, need no row read, only the caller's right to read them:
+    # PostgreSQL checks it while the engine searches. (A filter runs in PostgreSQL or
+    # binds there, on the same connection; row-level security is a filter, and the
+    # check tells of policies enabled since the catalog was read.)
+    keys_only = outputs.keys_only and where is EVERYTHING and not info.row_security
+    checking = [data.check_readable(sql_, coll, outputs)] if keys_only else []
+    try:
+        while True:
+            found = await db.search(
+                SearchRequest(
+                    table=info,
+                    column=info.vectors[args.field.name],
+                    vectors=vectors,
+                    k=fetch,
+                    metric=args.metric,
+                    params=args.engine,
+                    filter=_filter_spec(coll, info, where),
+                    consistency=consistency,
+                    partitions=partitions,
+                ),
+                sql_,
+            )
+            if checking and await checking.pop():
+                keys_only = False  # row-level security the catalog did not know yet
+            if info.partitioned:  # hits are (leaf, key): the key is unique in a collection
+                found = [(_keys_of(coll, ks), ds) for ks, ds in found]
+            if admit is not None:  # read only the rows past the iterator's bound
+                scores = [milvus_score(args.metric, np.asarray(ds)).tolist() for _, ds in found]
+                keys = {
+                    k
+                    for (ks, _), ss in zip(found, scores, strict=True)
+                    for k, s in zip(ks, ss, strict=True)
+                    if admit(k, s)
+                }
+            else:
+                keys = {k for ks, _ in found for k in ks}
+            if keys_only:
+                rows: Mapping[Any, Sequence[Any]] = {k: (k,) for k in keys}
+            else:
+                rows = await data.rows_by_key(conn, coll, outputs, list(keys))
+            hits = [_pick(args, ks, ds, rows, outputs, admit) for ks, ds in found]
+            short = any(
+                len(h) < want and len(ks) >= fetch for h, (ks, _) in zip(hits, found, strict=True)
+            )
+            if not refine or not short or fetch >= MAX_CANDIDATES:
+                break
+            fetch = min(fetch * 4, MAX_CANDIDATES)
+    finally:
+        if checking:  # the search failed: the connection is free again once it is read
+            with contextlib.suppress(Exception):
+                await checking.pop()
     return [h[args.offset : want] for h in hits], dict(rows)
 
 
@@ -315,9 +332,9 @@ def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec
     )
 
 
-def _key_of(coll: Collection, hit: Any) -> Any:
-    _, key = split_hit_key(str(hit))
-    return int(key) if coll.pk.type == DT.Int64 else key
+def _keys_of(coll: Collection, hits: Sequence[Any]) -> list[Any]:
+    keys = hit_keys(hits)
+    return [int(k) for k in keys] if coll.pk.type == DT.Int64 else keys
 
 
 def _pick(

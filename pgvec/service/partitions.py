@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -55,10 +55,9 @@ def hit_key(leaf: int, key: Key) -> str:
     return f"{leaf}:{key}"
 
 
-def split_hit_key(text: str) -> tuple[int, str]:
-    """(leaf OID, key as text) of a :func:`hit_key`."""
-    leaf, _, key = text.partition(":")
-    return int(leaf), key
+def hit_keys(hits: Sequence[Key]) -> list[str]:
+    """The keys of :func:`hit_key` hits, as text, without their leaves."""
+    return [str(h).partition(":")[2] for h in hits]
 
 
 def _qualified(info: TableInfo) -> str:

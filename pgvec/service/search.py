@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import generators, pq
@@ -45,10 +45,28 @@ class ConnectionSQL:
         *,
         binary: bool,
     ) -> list[list[bytes | None]]:
+        return await self.start(sql, values, types, formats, binary=binary)
+
+    def start(
+        self,
+        sql: str,
+        values: Sequence[bytes | None] = (),
+        types: Sequence[int] = (),
+        formats: Sequence[int] = (),
+        *,
+        binary: bool = False,
+    ) -> Coroutine[Any, Any, list[list[bytes | None]]]:
+        """Sends ``sql`` at once and returns the coroutine that reads its rows, so that
+        other work runs while it travels. The coroutine must be awaited before anything
+        else runs on the connection."""
         pgconn = self._conn.pgconn
         pgconn.send_query_params(
             sql.encode(), list(values), list(types), list(formats), int(binary)
         )
+        return self._result()
+
+    async def _result(self) -> list[list[bytes | None]]:
+        pgconn = self._conn.pgconn
         results = await self._conn.wait(generators.execute(pgconn))
         res = results[-1]
         if res.status != pq.ExecStatus.TUPLES_OK:

@@ -154,6 +154,40 @@ def test_read_your_writes_and_sql_interop(client: MilvusClient, sql: psycopg.Con
     assert rows == [(5, "five")]
 
 
+#: primary keys an array literal must quote: quotes, backslashes, commas, braces, blanks
+ODD_KEYS = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", 'ü\\"', "i'j"]
+
+
+def test_keys_alone_with_keys_that_need_quoting(
+    client: MilvusClient, sql: psycopg.Connection
+) -> None:
+    """A search that asks for no output field answers keys and distances; with a filter
+    or without, every key comes back as it was written, and a row deleted in SQL drops
+    out of a Strong search."""
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=16)
+    schema.add_field("n", DataType.INT64)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection("odd", schema=schema, index_params=ip)
+    vecs = np.random.default_rng(5).random((len(ODD_KEYS), DIM), dtype=np.float32)
+    client.insert(
+        "odd",
+        [{"pk": k, "n": i, "vec": vecs[i].tolist()} for i, k in enumerate(ODD_KEYS)],
+    )
+    q = vecs[0]
+    order = np.argsort(((vecs - q) ** 2).sum(1))
+    want = [ODD_KEYS[i] for i in order]
+    assert [h["pk"] for h in client.search("odd", data=[q.tolist()], limit=20)[0]] == want
+    filtered = client.search("odd", data=[q.tolist()], limit=20, filter="n >= 0")[0]
+    assert [h["pk"] for h in filtered] == want
+    sql.execute("DELETE FROM odd WHERE pk = %s", (ODD_KEYS[0],))
+    sql.commit()
+    hits = client.search("odd", data=[q.tolist()], limit=20, consistency_level="Strong")[0]
+    assert [h["pk"] for h in hits] == want[1:]
+
+
 def test_hybrid_search_rrf_and_weighted(client: MilvusClient) -> None:
     from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
