@@ -18,7 +18,7 @@ from pymilvus.grpc_gen import schema_pb2
 
 from pgvec.filter.sql import quoted
 from pgvec.milvus import fielddata
-from pgvec.milvus.filters import Filter
+from pgvec.milvus.filters import EVERYTHING, Filter
 from pgvec.milvus.schema import DT, DYNAMIC, Collection, Field, default_value
 from pgvec.milvus.status import ParameterInvalid
 from pgvec.service.search import ConnectionSQL
@@ -323,21 +323,31 @@ async def query(
 
 
 async def rows_by_key(
-    conn: psycopg.AsyncConnection[Any], coll: Collection, outputs: Outputs, keys: Sequence[Any]
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    outputs: Outputs,
+    keys: Sequence[Any],
+    where: Filter = EVERYTHING,
 ) -> dict[Any, Sequence[Any]]:
-    """The output rows of ``keys`` that exist and the caller may see (the pk first)."""
+    """The output rows of ``keys`` that exist, the caller may see and ``where`` admits
+    (the pk first). PostgreSQL evaluates the filter again, where the engine may have
+    evaluated it for the search: so the caller needs the right to read its columns, as
+    its own SQL would."""
     if not keys:
         return {}
     pk = coll.pk
     cast = "bigint[]" if pk.type == DT.Int64 else "text[]"
+    condition = f"{quoted(pk.name)} = ANY(${len(where.values) + 1}::{cast})"
+    if where is not EVERYTHING:
+        condition += f" AND ({where.sql})"
     if outputs.keys_only:
-        return {k: (k,) for k in await _present(conn, coll, outputs, keys, cast)}
-    cur = await conn.execute(
-        sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::{})").format(
-            outputs.select_list(), coll.ident, sql.Identifier(pk.name), sql.SQL(cast)
-        ),
-        (list(keys),),
+        return {k: (k,) for k in await _present(conn, coll, outputs, keys, condition, where)}
+    statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
+        outputs.select_list(), coll.ident, sql.SQL(condition)
     )
+    cur = psycopg.AsyncRawCursor(conn)
+    values = [None if v is None else v.decode() for v in where.values]
+    await cur.execute(statement.as_string(conn), [*values, list(keys)])
     return {r[0]: r for r in await cur.fetchall()}
 
 
@@ -346,19 +356,23 @@ async def _present(
     coll: Collection,
     outputs: Outputs,
     keys: Sequence[Any],
-    cast: str,
+    condition: str,
+    where: Filter,
 ) -> list[Any]:
-    """Which of ``keys`` have a row the caller may see: the answer of a search that asks
-    for no output field. One statement, its keys in one array literal, sent on the
-    connection without psycopg's cursor (which costs a search about three times as much
-    CPU as the statement itself)."""
+    """Which of ``keys`` have a row the caller may see that ``condition`` admits (its
+    last parameter the keys): the answer of a search that asks for no output field. One
+    statement, the keys in one array literal, sent on the connection without psycopg's
+    cursor (which costs a search about three times as much CPU as the statement)."""
     ints = coll.pk.type == DT.Int64
     literal = "{" + ",".join(str(int(k)) if ints else _array_item(str(k)) for k in keys) + "}"
     query = (
         f"SELECT {outputs.select_list().as_string(None)} FROM {coll.ident.as_string(None)}"
-        f" WHERE {quoted(coll.pk.name)} = ANY($1::{cast})"
+        f" WHERE {condition}"
     )
-    rows = await ConnectionSQL(conn).rows(query, [literal.encode()], [0], [0], binary=False)
+    values = [*where.values, literal.encode()]
+    rows = await ConnectionSQL(conn).rows(
+        query, values, [0] * len(values), [0] * len(values), binary=False
+    )
     return [int(r[0]) if ints else bytes(r[0]).decode() for r in rows if r[0] is not None]
 
 

@@ -8,8 +8,8 @@ An entry is keyed by the caller's role, database and collection name, and read a
 - after DDL that the server's SQL side saw (``Database.ddl_generation``);
 - after ``TTL`` seconds, for DDL sent straight to PostgreSQL, past pgvec.
 
-What a caller may read is not decided here: a search still reads its hits' rows as the
-caller, so grants, row-level security and deletions apply to every call.
+What a caller may read is not decided here: every search asks PostgreSQL, as the
+caller, so grants and row-level security apply to every call (pgvec.milvus.search).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 The vectors go to the engine through the service core (the same path as a SQL top-k,
 filter included, in the caller's own session); the hits' output fields are read as the
-caller, so a row it may not see, or one deleted meanwhile, drops out. Distances follow
+caller, so a row it may not see, or one deleted meanwhile, drops out. A search that asks
+for keys alone reads no rows: PostgreSQL checks, while the engine searches, that the
+caller may read the keys and that no row-level security applies to it, and deletions
+reach the answer as the consistency level says. Distances follow
 Milvus's conventions: L2 is the squared Euclidean distance, IP and COSINE are
 similarities (larger is closer).
 """
@@ -293,7 +296,7 @@ async def search_hits(
             if keys_only:
                 rows: Mapping[Any, Sequence[Any]] = {k: (k,) for k in keys}
             else:
-                rows = await data.rows_by_key(conn, coll, outputs, list(keys))
+                rows = await data.rows_by_key(conn, coll, outputs, list(keys), where)
             hits = [_pick(args, ks, ds, rows, outputs, admit) for ks, ds in found]
             short = any(
                 len(h) < want and len(ks) >= fetch for h, (ks, _) in zip(hits, found, strict=True)

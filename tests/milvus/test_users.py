@@ -297,3 +297,31 @@ def test_load_needs_the_callers_privilege_before_pgvec_loads(
         states = conn.execute("SELECT DISTINCT state FROM pgvec.indexes").fetchall()
     assert states == [("released",)]
     assert client.get_load_state("docs")["state"].name == "NotLoad"
+
+
+def test_a_filter_needs_the_right_to_read_its_fields(
+    client: MilvusClient, milvus_uri: str, names: str, db_uri: str
+) -> None:
+    """A role that may read some columns only: its searches filter on those alone, as
+    its SQL would (``SELECT id FROM docs WHERE owner = ...`` needs ``owner``), whether the
+    engine or PostgreSQL evaluates the filter."""
+    make_docs(client)
+    fill(client, ["ann", "ben"])
+    eve = names + "eve"
+    with psycopg.connect(db_uri, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {eve} LOGIN PASSWORD 'pw-eve'")
+        conn.execute(f"GRANT SELECT (id, vec) ON docs TO {eve}")
+    as_eve = MilvusClient(milvus_uri, user=eve, password="pw-eve")
+    q = [[0.5] * DIM]
+    assert len(as_eve.search("docs", data=q, limit=3)[0]) == 3
+    assert len(as_eve.search("docs", data=q, limit=30, filter="id < 4")[0]) == 4
+    for kw in (
+        {"filter": 'owner == "ann"'},  # the engine evaluates it
+        {"filter": 'owner like "a%"'},  # PostgreSQL does
+        {"filter": 'owner == "ann"', "output_fields": ["id"]},
+        {"output_fields": ["owner"]},
+    ):
+        with pytest.raises(MilvusException) as err:
+            as_eve.search("docs", data=q, limit=3, **kw)
+        assert err.value.code == 1401 and "permission denied" in err.value.message, kw
+    as_eve.close()
