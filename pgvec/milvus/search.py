@@ -2,7 +2,9 @@
 
 The vectors go to the engine through the service core (the same path as a SQL top-k,
 filter included, in the caller's own session); the hits' output fields are read as the
-caller, so a row it may not see, or one deleted meanwhile, drops out. A search that asks
+caller, the filter evaluated there again (it needs the right to read its columns even
+where the engine evaluated it), so a row it may not see, or one deleted meanwhile, drops
+out. A search that asks
 for keys alone reads no rows: PostgreSQL checks, while the engine searches, that the
 caller may read the keys and that no row-level security applies to it, and deletions
 reach the answer as the consistency level says. Distances follow
