@@ -108,8 +108,18 @@ async def run(
     metrics: list[Metric] = []
     for sub in request.requests:
         args: SearchArgs = parse_args(coll, {kv.key: kv.value for kv in sub.search_params}, indexes)
+        # each search's hits exist: the fused answer is read from them
         hits, _ = await search_hits(
-            db, conn, coll, info, sub, args, consistency, keys_only, partitions=partitions
+            db,
+            conn,
+            coll,
+            info,
+            sub,
+            args,
+            consistency,
+            keys_only,
+            partitions=partitions,
+            read_rows=True,
         )
         per_search.append(hits)
         metrics.append(args.metric)
@@ -122,4 +132,5 @@ async def run(
     ]
     keys = list({k for hits in fused for k, _ in hits})
     rows = await data.rows_by_key(conn, coll, outputs, keys)
+    fused = [[(k, s) for k, s in hits if k in rows] for hits in fused]  # deleted meanwhile
     return result(coll, limit, round_decimal, outputs, fused, rows)

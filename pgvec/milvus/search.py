@@ -240,10 +240,12 @@ async def search_hits(
     outputs: data.Outputs,
     cursors: iterators.Cursors | None = None,
     partitions: frozenset[int] | None = None,
+    read_rows: bool = False,
 ) -> tuple[list[list[tuple[Any, float]]], dict[Any, Any]]:
     """Each query's hits (key, Milvus score), best first, after offset; and the output
     rows of their keys. A search iterator's page (``args.page``) keeps only the hits
-    past its bound, as ``cursors`` remembers it."""
+    past its bound, as ``cursors`` remembers it. ``read_rows``: read the rows of keys
+    alone too, so that a row deleted since the engine's snapshot drops out."""
     vectors = query_vectors(request.placeholder_group, args.field)
     admit = None
     if args.page is not None:
@@ -263,7 +265,9 @@ async def search_hits(
     # PostgreSQL checks it while the engine searches. (A filter runs in PostgreSQL or
     # binds there, on the same connection; row-level security is a filter, and the
     # check tells of policies enabled since the catalog was read.)
-    keys_only = outputs.keys_only and where is EVERYTHING and not info.row_security
+    keys_only = (
+        outputs.keys_only and where is EVERYTHING and not info.row_security and not read_rows
+    )
     checking = [data.check_readable(sql_, coll, outputs)] if keys_only else []
     try:
         while True:

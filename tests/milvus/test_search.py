@@ -221,6 +221,25 @@ def test_hybrid_search_rrf_and_weighted(client: MilvusClient) -> None:
     assert [h["id"] for h in weighted] == lb[:3]
 
 
+def test_hybrid_search_right_after_a_delete_in_sql(
+    client: MilvusClient, sql: psycopg.Connection
+) -> None:
+    """A row deleted in SQL, which the engine may still hold (Eventually): a hybrid search
+    answers the rows that exist, keys alone or with fields."""
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    vecs = make(client, "L2", "FLAT")
+    q = vecs[11].tolist()
+    sql.execute("DELETE FROM items WHERE id = 11")
+    sql.commit()
+    req = AnnSearchRequest(data=[q], anns_field="vec", param={}, limit=5)
+    for kw in ({}, {"output_fields": ["name"]}):
+        hits = client.hybrid_search(
+            "items", [req], RRFRanker(), limit=5, consistency_level="Eventually", **kw
+        )[0]
+        assert len(hits) >= 4 and 11 not in [h["id"] for h in hits], kw
+
+
 def test_simple_filters_run_in_the_engine(client: MilvusClient, caplog) -> None:
     """A comparison of plain scalar fields with literals needs no SQL pre-pass."""
     import logging
