@@ -96,6 +96,14 @@ BUILD_THREADS = 2
 LOG_POOL_SIZE = 4
 #: application_name of pgvec's own connections
 APPLICATION = "pgvec"
+#: pgvec's own connections: autocommit, and no statement prepared by psycopg, which
+#: deallocates every prepared statement of the session (the change-log one too) after a
+#: ROLLBACK, DROP or ALTER once it has prepared one of its own
+_OWN_CONNECTION: dict[str, Any] = {
+    "autocommit": True,
+    "application_name": APPLICATION,
+    "prepare_threshold": None,
+}
 #: how long closing waits for PostgreSQL before giving up the final checkpoint
 CLOSE_CONNECT_TIMEOUT = 3
 #: how long closing waits for cancelled builds to stop
@@ -194,7 +202,7 @@ class Database:
             min_size=0,
             max_size=size,
             max_idle=POOL_MAX_IDLE,
-            kwargs={"autocommit": True, "application_name": APPLICATION},
+            kwargs=_OWN_CONNECTION,
             open=False,
             name="-".join(["pgvec", self.name, *([role] if role else [])]),
             configure=prepare_statements,
@@ -203,7 +211,7 @@ class Database:
     def connect(self, purpose: str) -> psycopg.Connection:
         """A connection of its own (an index build's), prepared like the pools' ones."""
         conn = psycopg.connect(
-            self.dsn, autocommit=True, application_name=f"{APPLICATION} {purpose}"
+            self.dsn, **{**_OWN_CONNECTION, "application_name": f"{APPLICATION} {purpose}"}
         )
         try:
             prepare_statements(conn)
@@ -614,7 +622,7 @@ class Database:
 
     async def _changes_connection(self) -> psycopg.AsyncConnection:
         conn = await psycopg.AsyncConnection.connect(
-            self.dsn, autocommit=True, application_name=CHANGES_APPLICATION
+            self.dsn, **{**_OWN_CONNECTION, "application_name": CHANGES_APPLICATION}
         )
         await prepare_statements_async(conn)
         return conn
