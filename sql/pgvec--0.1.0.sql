@@ -991,6 +991,9 @@ BEGIN
                          'is not a partition key column, e.g. PRIMARY KEY (id, part) '
                          'for PARTITION BY LIST (part).';
     END IF;
+    -- the builds of a partitioned table's leaves track its root at once: one at a time
+    -- (each statement after the lock sees the triggers the one before made)
+    PERFORM pg_advisory_xact_lock(1885828724, root::oid::int);  -- 'pgvt'
     IF EXISTS (SELECT FROM pg_trigger t
                WHERE t.tgrelid = root AND t.tgname = 'pgvec_log_insert'
                  AND t.tgargs <> convert_to(key, 'UTF8') || '\x00'::bytea) THEN

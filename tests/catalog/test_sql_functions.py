@@ -454,3 +454,39 @@ def test_track_requires_single_column_pk(vconn: psycopg.Connection) -> None:
         assert ei.value.sqlstate == "42P16"
         assert ei.value.diag.message_primary == f'table "{table}" has no single-column primary key'
         assert "primary key" in (ei.value.diag.message_hint or "")
+
+
+def test_tracking_a_partitioned_table_twice_at_once(vconn: psycopg.Connection, db_uri: str) -> None:
+    """Two sessions tracking the same partitioned table (the index builds of two leaves)
+    take turns: the second waits for the first and finds its triggers made."""
+    import threading
+
+    conn = vconn
+    conn.autocommit = True
+    conn.execute(
+        "CREATE TABLE parts (id int, part int, PRIMARY KEY (id, part)) PARTITION BY LIST (part)"
+    )
+    conn.execute("CREATE TABLE parts_1 PARTITION OF parts FOR VALUES IN (1)")
+    conn.execute("CREATE TABLE parts_2 PARTITION OF parts FOR VALUES IN (2)")
+    errors: list[BaseException] = []
+    with psycopg.connect(db_uri) as first:
+        first.execute("SELECT pgvec.track('parts_1')")  # uncommitted: the triggers made
+
+        def second() -> None:
+            try:
+                with psycopg.connect(db_uri, autocommit=True) as other:
+                    other.execute("SELECT pgvec.track('parts_2')")
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(1.0)  # it waits for the first session
+        first.commit()
+        thread.join(30)
+    assert not errors, errors
+    triggers = conn.execute(
+        "SELECT tgrelid::regclass::text, count(*) FROM pg_trigger"
+        " WHERE tgname = 'pgvec_log_truncate' GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert triggers == [("parts", 1), ("parts_1", 1), ("parts_2", 1)]
