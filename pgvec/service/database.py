@@ -202,7 +202,7 @@ class Database:
             min_size=0,
             max_size=size,
             max_idle=POOL_MAX_IDLE,
-            kwargs=_OWN_CONNECTION,
+            kwargs=dict(_OWN_CONNECTION),
             open=False,
             name="-".join(["pgvec", self.name, *([role] if role else [])]),
             configure=prepare_statements,
