@@ -188,13 +188,13 @@ def _default(coll: Collection, f: Field) -> Any:
 
 
 async def filtered(
-    conn: psycopg.AsyncConnection[Any], statement: sql.Composable, where: Filter
+    conn: psycopg.AsyncConnection[Any], statement: sql.Composable, where: Filter, *more: Any
 ) -> list[tuple[Any, ...]]:
     """The rows of a statement holding a rendered filter (``$n`` parameters, text values
-    with their casts written in the SQL)."""
+    with their casts written in the SQL), and ``more`` parameters after the filter's."""
     cur = psycopg.AsyncRawCursor(conn)
     values = [None if v is None else v.decode() for v in where.values]
-    await cur.execute(statement.as_string(conn), values)
+    await cur.execute(statement.as_string(conn), [*values, *more])
     return await cur.fetchall() if cur.description is not None else []
 
 
@@ -342,13 +342,8 @@ async def rows_by_key(
         condition += f" AND ({where.sql})"
     if outputs.keys_only:
         return {k: (k,) for k in await _present(conn, coll, outputs, keys, condition, where)}
-    statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        outputs.select_list(), coll.ident, sql.SQL(condition)
-    )
-    cur = psycopg.AsyncRawCursor(conn)
-    values = [None if v is None else v.decode() for v in where.values]
-    await cur.execute(statement.as_string(conn), [*values, list(keys)])
-    return {r[0]: r for r in await cur.fetchall()}
+    statement = sql.SQL(f"{_select(coll, outputs)} WHERE {condition}")
+    return {r[0]: r for r in await filtered(conn, statement, where, list(keys))}
 
 
 async def _present(
@@ -365,10 +360,7 @@ async def _present(
     cursor (which costs a search about three times as much CPU as the statement)."""
     ints = coll.pk.type == DT.Int64
     literal = "{" + ",".join(str(int(k)) if ints else _array_item(str(k)) for k in keys) + "}"
-    query = (
-        f"SELECT {outputs.select_list().as_string(None)} FROM {coll.ident.as_string(None)}"
-        f" WHERE {condition}"
-    )
+    query = f"{_select(coll, outputs)} WHERE {condition}"
     values = [*where.values, literal.encode()]
     rows = await ConnectionSQL(conn).rows(
         query, values, [0] * len(values), [0] * len(values), binary=False
@@ -384,9 +376,8 @@ def check_readable(
     that takes its answer: whether row-level security filters the caller's rows of the
     table (so that they must be read after all); it raises where the right is missing."""
     pending = sql_.start(
-        f"SELECT row_security_active({int(coll.relid)}::oid) WHERE NOT EXISTS"
-        f" (SELECT {outputs.select_list().as_string(None)} FROM {coll.ident.as_string(None)}"
-        " WHERE false)"
+        f"SELECT row_security_active({int(coll.relid)}::oid)"
+        f" WHERE NOT EXISTS ({_select(coll, outputs)} WHERE false)"
     )
 
     async def answer() -> bool:
@@ -394,6 +385,11 @@ def check_readable(
         return bool(rows) and rows[0][0] == b"t"
 
     return answer()
+
+
+def _select(coll: Collection, outputs: Outputs) -> str:
+    """``SELECT <output columns> FROM <collection>``, to be followed by a WHERE clause."""
+    return f"SELECT {outputs.select_list().as_string(None)} FROM {coll.ident.as_string(None)}"
 
 
 def _array_item(text: str) -> str:
