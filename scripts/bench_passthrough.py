@@ -12,7 +12,7 @@ connection, and pgvec's ratios to PgBouncer.
 
     python scripts/bench_passthrough.py                      # 1, 8, 32 clients, 10 s each
     python scripts/bench_passthrough.py --clients 1 8 --seconds 5 --modes prepared
-    python scripts/bench_passthrough.py --pgvec-args "--workers 2"
+    python scripts/bench_passthrough.py --pgvec-args "--event-loop asyncio"
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pgvec.wire import messages as m
 from pgvec.wire.framing import Message
 
 if TYPE_CHECKING:
-    from pgvec.proxy.relay import Relay
+    from pgvec.proxy.relay import Relay, Writer
 
 #: the prepared statement and portal pgvec uses on a client's connection
 STATEMENT = "__pgvec_stmt"
@@ -54,7 +54,7 @@ class StatementSkipped(Exception):
 class ClientBackend:
     """Runs statements on the backend connection a client's session relays to."""
 
-    def __init__(self, server: asyncio.StreamWriter, relay: Relay, *, sync: bool) -> None:
+    def __init__(self, server: Writer, relay: Relay, *, sync: bool) -> None:
         self._server = server
         self._relay = relay
         #: end with Sync (before a simple Query) rather than Flush (inside a batch)

@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from pgvec.proxy.context import without_pgvec_context
 from pgvec.proxy.textout import VectorOutput
@@ -30,6 +31,12 @@ ASYNC_TYPES = frozenset({b"N", b"A", b"S"})
 _NOTED = frozenset({b"1", b"2", b"3", b"C", b"Z"})
 
 Transform = Callable[[Message], bytes | None]
+
+
+class Writer(Protocol):
+    """Where bytes for the client go: its transport."""
+
+    def write(self, data: bytes) -> None: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -88,15 +95,11 @@ _ENDS = {
 class Relay:
     """Forwards server replies to the client according to the pending queue."""
 
-    def __init__(
-        self,
-        server: asyncio.StreamReader,
-        client: asyncio.StreamWriter,
-        output: VectorOutput | None = None,
-    ) -> None:
-        self._server = server
+    def __init__(self, client: Writer, output: VectorOutput | None = None) -> None:
+        #: where the client's bytes go (its transport)
         self._client = client
         self._output = output
+        self._buf = FrameBuffer()
         self._queue: deque[Pending] = deque()
         self._skipping = False
         #: transaction status from the last ReadyForQuery: I, T or E
@@ -174,33 +177,35 @@ class Relay:
         self._queue.append(Pending(frozenset(), emit=b"", done=done))
         await done
 
-    # -- the task ---------------------------------------------------------------------
+    # -- the server's bytes (transports.Receiver) -------------------------------------
 
-    async def run(self) -> None:
-        buf = FrameBuffer()
+    def received(self, data: bytes) -> None:
+        """Bytes from the server: relay the messages they complete."""
+        if self.closed.is_set():
+            return
+        buf = self._buf
+        buf.feed(data)
+        out: list[bytes] = []
         try:
-            while True:
-                data = await self._server.read(1 << 16)
-                if not data:
-                    break
-                buf.feed(data)
-                out: list[bytes] = []
-                self._relay(buf, out)
-                if out:
-                    self._client.write(b"".join(out))
-                    if self._client.transport.get_write_buffer_size() > (1 << 20):
-                        await self._client.drain()
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            log.debug("server connection lost: %s", exc)
-        except Exception:
+            self._relay(buf, out)
+        except Exception as exc:
             log.exception("relay failed; closing the session")
-            raise
+            self.lost(exc)
+            return
         finally:
-            self.closed.set()
-            for entry in self._queue:
-                if entry.done is not None and not entry.done.done():
-                    entry.done.set_exception(ConnectionError("server connection closed"))
-            self._queue.clear()
+            if out:
+                self._client.write(b"".join(out))
+
+    def lost(self, exc: Exception | None) -> None:
+        """The server connection ended (or the relay failed): what waits for a reply
+        gets an error, and the session ends (ProxyServer waits on ``closed``)."""
+        if exc is not None:
+            log.debug("server connection lost: %s", exc)
+        self.closed.set()
+        for entry in self._queue:
+            if entry.done is not None and not entry.done.done():
+                entry.done.set_exception(ConnectionError("server connection closed"))
+        self._queue.clear()
 
     def _flush_emits(self, out: list[bytes]) -> None:
         q = self._queue

@@ -19,9 +19,11 @@ from pgvec.proxy.settings import DEFAULTS
 from pgvec.proxy.sql_catalog import sql_catalog
 from pgvec.proxy.startup import Established, accept, database_oid
 from pgvec.proxy.textout import VectorOutput
+from pgvec.proxy.transports import pair, take_over
 from pgvec.rewrite.rules.database import LetGo
 from pgvec.service.core import Core
 from pgvec.service.database import Database
+from pgvec.streams import start_server
 from pgvec.wire.framing import FRONTEND_LIMITS, FrameBuffer, ProtocolViolation
 from pgvec.wire.messages import error_response
 
@@ -41,7 +43,7 @@ class ProxyServer:
         self._sessions: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._client, self.host, self.port)
+        self._server = await start_server(self._client, self.host, self.port)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         log.info("pgvec listening on %s:%d", self.host, self.port)
@@ -125,11 +127,11 @@ class ProxyServer:
         est: Established,
     ) -> None:
         state = ClientState(db.vector_columns, db.note_ddl)
-        relay = Relay(
-            est.server_reader, writer, VectorOutput(state.vector_columns, lambda: db.face_oid)
-        )
-        relay_task = asyncio.create_task(relay.run())
-        session = Session(db, reader, writer, buf, est.server_writer, relay, self._let_go, state)
+        relay = Relay(writer.transport, VectorOutput(state.vector_columns, lambda: db.face_oid))
+        server = await take_over(est.server_reader, est.server_writer, relay)
+        session = Session(db, buf, server.transport, relay, self._let_go, state)
+        pair(server, await take_over(reader, writer, session))
+        relay_closed = asyncio.create_task(relay.closed.wait())
         client_task: asyncio.Task[None] | None = None
         try:
             known = await self._role_settings(db, est.params.get("user", ""))
@@ -143,22 +145,20 @@ class ProxyServer:
             state.settings_stale = known is None or bool(fixes) or set(est.added) != set(DEFAULTS)
             client_task = asyncio.create_task(session.run())
             done, _ = await asyncio.wait(
-                {client_task, relay_task}, return_when=asyncio.FIRST_COMPLETED
+                {client_task, relay_closed}, return_when=asyncio.FIRST_COMPLETED
             )
-            for t in done:
-                if t is client_task and t.exception() is not None:
-                    raise t.exception()  # type: ignore[misc]
             if client_task in done:
+                if client_task.exception() is not None:
+                    raise client_task.exception()  # type: ignore[misc]
                 # client finished (Terminate): let the relay deliver what is owed
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(relay_task), 0.5)
-            await writer.drain()
+                    await asyncio.wait_for(asyncio.shield(relay_closed), 0.5)
         finally:
-            relay_task.cancel()
+            relay_closed.cancel()
             if client_task is not None:
                 client_task.cancel()
             with contextlib.suppress(Exception):
-                est.server_writer.close()
+                server.transport.close()
 
     async def _let_go(self, target: LetGo) -> None:
         await self.core.let_go(target.name, force=target.force, dropping=target.dropping)

@@ -54,7 +54,7 @@ from pgvec.proxy.codecs import Lookup, lookup_kind, oid_array
 from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
 from pgvec.proxy.explain import AnnStep, PlanLines, index_used
 from pgvec.proxy.hits import distances_array, keys_array, sql_literal
-from pgvec.proxy.relay import Pending, Relay, Transform
+from pgvec.proxy.relay import Pending, Relay, Transform, Writer
 from pgvec.proxy.restore import RestoredIndex, RestoreSink
 from pgvec.proxy.search import knn, null_query, query_vector, search_request
 from pgvec.proxy.settings import SearchSettings
@@ -121,10 +121,8 @@ class Session:
     def __init__(
         self,
         db: Database,
-        client_reader: asyncio.StreamReader,
-        client_writer: asyncio.StreamWriter,
         client_buf: FrameBuffer,
-        server_writer: asyncio.StreamWriter,
+        server: Writer,
         relay: Relay,
         let_go: Callable[[LetGo], Awaitable[None]] | None = None,
         state: ClientState | None = None,
@@ -134,10 +132,9 @@ class Session:
         self.sql_catalog = sql_catalog(db)
         #: closes what pgvec holds of a database a statement drops, renames or copies
         self.let_go = let_go
-        self.client_reader = client_reader
-        self.client_writer = client_writer
         self.client_buf = client_buf
-        self.server = server_writer
+        #: where the server's bytes go (its transport)
+        self.server = server
         self.relay = relay
         #: the client's settings, search path and open transaction's DDL
         self.state = state or ClientState(db.vector_columns, db.note_ddl)
@@ -167,6 +164,17 @@ class Session:
         self._lookups: dict[str, Lookup] = {}
         #: the ANN steps of the EXPLAINs of top-k queries, by portal, for the plan
         self._explained: dict[str, list[str]] = {}
+        # The client's bytes arrive in received(); what it cannot relay at once waits
+        # for run(), the session's task, which is woken by _wake and owns the messages
+        # while _busy (from the start: until it has seen what came during startup).
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._busy = True
+        #: the message received() could not relay, for run() to handle first
+        self._held: Message | None = None
+        #: a malformed message received() found, raised by run()
+        self._violation: ProtocolViolation | None = None
+        self._ended = False
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -247,25 +255,59 @@ class Session:
 
         return params
 
+    # -- the client's bytes (transports.Receiver) ---------------------------------------
+
+    def received(self, data: bytes) -> None:
+        """Bytes from the client: the messages the fast path takes (``_relayed``) go to
+        the server at once; the first one it does not take, and everything after it,
+        wait for the session's task."""
+        buf = self.client_buf
+        buf.feed(data)
+        if self._busy:
+            return
+        try:
+            while (msg := buf.next_message()) is not None:
+                if msg.type in _RELAYED and self._relayed(msg):
+                    continue
+                self._held = msg
+                break
+        except ProtocolViolation as exc:
+            self._violation = exc
+        finally:
+            self._flush()
+        if self._held is not None or self._violation is not None:
+            self._busy = True
+            self._wake.set()
+
+    def lost(self, exc: Exception | None) -> None:
+        """The client closed its connection."""
+        self._ended = True
+        self._wake.set()
+
     async def run(self) -> None:
+        """The session's task: handles, in order, the messages ``received`` hands over
+        (a statement to rewrite, an intercepted one, a COPY, Terminate), until the
+        client leaves."""
         buf = self.client_buf
         while True:
-            while (msg := buf.next_message()) is not None:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._violation is not None:
+                raise self._violation
+            msg, self._held = self._held, None
+            while msg is not None or (msg := buf.next_message()) is not None:
                 if msg.type == b"X":
                     await self._build_restored(last=True)
                     self._send(msg.raw)
                     self._flush()
                     return
-                if msg.type in _RELAYED and self._relayed(msg):
-                    continue
-                await self.handle(msg)
+                if not (msg.type in _RELAYED and self._relayed(msg)):
+                    await self.handle(msg)
+                msg = None
             self._flush()
-            if self.server.transport.get_write_buffer_size() > (1 << 20):
-                await self.server.drain()
-            data = await self.client_reader.read(1 << 16)
-            if not data:
+            if self._ended:
                 return
-            buf.feed(data)
+            self._busy = False  # received() relays again
 
     def _relayed(self, msg: Message) -> bool:
         """The extended protocol's messages about statements pgvec passes through, the

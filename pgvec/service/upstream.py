@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from pgvec.streams import open_connection, open_unix_connection
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -33,8 +35,8 @@ class Upstream:
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = self._parts()
         if host.startswith("/"):
-            return await asyncio.open_unix_connection(os.path.join(host, f".s.PGSQL.{port}"))
-        reader, writer = await asyncio.open_connection(host, port)
+            return await open_unix_connection(os.path.join(host, f".s.PGSQL.{port}"))
+        reader, writer = await open_connection(host, port)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -112,7 +112,7 @@ def test_relaying_bytes_equals_dispatching_messages(seed: int) -> None:
             rng = random.Random(seed)
             sink = Sink()
             output = VectorOutput(lambda: {(TABLE, 2): 2}, lambda: 90000)
-            relay = Relay(None, sink, output)  # type: ignore[arg-type]
+            relay = Relay(sink, output)
             if rng.random() < 0.5:  # statement s1 describes a vector column
                 output.statement_description("s1", Message(b"T", _row_description(True)[5:]))
             done = _expect(relay, rng, loop)
@@ -140,7 +140,7 @@ def test_rows_of_a_portal_with_vectors_are_converted_not_spliced() -> None:
     async def run() -> bytes:
         sink = Sink()
         output = VectorOutput(lambda: {(TABLE, 2): 2}, lambda: 90000)
-        relay = Relay(None, sink, output)  # type: ignore[arg-type]
+        relay = Relay(sink, output)
         output.statement_description("s1", Message(b"T", _row_description(True)[5:]))
         for portal, statement in (("p", "s1"), ("q", "s2")):
             relay.expect_request(b"B", portal=portal, bind=(statement, [0]))
