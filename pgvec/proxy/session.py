@@ -172,8 +172,8 @@ class Session:
         self._busy = True
         #: the message received() could not relay, for run() to handle first
         self._held: Message | None = None
-        #: a malformed message received() found, raised by run()
-        self._violation: ProtocolViolation | None = None
+        #: what received() failed with (a malformed message, say), raised by run()
+        self._failure: Exception | None = None
         self._ended = False
 
     # -- plumbing ---------------------------------------------------------------------
@@ -271,11 +271,11 @@ class Session:
                     continue
                 self._held = msg
                 break
-        except ProtocolViolation as exc:
-            self._violation = exc
+        except Exception as exc:  # the session ends as it would in run()
+            self._failure = exc
         finally:
             self._flush()
-        if self._held is not None or self._violation is not None:
+        if self._held is not None or self._failure is not None:
             self._busy = True
             self._wake.set()
 
@@ -292,8 +292,8 @@ class Session:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._violation is not None:
-                raise self._violation
+            if self._failure is not None:
+                raise self._failure
             msg, self._held = self._held, None
             while msg is not None or (msg := buf.next_message()) is not None:
                 if msg.type == b"X":
