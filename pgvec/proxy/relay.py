@@ -261,11 +261,17 @@ class Relay:
                 plain = False
             elif t in ASYNC_TYPES:
                 plain = True
-            elif output is not None and (
-                (t == b"T" and (head.portal is not None or head.statement is not None))
-                or (t == b"D" and head.portal is not None and output.converts(head.portal))
-            ):
-                plain = False
+            elif output is not None and t == b"T" and head.portal is not None:
+                # a RowDescription without vectors: the portal's rows are not converted
+                plain = output.as_is(buf.body(begin, end), head.vector_names)
+                if plain:
+                    output.forget(head.portal)
+            elif output is not None and t == b"T" and head.statement is not None:
+                plain = output.as_is(buf.body(begin, end), head.vector_names)
+                if plain:
+                    output.forget_statement(head.statement)
+            elif output is not None and t == b"D" and head.portal is not None:
+                plain = not output.converts(head.portal)
             else:
                 plain = not (t == b"t" and head.params is not None)
             if not plain:

@@ -138,6 +138,11 @@ class VectorOutput:
             (i, result_formats[i] if n > 1 else (result_formats[0] if n == 1 else 0)) for i in cols
         ]
 
+    def as_is(self, body: bytes, names: frozenset[str] = frozenset()) -> bool:
+        """Whether the RowDescription ``body`` goes to the client unchanged, no column of
+        it a vector (what :meth:`_describe` says without decoding it)."""
+        return _BYTEA_FIELD not in body or (not names and not self._columns())
+
     def converts(self, portal: str) -> bool:
         """Whether ``portal``'s rows carry vectors to convert (:meth:`data_row`)."""
         return bool(self._portals.get(portal))
