@@ -4,6 +4,7 @@ rewritten statement they are spliced into."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from pgvec.engine.collection import Key
 from pgvec.service.filtering import keys_param
@@ -15,7 +16,9 @@ def keys_array(keys: Sequence[Key]) -> str:
 
 def distances_array(distances: Sequence[float | None]) -> str:
     """``{...}``; None (the distance to a NULL query vector) is NULL."""
-    return "{" + ",".join("NULL" if d is None else repr(float(d)) for d in distances) + "}"
+    if None in distances:
+        return "{" + ",".join("NULL" if d is None else repr(float(d)) for d in distances) + "}"
+    return "{" + ",".join(map(repr, map(float, cast("Sequence[float]", distances)))) + "}"
 
 
 def sql_literal(text: str) -> str:

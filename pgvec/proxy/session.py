@@ -175,6 +175,8 @@ class Session:
         #: what received() failed with (a malformed message, say), raised by run()
         self._failure: Exception | None = None
         self._ended = False
+        #: the Bind _relayed decoded and left to on_bind (its body and the decoded form)
+        self._decoded: tuple[bytes, m.Bind] | None = None
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -326,6 +328,7 @@ class Session:
             bind = m.Bind.decode(body)  # a malformed one ends the session, as in handle
             statement = bind.statement
             if statement in self.statements or statement in self._lookups:
+                self._decoded = (body, bind)  # for on_bind
                 return False
             flags = self._flags.get(statement, 0)
             self._note_transaction()
@@ -1023,7 +1026,8 @@ class Session:
         info.param_types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
 
     async def on_bind(self, msg: Message) -> None:
-        bind = m.Bind.decode(msg.body)
+        decoded, self._decoded = self._decoded, None
+        bind = decoded[1] if decoded and decoded[0] is msg.body else m.Bind.decode(msg.body)
         try:
             await self._on_bind(msg, bind)
         finally:

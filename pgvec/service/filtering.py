@@ -214,6 +214,8 @@ async def probe(sql: ClientSQL, filt: FilterSpec, keys: Sequence[Key]) -> set[Ke
 
 def keys_param(keys: Sequence[Key]) -> bytes:
     """``keys`` as a PostgreSQL array in text format, for a parameter."""
+    if keys and isinstance(keys[0], int):  # the keys of a table are all of one type
+        return ("{" + ",".join(map(str, keys)) + "}").encode()
     return ("{" + ",".join(_array_element(k) for k in keys) + "}").encode()
 
 
