@@ -14,12 +14,9 @@ Flow control: when one side stops taking bytes (its transport's buffer passes
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Protocol, cast
 
 from pgvec.streams import StreamProtocol
-
-log = logging.getLogger(__name__)
 
 #: bytes buffered for a peer that is not reading before pgvec stops reading the other side
 HIGH_WATER = 1 << 20
