@@ -21,6 +21,7 @@ from pgvec.milvus import fielddata
 from pgvec.milvus.filters import EVERYTHING, Filter
 from pgvec.milvus.schema import DT, DYNAMIC, Collection, Field, default_value
 from pgvec.milvus.status import ParameterInvalid
+from pgvec.service.filtering import keys_param
 from pgvec.service.search import ConnectionSQL
 
 #: column types read as they are; any other reads as text (VarChar)
@@ -359,9 +360,8 @@ async def _present(
     statement, the keys in one array literal, sent on the connection without psycopg's
     cursor (which costs a search about three times as much CPU as the statement)."""
     ints = coll.pk.type == DT.Int64
-    literal = "{" + ",".join(str(int(k)) if ints else _array_item(str(k)) for k in keys) + "}"
     query = f"{_select(coll, outputs)} WHERE {condition}"
-    values = [*where.values, literal.encode()]
+    values = [*where.values, keys_param([int(k) if ints else str(k) for k in keys])]
     rows = await ConnectionSQL(conn).rows(
         query, values, [0] * len(values), [0] * len(values), binary=False
     )
@@ -390,8 +390,3 @@ def check_readable(
 def _select(coll: Collection, outputs: Outputs) -> str:
     """``SELECT <output columns> FROM <collection>``, to be followed by a WHERE clause."""
     return f"SELECT {outputs.select_list().as_string(None)} FROM {coll.ident.as_string(None)}"
-
-
-def _array_item(text: str) -> str:
-    """``text`` as an element of a PostgreSQL array literal."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

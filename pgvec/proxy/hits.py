@@ -4,7 +4,6 @@ rewritten statement they are spliced into."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
 from pgvec.engine.collection import Key
 from pgvec.service.filtering import keys_param
@@ -16,9 +15,7 @@ def keys_array(keys: Sequence[Key]) -> str:
 
 def distances_array(distances: Sequence[float | None]) -> str:
     """``{...}``; None (the distance to a NULL query vector) is NULL."""
-    if None in distances:
-        return "{" + ",".join("NULL" if d is None else repr(float(d)) for d in distances) + "}"
-    return "{" + ",".join(map(repr, map(float, cast("Sequence[float]", distances)))) + "}"
+    return "{" + ",".join("NULL" if d is None else repr(float(d)) for d in distances) + "}"
 
 
 def sql_literal(text: str) -> str:

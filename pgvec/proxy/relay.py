@@ -261,14 +261,17 @@ class Relay:
                 plain = False
             elif t in ASYNC_TYPES:
                 plain = True
-            elif output is not None and t == b"T" and head.portal is not None:
-                # a RowDescription without vectors: the portal's rows are not converted
+            elif (
+                output is not None
+                and t == b"T"
+                and (head.portal is not None or head.statement is not None)
+            ):
+                # a RowDescription without vectors: nothing of the portal or statement
+                # is converted
                 plain = output.as_is(buf.body(begin, end), head.vector_names)
-                if plain:
+                if plain and head.portal is not None:
                     output.forget(head.portal)
-            elif output is not None and t == b"T" and head.statement is not None:
-                plain = output.as_is(buf.body(begin, end), head.vector_names)
-                if plain:
+                elif plain and head.statement is not None:
                     output.forget_statement(head.statement)
             elif output is not None and t == b"D" and head.portal is not None:
                 plain = not output.converts(head.portal)
