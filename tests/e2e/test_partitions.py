@@ -166,3 +166,39 @@ def test_drop_index_on_the_parent(pconn: psycopg.Connection, conn: psycopg.Conne
         pconn.commit()
     left = conn.execute("SELECT count(*) FROM pgvec.indexes").fetchone()
     assert left is not None and left[0] == 0
+
+
+
+def test_a_role_with_column_grants(
+    pconn: psycopg.Connection, proxy_uri: str, pg_uri: str, dbname: str
+) -> None:
+    """A role granted SELECT on some columns of a partitioned table needs SELECT on its
+    ``tableoid`` too for pgvec to search it (a hit is a leaf and a key; the README says
+    so): refused with PostgreSQL's error without it, answered as numpy answers with it,
+    and refused a filter on a column it may not read."""
+    import uuid
+
+    rows = setup(pconn, 30)
+    reader = "reader_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(pg_uri, dbname=dbname, autocommit=True) as su:
+        su.execute(f"CREATE ROLE {reader} LOGIN")
+        su.execute(f"GRANT SELECT (id, part, embedding) ON items TO {reader}")
+    try:
+        q = np.random.default_rng(3).standard_normal(DIM).astype("f4")
+        with psycopg.connect(proxy_uri.replace("postgres@", f"{reader}@")) as c:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                search(c, q, 5)
+            c.rollback()
+            with psycopg.connect(pg_uri, dbname=dbname, autocommit=True) as su:
+                su.execute(f"GRANT SELECT (tableoid) ON items TO {reader}")
+            got = search(c, q, 5)
+            assert [(r[0], r[1]) for r in got] == exact(rows, q, 5)
+            got = search(c, q, 5, "WHERE part IN ('a', 'b')")
+            assert [(r[0], r[1]) for r in got] == exact(rows, q, 5, ("a", "b"))
+            c.rollback()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                search(c, q, 5, "WHERE price > 3")
+    finally:
+        with psycopg.connect(pg_uri, dbname=dbname, autocommit=True) as su:
+            su.execute(f"DROP OWNED BY {reader}")
+            su.execute(f"DROP ROLE {reader}")
