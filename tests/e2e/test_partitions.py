@@ -168,7 +168,6 @@ def test_drop_index_on_the_parent(pconn: psycopg.Connection, conn: psycopg.Conne
     assert left is not None and left[0] == 0
 
 
-
 def test_a_role_with_column_grants(
     pconn: psycopg.Connection, proxy_uri: str, pg_uri: str, dbname: str
 ) -> None:
