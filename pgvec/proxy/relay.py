@@ -244,59 +244,57 @@ class Relay:
         same bookkeeping and no :class:`Message` built; the others go to _dispatch."""
         q = self._queue
         output = self._output
-        pos = start = 0  # [start, pos): plain messages not yet in out
-        while (found := buf.frame_at(pos)) is not None:
-            t, end = found
-            begin = pos
-            head = q[0] if q else None
-            if head is None:
-                plain = t != b"E"
-            elif (
-                self._skipping
-                or head.emit is not None
-                or head.capture is not None
-                or head.transform is not None
-                or t == b"E"
-            ):
-                plain = False
-            elif t in ASYNC_TYPES:
-                plain = True
-            elif (
-                output is not None
-                and t == b"T"
-                and (head.portal is not None or head.statement is not None)
-            ):
-                # a RowDescription without vectors: nothing of the portal or statement
-                # is converted
-                plain = output.as_is(buf.body(begin, end), head.vector_names)
-                if plain and head.portal is not None:
-                    output.forget(head.portal)
-                elif plain and head.statement is not None:
-                    output.forget_statement(head.statement)
-            elif output is not None and t == b"D" and head.portal is not None:
-                plain = not output.converts(head.portal)
-            else:
-                plain = not (t == b"t" and head.params is not None)
-            if not plain:
-                if start < pos:
-                    out.append(buf.span(start, pos))
-                self._dispatch(Message(t, buf.body(begin, end)), out)
-                pos = start = end
-                continue
-            pos = end
-            if head is None or t in ASYNC_TYPES:
-                continue
-            if t in _NOTED:
-                self._note(head, t, buf.body(begin, end))
-            if t in head.ends:
-                self._finish(q.popleft())
-                if q and q[0].emit is not None:
-                    out.append(buf.span(start, pos))
-                    start = pos
-                    self._flush_emits(out)
-        if start < pos:
-            out.append(buf.span(start, pos))
-        buf.consume(pos)
+        while frames := buf.frames():
+            start = 0  # [start, begin): plain messages not yet in out
+            for t, begin, end in frames:
+                head = q[0] if q else None
+                if head is None:
+                    plain = t != b"E"
+                elif (
+                    self._skipping
+                    or head.emit is not None
+                    or head.capture is not None
+                    or head.transform is not None
+                    or t == b"E"
+                ):
+                    plain = False
+                elif t in ASYNC_TYPES:
+                    plain = True
+                elif output is None:
+                    plain = not (t == b"t" and head.params is not None)
+                elif t == b"D":
+                    plain = head.portal is None or not output.converts(head.portal)
+                elif t == b"T" and (head.portal is not None or head.statement is not None):
+                    # a RowDescription without vectors: nothing of the portal or
+                    # statement is converted
+                    plain = output.as_is(buf.body(begin, end), head.vector_names)
+                    if plain and head.portal is not None:
+                        output.forget(head.portal)
+                    elif plain and head.statement is not None:
+                        output.forget_statement(head.statement)
+                else:
+                    plain = not (t == b"t" and head.params is not None)
+                if not plain:
+                    if start < begin:
+                        out.append(buf.span(start, begin))
+                    self._dispatch(Message(t, buf.body(begin, end)), out)
+                    start = end
+                    continue
+                if head is None or t in ASYNC_TYPES:
+                    continue
+                if t in _NOTED:
+                    self._note(head, t, buf.body(begin, end))
+                if t in head.ends:
+                    self._finish(q.popleft())
+                    if q and q[0].emit is not None:
+                        out.append(buf.span(start, end))
+                        start = end
+                        self._flush_emits(out)
+            if start < end:
+                out.append(buf.span(start, end))
+            buf.consume(end)
+            if len(buf) < 5:
+                break
 
     def _dispatch(self, msg: Message, out: list[bytes]) -> None:
         log.debug("server %s, %d pending", msg.type, len(self._queue))

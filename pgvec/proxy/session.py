@@ -175,8 +175,6 @@ class Session:
         #: what received() failed with (a malformed message, say), raised by run()
         self._failure: Exception | None = None
         self._ended = False
-        #: the Bind _relayed decoded and left to on_bind (its body and the decoded form)
-        self._decoded: tuple[bytes, m.Bind] | None = None
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -261,18 +259,29 @@ class Session:
 
     def received(self, data: bytes) -> None:
         """Bytes from the client: the messages the fast path takes (``_relayed``) go to
-        the server at once; the first one it does not take, and everything after it,
-        wait for the session's task."""
+        the server at once, as the bytes they came in; the first one it does not take,
+        and everything after it, wait for the session's task."""
         buf = self.client_buf
         buf.feed(data)
         if self._busy:
             return
         try:
-            while (msg := buf.next_message()) is not None:
-                if msg.type in _RELAYED and self._relayed(msg):
-                    continue
-                self._held = msg
-                break
+            while frames := buf.frames():
+                begin = end = 0
+                try:
+                    for t, begin, end in frames:
+                        body = buf.body(begin, end) if end - begin > 5 else b""
+                        if not (t in _RELAYED and self._relayed(t, body)):
+                            self._held = Message(t, body)
+                            break
+                    else:
+                        begin = end
+                finally:  # what was relayed goes out, even if a message ends the session
+                    if begin:
+                        self._send(buf.span(0, begin))
+                buf.consume(end)
+                if self._held is not None or len(buf) < 5:
+                    break
         except Exception as exc:  # the session ends as it would in run()
             self._failure = exc
         finally:
@@ -303,7 +312,9 @@ class Session:
                     self._send(msg.raw)
                     self._flush()
                     return
-                if not (msg.type in _RELAYED and self._relayed(msg)):
+                if msg.type in _RELAYED and self._relayed(msg.type, msg.body):
+                    self._send(msg.raw)
+                else:
                     await self.handle(msg)
                 msg = None
             self._flush()
@@ -311,10 +322,11 @@ class Session:
                 return
             self._busy = False  # received() relays again
 
-    def _relayed(self, msg: Message) -> bool:
+    def _relayed(self, t: bytes, body: bytes) -> bool:
         """The extended protocol's messages about statements pgvec passes through, the
         bulk of an application's traffic, relayed at once (no coroutines) with the same
-        bookkeeping as ``handle``; False when ``handle`` must act on ``msg``."""
+        bookkeeping as ``handle`` (the caller sends them on); False when ``handle`` must
+        act on the message."""
         if (
             self._builds
             or self._skip_to_sync
@@ -323,22 +335,29 @@ class Session:
             or self._copy_failed
         ):
             return False
-        t, body = msg.type, msg.body
+        relay = self.relay
+        if t == b"Q":
+            return self._relayed_query(body)
         if t == b"B":
-            bind = m.Bind.decode(body)  # a malformed one ends the session, as in handle
-            statement = bind.statement
+            portal, statement = m.bind_names(body)  # a malformed one ends the session
             if statement in self.statements or statement in self._lookups:
-                self._decoded = (body, bind)  # for on_bind
-                return False
+                return False  # on_bind's
+            bound = None
+            if relay.output is not None and relay.output.describes(statement):
+                bound = statement, list(m.Bind.decode(body).result_formats)
             flags = self._flags.get(statement, 0)
             self._note_transaction()
             if flags & WRITES:
                 self._wrote = True
-            self.portals.pop(bind.portal, None)
-            self.relay.expect_request(t, portal=bind.portal, bind=self._bound(t, bind=bind))
+            self.portals.pop(portal, None)
+            relay.expect_request(t, portal=portal, bind=bound)
             if flags:
                 self.state.sent(flags)
-        elif t in (b"E", b"D"):
+        elif t == b"S":
+            self._note_transaction()
+            relay.expect_request(t)
+            self._boundary()
+        else:  # Execute, Describe
             if t == b"D" and body[:1] != b"P":
                 return False  # a statement's: handle shows vector parameters as vectors
             end = body.find(b"\0")
@@ -351,12 +370,28 @@ class Session:
             if portal in self.portals or portal in self._explained:
                 return False
             self._note_transaction()
-            self.relay.expect_request(t, portal=portal)
-        else:  # Sync
-            self._note_transaction()
-            self.relay.expect_request(t)
-            self._boundary()
-        self._send(msg.raw)
+            relay.expect_request(t, portal=portal)
+        return True
+
+    def _relayed_query(self, body: bytes) -> bool:
+        """A simple Query that needs nothing from pgvec (it names no table or function
+        pgvec knows, and pgvec's catalog needs no reading first), with on_query's
+        bookkeeping; False when on_query must act on it."""
+        rewriter = self.sql_catalog.rewriter_now()
+        if rewriter is None or self._restored or self.state.in_vector_ddl:
+            return False
+        sql = m.Query.decode(body).sql  # a malformed one ends the session
+        if rewriter.catalog.may_concern(sql) or database_to_let_go(sql) is not None:
+            return False
+        self._note_transaction()
+        self.statements.pop("", None)
+        self.portals.pop("", None)
+        if may_write(sql):
+            self._wrote = True
+        self._query_sets.clear()
+        self.relay.expect_request(b"Q", portal="")
+        self.state.sent(classify(sql))
+        self._boundary()
         return True
 
     def _note_transaction(self) -> None:
@@ -1026,8 +1061,7 @@ class Session:
         info.param_types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))
 
     async def on_bind(self, msg: Message) -> None:
-        decoded, self._decoded = self._decoded, None
-        bind = decoded[1] if decoded and decoded[0] is msg.body else m.Bind.decode(msg.body)
+        bind = m.Bind.decode(msg.body)
         try:
             await self._on_bind(msg, bind)
         finally:
@@ -1250,7 +1284,7 @@ def _portal_of(msg: Message) -> str | None:
 
 
 #: message types Session._relayed may pass straight through
-_RELAYED = frozenset({b"B", b"E", b"D", b"S"})
+_RELAYED = frozenset({b"Q", b"B", b"E", b"D", b"S"})
 
 #: statements pgvec runs itself, alone in their Query (Extension: see _render_simple)
 OWNED = (CreateIndex, DropIndex, Reindex, IndexAction)

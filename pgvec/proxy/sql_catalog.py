@@ -41,7 +41,17 @@ class SqlCatalog:
         """A Rewriter over the database's catalog as last read."""
         if self._db.template:
             return _PASSTHROUGH
-        snapshot = await self._db.catalog()
+        return self._over(await self._db.catalog())
+
+    def rewriter_now(self) -> Rewriter | None:
+        """What :meth:`rewriter` would return without reading the catalog, if it would;
+        None when the catalog must be read first."""
+        if self._db.template:
+            return _PASSTHROUGH
+        snapshot = self._db.catalog_now()
+        return None if snapshot is None else self._over(snapshot)
+
+    def _over(self, snapshot: CatalogSnapshot) -> Rewriter:
         if snapshot is not self._snapshot:
             self._snapshot = snapshot
             self._rewriter = Rewriter(

@@ -335,18 +335,26 @@ class Database:
         self._stale = True
         self.ddl_generation += 1
 
-    async def catalog(self) -> CatalogSnapshot:
-        """The catalog as last read: read again after DDL, or when CATALOG_TTL passed.
-        (A template database's is empty: pgvec only relays its sessions.)"""
+    def catalog_now(self) -> CatalogSnapshot | None:
+        """The catalog :meth:`catalog` would return without reading it, if it would;
+        None when it must be read (after DDL, or CATALOG_TTL passed)."""
         if self.template:
             return _EMPTY_CATALOG
         snap = self._catalog
         if (
             snap is not None
             and not self._stale
-            and not self._catalog_lock.locked()  # (a read after DDL under way: wait for it)
+            and not self._catalog_lock.locked()
             and time.monotonic() - self._catalog_at < CATALOG_TTL
         ):
+            return snap
+        return None
+
+    async def catalog(self) -> CatalogSnapshot:
+        """The catalog as last read: read again after DDL, or when CATALOG_TTL passed.
+        (A template database's is empty: pgvec only relays its sessions.)"""
+        snap = self.catalog_now()  # (a read after DDL under way: waited for below)
+        if snap is not None:
             return snap
         async with self._catalog_lock:
             if (

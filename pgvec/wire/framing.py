@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 _LEN = struct.Struct("!i")
+#: each type byte as the one-byte ``bytes`` it is compared as (no allocation per message)
+_TYPES = tuple(bytes((i,)) for i in range(256))
 
 #: Largest message accepted when no per-type limits apply (server replies).
 MAX_MESSAGE = 1 << 30
@@ -92,24 +94,51 @@ class FrameBuffer:
 
     def frame_at(self, pos: int) -> tuple[bytes, int] | None:
         """The type and end offset of the complete message starting at ``pos`` of the
-        buffer, without consuming it; None while it is incomplete. For relaying messages
-        as the bytes they came in (:meth:`span`, :meth:`consume`) instead of as
-        :class:`Message` objects."""
+        buffer, without consuming it; None while it is incomplete."""
         buf = self._buf
         if len(buf) - pos < 5:
             return None
+        type_ = _TYPES[buf[pos]]
         (length,) = _LEN.unpack_from(buf, pos + 1)
-        type_ = bytes(buf[pos : pos + 1])
+        self._check(type_, length)
+        end = pos + 1 + length
+        return (type_, end) if len(buf) >= end else None
+
+    def frames(self) -> list[tuple[bytes, int, int]]:
+        """The complete messages at the start of the buffer as (type, start, end)
+        offsets, without consuming them: what a relay goes through in one pass and
+        passes on as the bytes they came in (:meth:`span`, :meth:`consume`) instead of
+        as :class:`Message` objects. A malformed header after complete messages ends
+        the list there; it is raised once those are consumed."""
+        buf = self._buf
+        n = len(buf)
+        limits = self._limits
+        unpack = _LEN.unpack_from
+        out: list[tuple[bytes, int, int]] = []
+        pos = 0
+        while n - pos >= 5:
+            type_ = _TYPES[buf[pos]]
+            (length,) = unpack(buf, pos + 1)
+            if length < 4 or length > (MAX_MESSAGE if limits is None else limits.get(type_, 0)):
+                if out:
+                    break
+                self._check(type_, length)
+            end = pos + 1 + length
+            if end > n:
+                break
+            out.append((type_, pos, end))
+            pos = end
+        return out
+
+    def _check(self, type_: bytes, length: int) -> None:
         if self._limits is not None:
             limit = self._limits.get(type_, 0)
             if not limit:
-                raise ProtocolViolation(f"invalid frontend message type {buf[pos]}")
+                raise ProtocolViolation(f"invalid frontend message type {type_[0]}")
         else:
             limit = MAX_MESSAGE
         if length < 4 or length > limit:
             raise ProtocolViolation(f"invalid message length {length}")
-        end = pos + 1 + length
-        return (type_, end) if len(buf) >= end else None
 
     def span(self, start: int, end: int) -> bytes:
         """Bytes [start, end) of the buffer (whole messages, as :meth:`frame_at` found)."""

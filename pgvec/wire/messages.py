@@ -132,6 +132,29 @@ class Parse:
         return frame(b"P", body)
 
 
+def bind_names(body: bytes) -> tuple[str, str]:
+    """A Bind's portal and statement names. The rest is checked to be whole, as
+    :meth:`Bind.decode` checks it, but not decoded (no list of parameters made)."""
+    end = body.find(b"\0")
+    stop = body.find(b"\0", end + 1) if end >= 0 else -1
+    if stop < 0:
+        raise ProtocolViolation("unterminated string in message")
+    try:
+        (count,) = _I16.unpack_from(body, stop + 1)  # parameter formats
+        pos = stop + 3 + 2 * max(count, 0)
+        (count,) = _I16.unpack_from(body, pos)  # parameters
+        pos += 2
+        for _ in range(count):
+            (size,) = _I32.unpack_from(body, pos)
+            pos += 4 + max(size, 0)
+        (count,) = _I16.unpack_from(body, pos)  # result formats
+    except struct.error:
+        raise ProtocolViolation("insufficient data left in message") from None
+    if pos + 2 + 2 * max(count, 0) > len(body):
+        raise ProtocolViolation("insufficient data left in message")
+    return _text(body[:end]), _text(body[end + 1 : stop])
+
+
 @dataclass(slots=True)
 class Bind:
     portal: str

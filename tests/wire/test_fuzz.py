@@ -207,6 +207,7 @@ DECODERS: list[Callable[[bytes], object]] = [
     m.Query.decode,
     m.Parse.decode,
     m.Bind.decode,
+    m.bind_names,
     m.Describe.decode,
     m.Close.decode,
     m.execute_portal,
@@ -277,3 +278,75 @@ def test_bind_round_trips(
 ) -> None:
     bind = m.Bind(portal, statement, formats, params, results)
     assert m.Bind.decode(bind.encode()[5:]) == bind
+
+
+def drain_frames(pieces: list[bytes], limits: Limits) -> tuple[list[Message], bool, int]:
+    """``drain`` as the relays read: every complete message of a read at once
+    (FrameBuffer.frames), then consumed."""
+    buf = FrameBuffer(limits)
+    out: list[Message] = []
+    for piece in pieces:
+        buf.feed(piece)
+        try:
+            while found := buf.frames():
+                got = [Message(t, buf.body(a, b)) for t, a, b in found]
+                assert buf.span(found[0][1], found[-1][2]) == b"".join(x.raw for x in got)
+                out += got
+                buf.consume(found[-1][2])
+        except ProtocolViolation:
+            return out, True, len(buf)
+    return out, False, len(buf)
+
+
+@fuzz_settings(300)
+@given(
+    st.one_of(
+        st.binary(max_size=600),
+        st.tuples(messages, st.integers(min_value=0), st.binary(max_size=6)).map(
+            lambda t: _damage(b"".join(x.raw for x in t[0]), t[1], t[2])
+        ),
+    ),
+    cuts,
+    st.sampled_from(LIMITS),
+)
+def test_frames_finds_what_next_message_finds(
+    data: bytes, points: list[int], limits: Limits
+) -> None:
+    """The relays' way through a read (all its messages at once) takes the same messages
+    and refuses the same stream at the same point as one message at a time."""
+    assert drain_frames(chunks(data, points), limits) == drain(chunks(data, points), limits)
+
+
+@fuzz_settings(300)
+@given(
+    st.one_of(
+        st.binary(max_size=120),
+        st.tuples(st.binary(max_size=10), st.binary(max_size=10), st.binary(max_size=60)).map(
+            lambda t: t[0].replace(b"\0", b"") + b"\0" + t[1].replace(b"\0", b"") + b"\0" + t[2]
+        ),
+        st.builds(
+            m.Bind,
+            text,
+            text,
+            st.lists(st.sampled_from([0, 1]), max_size=5),
+            st.lists(st.one_of(st.none(), st.binary(max_size=20)), max_size=5),
+            st.lists(st.sampled_from([0, 1]), max_size=5),
+        ).map(lambda b: b.encode()[5:]),
+    ),
+    st.integers(min_value=0, max_value=200),
+)
+def test_bind_names_accepts_what_bind_decode_accepts(body: bytes, cut: int) -> None:
+    """The pass-through's Bind check (names only) refuses exactly the Binds a full decode
+    refuses, and reads the same names."""
+    for data in (body, body[:cut]):
+        _same_names_or_refused(data)
+
+
+def _same_names_or_refused(body: bytes) -> None:
+    try:
+        bind = m.Bind.decode(body)
+    except ProtocolViolation:
+        with pytest.raises(ProtocolViolation):
+            m.bind_names(body)
+    else:
+        assert m.bind_names(body) == (bind.portal, bind.statement)
