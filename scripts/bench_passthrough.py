@@ -13,6 +13,10 @@ connection, and pgvec's ratios to PgBouncer.
     python scripts/bench_passthrough.py                      # 1, 8, 32 clients, 10 s each
     python scripts/bench_passthrough.py --clients 1 8 --seconds 5 --modes prepared
     python scripts/bench_passthrough.py --pgvec-args "--event-loop asyncio"
+    python scripts/bench_passthrough.py --floor   # and the least a Python relay costs
+
+``--floor`` adds ``relay_floor.py``: a relay in Python on uvloop that frames every message
+and does nothing else, the floor under any proxy written in Python on this machine.
 """
 
 from __future__ import annotations
@@ -146,6 +150,9 @@ def main() -> None:
     ap.add_argument("--skip-pgbouncer", action="store_true")
     ap.add_argument("--pgvec-args", default="", help="extra arguments for pgvec serve")
     ap.add_argument(
+        "--floor", action="store_true", help="also relay through scripts/relay_floor.py"
+    )
+    ap.add_argument(
         "--profile",
         metavar="PREFIX",
         help="record pgvec's runs with py-spy (collapsed stacks in PREFIX-<mode>-<clients>.txt)",
@@ -201,9 +208,22 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
     if not args.skip_pgbouncer:
         bouncer = PgBouncer(tmp, "127.0.0.1", tcp_port, "bench", max(args.clients) + 8)
         targets["PgBouncer"] = bouncer.port
+    floor = None
+    pids: dict[str, int | None] = {"PgBouncer": bouncer.pid if bouncer else None}
+    if args.floor:
+        port = free_port()
+        floor = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("relay_floor.py")),
+             "--port", str(port), "--upstream-port", str(tcp_port)],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert floor.stdout is not None
+        floor.stdout.readline()  # its banner: listening
+        targets["Python floor"] = port
+        pids["Python floor"] = floor.pid
     pgvec = ServerProcess(upstream, tmp / "pgvec", shlex.split(args.pgvec_args))
     targets["pgvec"] = pgvec.port
-    pids = {"PgBouncer": bouncer.pid if bouncer else None, "pgvec": pgvec.pid}
+    pids["pgvec"] = pgvec.pid
     results: dict[tuple[str, str, int], float] = {}
     cpu: dict[tuple[str, str, int], float] = {}
     try:
@@ -222,7 +242,7 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
                     if spy is not None:
                         spy.wait()
                     results[(mode, name, clients)] = tps
-                    line = f"-M {mode:8} {clients:3} clients  {name:10} {tps:10,.0f} tps"
+                    line = f"-M {mode:8} {clients:3} clients  {name:12} {tps:10,.0f} tps"
                     if name in pids:
                         cpu[(mode, name, clients)] = used / count * 1e6
                         line += f"  {used / count * 1e6:6.1f} CPU us per transaction"
@@ -231,6 +251,9 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
         pgvec.stop()
         if bouncer is not None:
             bouncer.stop()
+        if floor is not None:
+            floor.terminate()
+            floor.wait(20)
     report(results, args.modes, args.clients, list(targets))
     if cpu:
         print("\nProxy CPU time per transaction (user + system, microseconds):")
