@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import cast
 
 import uvloop
 
@@ -31,9 +32,8 @@ class _Side(asyncio.Protocol):
         self._early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=_HIGH_WATER)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         buf = self._rest + data if self._rest else data
