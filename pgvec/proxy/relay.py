@@ -131,19 +131,17 @@ class Relay:
         params: Callable[[list[int]], list[int]] | None = None,
         vector_names: frozenset[str] = frozenset(),
     ) -> None:
-        self.expect(
-            Pending(
-                _ENDS[type_],
-                extended=type_ not in (b"Q", b"F"),
-                transform=transform,
-                is_sync=type_ == b"S",
-                portal=portal,
-                statement=statement,
-                bind=bind,
-                params=params,
-                vector_names=vector_names,
-            )
-        )
+        # positional (ends, extended, transform, capture, done, emit, is_sync, portal,
+        # statement, bind, params): the relay's busiest call, and keywords cost twice
+        entry = Pending(
+            _ENDS[type_], type_ not in (b"Q", b"F"), transform, None, None, None,
+            type_ == b"S", portal, statement, bind, params,
+        )  # fmt: skip
+        if vector_names:
+            entry.vector_names = vector_names
+        self._queue.append(entry)
+        if self._skipping:
+            self._write_skipped()
 
     def emit(self, data: bytes, *, extended: bool = False) -> None:
         """Send bytes to the client after every reply still owed to it. ``extended``:

@@ -139,18 +139,23 @@ def bind_names(body: bytes) -> tuple[str, str]:
     stop = body.find(b"\0", end + 1) if end >= 0 else -1
     if stop < 0:
         raise ProtocolViolation("unterminated string in message")
+    unpack = _I16.unpack_from
     try:
-        (count,) = _I16.unpack_from(body, stop + 1)  # parameter formats
-        pos = stop + 3 + 2 * max(count, 0)
-        (count,) = _I16.unpack_from(body, pos)  # parameters
+        (count,) = unpack(body, stop + 1)  # parameter formats
+        pos = stop + 3
+        if count > 0:
+            pos += 2 * count
+        (count,) = unpack(body, pos)  # parameters
         pos += 2
         for _ in range(count):
             (size,) = _I32.unpack_from(body, pos)
-            pos += 4 + max(size, 0)
-        (count,) = _I16.unpack_from(body, pos)  # result formats
+            pos += 4 + size if size > 0 else 4
+        (count,) = unpack(body, pos)  # result formats
     except struct.error:
         raise ProtocolViolation("insufficient data left in message") from None
-    if pos + 2 + 2 * max(count, 0) > len(body):
+    if count > 0:
+        pos += 2 * count
+    if pos + 2 > len(body):
         raise ProtocolViolation("insufficient data left in message")
     return _text(body[:end]), _text(body[end + 1 : stop])
 
