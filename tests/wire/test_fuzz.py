@@ -76,18 +76,22 @@ def test_valid_messages_come_back_however_the_stream_is_split(
         assert drain(chunks(data, points), dict(FRONTEND_LIMITS)) == (msgs, False, 0)
 
 
-@fuzz_settings(300)
-@given(
-    st.one_of(
-        st.binary(max_size=600),
-        # mostly well-formed streams, then damaged: a byte flipped, a cut, a bad length
-        st.tuples(messages, st.integers(min_value=0), st.binary(max_size=6)).map(
-            lambda t: _damage(b"".join(x.raw for x in t[0]), t[1], t[2])
-        ),
+def _damage(data: bytes, at: int, junk: bytes) -> bytes:
+    at %= len(data) + 1
+    return data[:at] + junk + data[at + len(junk) :]
+
+
+streams = st.one_of(
+    st.binary(max_size=600),
+    # mostly well-formed streams, then damaged: a byte flipped, a cut, a bad length
+    st.tuples(messages, st.integers(min_value=0), st.binary(max_size=6)).map(
+        lambda t: _damage(b"".join(x.raw for x in t[0]), t[1], t[2])
     ),
-    cuts,
-    st.sampled_from(LIMITS),
 )
+
+
+@fuzz_settings(300)
+@given(streams, cuts, st.sampled_from(LIMITS))
 def test_any_byte_stream_splits_the_same_way_or_is_refused_at_the_same_point(
     data: bytes, points: list[int], limits: Limits
 ) -> None:
@@ -97,11 +101,6 @@ def test_any_byte_stream_splits_the_same_way_or_is_refused_at_the_same_point(
     assert sum(len(x.raw) for x in whole[0]) <= len(data)
     if not whole[1]:  # accepted: what is left is an incomplete message
         assert split[2] == whole[2] == len(data) - sum(len(x.raw) for x in whole[0])
-
-
-def _damage(data: bytes, at: int, junk: bytes) -> bytes:
-    at %= len(data) + 1
-    return data[:at] + junk + data[at + len(junk) :]
 
 
 def _header(type_: bytes, length: int) -> bytes:
@@ -221,16 +220,14 @@ def _decode_or_refuse(body: bytes) -> None:
             decode(body)
 
 
+#: bodies that get past two strings (names, or a name and a query) to the counts and lengths
+past_two_strings = st.tuples(
+    st.binary(max_size=10), st.binary(max_size=30), st.binary(max_size=40)
+).map(lambda t: t[0].replace(b"\0", b"") + b"\0" + t[1].replace(b"\0", b"") + b"\0" + t[2])
+
+
 @fuzz_settings(400)
-@given(
-    st.one_of(
-        st.binary(max_size=200),
-        # bodies that get past the strings to the counts and lengths
-        st.tuples(st.binary(max_size=10), st.binary(max_size=30), st.binary(max_size=40)).map(
-            lambda t: t[0].replace(b"\0", b"") + b"\0" + t[1].replace(b"\0", b"") + b"\0" + t[2]
-        ),
-    )
-)
+@given(st.one_of(st.binary(max_size=200), past_two_strings))
 def test_decoders_refuse_malformed_bodies_with_protocol_violation(body: bytes) -> None:
     _decode_or_refuse(body)
 
@@ -299,16 +296,7 @@ def drain_frames(pieces: list[bytes], limits: Limits) -> tuple[list[Message], bo
 
 
 @fuzz_settings(300)
-@given(
-    st.one_of(
-        st.binary(max_size=600),
-        st.tuples(messages, st.integers(min_value=0), st.binary(max_size=6)).map(
-            lambda t: _damage(b"".join(x.raw for x in t[0]), t[1], t[2])
-        ),
-    ),
-    cuts,
-    st.sampled_from(LIMITS),
-)
+@given(streams, cuts, st.sampled_from(LIMITS))
 def test_frames_finds_what_next_message_finds(
     data: bytes, points: list[int], limits: Limits
 ) -> None:
@@ -321,9 +309,7 @@ def test_frames_finds_what_next_message_finds(
 @given(
     st.one_of(
         st.binary(max_size=120),
-        st.tuples(st.binary(max_size=10), st.binary(max_size=10), st.binary(max_size=60)).map(
-            lambda t: t[0].replace(b"\0", b"") + b"\0" + t[1].replace(b"\0", b"") + b"\0" + t[2]
-        ),
+        past_two_strings,
         st.builds(
             m.Bind,
             text,
