@@ -53,7 +53,7 @@ from pgvec.proxy.client_state import (
 from pgvec.proxy.codecs import Lookup, lookup_kind, oid_array
 from pgvec.proxy.copyin import CopyConverter, CopyOutConverter
 from pgvec.proxy.explain import AnnStep, PlanLines, index_used
-from pgvec.proxy.hits import distances_array, keys_array, sql_literal
+from pgvec.proxy.hits import distances_array, distances_param, keys_array, sql_literal
 from pgvec.proxy.relay import Pending, Relay, Transform, Writer
 from pgvec.proxy.restore import RestoredIndex, RestoreSink
 from pgvec.proxy.search import knn, null_query, query_vector, search_request
@@ -1047,7 +1047,7 @@ class Session:
             for n, dim in plan.vector_params.items():
                 info.vector_params[n - 1] = dim
             sql = plan.render(f"${client_n + 1}", f"${client_n + 2}")
-            types += [0, 0]
+            types += [0, vectors.FLOAT8_ARRAY_OID]  # the distances, sent in binary
         else:
             raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
         for i in declared:  # declared as pgvector's type: a vector of any dimension
@@ -1171,8 +1171,9 @@ class Session:
                 own_writes=self._own_writes(),
             )
             keys, dists = await self._top_k(plan, request, backend, bind.portal, null=query is None)
-            bind.params += [keys_array(keys).encode(), distances_array(dists).encode()]
-            formats += [0, 0]
+            dists_value, dists_format = distances_param(dists)
+            bind.params += [keys_array(keys).encode(), dists_value]
+            formats += [0, dists_format]
         bind.param_formats = formats if any(formats) else []
         self.relay.expect_request(b"B", portal=bind.portal, bind=self._bound(b"B", bind=bind))
         self._send(bind.encode())
