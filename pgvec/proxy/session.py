@@ -323,10 +323,11 @@ class Session:
             self._busy = False  # received() relays again
 
     def _relayed(self, t: bytes, body: bytes) -> bool:
-        """The extended protocol's messages about statements pgvec passes through, the
-        bulk of an application's traffic, relayed at once (no coroutines) with the same
-        bookkeeping as ``handle`` (the caller sends them on); False when ``handle`` must
-        act on the message."""
+        """The messages pgvec passes on as they came, the bulk of an application's
+        traffic (a Bind of a statement it did not rewrite, an Execute or Describe of a
+        portal that is not its own, Sync, a simple Query that needs nothing from it),
+        taken at once (no coroutines) with the same bookkeeping as ``handle``; the caller
+        sends them on. False when ``handle`` must act on the message."""
         if (
             self._builds
             or self._skip_to_sync
@@ -367,10 +368,14 @@ class Session:
                 portal = body[int(t == b"D") : end].decode()
             except UnicodeDecodeError:
                 return False
-            if portal in self.portals or portal in self._explained:
-                return False
+            info = self.portals.get(portal)
+            if portal in self._explained or (info is not None and info.intercept is not None):
+                return False  # its plan, or pgvec's own reply
             self._note_transaction()
-            relay.expect_request(t, portal=portal)
+            if info is None:
+                relay.expect_request(t, portal=portal)
+            else:  # a rewritten statement's: its computed vectors are shown as vectors
+                relay.expect_request(t, portal=portal, vector_names=info.vector_outputs)
         return True
 
     def _relayed_query(self, body: bytes) -> bool:
