@@ -70,9 +70,12 @@ def exact_distances(rows: npt.NDArray[np.floating], query: Query, metric: Metric
     elif metric is Metric.L1:
         out = np.abs(x - query).sum(axis=1)
     else:
-        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(query)
+        # pgvector's formula: dot / sqrt(|a|^2 |b|^2), kept within [-1, 1] (so that a
+        # vector's distance to itself or to a multiple of it is 0, never -2e-16)
+        squares = np.einsum("ij,ij->i", x, x) * float(query @ query)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = 1.0 - (x @ query) / norms  # NaN for zero vectors, as pgvector
+            similarity = np.clip((x @ query) / np.sqrt(squares), -1.0, 1.0)
+        out = 1.0 - similarity  # NaN for zero vectors, as pgvector
     return out
 
 

@@ -94,6 +94,17 @@ QUERIES = [
     " ARRAY[0.1,0.2]::double precision[]::vector, ARRAY[1.25,0.1]::numeric[]::vector",
     "SELECT id, embedding::real[] FROM items ORDER BY id",
     "SELECT id, embedding::vector(3) FROM items ORDER BY id",
+    # a vector's text form (pgvector-python's own tests read vectors back this way)
+    "SELECT '[1.5,2,3]'::vector::text, CAST('[1,-0.25]'::vector AS varchar)",
+    "SELECT id, embedding::text, CAST(embedding AS varchar(6)) FROM items ORDER BY id",
+    # distances to NULL are NULL
+    "SELECT id, embedding <-> NULL, NULL <=> embedding, l2_distance(embedding, NULL)"
+    " FROM items ORDER BY id",
+    "SELECT id, embedding <-> NULL AS d FROM items ORDER BY embedding <-> NULL, id LIMIT 3",
+    # cosine distances of parallel vectors are 0, never below
+    "SELECT id, embedding <=> '[1,2,3]', embedding <=> '[2,4,6]' FROM items ORDER BY id",
+    "SELECT id, embedding <=> '[2,4,6]' AS d FROM items ORDER BY embedding <=> '[2,4,6]', id"
+    " LIMIT 3",
     # comparisons and ordering by value
     "SELECT id FROM items WHERE embedding = '[1,2,3]' ORDER BY id",
     "SELECT id FROM items WHERE embedding = '[0,0,1]' ORDER BY id",
@@ -124,6 +135,7 @@ PARAM_QUERIES = [
     ("SELECT id, embedding - %s::vector FROM items ORDER BY id", ("[1,1,1]",)),
     ("SELECT id FROM items WHERE embedding = %s ORDER BY id", ("[1,2,3]",)),
     ("SELECT %s::vector(2)", ("[1,2]",)),
+    ("SELECT %s::vector::text", ("[1.5,2,3]",)),
 ]
 
 
@@ -219,3 +231,18 @@ def test_psql_session_as_pgvector(pg_uri: str, proxy_uri: str) -> None:
         ]
     want, got = outputs
     assert got == want
+
+
+def test_cosine_distance_of_parallel_vectors_is_zero(pgvec: psycopg.Connection[Any]) -> None:
+    """pgvector keeps the similarity within [-1, 1]: a vector's cosine distance to a
+    multiple of itself is 0, exactly, in a top-k as in the select list (pgvector-python's
+    test_vector_cosine_distance compares with 0 exactly)."""
+    pgvec.execute("CREATE TABLE par (id bigint PRIMARY KEY, e vector(3))")
+    pgvec.execute("INSERT INTO par VALUES (1, '[1,1,1]'), (2, '[2,2,2]'), (3, '[1,1,2]')")
+    pgvec.commit()
+    for sql in (
+        "SELECT e <=> '[1,1,1]' FROM par ORDER BY id",
+        "SELECT e <=> '[1,1,1]' AS d FROM par ORDER BY e <=> '[1,1,1]', id LIMIT 5",
+    ):
+        got = [r[0] for r in _run(pgvec, sql)[1]]
+        assert got[:2] == [0.0, 0.0] and got[2] == pytest.approx(0.0571909584), (sql, got)

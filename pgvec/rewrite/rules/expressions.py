@@ -224,6 +224,11 @@ class ExprPass:
             return self._mark(value, dim)
         if _is_real_array(to) and self.is_vector(inner):
             return pgvec_call("to_float4", inner)
+        if to.this in _TEXT_TYPES and self.is_vector(inner):  # pgvector's text form
+            text = pgvec_call("vector_out", inner)
+            if to.this == exp.DataType.Type.TEXT and not to.expressions:
+                return text
+            return exp.Cast(this=text, to=to)
         return None
 
     def _operand(self, node: exp.Expr, dim: int | None) -> exp.Expr | None:
@@ -234,6 +239,8 @@ class ExprPass:
         inner = unparen(node)
         if isinstance(inner, exp.Literal) and inner.is_string:
             return Raw(this=bytea_literal(literal_vector(inner)))
+        if isinstance(inner, exp.Null):  # a NULL vector: the result is NULL, as pgvector's
+            return exp.Cast(this=exp.Null(), to=exp.DataType.build("bytea"))
         n = param_number(inner)
         if n is not None:
             if self.vector_params.get(n) is None:
@@ -284,6 +291,17 @@ class ExprPass:
         if returns_vector:
             self._mark(call, dim if name == "l2_normalize" else None)
         return call
+
+
+#: casts of a vector that give its text form (PostgreSQL's I/O conversion casts)
+_TEXT_TYPES = frozenset(
+    {
+        exp.DataType.Type.TEXT,
+        exp.DataType.Type.VARCHAR,
+        exp.DataType.Type.CHAR,
+        exp.DataType.Type.NAME,
+    }
+)
 
 
 def _assignment(node: exp.Expr) -> bool:
