@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pgvec.proxy.context import without_pgvec_context
+from pgvec.proxy.positions import relocated
 from pgvec.proxy.textout import VectorOutput
 from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
@@ -74,6 +75,9 @@ class Pending:
     reached: Callable[[bytes], None] | None = None
     #: names of result columns that are vectors computed by expressions
     vector_names: frozenset[str] = frozenset()
+    #: the statement as sent and as the client wrote it, where pgvec rewrote it: an
+    #: error's position is moved from the one to the other (positions.relocated)
+    texts: tuple[str, str] | None = None
 
 
 def ends_for(type_: bytes) -> frozenset[bytes]:
@@ -130,6 +134,7 @@ class Relay:
         bind: tuple[str, list[int]] | None = None,
         params: Callable[[list[int]], list[int]] | None = None,
         vector_names: frozenset[str] = frozenset(),
+        texts: tuple[str, str] | None = None,
     ) -> None:
         # positional (ends, extended, transform, capture, done, emit, is_sync, portal,
         # statement, bind, params): the relay's busiest call, and keywords cost twice
@@ -139,6 +144,8 @@ class Relay:
         )  # fmt: skip
         if vector_names:
             entry.vector_names = vector_names
+        if texts is not None and texts[0] != texts[1]:
+            entry.texts = texts
         self._queue.append(entry)
         if self._skipping:
             self._write_skipped()
@@ -307,6 +314,8 @@ class Relay:
             out.append(msg.raw)
             return
         head = q[0]
+        if t == b"E" and head.texts is not None:
+            msg = relocated(msg, *head.texts)
         if t in ASYNC_TYPES:
             # NOTICEs of a statement pgvec runs for the client come again with the
             # client's own statement; ParameterStatus and notifications are the client's

@@ -115,6 +115,8 @@ class Statement:
     binary_result: bool = False  # the portal of an IndexAction wants its row in binary
     #: result columns that are vectors computed by expressions (Rewritten.vector_outputs)
     vector_outputs: frozenset[str] = frozenset()
+    #: the statement as sent to PostgreSQL and as the client wrote it (error positions)
+    texts: tuple[str, str] | None = None
 
 
 class Session:
@@ -191,12 +193,14 @@ class Session:
         if t in (b"P", b"B", b"D", b"E", b"C", b"S", b"Q", b"F"):
             portal = _portal_of(msg)
             statement = _statement_of(msg)
+            info = self.portals.get(portal) if t == b"E" and portal is not None else None
             self.relay.expect_request(
                 t,
                 portal=portal,
                 statement=statement,
                 bind=self._bound(t, msg.body),
                 vector_names=self._vector_names(t, portal, statement),
+                texts=info.texts if info is not None else None,
             )
         self._send(msg.raw)
 
@@ -375,7 +379,9 @@ class Session:
             if info is None:
                 relay.expect_request(t, portal=portal)
             else:  # a rewritten statement's: its computed vectors are shown as vectors
-                relay.expect_request(t, portal=portal, vector_names=info.vector_outputs)
+                relay.expect_request(
+                    t, portal=portal, vector_names=info.vector_outputs, texts=info.texts
+                )
         return True
 
     def _relayed_query(self, body: bytes) -> bool:
@@ -724,8 +730,11 @@ class Session:
         parts.append(sql[pos:])
         names = frozenset(name for d in decisions for name in _vector_outputs(d))
         transform = PlanLines(steps) if any(steps) else None
-        self.relay.expect_request(b"Q", transform=transform, portal="", vector_names=names)
-        self._send(m.Query("".join(parts)).encode())
+        sent = "".join(parts)
+        self.relay.expect_request(
+            b"Q", transform=transform, portal="", vector_names=names, texts=(sent, sql)
+        )
+        self._send(m.Query(sent).encode())
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
         if isinstance(decision, Passthrough | CopyOut):  # (one of several: not converted)
@@ -1059,8 +1068,9 @@ class Session:
             info.vector_params.setdefault(i, None)
         for i in info.vector_params:
             types[i] = vectors.BYTEA_OID
+        info.texts = (sql, parse.sql)
         self.statements[parse.name] = info
-        self.relay.expect_request(b"P", statement=parse.name)
+        self.relay.expect_request(b"P", statement=parse.name, texts=info.texts)
         self._send(m.Parse(parse.name, sql, types).encode())
         # remember what the client declared, to decode binary array parameters
         info.param_types = list(parse.param_types) + [0] * (client_n - len(parse.param_types))

@@ -246,3 +246,33 @@ def test_cosine_distance_of_parallel_vectors_is_zero(pgvec: psycopg.Connection[A
     ):
         got = [r[0] for r in _run(pgvec, sql)[1]]
         assert got[:2] == [0.0, 0.0] and got[2] == pytest.approx(0.0571909584), (sql, got)
+
+
+POSITIONED = [
+    # PostgreSQL's errors about statements pgvec rewrote point where pgvector's do
+    "CREATE TABLE r9 (id bigserial PRIMARY KEY, embedding vector(3), half halfvec(3))",
+    "SELECT idd, embedding <-> '[1,1,1]' AS d FROM items ORDER BY embedding <-> '[1,1,1]' LIMIT 3",
+    "SELECT id, embedding <=> '[1,1,1]' FROM items WHERE cat = 'x' ORDER BY id",
+    "SELECT id, embedding::text FROM itemz",
+]
+
+
+@pytest.mark.parametrize("sql", POSITIONED)
+@pytest.mark.parametrize("extended", [False, True], ids=["simple", "extended"])
+def test_error_positions_as_pgvector(
+    sql: str, extended: bool, pgvec: psycopg.Connection[Any], pgvector: psycopg.Connection[Any]
+) -> None:
+    def position(conn: psycopg.Connection[Any]) -> tuple[str | None, str | None]:
+        with pytest.raises(psycopg.Error) as err:
+            try:
+                if extended:
+                    conn.execute(sql, prepare=True)
+                else:
+                    conn.execute(sql.encode())  # bytes: psycopg's simple-query path
+            finally:
+                conn.rollback()
+        return err.value.sqlstate, err.value.diag.statement_position
+
+    want = position(pgvector)
+    assert want[1] is not None
+    assert position(pgvec) == want
