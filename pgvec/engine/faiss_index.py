@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import EngineError, InvalidParameter
 
 faiss: Any = _faiss  # the SWIG module is only partly typed
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 F32 = npt.NDArray[np.float32]
@@ -50,6 +52,7 @@ Bools = npt.NDArray[np.bool_]
 ADD_CHUNK = 20000
 PROGRESS_CHUNK = 1000
 TRAIN_PER_LIST = 256  # FAISS's own k-means sample cap (max_points_per_centroid)
+FEW_PER_LIST = 39  # FAISS's min_points_per_centroid: fewer rows a list train poor lists
 
 
 def configure_threads(n: int | None = None) -> int:
@@ -139,6 +142,13 @@ def build(
             index.own_fields = True
             quantizer.this.disown()
             _report(progress, "train", 0.0)
+            if n < FEW_PER_LIST * nlist:
+                log.warning(
+                    "%s: %d lists trained on %d rows; with fewer than %d rows a list the lists"
+                    " are poor and recall suffers (choose fewer lists, or build after loading)",
+                    spec.index_type, nlist, n, FEW_PER_LIST,
+                )  # fmt: skip
+            _quiet(index)
             sample_size = min(n, TRAIN_PER_LIST * nlist)
             if sample_size < n:
                 pick = np.random.default_rng(1234).choice(n, sample_size, replace=False)
@@ -151,6 +161,15 @@ def build(
         raise EngineError(f"building the {spec.index_type} index failed: {exc}") from exc
     _report(progress, "done", 1.0)
     return index
+
+
+def _quiet(index: Any) -> None:
+    """No k-means warnings on stderr from FAISS: pgvec logs a training set that is too
+    small itself (FAISS prints one per k-means run, PQ's sub-quantizers included)."""
+    index.cp.min_points_per_centroid = 1
+    pq = getattr(index, "pq", None)
+    if pq is not None:
+        pq.cp.min_points_per_centroid = 1
 
 
 def add(

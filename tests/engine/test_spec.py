@@ -91,3 +91,22 @@ def test_search_params():
         SearchParams.create({"foo": 1})
     with pytest.raises(InvalidParameter, match='out of bounds for option "probes"'):
         SearchParams.create({"probes": 0})
+
+
+@pytest.mark.parametrize("index_type", ["IVF_FLAT", "IVF_SQ8", "BIN_IVF_FLAT"])
+def test_too_few_rows_a_list_is_logged_not_printed(
+    index_type: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """IVF lists trained on fewer rows than FAISS wants: pgvec's log says so (and what to
+    do); FAISS's own k-means warning does not reach the server's stderr."""
+    from pgvec.engine.faiss_index import build
+
+    binary = index_type.startswith("BIN")
+    spec = IndexSpec.create(index_type, Metric.HAMMING if binary else Metric.L2, {"nlist": 4})
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 256, (30, 2), dtype=np.uint8) if binary else rng.random((30, 4))
+    with caplog.at_level("WARNING", logger="pgvec.engine.faiss_index"):
+        index = build(spec, rows.astype(np.uint8 if binary else np.float32), 16 if binary else 4)
+    assert index.ntotal == 30
+    assert "4 lists trained on 30 rows" in caplog.text
+    assert "WARNING clustering" not in capfd.readouterr().err
