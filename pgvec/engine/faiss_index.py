@@ -122,6 +122,13 @@ def build(
                     f"nlist ({nlist}) must not exceed the number of rows ({n})",
                     hint="Load more rows before building the index, or choose fewer lists.",
                 )
+            if spec.index_type == "IVF_PQ" and n < 1 << int(spec.params["nbits"]):
+                codes = 1 << int(spec.params["nbits"])
+                raise InvalidParameter(
+                    f"IVF_PQ with nbits {spec.params['nbits']} trains {codes} codes per"
+                    f" sub-vector and needs at least {codes} rows ({n} given)",
+                    hint="Load more rows before building the index, or choose a smaller nbits.",
+                )
             if spec.metric.binary:
                 quantizer = faiss.IndexBinaryFlat(dim)
             elif metric == faiss.METRIC_L2:

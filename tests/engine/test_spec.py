@@ -110,3 +110,13 @@ def test_too_few_rows_a_list_is_logged_not_printed(
     assert index.ntotal == 30
     assert "4 lists trained on 30 rows" in caplog.text
     assert "WARNING clustering" not in capfd.readouterr().err
+
+
+def test_ivf_pq_on_fewer_rows_than_its_codes_says_so() -> None:
+    from pgvec.engine.faiss_index import build
+
+    spec = IndexSpec.create("IVF_PQ", Metric.L2, {"nlist": 2, "m": 2, "nbits": 8})
+    rows = np.random.default_rng(0).random((100, 4), dtype=np.float32)
+    with pytest.raises(InvalidParameter, match="needs at least 256 rows \\(100 given\\)"):
+        build(spec, rows, 4)
+    assert build(IndexSpec.create("IVF_PQ", Metric.L2, {"nlist": 2, "m": 2, "nbits": 4}), rows, 4)
