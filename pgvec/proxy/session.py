@@ -198,7 +198,7 @@ class Session:
                 t,
                 portal=portal,
                 statement=statement,
-                bind=self._bound(t, msg.body),
+                bind=self._bound(_bind_statement(msg.body), msg.body) if t == b"B" else None,
                 vector_names=self._vector_names(t, portal, statement),
                 texts=info.texts if info is not None else None,
             )
@@ -218,17 +218,15 @@ class Session:
         )
         return info.vector_outputs if info is not None else frozenset()
 
-    def _bound(
-        self, t: bytes, body: bytes = b"", bind: m.Bind | None = None
-    ) -> tuple[str, list[int]] | None:
-        """For a Bind of a statement whose result has vector columns: the statement and
-        the result formats, so its rows are converted (VectorOutput.bound)."""
-        if t != b"B" or self.relay.output is None:
+    def _bound(self, statement: str, bind: m.Bind | bytes) -> tuple[str, list[int]] | None:
+        """For a Bind (decoded, or its body) of a statement whose result has vector
+        columns: the statement and the result formats, so its rows are converted
+        (VectorOutput.bound)."""
+        output = self.relay.output
+        if output is None or not output.describes(statement):
             return None
-        statement = bind.statement if bind is not None else _bind_statement(body)
-        if not self.relay.output.describes(statement):
-            return None
-        bind = bind or m.Bind.decode(body)
+        if isinstance(bind, bytes):
+            bind = m.Bind.decode(bind)
         return statement, list(bind.result_formats)
 
     def _looked_up(self, lookup: Lookup, bind: m.Bind) -> None:
@@ -347,9 +345,7 @@ class Session:
             portal, statement = m.bind_names(body)  # a malformed one ends the session
             if statement in self.statements or statement in self._lookups:
                 return False  # on_bind's
-            bound = None
-            if relay.output is not None and relay.output.describes(statement):
-                bound = statement, list(m.Bind.decode(body).result_formats)
+            bound = self._bound(statement, body)
             flags = self._flags.get(statement, 0)
             self._note_transaction()
             if flags & WRITES:
@@ -395,15 +391,22 @@ class Session:
         if rewriter.catalog.may_concern(sql) or database_to_let_go(sql) is not None:
             return False
         self._note_transaction()
+        flags = self._query_started(sql)
+        self.relay.expect_request(b"Q", portal="")
+        self.state.sent(flags)
+        self._boundary()
+        return True
+
+    def _query_started(self, sql: str) -> int:
+        """What a simple Query does to the session before it runs, relayed at once or
+        handled: the unnamed statement and portal go, a write is noted, the SETs of the
+        last one are forgotten. Returns what it may change (classify)."""
         self.statements.pop("", None)
         self.portals.pop("", None)
         if may_write(sql):
             self._wrote = True
         self._query_sets.clear()
-        self.relay.expect_request(b"Q", portal="")
-        self.state.sent(classify(sql))
-        self._boundary()
-        return True
+        return classify(sql)
 
     def _note_transaction(self) -> None:
         if self._wrote and self.relay.txn_status == b"I" and self.relay.idle():
@@ -622,13 +625,8 @@ class Session:
     # -- simple protocol --------------------------------------------------------------
 
     async def on_query(self, msg: Message) -> None:
-        self.statements.pop("", None)
-        self.portals.pop("", None)
         sql = m.Query.decode(msg.body).sql
-        flags = classify(sql)
-        if may_write(sql):
-            self._wrote = True
-        self._query_sets.clear()
+        flags = self._query_started(sql)
         try:
             await self._build_restored()
             await self._let_go_of(sql)
@@ -1190,7 +1188,7 @@ class Session:
             bind.params += [keys_array(keys).encode(), dists_value]
             formats += [0, dists_format]
         bind.param_formats = formats if any(formats) else []
-        self.relay.expect_request(b"B", portal=bind.portal, bind=self._bound(b"B", bind=bind))
+        self.relay.expect_request(b"B", portal=bind.portal, bind=self._bound(bind.statement, bind))
         self._send(bind.encode())
 
     async def _top_k(
