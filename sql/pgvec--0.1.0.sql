@@ -1085,6 +1085,21 @@ BEGIN
 END
 $fn$;
 
+-- CREATE INDEX ... USING hnsw as one statement of several in one simple Query: the proxy
+-- sends this in its place (built once the Query's transaction commits). It checks, as
+-- the client, what PostgreSQL's CREATE INDEX checks first (the table's owner; not
+-- SECURITY DEFINER, so current_user is the client's role), then logs the table's changes.
+CREATE OR REPLACE PROCEDURE pgvec.create_index_in_query(rel regclass)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', (SELECT relname FROM pg_class WHERE oid = rel)
+            USING ERRCODE = '42501';
+    END IF;
+    PERFORM pgvec.track_in_transaction(rel);
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION pgvec.untrack(rel regclass)
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN

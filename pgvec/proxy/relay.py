@@ -78,6 +78,12 @@ class Pending:
     #: the statement as sent and as the client wrote it, where pgvec rewrote it: an
     #: error's position is moved from the one to the other (positions.relocated)
     texts: tuple[str, str] | None = None
+    #: a simple Query's command tags as the client's statements give them, by the
+    #: order of their CommandCompletes, where pgvec sent another statement in a
+    #: statement's place (None: the server's own tag)
+    tags: tuple[bytes | None, ...] | None = None
+    #: CommandCompletes relayed so far (for ``tags``)
+    completed: int = 0
 
 
 def ends_for(type_: bytes) -> frozenset[bytes]:
@@ -111,6 +117,8 @@ class Relay:
         #: the tag of the last CommandComplete (COMMIT, or ROLLBACK for a transaction
         #: that ended rolled back)
         self.last_tag = b""
+        #: ErrorResponses relayed so far (did a Query fail?)
+        self.errors = 0
         self.closed = asyncio.Event()
 
     # -- used by the frontend -------------------------------------------------------
@@ -135,6 +143,7 @@ class Relay:
         params: Callable[[list[int]], list[int]] | None = None,
         vector_names: frozenset[str] = frozenset(),
         texts: tuple[str, str] | None = None,
+        tags: tuple[bytes | None, ...] | None = None,
     ) -> None:
         # positional (ends, extended, transform, capture, done, emit, is_sync, portal,
         # statement, bind, params): the relay's busiest call, and keywords cost twice
@@ -146,6 +155,8 @@ class Relay:
             entry.vector_names = vector_names
         if texts is not None and texts[0] != texts[1]:
             entry.texts = texts
+        if tags is not None:
+            entry.tags = tags
         self._queue.append(entry)
         if self._skipping:
             self._write_skipped()
@@ -260,6 +271,7 @@ class Relay:
                     or head.emit is not None
                     or head.capture is not None
                     or head.transform is not None
+                    or head.tags is not None
                     or t == b"E"
                 ):
                     plain = False
@@ -310,6 +322,7 @@ class Relay:
         self._flush_emits(out)
         if t == b"E":
             msg = Message(t, without_pgvec_context(msg)[5:])
+            self.errors += 1
         if not q:
             out.append(msg.raw)
             return
@@ -322,6 +335,8 @@ class Relay:
             if not (t == b"N" and head.capture is not None):
                 out.append(msg.raw)
             return
+        if t == b"C" and head.tags is not None:
+            msg = _retagged(head, msg)
         if head.capture is not None:
             head.capture.append(msg)
         elif head.transform is not None:
@@ -379,3 +394,12 @@ class Relay:
     def _finish(entry: Pending) -> None:
         if entry.done is not None and not entry.done.done():
             entry.done.set_result(entry.capture or [])
+
+
+def _retagged(head: Pending, msg: Message) -> Message:
+    """A CommandComplete with the tag the client's statement gives (Pending.tags)."""
+    assert head.tags is not None
+    i = head.completed
+    head.completed += 1
+    tag = head.tags[i] if i < len(head.tags) else None
+    return msg if tag is None else Message(b"C", tag + b"\0")

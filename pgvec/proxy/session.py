@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ from pgvec.errors import (
     ProtocolViolation,
     UndefinedObject,
 )
+from pgvec.proxy import several
 from pgvec.proxy.client_backend import ClientBackend, StatementFailed, StatementSkipped
 from pgvec.proxy.client_state import (
     TXN_CONTROL,
@@ -79,7 +80,7 @@ from pgvec.rewrite.rewriter import Rewriter, SearchPath
 from pgvec.rewrite.rules.created import provisional_table
 from pgvec.rewrite.rules.database import LetGo, database_to_let_go
 from pgvec.rewrite.rules.index import parse_index_name
-from pgvec.rewrite.split import split_statements
+from pgvec.rewrite.split import Piece, split_statements
 from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
 
@@ -157,6 +158,11 @@ class Session:
         self._wrote = False
         #: CREATE INDEX statements of the open transaction block, built at its commit
         self._deferred: list[IndexDef] = []
+        #: the simple Query being handled runs in a transaction of its own (several.py)
+        self._implicit_query = False
+        #: the CREATE INDEXes of ``_deferred`` run in a Query's implicit transaction:
+        #: it commits if no error comes (Relay.errors is still this)
+        self._implicit_errors: int | None = None
         #: a restore's COPY pgvec.<table> FROM stdin, answered by pgvec; None outside one
         self._sink: RestoreSink | None = None
         #: index definitions read from a restore, built once their tables are ready
@@ -664,6 +670,8 @@ class Session:
                 created = provisional_table(piece.text, _creation_schema(path))
                 if created is not None:  # later statements of this Query may use it
                     rewriter = rewriter.with_table(created)
+        if len(pieces) > 1 and any(isinstance(d, OWNED) for d in decisions):
+            decisions = await self._among_others(pieces, decisions)
         if all(isinstance(d, Passthrough) for d in decisions):
             self._forward(msg)
             return
@@ -706,14 +714,9 @@ class Session:
         if len(pieces) == 1 and isinstance(decisions[0], Extension):
             await self._intercept_simple(msg, decisions[0])
             return
-        if any(isinstance(d, OWNED) for d in decisions):
-            if len(pieces) == 1:
-                await self._intercept_simple(msg, decisions[0])
-                return
-            raise FeatureNotSupported(
-                "CREATE INDEX, DROP INDEX, REINDEX on a pgvec index, pgvec.load() and "
-                "pgvec.release() must be sent as statements of their own"
-            )
+        if len(pieces) == 1 and isinstance(decisions[0], OWNED):
+            await self._intercept_simple(msg, decisions[0])
+            return
         parts: list[str] = []
         pos = 0
         steps: list[list[str] | None] = []  # one per EXPLAIN
@@ -729,10 +732,47 @@ class Session:
         names = frozenset(name for d in decisions for name in _vector_outputs(d))
         transform = PlanLines(steps) if any(steps) else None
         sent = "".join(parts)
+        retag = None
+        if any(isinstance(d, CreateIndex) for d in decisions):
+            retag = tuple(several.TAG if isinstance(d, CreateIndex) else None for d in decisions)
         self.relay.expect_request(
-            b"Q", transform=transform, portal="", vector_names=names, texts=(sent, sql)
+            b"Q", transform=transform, portal="", vector_names=names, texts=(sent, sql), tags=retag
         )
         self._send(m.Query(sent).encode())
+
+    async def _among_others(
+        self, pieces: Sequence[Piece], decisions: list[Decision]
+    ) -> list[Decision]:
+        """The decisions of a Query of several statements, some of them pgvec's to run:
+        DROP INDEX and REINDEX of PostgreSQL's indexes go to PostgreSQL; CREATE INDEX on a
+        vector column is run with the Query (several.py); the others are refused."""
+        out: list[Decision] = []
+        for decision in decisions:
+            if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
+                decision = Passthrough()
+            elif isinstance(decision, OWNED) and not isinstance(decision, CreateIndex):
+                raise FeatureNotSupported(
+                    "DROP INDEX and REINDEX of a pgvec index, pgvec.load() and pgvec.release()"
+                    " must be sent as statements of their own"
+                )
+            out.append(decision)
+        if any(isinstance(d, CreateIndex) for d in out):
+            implicit = several.one_transaction(pieces)
+            await self.settle()  # (the transaction status the Query starts in)
+            self._implicit_query = implicit and self.relay.txn_status == b"I"
+        return out
+
+    def _create_index_in_query(self, idef: IndexDef) -> str:
+        """CREATE INDEX as one statement of several: checked now, built at the commit."""
+        if self.relay.txn_status == b"E":
+            return several.index_call(idef)  # PostgreSQL says the transaction is aborted
+        if idef.concurrently:
+            raise ActiveTransaction(CONCURRENTLY_IN_BLOCK)
+        self.db.check_index(idef, self._deferred)
+        self._deferred.append(idef)
+        if self._implicit_query:
+            self._implicit_errors = self.relay.errors
+        return several.index_call(idef)
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
         if isinstance(decision, Passthrough | CopyOut):  # (one of several: not converted)
@@ -754,6 +794,8 @@ class Session:
             return decision.sql
         if isinstance(decision, Restored):
             return RESTORED_NOOP
+        if isinstance(decision, CreateIndex):
+            return self._create_index_in_query(decision.index)
         if isinstance(decision, Knn):
             plan = decision.plan
             self._check_committed(plan)
@@ -835,7 +877,9 @@ class Session:
         if status != b"I" or not self._deferred:
             return
         deferred, self._deferred = self._deferred, []
-        if self.relay.last_tag != b"COMMIT":
+        implicit, self._implicit_errors = self._implicit_errors, None
+        committed = implicit is not None and self.relay.errors == implicit  # (several.py)
+        if not committed and self.relay.last_tag != b"COMMIT":
             log.info("transaction rolled back: %d CREATE INDEX dropped", len(deferred))
             return
         self.db.note_ddl()
@@ -955,9 +999,7 @@ class Session:
             await self._check_owner(table.relid, f"table {table.name}", simple=simple)
             if self.relay.txn_status == b"T":
                 if decision.index.concurrently:
-                    raise ActiveTransaction(
-                        "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
-                    )
+                    raise ActiveTransaction(CONCURRENTLY_IN_BLOCK)
                 # built once the transaction commits; nothing if it rolls back. The
                 # change-log triggers come with the transaction, so that its own later
                 # writes are logged and no lock of it is waited for after the commit
@@ -1350,6 +1392,7 @@ def _int_param(bind: m.Bind, i: int) -> int:
 
 
 TEXT_OID = 25
+CONCURRENTLY_IN_BLOCK = "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
 #: what PostgreSQL runs in place of a restore's statement on pgvec's own objects
 RESTORED_NOOP = "DO $pgvec$BEGIN END$pgvec$"
 INT8_OID = 20

@@ -83,10 +83,17 @@ def pending_index(idef: IndexDef, pending: Sequence[IndexDef]) -> None:
     for other in pending:
         if (
             not idef.if_not_exists
-            and (other.table.relid, other.column.attnum) == (idef.table.relid, idef.column.attnum)
+            and _column_of(other) == _column_of(idef)
             and Metric.from_opclass(other.opclass or DEFAULT_OPCLASS) is metric
         ):
             raise _duplicate(idef, other.default_name, metric)
+
+
+def _column_of(idef: IndexDef) -> tuple[int, str, str, int]:
+    """The column ``idef`` indexes (a table made earlier in the same Query has relid 0
+    yet: its name tells it apart)."""
+    table = idef.table
+    return (table.relid, table.schema, table.name, idef.column.attnum)
 
 
 def _duplicate(idef: IndexDef, name: str, metric: Metric) -> DuplicateObject:

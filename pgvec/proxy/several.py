@@ -1,0 +1,59 @@
+"""CREATE INDEX on a vector column as one statement of several in one simple Query.
+
+``CREATE TABLE items (...); CREATE INDEX ON items USING hnsw (embedding)`` sent in one
+Query (``psql -c``, Django's collected migration SQL, a schema file sent whole) runs in
+one transaction: implicit, or the client's open block. pgvec cannot build the index
+before that transaction commits, so it does what it does for a CREATE INDEX inside a
+transaction block: the statement's place in the Query is taken by
+``CALL pgvec.create_index_in_query(table)``, which checks as the client what PostgreSQL
+checks (the table's owner) and logs the table's changes from then on, and the index is
+built once the transaction committed. The client sees the tag ``CREATE INDEX``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pgvec.errors import FeatureNotSupported
+from pgvec.proxy.hits import sql_literal
+from pgvec.rewrite.decision import IndexDef
+from pgvec.rewrite.split import Piece
+from pgvec.rewrite.tokens import quote_ident
+
+TAG = b"CREATE INDEX"
+
+_BEGIN = re.compile(r"\s*(?:begin|start\s+transaction)\b", re.IGNORECASE)
+_END = re.compile(r"\s*(?:commit|end|rollback|abort)\b", re.IGNORECASE)
+_CONTROL = re.compile(
+    r"\s*(?:begin|start\s+transaction|commit|end|rollback|abort|savepoint|release"
+    r"|prepare\s+transaction)\b",
+    re.IGNORECASE,
+)
+
+
+def index_call(idef: IndexDef) -> str:
+    """The statement sent in the place of CREATE INDEX (its table named, not numbered:
+    an earlier statement of the Query may have created it)."""
+    table = f"{quote_ident(idef.table.schema)}.{quote_ident(idef.table.name)}"
+    return f"CALL pgvec.create_index_in_query({sql_literal(table)})"
+
+
+def one_transaction(pieces: Sequence[Piece]) -> bool:
+    """Whether a Query holding CREATE INDEX runs in one transaction pgvec can follow:
+    no transaction control (implicit, or the client's open block: True), or a BEGIN
+    first and a COMMIT or ROLLBACK last (False: its last tag says how it ended). Any
+    other transaction control is refused."""
+    control = [i for i, p in enumerate(pieces) if _CONTROL.match(p.text)]
+    if not control:
+        return True
+    last = len(pieces) - 1
+    begun = control[0] == 0 and _BEGIN.match(pieces[0].text) is not None
+    rest = control[1:] if begun else control
+    if rest == [] or (rest == [last] and _END.match(pieces[last].text)):
+        return False
+    raise FeatureNotSupported(
+        "CREATE INDEX on a vector column in a Query with transaction control other than"
+        " a BEGIN first and a COMMIT or ROLLBACK last",
+        hint="Send the transactions of this Query as Queries of their own.",
+    )
