@@ -102,6 +102,12 @@ class DuplicateObject(PgvecError):
     milvus_code = 5
 
 
+class DuplicateRelation(DuplicateObject):
+    """A relation of that name exists already (``relation "x" already exists``)."""
+
+    sqlstate = "42P07"
+
+
 class InsufficientPrivilege(PgvecError):
     """The client's role may not do this (``must be owner of table t``)."""
 

@@ -640,6 +640,12 @@ BEGIN
 END
 $do$;
 UPDATE pgvec.indexes SET rel = relid WHERE rel IS NULL OR rel::oid <> relid;
+-- Other indexes of the same operator class on the column, as pgvector allows (an HNSW
+-- index made beside an IVFFlat one): the row is the index created last, which pgvec
+-- builds and searches; these are the definitions it superseded, oldest first
+-- ({"index_name", "method", "options", "created_at"}). DROP INDEX of the row's index
+-- builds the last of them in its place; DROP INDEX of one of them forgets it.
+ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS standby jsonb NOT NULL DEFAULT '[]';
 
 -- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints, columns
 -- of any dimension (dim NULL) from CHECK (pgvec.is_vector(col)) ones, and

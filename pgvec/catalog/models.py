@@ -108,6 +108,13 @@ class IndexRow:
     updated_at: datetime
     error: str | None = None  # why the last build failed
     dim: int | None = None  # the column's dimension when the index was built
+    #: the names of the other indexes of its operator class on the column, which it
+    #: superseded (oldest first): recorded, not built
+    standby: tuple[str, ...] = ()
+
+    def named(self, name: str) -> bool:
+        """Whether ``name`` is this index's, or one of its standby indexes'."""
+        return name == self.index_name or name in self.standby
 
     @property
     def key(self) -> tuple[int, int, str]:

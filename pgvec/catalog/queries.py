@@ -12,7 +12,7 @@ from pgvec.catalog.models import IndexRow, Slot, TableInfo, VectorColumn
 _INDEXES_SQL = """
 SELECT index_name::text, schema_name::text, relid::int8, attnum::int4, column_name::text,
        method, metric, options, state, progress, rows_indexed, created_at, updated_at, error,
-       dim
+       dim, standby
 FROM pgvec.indexes
 ORDER BY schema_name, index_name
 """
@@ -137,6 +137,7 @@ def list_indexes(conn: psycopg.Connection[Any]) -> list[IndexRow]:
             updated_at=r[12],
             error=r[13],
             dim=None if r[14] is None else int(r[14]),
+            standby=tuple(str(d["index_name"]) for d in r[15] or ()),
         )
         for r in conn.execute(_INDEXES_SQL).fetchall()
     ]

@@ -117,17 +117,22 @@ class RestoreSink:
             values = [copy_field(f) for f in line.decode("utf-8", "replace").split("\t")]
             row = dict(zip(self.copy.columns, values, strict=False))
             try:
-                options = json.loads(row.get("options") or "{}")
-                found.append(
-                    RestoredIndex(
-                        name=str(row["index_name"]),
-                        table=row.get("rel"),
-                        column=str(row["column_name"]),
-                        method=str(row["method"]),
-                        metric=str(row["metric"]),
-                        options=dict(options),
+                # the standby indexes first: the index created last is the one built
+                standby = json.loads(row.get("standby") or "[]")
+                for made in [*standby, row]:
+                    options = made.get("options") or "{}"
+                    found.append(
+                        RestoredIndex(
+                            name=str(made["index_name"]),
+                            table=row.get("rel"),
+                            column=str(row["column_name"]),
+                            method=str(made["method"]),
+                            metric=str(row["metric"]),
+                            options=dict(
+                                json.loads(options) if isinstance(options, str) else options
+                            ),
+                        )
                     )
-                )
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("a dumped pgvec.indexes row cannot be read: %r (%s)", line, exc)
         return found

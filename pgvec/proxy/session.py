@@ -883,10 +883,20 @@ class Session:
             log.info("transaction rolled back: %d CREATE INDEX dropped", len(deferred))
             return
         self.db.note_ddl()
+        # one after another on a column: a later index of an operator class supersedes
+        # an earlier one (pgvector allows both), which must be in first
+        columns: dict[tuple[str, str, str], list[IndexDef]] = {}
         for idef in deferred:
-            task = asyncio.create_task(self.db.create_committed_index(idef))
+            key = (idef.table.schema, idef.table.name, idef.column.name)
+            columns.setdefault(key, []).append(idef)
+        for defs in columns.values():
+            task = asyncio.create_task(self._create_committed(defs))
             self._builds.add(task)
             task.add_done_callback(self._builds.discard)
+
+    async def _create_committed(self, defs: list[IndexDef]) -> None:
+        for idef in defs:
+            await self.db.create_committed_index(idef)
 
     async def _read_state(self, reads: Reads, backend: ClientBackend) -> None:
         """Read the client's settings / search path / catalog on its own connection."""

@@ -65,6 +65,9 @@ class Build:
     rows_done: int = 0
     #: where progress NOTICEs go (a client waiting for its CREATE INDEX), if anywhere
     notify: Callable[[str], None] | None = None
+    #: a CREATE INDEX that superseded the column's index of its operator class (which
+    #: serves until this one is built, and again if this one fails)
+    supersedes: bool = False
     #: the task running the build (set by the Database)
     task: asyncio.Task[Any] | None = None
     started: float = field(default_factory=time.monotonic)

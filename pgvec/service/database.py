@@ -755,16 +755,16 @@ class Database:
 
     def check_index(self, idef: IndexDef, pending: Sequence[IndexDef] = ()) -> None:
         """The errors CREATE INDEX would raise before reading any row: operator class,
-        options, primary key, an index of that operator class on the column already
-        (recorded, or among ``pending``: the transaction block's CREATE INDEXes, which
-        are checked now and built at commit)."""
+        options, primary key, its name taken among ``pending`` (the transaction block's
+        CREATE INDEXes, which are checked now and built at commit), an index of that
+        operator class on a partitioned table's column already."""
         IndexSpec.create(
             idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
         )
         _ = idef.column.fixed_dim
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
         with self.pool.connection() as conn:
-            indexes.existing_index(conn, idef)
+            indexes.serving_index(conn, idef)
         indexes.pending_index(idef, pending)
 
     async def create_committed_index(self, idef: IndexDef) -> None:
@@ -842,12 +842,13 @@ class Database:
         with self.pool.connection() as conn:
             rows = queries.list_indexes(conn)
         return next(
-            (r for r in rows if r.index_name == name and r.schema_name == (schema or "public")),
+            (r for r in rows if r.named(name) and r.schema_name == (schema or "public")),
             None,
         )
 
     async def find_index(self, schema: str | None, name: str) -> IndexRow | None:
-        """The pgvec index ``schema.name`` (unqualified: in public), if there is one."""
+        """The pgvec index ``schema.name`` (unqualified: in public), if there is one; for
+        a standby index (IndexRow.standby), the row of the index it stands by."""
         return await self.run(self._find_index, schema, name)
 
     async def owns_index(self, schema: str | None, name: str) -> bool:
@@ -874,7 +875,13 @@ class Database:
             return queries.list_indexes(conn)
 
     async def drop_index(self, schema: str | None, name: str, *, if_exists: bool) -> None:
+        """DROP INDEX. An index that superseded others of its operator class on its
+        column gives its place to the last of them, built in the background while the
+        dropped one serves (as REINDEX CONCURRENTLY)."""
         row = await self.run(self._find_index, schema, name)
+        if row is not None and row.index_name != name:  # a standby index: only a record
+            await self.run(indexes.drop, self, schema, name, if_exists)
+            return
         if row is not None:
             for leaf_schema, leaf_name in await partitions.leaf_indexes(self, row) or ():
                 await self.drop_index(leaf_schema, leaf_name, if_exists=True)
@@ -882,8 +889,12 @@ class Database:
         if build is not None and build.task is not None:
             build.cancel("the index was dropped")
             await asyncio.wait([build.task])  # stops at its next progress report
-        await self.run(indexes.drop, self, schema, name, if_exists)
-        if row is not None:
+        promoted = await self.run(indexes.drop, self, schema, name, if_exists)
+        if promoted is not None:
+            standby, state = promoted
+            if state != "released":  # (else REINDEX once loaded)
+                await self.reindex(schema, standby, concurrently=True)
+        elif row is not None:
             self.released.pop(row.key, None)
 
     # -- load and release -------------------------------------------------------------

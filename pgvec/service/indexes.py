@@ -17,7 +17,9 @@ from pgvec.engine import trim_heap
 from pgvec.engine.spec import IndexSpec, Metric
 from pgvec.errors import (
     DuplicateObject,
+    DuplicateRelation,
     IndexNotLoaded,
+    ObjectInUse,
     PgvecError,
     QueryCanceled,
     UndefinedObject,
@@ -34,14 +36,20 @@ log = logging.getLogger(__name__)
 DEFAULT_OPCLASS = "vector_l2_ops"
 #: an index's row of pgvec.indexes: one per operator class (metric) of a column
 _KEY = "relid = %s AND attnum = %s AND metric = %s"
+#: the row whose index, or one of whose standby indexes, is %(s)s.%(n)s
+_NAMED = (
+    "schema_name = %(s)s AND (index_name = %(n)s"
+    " OR standby @> jsonb_build_array(jsonb_build_object('index_name', %(n)s::text)))"
+)
 
 
 def find(conn: psycopg.Connection, schema: str | None, name: str) -> tuple[Any, ...] | None:
-    """(relid, attnum, metric) of the pgvec index ``schema.name``, if there is one."""
+    """(relid, attnum, metric, built, state) of the pgvec index ``schema.name``, if there
+    is one; ``built`` is False for a standby index (pgvec.indexes.standby)."""
     return conn.execute(
-        "SELECT relid, attnum, metric FROM pgvec.indexes"
-        " WHERE index_name = %s AND schema_name = coalesce(%s, 'public')",
-        (name, schema),
+        f"SELECT relid, attnum, metric, index_name = %(n)s, state FROM pgvec.indexes"
+        f" WHERE {_NAMED}",
+        {"s": schema or "public", "n": name},
     ).fetchone()
 
 
@@ -51,7 +59,7 @@ def unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     while conn.execute(
         "SELECT 1 FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
         " WHERE s.nspname = %(s)s AND c.relname = %(n)s"
-        " UNION ALL SELECT 1 FROM pgvec.indexes WHERE schema_name = %(s)s AND index_name = %(n)s",
+        f" UNION ALL SELECT 1 FROM pgvec.indexes WHERE {_NAMED}",
         {"s": schema, "n": name},
     ).fetchone():
         n += 1
@@ -59,10 +67,11 @@ def unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
     return name
 
 
-def existing_index(conn: psycopg.Connection, idef: IndexDef) -> str | None:
-    """The pgvec index the column of ``idef`` already has for its operator class (pgvec
-    keeps one per operator class of a column, as each operator uses one); raises
-    DuplicateObject unless IF NOT EXISTS."""
+def serving_index(conn: psycopg.Connection, idef: IndexDef) -> str | None:
+    """The index the column of ``idef`` has for its operator class, which ``idef``
+    supersedes (pgvec builds one index per operator class of a column: the one created
+    last); a partitioned table's is not superseded (DuplicateObject, unless IF NOT
+    EXISTS)."""
     metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
     row = conn.execute(
         "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s AND metric = %s",
@@ -71,45 +80,35 @@ def existing_index(conn: psycopg.Connection, idef: IndexDef) -> str | None:
     if row is None:
         return None
     name = str(row[0])
-    if idef.if_not_exists:
-        return name
-    raise _duplicate(idef, name, metric)
+    if idef.table.partitioned and not idef.if_not_exists:
+        raise DuplicateObject(
+            f'column "{idef.column.name}" of partitioned table "{idef.table.name}" already'
+            f' has the pgvec index "{name}" for {metric.opclass}',
+            hint=f"DROP INDEX {name} first, or REINDEX it; an index with another operator"
+            " class is another index.",
+        )
+    return name
 
 
 def pending_index(idef: IndexDef, pending: Sequence[IndexDef]) -> None:
     """Raise DuplicateObject if ``pending`` (CREATE INDEXes of the transaction block, not
-    built yet) has an index of the same operator class on the column of ``idef``."""
-    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
+    built yet) has an index of the same name, as PostgreSQL's second CREATE INDEX would."""
     for other in pending:
-        if (
-            not idef.if_not_exists
-            and _column_of(other) == _column_of(idef)
-            and Metric.from_opclass(other.opclass or DEFAULT_OPCLASS) is metric
+        if idef.name is not None and (other.name, other.table.schema) == (
+            idef.name,
+            idef.table.schema,
         ):
-            raise _duplicate(idef, other.default_name, metric)
-
-
-def _column_of(idef: IndexDef) -> tuple[int, str, str, int]:
-    """The column ``idef`` indexes (a table made earlier in the same Query has relid 0
-    yet: its name tells it apart)."""
-    table = idef.table
-    return (table.relid, table.schema, table.name, idef.column.attnum)
-
-
-def _duplicate(idef: IndexDef, name: str, metric: Metric) -> DuplicateObject:
-    return DuplicateObject(
-        f'column "{idef.column.name}" already has the pgvec index "{name}" for'
-        f" {metric.opclass}: pgvec keeps one index per operator class of a column",
-        hint=f"DROP INDEX {name} first, or REINDEX it; an index with another operator"
-        " class is another index.",
-    )
+            if idef.if_not_exists:
+                return
+            raise DuplicateRelation(f'relation "{idef.name}" already exists')
 
 
 def record(
     db: Database, conn: psycopg.Connection, idef: IndexDef, spec: IndexSpec, state: str
-) -> str | None:
-    """Check CREATE INDEX and record the index in ``state``; returns its name, or None
-    if IF NOT EXISTS found it already there."""
+) -> tuple[str, bool] | None:
+    """Check CREATE INDEX and record the index in ``state``; returns its name and
+    whether it superseded the column's index of its operator class, or None if IF NOT
+    EXISTS found it already there."""
     info = idef.table
     column = idef.column
     schema = info.schema
@@ -121,11 +120,29 @@ def record(
             if idef.if_not_exists:
                 log.info('relation "%s" already exists, skipping', name)
                 return None
-            raise DuplicateObject(f'relation "{name}" already exists')
-    if existing_index(conn, idef) is not None and idef.if_not_exists:
-        return None
+            raise DuplicateRelation(f'relation "{name}" already exists')
+    slot = Slot(column.attnum, spec.metric.name)
+    serving = serving_index(conn, idef)
+    if serving is not None and idef.if_not_exists and (idef.name is None or info.partitioned):
+        return None  # (pgvec's own: a partition's index, a partitioned table's)
     _ = column.fixed_dim  # a column of any dimension: pgvector's error, now
     _ = TableState(info, db.table_dir(info.relid)).pk  # none: a clear error, now
+    if serving is not None:
+        if (info.relid, *slot) in db.builds:
+            raise ObjectInUse(
+                f'index "{serving}" is being built',
+                hint="Wait for it (pgvec.index_progress), or DROP INDEX to cancel it.",
+            )
+        if (info.relid, *slot) in db.released:
+            raise IndexNotLoaded(
+                f'index "{serving}" of the same operator class is released',
+                hint=f"Load it first: SELECT pgvec.load('{serving}');",
+            )
+        conn.execute(
+            _SUPERSEDE, (name, spec.index_type, json.dumps(dict(spec.params)), info.relid, *slot)
+        )
+        log.info("index %s supersedes %s (one index per operator class is built)", name, serving)
+        return name, True
     conn.execute(
         "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
         " method, metric, options, state, progress, dim)"
@@ -144,7 +161,26 @@ def record(
             column.dim,
         ),
     )
-    return name
+    return name, False
+
+
+#: the column's index of an operator class becomes a standby of a new one, being built
+_SUPERSEDE = f"""
+UPDATE pgvec.indexes SET
+    standby = standby || jsonb_build_array(jsonb_build_object('index_name', index_name,
+        'method', method, 'options', options, 'created_at', created_at, 'state', state)),
+    index_name = %s, method = %s, options = %s, state = 'building', progress = 0,
+    error = NULL, created_at = now(), updated_at = now()
+WHERE {_KEY}"""
+#: the last standby index of the row is the row's again (its state as it was, if given)
+_RESTORE_LAST = f"""
+UPDATE pgvec.indexes SET
+    index_name = standby->-1->>'index_name', method = standby->-1->>'method',
+    options = standby->-1->'options', created_at = (standby->-1->>'created_at')::timestamptz,
+    state = coalesce(%s, standby->-1->>'state'), error = %s, progress = 1,
+    standby = standby - -1, updated_at = now()
+WHERE {_KEY} AND standby <> '[]'
+RETURNING index_name::text, state"""
 
 
 def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSpec] | None:
@@ -156,9 +192,10 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
     metric.check_column(idef.column.binary)
     spec = IndexSpec.create(idef.method, metric, idef.options)
     with db.pool.connection() as conn:
-        name = record(db, conn, idef, spec, "building")
-        if name is None:
+        recorded = record(db, conn, idef, spec, "building")
+        if recorded is None:
             return None
+        name, supersedes = recorded
         build = Build(
             info.schema,
             name,
@@ -166,6 +203,7 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
             Slot(idef.column.attnum, metric.name),
             command,
             phase="loading rows",
+            supersedes=supersedes,
         )
         build.attach(conn)
         build.write()  # in pgvec.index_progress from the start
@@ -284,6 +322,12 @@ def _failed(
 ) -> None:
     message = str(exc) if isinstance(exc, PgvecError) else f"{type(exc).__name__}: {exc}"
     key = build.key
+    if build.supersedes:
+        log.error(
+            "building %s failed, the index it superseded is kept: %s", build.index_name, message
+        )
+        conn.execute(_RESTORE_LAST, (None, message, *key))
+        return
     if build.command.startswith("REINDEX"):
         log.error("rebuilding %s failed, the previous index is kept: %s", build.index_name, message)
         conn.execute(
@@ -323,14 +367,25 @@ def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
     )
 
 
-def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> None:
+def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> tuple[str, str] | None:
+    """DROP INDEX; returns the name and state of the standby index that takes the
+    dropped one's place, if there is one (to be built: its files are the dropped one's)."""
     with db.pool.connection() as conn:
         row = find(conn, schema, name)
         if row is None:
             if if_exists:
-                return
+                return None
             raise UndefinedObject(f'index "{name}" does not exist')
-        relid, slot = int(row[0]), Slot(int(row[1]), str(row[2]).upper())
+        relid, slot, built = int(row[0]), Slot(int(row[1]), str(row[2]).upper()), bool(row[3])
+        if not built:
+            conn.execute(_FORGET_STANDBY, (name, relid, *slot))
+            log.info("dropped standby index %s", name)
+            return None
+        # (the state of the dropped index's files and memory, which the standby takes)
+        promoted = conn.execute(_RESTORE_LAST, (row[4], None, relid, *slot)).fetchone()
+        if promoted is not None:
+            log.info("dropped index %s; %s takes its place", name, promoted[0])
+            return str(promoted[0]), str(promoted[1])
         conn.execute(f"DELETE FROM pgvec.indexes WHERE {_KEY}", (relid, *slot))
         state = db.tables.get(relid)
         if state is not None:
@@ -338,6 +393,15 @@ def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> None:
         else:
             _rm(db.table_dir(relid) / slot.dirname)
     log.info("dropped index %s", name)
+    return None
+
+
+#: a standby index of the row is forgotten
+_FORGET_STANDBY = f"""
+UPDATE pgvec.indexes SET standby = coalesce((
+    SELECT jsonb_agg(e ORDER BY i) FROM jsonb_array_elements(standby) WITH ORDINALITY s(e, i)
+    WHERE e->>'index_name' <> %s), '[]'), updated_at = now()
+WHERE {_KEY}"""
 
 
 def _rm(path: Path) -> None:
