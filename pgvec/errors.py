@@ -114,6 +114,12 @@ class InsufficientPrivilege(PgvecError):
     sqlstate = "42501"
 
 
+class InFailedTransaction(PgvecError):
+    """A statement sent in a transaction that failed, before its ROLLBACK."""
+
+    sqlstate = "25P02"
+
+
 class ActiveTransaction(PgvecError):
     """A statement that cannot run inside a transaction block."""
 

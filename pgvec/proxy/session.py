@@ -34,13 +34,14 @@ from pgvec import vectors
 from pgvec.errors import (
     ActiveTransaction,
     FeatureNotSupported,
+    InFailedTransaction,
     InsufficientPrivilege,
     InternalError,
     PgvecError,
     ProtocolViolation,
     UndefinedObject,
 )
-from pgvec.proxy import several
+from pgvec.proxy import deferred, several
 from pgvec.proxy.client_backend import ClientBackend, StatementFailed, StatementSkipped
 from pgvec.proxy.client_state import (
     TXN_CONTROL,
@@ -157,10 +158,10 @@ class Session:
         #: the open transaction may have written rows (its top-k must see them)
         self._wrote = False
         #: CREATE INDEX statements of the open transaction block, built at its commit
-        self._deferred: list[IndexDef] = []
+        self._deferred: list[deferred.Deferred] = []
         #: the simple Query being handled runs in a transaction of its own (several.py)
         self._implicit_query = False
-        #: the CREATE INDEXes of ``_deferred`` run in a Query's implicit transaction:
+        #: the statements of ``_deferred`` ran in a Query's implicit transaction:
         #: it commits if no error comes (Relay.errors is still this)
         self._implicit_errors: int | None = None
         #: a restore's COPY pgvec.<table> FROM stdin, answered by pgvec; None outside one
@@ -732,9 +733,7 @@ class Session:
         names = frozenset(name for d in decisions for name in _vector_outputs(d))
         transform = PlanLines(steps) if any(steps) else None
         sent = "".join(parts)
-        retag = None
-        if any(isinstance(d, CreateIndex) for d in decisions):
-            retag = tuple(several.TAG if isinstance(d, CreateIndex) else None for d in decisions)
+        retag = several.tags(decisions)
         self.relay.expect_request(
             b"Q", transform=transform, portal="", vector_names=names, texts=(sent, sql), tags=retag
         )
@@ -750,13 +749,13 @@ class Session:
         for decision in decisions:
             if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
                 decision = Passthrough()
-            elif isinstance(decision, OWNED) and not isinstance(decision, CreateIndex):
+            elif isinstance(decision, Reindex | IndexAction):
                 raise FeatureNotSupported(
-                    "DROP INDEX and REINDEX of a pgvec index, pgvec.load() and pgvec.release()"
-                    " must be sent as statements of their own"
+                    "REINDEX of a pgvec index, pgvec.load() and pgvec.release() must be sent"
+                    " as statements of their own"
                 )
             out.append(decision)
-        if any(isinstance(d, CreateIndex) for d in out):
+        if any(isinstance(d, CreateIndex | DropIndex) for d in out):
             implicit = several.one_transaction(pieces)
             await self.settle()  # (the transaction status the Query starts in)
             self._implicit_query = implicit and self.relay.txn_status == b"I"
@@ -768,11 +767,35 @@ class Session:
             return several.index_call(idef)  # PostgreSQL says the transaction is aborted
         if idef.concurrently:
             raise ActiveTransaction(CONCURRENTLY_IN_BLOCK)
-        self.db.check_index(idef, self._deferred)
+        self.db.check_index(idef, deferred.creates(self._deferred))
         self._deferred.append(idef)
+        self._deferred_in_query()
+        return several.index_call(idef)
+
+    async def _drop_index_in_query(self, decision: DropIndex) -> str:
+        """DROP INDEX of a pgvec index as one statement of several: checked now, dropped
+        at the commit."""
+        if self.relay.txn_status != b"E":  # (else PostgreSQL says the transaction is aborted)
+            await self._drop_at_commit(decision, simple=True)
+            self._deferred_in_query()
+        return RESTORED_NOOP
+
+    def _deferred_in_query(self) -> None:
         if self._implicit_query:
             self._implicit_errors = self.relay.errors
-        return several.index_call(idef)
+
+    async def _drop_at_commit(self, decision: DropIndex, *, simple: bool) -> None:
+        """DROP INDEX in a transaction: checked now, carried out once it committed."""
+        for schema, name in decision.names:
+            if deferred.created(self._deferred, schema, name) is not None:
+                continue  # made by this transaction: its CREATE INDEX is undone
+            if await self.db.find_index(schema, name) is None:
+                if decision.if_exists:
+                    continue
+                raise UndefinedObject(f'index "{name}" does not exist')
+            await self._check_index_owner(schema, name, simple=simple)
+        for schema, name in decision.names:
+            deferred.drop(self._deferred, schema, name)
 
     async def _render_simple(self, text: str, decision: Decision) -> str:
         if isinstance(decision, Passthrough | CopyOut):  # (one of several: not converted)
@@ -796,6 +819,8 @@ class Session:
             return RESTORED_NOOP
         if isinstance(decision, CreateIndex):
             return self._create_index_in_query(decision.index)
+        if isinstance(decision, DropIndex):
+            return await self._drop_index_in_query(decision)
         if isinstance(decision, Knn):
             plan = decision.plan
             self._check_committed(plan)
@@ -872,31 +897,33 @@ class Session:
             await self._check_owner(row.relid, f"index {name}", simple=simple)
 
     def _transaction_end(self, status: bytes) -> None:
-        """The CREATE INDEXes of a transaction block: built once it committed (the
-        session's next statement waits for them), forgotten if it rolled back."""
+        """The CREATE INDEXes and DROP INDEXes of a transaction: carried out once it
+        committed (the session's next statement waits for them), forgotten if it rolled
+        back."""
         if status != b"I" or not self._deferred:
             return
-        deferred, self._deferred = self._deferred, []
+        ops, self._deferred = self._deferred, []
         implicit, self._implicit_errors = self._implicit_errors, None
         committed = implicit is not None and self.relay.errors == implicit  # (several.py)
         if not committed and self.relay.last_tag != b"COMMIT":
-            log.info("transaction rolled back: %d CREATE INDEX dropped", len(deferred))
+            log.info("transaction rolled back: %d CREATE/DROP INDEX undone", len(ops))
             return
         self.db.note_ddl()
-        # one after another on a column: a later index of an operator class supersedes
-        # an earlier one (pgvector allows both), which must be in first
-        columns: dict[tuple[str, str, str], list[IndexDef]] = {}
-        for idef in deferred:
-            key = (idef.table.schema, idef.table.name, idef.column.name)
-            columns.setdefault(key, []).append(idef)
-        for defs in columns.values():
-            task = asyncio.create_task(self._create_committed(defs))
-            self._builds.add(task)
-            task.add_done_callback(self._builds.discard)
+        task = asyncio.create_task(self._committed(ops))
+        self._builds.add(task)
+        task.add_done_callback(self._builds.discard)
 
-    async def _create_committed(self, defs: list[IndexDef]) -> None:
-        for idef in defs:
-            await self.db.create_committed_index(idef)
+    async def _committed(self, ops: list[deferred.Deferred]) -> None:
+        """Carry out a committed transaction's index DDL, in its order (a later index of
+        an operator class supersedes an earlier one, which must be in first)."""
+        for op in ops:
+            if isinstance(op, deferred.IndexDrop):
+                try:
+                    await self.db.drop_index(op.schema, op.name, if_exists=True)
+                except PgvecError as exc:
+                    log.warning("DROP INDEX %s after commit failed: %s", op.name, exc)
+            else:
+                await self.db.create_committed_index(op)
 
     async def _read_state(self, reads: Reads, backend: ClientBackend) -> None:
         """Read the client's settings / search path / catalog on its own connection."""
@@ -951,7 +978,10 @@ class Session:
     async def _owned(self, decision: DropIndex | Reindex) -> bool:
         """Whether DROP INDEX / REINDEX names pgvec's indexes (True) or PostgreSQL's."""
         names = decision.names if isinstance(decision, DropIndex) else (decision.name,)
-        owned = [await self.db.owns_index(s, n) for s, n in names]
+        owned = [
+            deferred.created(self._deferred, s, n) is not None or await self.db.owns_index(s, n)
+            for s, n in names
+        ]
         if any(owned) and not all(owned):
             raise FeatureNotSupported(
                 "drop pgvec indexes and PostgreSQL indexes in separate statements"
@@ -981,8 +1011,7 @@ class Session:
         """Run a statement pgvec owns; returns its reply: [DataRow], CommandComplete."""
         await self.settle()
         if isinstance(decision, IndexAction):
-            if self.relay.txn_status == b"E":  # PostgreSQL answers: transaction aborted
-                raise ActiveTransaction("current transaction is aborted")
+            self._check_not_aborted()
             if decision.name is None:
                 raise FeatureNotSupported("the index name must not be NULL")
             schema, name = decision.name
@@ -995,16 +1024,19 @@ class Session:
             return m.encode_data_row([value]) + m.command_complete("SELECT 1")
         return m.command_complete(await self._run_ddl(decision, simple=simple))
 
+    def _check_not_aborted(self) -> None:
+        if self.relay.txn_status == b"E":  # as PostgreSQL answers any statement
+            raise InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block"
+            )
+
     async def _run_ddl(self, decision: Decision, *, simple: bool) -> str:
+        self._check_not_aborted()
         if isinstance(decision, Extension):
-            if self.relay.txn_status == b"E":
-                raise ActiveTransaction("current transaction is aborted")
             if decision.tag == "CREATE EXTENSION":
                 await self.db.check_face()
             return decision.tag
         if isinstance(decision, CreateIndex):
-            if self.relay.txn_status == b"E":
-                raise ActiveTransaction("current transaction is aborted")
             table = decision.index.table
             await self._check_owner(table.relid, f"table {table.name}", simple=simple)
             if self.relay.txn_status == b"T":
@@ -1013,7 +1045,7 @@ class Session:
                 # built once the transaction commits; nothing if it rolls back. The
                 # change-log triggers come with the transaction, so that its own later
                 # writes are logged and no lock of it is waited for after the commit
-                self.db.check_index(decision.index, self._deferred)
+                self.db.check_index(decision.index, deferred.creates(self._deferred))
                 await ClientBackend(self.server, self.relay, sync=simple).rows(
                     "SELECT pgvec.track_in_transaction($1::oid::regclass)",
                     [str(decision.index.table.relid).encode()],
@@ -1033,6 +1065,9 @@ class Session:
             )
             return "CREATE INDEX"
         if isinstance(decision, DropIndex):
+            if self.relay.txn_status == b"T":
+                await self._drop_at_commit(decision, simple=simple)
+                return "DROP INDEX"
             for schema, name in decision.names:
                 await self._check_index_owner(schema, name, simple=simple)
             for schema, name in decision.names:

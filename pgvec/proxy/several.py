@@ -1,13 +1,14 @@
-"""CREATE INDEX on a vector column as one statement of several in one simple Query.
+"""CREATE INDEX and DROP INDEX of pgvec indexes as statements of several in one Query.
 
 ``CREATE TABLE items (...); CREATE INDEX ON items USING hnsw (embedding)`` sent in one
 Query (``psql -c``, Django's collected migration SQL, a schema file sent whole) runs in
-one transaction: implicit, or the client's open block. pgvec cannot build the index
-before that transaction commits, so it does what it does for a CREATE INDEX inside a
-transaction block: the statement's place in the Query is taken by
+one transaction: implicit, or the client's open block. pgvec cannot build or drop the
+index before that transaction commits, so it does what it does inside a transaction
+block (deferred.py). A CREATE INDEX's place in the Query is taken by
 ``CALL pgvec.create_index_in_query(table)``, which checks as the client what PostgreSQL
-checks (the table's owner) and logs the table's changes from then on, and the index is
-built once the transaction committed. The client sees the tag ``CREATE INDEX``.
+checks (the table's owner: it may be made earlier in the Query) and logs the table's
+changes from then on; a DROP INDEX, checked before the Query is sent, by a statement that
+does nothing. The client sees the tags ``CREATE INDEX`` and ``DROP INDEX``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from collections.abc import Sequence
 
 from pgvec.errors import FeatureNotSupported
 from pgvec.proxy.hits import sql_literal
-from pgvec.rewrite.decision import IndexDef
+from pgvec.rewrite.decision import CreateIndex, Decision, DropIndex, IndexDef
 from pgvec.rewrite.split import Piece
 from pgvec.rewrite.tokens import quote_ident
 
-TAG = b"CREATE INDEX"
+#: the tags of the statements pgvec sends another statement in the place of
+_TAGS: dict[type, bytes] = {CreateIndex: b"CREATE INDEX", DropIndex: b"DROP INDEX"}
 
 _BEGIN = re.compile(r"\s*(?:begin|start\s+transaction)\b", re.IGNORECASE)
 _END = re.compile(r"\s*(?:commit|end|rollback|abort)\b", re.IGNORECASE)
@@ -37,6 +39,13 @@ def index_call(idef: IndexDef) -> str:
     an earlier statement of the Query may have created it)."""
     table = f"{quote_ident(idef.table.schema)}.{quote_ident(idef.table.name)}"
     return f"CALL pgvec.create_index_in_query({sql_literal(table)})"
+
+
+def tags(decisions: Sequence[Decision]) -> tuple[bytes | None, ...] | None:
+    """The client's tags of the Query's statements where pgvec sends others in their
+    place (Pending.tags), if it does."""
+    found = tuple(_TAGS.get(type(d)) for d in decisions)
+    return found if any(found) else None
 
 
 def one_transaction(pieces: Sequence[Piece]) -> bool:

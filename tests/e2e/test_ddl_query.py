@@ -227,7 +227,7 @@ def test_postgres_indexes_among_other_statements(
     pconn: psycopg.Connection,  # type: ignore[type-arg]
 ) -> None:
     """DROP INDEX and REINDEX of PostgreSQL's own indexes go to PostgreSQL in any Query;
-    pgvec's own indexes are dropped in a statement of their own."""
+    a DROP INDEX of pgvec's own is carried out if the Query's transaction commits."""
     with psycopg.connect(role_uri, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(2), n int)")
         cur = conn.execute(
@@ -237,6 +237,11 @@ def test_postgres_indexes_among_other_statements(
         assert statuses(cur) == ["CREATE INDEX", "REINDEX", "DROP INDEX", "CREATE INDEX"]
         assert conn.execute("SELECT to_regclass('t_n')").fetchone() == (None,)
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="of their own"):
-            conn.execute("SELECT 1; DROP INDEX t_v")
-        conn.execute("DROP INDEX t_v")
+            conn.execute("SELECT 1; REINDEX INDEX t_v")
+        # pgvec's own: dropped once the Query's transaction committed
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("DROP INDEX t_v; SELECT 1/0")
+        assert [i[0] for i in indexes(pconn)] == ["t_v"]
+        assert statuses(conn.execute("SELECT 1; DROP INDEX t_v")) == ["SELECT 1", "DROP INDEX"]
+        assert conn.execute("SELECT 1").fetchone() == (1,)
     assert indexes(pconn) == []

@@ -198,3 +198,61 @@ def test_drop_reindex_load_release_need_the_table_owner(
         ("t_idx", "ready")
     ]
     assert pconn.execute("SELECT pgvec.release('t_idx')").fetchone() == (1,)  # the owner may
+
+
+def explain(conn: psycopg.Connection) -> str:
+    sql = "EXPLAIN SELECT id FROM t ORDER BY v <-> '[1,1,1]' LIMIT 1"
+    return "\n".join(r[0] for r in conn.execute(sql))
+
+
+def test_drop_index_is_undone_with_its_transaction(
+    pconn: psycopg.Connection, client: psycopg.Connection
+) -> None:
+    """DROP INDEX of a pgvec index in a transaction block is carried out at the commit,
+    as PostgreSQL's is: rolled back (or failed), the index is still there."""
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    pconn.execute("INSERT INTO t VALUES (1, '[1,1,1]'), (2, '[2,2,2]')")
+    pconn.execute("CREATE INDEX t_hnsw ON t USING hnsw (v)")
+    client.execute("DROP INDEX t_hnsw")
+    client.rollback()
+    assert "t_hnsw" in explain(client)
+    client.rollback()
+    client.execute("DROP INDEX t_hnsw")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        client.execute("SELECT 1/0")
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+        client.execute("DROP INDEX t_hnsw")  # as PostgreSQL: nothing runs in it
+    client.rollback()
+    assert pconn.execute("SELECT index_name, state FROM pgvec.indexes").fetchall() == [
+        ("t_hnsw", "ready")
+    ]
+    with pytest.raises(psycopg.errors.UndefinedObject, match='index "nope" does not exist'):
+        client.execute("DROP INDEX nope")
+    client.rollback()
+    client.execute("DROP INDEX IF EXISTS nope")
+    client.execute("DROP INDEX t_hnsw")
+    client.commit()
+    assert client.execute("SELECT 1").fetchone() == (1,)  # waits for the drop
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (0,)
+    assert "exact" in explain(client)
+    client.rollback()
+
+
+def test_drop_and_create_in_one_transaction(
+    pconn: psycopg.Connection, client: psycopg.Connection
+) -> None:
+    """In the transaction's order: an index dropped and made again under its name with
+    other options (Alembic's way of altering one); made and dropped: nothing."""
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    pconn.execute("INSERT INTO t VALUES (1, '[1,1,1]'), (2, '[2,2,2]')")
+    pconn.execute("CREATE INDEX t_idx ON t USING hnsw (v) WITH (m = 8)")
+    client.execute("DROP INDEX t_idx")
+    client.execute("CREATE INDEX t_idx ON t USING ivfflat (v) WITH (lists = 1)")
+    client.execute("CREATE INDEX t_cos ON t USING hnsw (v vector_cosine_ops)")
+    client.execute("DROP INDEX t_cos")
+    client.commit()
+    assert client.execute("SELECT id FROM t ORDER BY v <-> '[2,2,2]' LIMIT 1").fetchone() == (2,)
+    assert pconn.execute("SELECT index_name, method, state FROM pgvec.indexes").fetchall() == [
+        ("t_idx", "IVF_FLAT", "ready")
+    ]
+    client.rollback()

@@ -163,7 +163,8 @@ def test_drop_index_on_the_parent(pconn: psycopg.Connection, conn: psycopg.Conne
     setup(pconn, 9)
     pconn.execute("DROP INDEX items_embedding_idx")
     if not pconn.autocommit:
-        pconn.commit()
+        pconn.commit()  # (dropped at the commit: the session's next statement waits)
+    pconn.execute("SELECT 1")
     left = conn.execute("SELECT count(*) FROM pgvec.indexes").fetchone()
     assert left is not None and left[0] == 0
 
