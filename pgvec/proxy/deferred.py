@@ -30,6 +30,11 @@ def creates(ops: list[Deferred]) -> list[IndexDef]:
     return [op for op in ops if isinstance(op, IndexDef)]
 
 
+def dropped_names(ops: list[Deferred]) -> set[str]:
+    """The names of the indexes ``ops`` drop."""
+    return {op.name for op in ops if isinstance(op, IndexDrop)}
+
+
 def created(ops: list[Deferred], schema: str | None, name: str) -> IndexDef | None:
     """The CREATE INDEX among ``ops`` that makes the index ``schema.name``, if any."""
     for op in reversed(ops):

@@ -671,6 +671,8 @@ class Session:
                 created = provisional_table(piece.text, _creation_schema(path))
                 if created is not None:  # later statements of this Query may use it
                     rewriter = rewriter.with_table(created)
+        if len(pieces) > 1:
+            several.check_order(pieces, decisions)
         if len(pieces) > 1 and any(isinstance(d, OWNED) for d in decisions):
             decisions = await self._among_others(pieces, decisions)
         if all(isinstance(d, Passthrough) for d in decisions):
@@ -767,7 +769,7 @@ class Session:
             return several.index_call(idef)  # PostgreSQL says the transaction is aborted
         if idef.concurrently:
             raise ActiveTransaction(CONCURRENTLY_IN_BLOCK)
-        self.db.check_index(idef, deferred.creates(self._deferred))
+        self._check_deferred(idef)
         self._deferred.append(idef)
         self._deferred_in_query()
         return several.index_call(idef)
@@ -895,6 +897,12 @@ class Session:
         row = await self.db.find_index(schema, name)
         if row is not None:  # (a missing index gets its own error where it is used)
             await self._check_owner(row.relid, f"index {name}", simple=simple)
+
+    def _check_deferred(self, idef: IndexDef) -> None:
+        """Check a CREATE INDEX carried out at the commit, as of the transaction's own
+        CREATE and DROP INDEXes before it."""
+        ops = self._deferred
+        self.db.check_index(idef, deferred.creates(ops), deferred.dropped_names(ops))
 
     def _transaction_end(self, status: bytes) -> None:
         """The CREATE INDEXes and DROP INDEXes of a transaction: carried out once it
@@ -1045,7 +1053,7 @@ class Session:
                 # built once the transaction commits; nothing if it rolls back. The
                 # change-log triggers come with the transaction, so that its own later
                 # writes are logged and no lock of it is waited for after the commit
-                self.db.check_index(decision.index, deferred.creates(self._deferred))
+                self._check_deferred(decision.index)
                 await ClientBackend(self.server, self.relay, sync=simple).rows(
                     "SELECT pgvec.track_in_transaction($1::oid::regclass)",
                     [str(decision.index.table.relid).encode()],

@@ -17,8 +17,9 @@ import re
 from collections.abc import Sequence
 
 from pgvec.errors import FeatureNotSupported
+from pgvec.proxy.client_state import may_write
 from pgvec.proxy.hits import sql_literal
-from pgvec.rewrite.decision import CreateIndex, Decision, DropIndex, IndexDef
+from pgvec.rewrite.decision import CreateIndex, Decision, DropIndex, IndexDef, Knn
 from pgvec.rewrite.split import Piece
 from pgvec.rewrite.tokens import quote_ident
 
@@ -39,6 +40,35 @@ def index_call(idef: IndexDef) -> str:
     an earlier statement of the Query may have created it)."""
     table = f"{quote_ident(idef.table.schema)}.{quote_ident(idef.table.name)}"
     return f"CALL pgvec.create_index_in_query({sql_literal(table)})"
+
+
+_PATH = re.compile(r"search_path|\bset\s+schema\b", re.IGNORECASE)
+
+
+def check_order(pieces: Sequence[Piece], decisions: Sequence[Decision]) -> None:
+    """Refuse what pgvec would get wrong in a Query of several statements, which it
+    rewrites and searches for before any of them runs: a top-k after a write to its
+    table (the search would miss the write) and a CREATE or DROP INDEX after a change of
+    the search path (its names would resolve along the old one)."""
+    path_changed = False
+    written: list[str] = []
+    for piece, decision in zip(pieces, decisions, strict=True):
+        if isinstance(decision, Knn) and any(
+            decision.plan.table.name.lower() in w for w in written
+        ):
+            raise FeatureNotSupported(
+                "a top-k query after a write to its table in the same Query",
+                hint="Send the top-k as a Query of its own: it would not see the write.",
+            )
+        if isinstance(decision, CreateIndex | DropIndex) and path_changed:
+            raise FeatureNotSupported(
+                "CREATE INDEX or DROP INDEX on a vector column after a change of"
+                " search_path in the same Query",
+                hint="Send the SET as a Query of its own.",
+            )
+        path_changed = path_changed or _PATH.search(piece.text) is not None
+        if may_write(piece.text):
+            written.append(piece.text.lower())
 
 
 def tags(decisions: Sequence[Decision]) -> tuple[bytes | None, ...] | None:

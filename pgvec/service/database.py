@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -47,6 +47,7 @@ from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import (
     CatalogError,
+    DuplicateRelation,
     FeatureNotSupported,
     IndexNotLoaded,
     ObjectInUse,
@@ -753,10 +754,13 @@ class Database:
         if not concurrently:
             await asyncio.shield(task)
 
-    def check_index(self, idef: IndexDef, pending: Sequence[IndexDef] = ()) -> None:
+    def check_index(
+        self, idef: IndexDef, pending: Sequence[IndexDef] = (), dropped: Collection[str] = ()
+    ) -> None:
         """The errors CREATE INDEX would raise before reading any row: operator class,
-        options, primary key, its name taken among ``pending`` (the transaction block's
-        CREATE INDEXes, which are checked now and built at commit), an index of that
+        options, primary key, its name taken (by a relation, a pgvec index not among
+        ``dropped``, or among ``pending``: the transaction block's CREATE INDEXes and DROP
+        INDEXes, which are checked now and carried out at commit), an index of that
         operator class on a partitioned table's column already."""
         IndexSpec.create(
             idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
@@ -765,6 +769,14 @@ class Database:
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
         with self.pool.connection() as conn:
             indexes.serving_index(conn, idef)
+            name, schema = idef.name, idef.table.schema
+            if (
+                name is not None
+                and not idef.if_not_exists
+                and name not in dropped
+                and indexes.unique_name(conn, schema, name) != name
+            ):
+                raise DuplicateRelation(f'relation "{name}" already exists')
         indexes.pending_index(idef, pending)
 
     async def create_committed_index(self, idef: IndexDef) -> None:

@@ -245,3 +245,44 @@ def test_postgres_indexes_among_other_statements(
         assert statuses(conn.execute("SELECT 1; DROP INDEX t_v")) == ["SELECT 1", "DROP INDEX"]
         assert conn.execute("SELECT 1").fetchone() == (1,)
     assert indexes(pconn) == []
+
+
+def test_a_name_taken_is_refused_where_it_stands(
+    role_uri: str,
+    pconn: psycopg.Connection,  # type: ignore[type-arg]
+) -> None:
+    """As PostgreSQL: 42P07 at the CREATE INDEX, by a Query or in a transaction block,
+    whether a relation or a pgvec index has the name."""
+    with psycopg.connect(role_uri) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(2))")
+        conn.execute("CREATE INDEX t_v ON t USING hnsw (v)")
+        conn.commit()
+        for name in ("t_v", "t_pkey", "t"):
+            sql = f"CREATE INDEX {name} ON t USING hnsw (v vector_cosine_ops)"
+            with pytest.raises(psycopg.errors.DuplicateTable, match=f'relation "{name}"'):
+                conn.execute("SELECT 1; " + sql)
+            conn.rollback()
+            with pytest.raises(psycopg.errors.DuplicateTable):
+                conn.execute(sql)
+            conn.rollback()
+    assert indexes(pconn) == [("t_v", "ready", 0)]
+
+
+def test_what_a_query_of_several_statements_cannot_do(
+    role_uri: str,
+    pconn: psycopg.Connection,  # type: ignore[type-arg]
+) -> None:
+    """pgvec rewrites and searches before the Query runs: it refuses, with 0A000, a top-k
+    after a write to its table and index DDL after a change of search_path, rather than
+    answer wrong (a search missing the row written; an index on the old path's table)."""
+    with psycopg.connect(role_uri, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(2))")
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="after a write"):
+            conn.execute(
+                "INSERT INTO t VALUES (1, '[1,1]'); SELECT id FROM t ORDER BY v <-> '[1,1]' LIMIT 1"
+            )
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="search_path"):
+            conn.execute("SET search_path = public; CREATE INDEX ON t USING hnsw (v)")
+        conn.execute("INSERT INTO t VALUES (1, '[1,1]')")
+        assert conn.execute("SELECT id FROM t ORDER BY v <-> '[1,1]' LIMIT 1").fetchone() == (1,)
+    assert indexes(pconn) == []
