@@ -265,7 +265,7 @@ class Database:
                 except PgvecError as exc:
                     log.warning("index %s cannot be loaded: %s", row.index_name, exc)
                     loaded = False
-                if not loaded:
+                if not loaded or not indexes.files_fit(state, row):
                     indexes.rebuild(conn, state, row)
                 elif row.state == "building":  # a REINDEX cut short: the old index stands
                     conn.execute(

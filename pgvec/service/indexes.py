@@ -348,6 +348,26 @@ def _failed(
         conn.execute(f"DELETE FROM pgvec.indexes WHERE {_KEY}", key)
 
 
+def files_fit(state: TableState, row: IndexRow) -> bool:
+    """Whether the index loaded from the files of ``row``'s column has the method the
+    row says. Not so after a CREATE INDEX that superseded another, or a DROP INDEX that
+    put a standby in its place, was cut short (state 'building') before its build was
+    saved."""
+    loaded = state.collections[row.slot].index_spec
+    if row.state != "building" or loaded is None:
+        return True
+    own = IndexSpec.create(row.method, Metric[row.metric.upper()], row.options)
+    if loaded.index_type == own.index_type:
+        return True
+    log.warning(
+        "index %s: its files hold a %s index, not its own %s: building it",
+        row.index_name,
+        loaded.index_type,
+        own.index_type,
+    )
+    return False
+
+
 def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
     """Build a recorded index again from its table (its files are missing or damaged)."""
     log.warning("rebuilding index %s from table %s", row.index_name, state.info.name)

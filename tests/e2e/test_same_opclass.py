@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -184,3 +185,31 @@ def test_dump_and_restore_keep_both(
     with psycopg.connect(target, autocommit=True) as conn:
         assert wait_ready(conn) == before == [("items_hnsw", "HNSW", "ready", ["items_ivf"])]
         assert nearest(conn, QUERIES[4])[0] == exact(QUERIES[4])[0]
+
+
+def test_a_promotion_cut_short_is_built_at_the_next_start(
+    pg_uri: str, dbname: str, tmp_path: object
+) -> None:
+    """pgvec stopped while the standby that took a dropped index's place was being
+    built: its row says IVFFlat while the files hold the dropped HNSW index. The next
+    start builds the IVFFlat index the row defines (it used to serve the HNSW files
+    under the IVFFlat index's name)."""
+    upstream = psycopg.conninfo.make_conninfo(pg_uri, dbname=dbname)
+    data_dir = Path(f"{tmp_path}/pgvec")
+    with PgvecServer(upstream, data_dir).start() as server:
+        with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+            fill(conn)
+            for sql in STATEMENTS:
+                conn.execute(sql)
+    with psycopg.connect(upstream, autocommit=True) as conn:  # as a cut-short promotion
+        conn.execute(
+            "UPDATE pgvec.indexes SET index_name = 'items_ivf', method = 'IVF_FLAT',"
+            " options = '{\"nlist\": 4}', standby = '[]', state = 'building'"
+        )
+    with PgvecServer(upstream, data_dir).start() as server:
+        with psycopg.connect(server.uri(dbname), autocommit=True) as conn:
+            assert indexes(conn) == [("items_ivf", "IVF_FLAT", "ready", None)]
+            assert "ivf" in plan(conn).lower()
+            assert nearest(conn, QUERIES[0])[0] == exact(QUERIES[0])[0]
+    manifest = next((data_dir / "indexes").rglob("manifest.json")).read_text()
+    assert "IVF_FLAT" in manifest
