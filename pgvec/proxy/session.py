@@ -157,7 +157,8 @@ class Session:
         self._copy_error: PgvecError | None = None
         #: the open transaction may have written rows (its top-k must see them)
         self._wrote = False
-        #: CREATE INDEX statements of the open transaction block, built at its commit
+        #: CREATE and DROP INDEX of pgvec indexes in the open transaction (deferred.py),
+        #: carried out at its commit
         self._deferred: list[deferred.Deferred] = []
         #: the simple Query being handled runs in a transaction of its own (several.py)
         self._implicit_query = False
@@ -745,8 +746,8 @@ class Session:
         self, pieces: Sequence[Piece], decisions: list[Decision]
     ) -> list[Decision]:
         """The decisions of a Query of several statements, some of them pgvec's to run:
-        DROP INDEX and REINDEX of PostgreSQL's indexes go to PostgreSQL; CREATE INDEX on a
-        vector column is run with the Query (several.py); the others are refused."""
+        DROP INDEX and REINDEX of PostgreSQL's indexes go to PostgreSQL; CREATE and DROP
+        INDEX of pgvec's run with the Query (several.py); the others are refused."""
         out: list[Decision] = []
         for decision in decisions:
             if isinstance(decision, DropIndex | Reindex) and not await self._owned(decision):
