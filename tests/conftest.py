@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-pytest_plugins = ["tests.fix_proxy"]
+pytest_plugins = ["tests.fix_proxy", "tests.fix_pgvector"]
 
 #: diskannpy 0.7.0, the only release with a wheel for this Python, pins numpy 1.25 and is
 #: therefore no dependency of pgvec (see pyproject.toml); its wheel runs on numpy 2. The

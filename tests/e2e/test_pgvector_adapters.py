@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import numpy as np
@@ -27,6 +25,8 @@ from pgvector.sqlalchemy import sum as vector_sum
 from sqlalchemy import BigInteger, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
 
+from tests.fix_pgvector import on_both
+
 ROWS, DIM = 60, 3
 
 
@@ -34,35 +34,6 @@ ROWS, DIM = 60, 3
 def data() -> np.ndarray:
     rng = np.random.default_rng(7)
     return rng.standard_normal((ROWS, DIM)).astype("f4")
-
-
-@pytest.fixture
-def both(proxy_uri: str, real_pgvector_uri: str) -> dict[str, str]:
-    """The pgvec URI and a real pgvector database's, each with ``CREATE EXTENSION
-    vector`` run by the client as pgvector's README says."""
-    uris = {"pgvec": proxy_uri, "pgvector": real_pgvector_uri}
-    for uri in uris.values():
-        with psycopg.connect(uri) as c:
-            c.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    return uris
-
-
-def on_both(both: dict[str, str], run: Callable[[str], Any]) -> Any:
-    out = {name: run(uri) for name, uri in both.items()}
-    assert _plain(out["pgvec"]) == _plain(out["pgvector"])
-    return out["pgvec"]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return ("ndarray", str(value.dtype), value.tolist())
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "to_list"):  # pgvector.utils.Vector
-        return ("Vector", value.to_list())
-    return value
 
 
 def test_create_extension_is_answered_by_pgvec(proxy_uri: str, conn: psycopg.Connection) -> None:
@@ -183,25 +154,6 @@ def test_asyncpg(both: dict[str, str], data: np.ndarray) -> None:
             await conn.close()
 
     on_both(both, lambda uri: asyncio.run(run_async(uri)))
-
-
-@pytest.fixture
-def real_pgvector_db(pg_uri: str, dbname: str) -> Iterator[str]:
-    """A database next to the test's, with the real pgvector extension."""
-    name = dbname + "_pgv"
-    with psycopg.connect(pg_uri, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(pg_uri, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def real_pgvector_uri(pg_uri: str, real_pgvector_db: str) -> str:
-    uri = urlunsplit(urlsplit(pg_uri)._replace(path="/" + real_pgvector_db))
-    with psycopg.connect(uri, autocommit=True) as c:
-        c.execute("CREATE EXTENSION vector")
-    return uri
 
 
 def test_copy(both: dict[str, str], data: np.ndarray) -> None:
