@@ -7,13 +7,16 @@ comparisons, left-associative with the other "any other operator" operators.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left
 from typing import Any, ClassVar
 
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import TokenError
 from sqlglot.generators.postgres import PostgresGenerator
 from sqlglot.parsers.postgres import PostgresParser
-from sqlglot.tokenizer_core import TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 VECTOR_OPERATORS: tuple[str, ...] = ("<->", "<=>", "<#>", "<+>")
 
@@ -80,6 +83,33 @@ class PgvecPostgres(Postgres):
 
 
 DIALECT = PgvecPostgres()
+
+#: a parameter followed by something other than a space (outside string literals)
+_PARAM = re.compile(r"'(?:[^']|'')*'|(\$\d+)(?=[^\s\d])")
+
+
+def tokenize(sql: str) -> list[Token]:
+    """The statement's tokens.
+
+    sqlglot takes ``$1,$2`` for the start of a dollar-quoted string (of tag ``1,``) and
+    fails, where PostgreSQL reads two parameters (a tag never starts with a digit). Such
+    a statement is tokenized with a space after each parameter, its tokens placed where
+    they are in ``sql``.
+    """
+    try:
+        return DIALECT.tokenize(sql)
+    except TokenError:
+        cuts = [m.end(1) for m in _PARAM.finditer(sql) if m.group(1)]
+        if not cuts:
+            raise
+    spaced = "".join(sql[a:b] + " " for a, b in zip([0, *cuts[:-1]], cuts, strict=True))
+    spaced += sql[cuts[-1] :]
+    added = [cut + i for i, cut in enumerate(cuts)]  # where the spaces are in ``spaced``
+    tokens = DIALECT.tokenize(spaced)
+    for token in tokens:
+        token.start -= bisect_left(added, token.start)
+        token.end -= bisect_left(added, token.end)
+    return tokens
 
 
 def generate(tree: exp.Expr) -> str:

@@ -13,7 +13,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 from pgvec.errors import FeatureNotSupported, InternalError, PgvecError
 from pgvec.rewrite.catalog import Catalog, TableInfo
 from pgvec.rewrite.decision import Decision, Knn, Passthrough, Rewritten
-from pgvec.rewrite.dialect import DIALECT
+from pgvec.rewrite.dialect import DIALECT, tokenize
 from pgvec.rewrite.rules.copy import rewrite_copy
 from pgvec.rewrite.rules.ddl import rewrite_alter_table, rewrite_create_table
 from pgvec.rewrite.rules.extension import rewrite_extension
@@ -46,7 +46,7 @@ def _explain(sql: str, tokens: list[Token], catalog: Catalog) -> Decision:
     # sqlglot reads everything after EXPLAIN as one command string: tokenize it again
     offset = tokens[0].end + 1
     try:
-        tokens = DIALECT.tokenize(sql[offset:])
+        tokens = tokenize(sql[offset:])
     except SqlglotError:
         return _PASS
     i = 0
@@ -105,7 +105,7 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
     if not catalog.may_concern(sql):
         return _PASS
     try:
-        tokens = DIALECT.tokenize(sql)
+        tokens = tokenize(sql)
     except SqlglotError:
         return _PASS
     tokens = [t for t in tokens if t.token_type != TokenType.SEMICOLON]
@@ -141,7 +141,7 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
         return _explain(sql, tokens, catalog)
     if head == "REINDEX":  # a command to sqlglot: the rest is one string, tokenize it
         try:
-            rest = DIALECT.tokenize(sql[tokens[0].end + 1 :])
+            rest = tokenize(sql[tokens[0].end + 1 :])
         except SqlglotError:
             return _PASS
         return rewrite_reindex([tokens[0], *rest]) or _PASS

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlglot.tokenizer_core import TokenType
 
-from pgvec.rewrite.dialect import DIALECT
+from pgvec.rewrite.dialect import tokenize
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ def split_statements(sql: str) -> list[Piece]:
     If the text cannot be tokenized the whole string is one piece (Postgres will judge it).
     """
     try:
-        tokens = DIALECT.tokenize(sql)
+        tokens = tokenize(sql)
     except Exception:  # sqlglot raises TokenError and, on odd input, others
         return [Piece(sql, 0, len(sql))] if sql.strip() else []
     pieces: list[Piece] = []

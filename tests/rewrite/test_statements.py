@@ -167,6 +167,15 @@ def test_insert_literal_and_param(catalog: Catalog) -> None:
     assert struct.unpack("<3f", bytes.fromhex("0000803f0000004000004040")) == (1.0, 2.0, 3.0)
 
 
+def test_parameters_without_spaces(catalog: Catalog) -> None:
+    """``$1,$2``: sqlglot alone takes it for a dollar-quoted string; PostgreSQL, and
+    pgvec, for two parameters (a string holding the same text stays as written)."""
+    d = rewrite("INSERT INTO items (id,title,embedding) VALUES ($1,'$1,$2',$2)", catalog)
+    assert d == Rewritten("INSERT INTO items (id,title,embedding) VALUES ($1,'$1,$2',$2)", {2: 3})
+    d = rewrite("INSERT INTO items (id,embedding) VALUES ($1,'[1,2,3]')", catalog)
+    assert d == Rewritten(f"INSERT INTO items (id,embedding) VALUES ($1,{HEX123})", {})
+
+
 def test_insert_column_list_cast_and_conflict(catalog: Catalog) -> None:
     sql = (
         "INSERT INTO items (embedding, id) VALUES ('[1,2,3]'::vector(3), $2), ($1::vector, 3)"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
-from pgvec.rewrite.dialect import DIALECT
+from pgvec.rewrite.dialect import tokenize
 from pgvec.rewrite.tokens import TokenCursor
 
 _GATE = re.compile(r"\b(?:drop|alter|create)\s+database\b", re.IGNORECASE)
@@ -35,7 +35,7 @@ def database_to_let_go(sql: str) -> LetGo | None:
     if not _GATE.search(sql):
         return None
     try:
-        tokens = [t for t in DIALECT.tokenize(sql) if t.token_type != TokenType.SEMICOLON]
+        tokens = [t for t in tokenize(sql) if t.token_type != TokenType.SEMICOLON]
     except SqlglotError:
         return None
     cur = TokenCursor(tokens)

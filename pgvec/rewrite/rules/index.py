@@ -10,7 +10,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from pgvec.rewrite.catalog import Catalog
 from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexAction, IndexDef, Reindex
-from pgvec.rewrite.dialect import DIALECT
+from pgvec.rewrite.dialect import tokenize
 from pgvec.rewrite.tokens import TokenCursor
 
 VECTOR_METHODS = frozenset({"hnsw", "ivfflat", "flat", "ivf_flat", "ivf_sq8", "ivf_pq", "diskann"})
@@ -150,7 +150,7 @@ def rewrite_index_action(tokens: Sequence[Token]) -> IndexAction | None:
 def parse_index_name(text: str) -> tuple[str | None, str] | None:
     """An index name as regclass reads it: ``idx``, ``s.idx``, ``"Mixed Case"``."""
     try:
-        tokens = DIALECT.tokenize(text)
+        tokens = tokenize(text)
     except SqlglotError:
         return None
     cur = TokenCursor(tokens)
