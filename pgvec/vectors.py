@@ -19,6 +19,7 @@ from pgvec.errors import (
 
 # Type OIDs of parameter values the proxy converts into vectors.
 BYTEA_OID = 17
+BYTEA_ARRAY_OID = 1001
 TEXT_OID = 25
 UNKNOWN_OID = 0
 FLOAT4_ARRAY_OID = 1021

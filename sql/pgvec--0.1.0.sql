@@ -565,6 +565,54 @@ BEGIN
 END
 $fn$;
 
+-- Arrays of vectors (pgvector's vector[]): a bytea[] column with CHECK
+-- (pgvec.is_vector_array(col, dim)), or (col) for vectors of any dimension. True iff every
+-- element that is not NULL is a vector (of dim dimensions).
+CREATE OR REPLACE FUNCTION pgvec.is_vector_array(v bytea[], dim integer)
+RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT NOT EXISTS (SELECT FROM unnest(v) AS e WHERE NOT pgvec.is_vector(e, dim))
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.is_vector_array(v bytea[])
+RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT NOT EXISTS (SELECT FROM unnest(v) AS e WHERE NOT pgvec.is_vector(e))
+$fn$;
+
+-- text[] of pgvector's text forms -> bytea[] ('{"[1,2]","[3,4]"}'::vector[]); NULL
+-- elements stay NULL.
+CREATE OR REPLACE FUNCTION pgvec.vector_array(a text[])
+RETURNS bytea[] LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+BEGIN
+    IF array_ndims(a) > 1 THEN
+        RAISE EXCEPTION 'multidimensional arrays of vectors are not supported'
+            USING ERRCODE = '0A000';
+    END IF;
+    RETURN ARRAY(SELECT pgvec.vector_in(e) FROM unnest(a) WITH ORDINALITY AS t(e, i) ORDER BY i);
+END
+$fn$;
+
+-- bytea[] -> pgvector's text form of a vector[]: '{"[1,2]","[3,4]"}'
+CREATE OR REPLACE FUNCTION pgvec.vector_array_out(a bytea[])
+RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+    SELECT ARRAY(SELECT pgvec.vector_out(e) FROM unnest(a) WITH ORDINALITY AS t(e, i)
+                 ORDER BY i)::text
+$fn$;
+
+-- vector(dim)[]: every element has dim dimensions
+CREATE OR REPLACE FUNCTION pgvec.vector_array_typmod(a bytea[], dim integer)
+RETURNS bytea[] LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+DECLARE
+    e bytea;
+BEGIN
+    FOREACH e IN ARRAY a LOOP
+        IF e IS NOT NULL THEN
+            PERFORM pgvec.vector_typmod(e, dim);
+        END IF;
+    END LOOP;
+    RETURN a;
+END
+$fn$;
+
 -- ---------------------------------------------------------------------------------------
 -- Catalog
 -- ---------------------------------------------------------------------------------------
@@ -714,6 +762,26 @@ FROM (
 ) v
 ORDER BY v.relid, v.attnum, v.checked DESC, v.ord;
 
+-- Arrays of vectors (vector[], vector(n)[]), discovered from CHECK
+-- (pgvec.is_vector_array(col[, dim])) constraints on bytea[] columns as vector columns are.
+CREATE OR REPLACE VIEW pgvec.vector_array_columns AS
+SELECT DISTINCT ON (c.conrelid, a.attnum)
+       c.conrelid AS relid, a.attnum, a.attname AS column_name,
+       (regexp_match(pg_get_constraintdef(c.oid),
+                     '^CHECK \((?:pgvec\.)?is_vector_array\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
+           AS dim
+FROM pg_depend d
+JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+WHERE d.refclassid = 'pg_proc'::regclass
+  AND d.refobjid IN ('pgvec.is_vector_array(bytea[],integer)'::regprocedure,
+                     'pgvec.is_vector_array(bytea[])'::regprocedure)
+  AND c.contype = 'c'
+  AND cardinality(c.conkey) = 1
+  AND NOT a.attisdropped
+  AND a.atttypid = 'bytea[]'::regtype
+ORDER BY c.conrelid, a.attnum, c.oid;
+
 -- A column's type as clients see it through pgvec: vector(n) for a vector column, else
 -- PostgreSQL's format_type(). The proxy calls it where a catalog query (psql's \d,
 -- SQLAlchemy's reflection) asks format_type(atttypid, atttypmod) of a pg_attribute row.
@@ -723,6 +791,11 @@ RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
         coalesce((SELECT CASE WHEN v.dim IS NULL THEN 'vector' ELSE format('vector(%s)', v.dim) END
                   FROM pgvec.vector_columns v
                   WHERE v.relid = rel AND v.attnum = att AND NOT v.is_binary),
+                 pg_catalog.format_type(typ, typmod))
+    WHEN typ = 'bytea[]'::regtype THEN
+        coalesce((SELECT CASE WHEN v.dim IS NULL THEN 'vector[]' ELSE format('vector(%s)[]', v.dim) END
+                  FROM pgvec.vector_array_columns v
+                  WHERE v.relid = rel AND v.attnum = att),
                  pg_catalog.format_type(typ, typmod))
     ELSE pg_catalog.format_type(typ, typmod) END
 $fn$;
@@ -845,7 +918,8 @@ FROM pgvec.build_progress p
 LEFT JOIN pg_class c ON c.oid = p.relid
 LEFT JOIN pg_attribute a ON a.attrelid = p.relid AND a.attnum = p.attnum;
 
-GRANT SELECT ON pgvec.meta, pgvec.indexes, pgvec.vector_columns, pgvec.table_info,
+GRANT SELECT ON pgvec.meta, pgvec.indexes, pgvec.vector_columns, pgvec.vector_array_columns,
+    pgvec.table_info,
     pgvec.build_progress, pgvec.index_progress TO PUBLIC;
 
 -- Load and release (Milvus's load_collection / release_collection) run in the pgvec server,

@@ -60,6 +60,8 @@ class TableInfo:
     partitioned: bool = False
     #: the OIDs of its leaf partitions, if it is partitioned
     partitions: tuple[int, ...] = ()
+    #: its arrays of vectors (``vector[]`` columns: bytea[] with a CHECK), by name
+    arrays: Mapping[str, VectorColumn] = field(default_factory=dict)
 
     @property
     def qualified(self) -> tuple[str, str]:
@@ -156,6 +158,9 @@ class CatalogSnapshot:
     volatile: frozenset[str] = frozenset()
     #: grows by one at each read
     version: int = 0
+    #: tables whose only vector columns are arrays of vectors, by relid (the SQL
+    #: frontend's to rewrite; nothing of the engine's)
+    array_tables: Mapping[int, TableInfo] = field(default_factory=dict)
 
     def find(self, relid: int, schema: str, name: str) -> TableInfo | None:
         """The table of OID ``relid``, else the one named ``schema.name``."""
@@ -167,8 +172,14 @@ class CatalogSnapshot:
 
 def vector_dims(tables: Iterable[TableInfo]) -> dict[tuple[int, int], int]:
     """(table OID, attnum) -> dimension of the float vector columns of ``tables`` (the
-    columns a client sees as pgvector's type; binary vectors are not); 0 for a column of
-    any dimension (pgvector's ``vector`` with no typmod)."""
-    return {
-        (t.relid, v.attnum): v.dim or 0 for t in tables for v in t.vectors.values() if not v.binary
-    }
+    columns a client sees as pgvector's type; binary vectors are not) and of their arrays
+    of vectors (bytea[] columns, which their type tells apart); 0 for any dimension
+    (pgvector's ``vector`` with no typmod)."""
+    out = {}
+    for t in tables:
+        for v in t.vectors.values():
+            if not v.binary:
+                out[t.relid, v.attnum] = v.dim or 0
+        for v in t.arrays.values():
+            out[t.relid, v.attnum] = v.dim or 0
+    return out

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -29,15 +30,16 @@ def volatile_functions(conn: psycopg.Connection[Any]) -> frozenset[str]:
 #: The type clients see vector columns as: pgvec's placeholder ``public.vector`` (or a real
 #: pgvector type of that name), else one named vector elsewhere.
 _FACE_SQL = """
-SELECT oid::int8 FROM pg_type WHERE typname = 'vector'
+SELECT oid::int8, typarray::int8 FROM pg_type WHERE typname = 'vector'
 ORDER BY typnamespace <> coalesce(to_regnamespace('public')::oid, 0), oid LIMIT 1
 """
 
 
-def face_type(conn: psycopg.Connection[Any]) -> int | None:
-    """OID of the type pgvec reports vector columns as (see sql/: pgvector's face)."""
+def face_types(conn: psycopg.Connection[Any]) -> tuple[int | None, int | None]:
+    """OIDs of the type pgvec reports vector columns as (see sql/: pgvector's face) and
+    of its array type (``vector[]``)."""
     row = conn.execute(_FACE_SQL).fetchone()
-    return int(row[0]) if row else None
+    return (int(row[0]), int(row[1])) if row else (None, None)
 
 
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
@@ -45,11 +47,9 @@ def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TableInfo]:
     return load_catalog(conn)[0]
 
 
-def load_catalog(
-    conn: psycopg.Connection[Any],
-) -> tuple[dict[int, TableInfo], frozenset[tuple[str, str]]]:
-    """The vector tables by relid, and the (schema, name) of the other relations named
-    like one of them (see :data:`CATALOG_SQL`)."""
+def load_catalog(conn: psycopg.Connection[Any]) -> ParsedCatalog:
+    """The vector tables by relid, the (schema, name) of the other relations named like
+    one of them, and the tables with arrays of vectors only (see :data:`CATALOG_SQL`)."""
     row = conn.execute(CATALOG_SQL).fetchone()
     assert row is not None
     return parse_catalog(row[0])
@@ -85,12 +85,27 @@ SELECT json_build_object(
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')
           AND c.relname IN (SELECT table_name FROM t)
-          AND c.oid NOT IN (SELECT relid FROM t)), '[]')
+          AND c.oid NOT IN (SELECT relid FROM t)), '[]'),
+    'arrays', coalesce((
+        SELECT json_agg(json_build_array(
+            a.relid::int8, a.attnum::int4, a.dim, a.column_name, n.nspname, r.relname,
+            ARRAY(SELECT c.attname FROM pg_attribute c
+                  WHERE c.attrelid = a.relid AND c.attnum > 0 AND NOT c.attisdropped
+                  ORDER BY c.attnum)))
+        FROM pgvec.vector_array_columns a
+        JOIN pg_class r ON r.oid = a.relid
+        JOIN pg_namespace n ON n.oid = r.relnamespace), '[]')
 )::text
 """
 
 
-def parse_catalog(text: str) -> tuple[dict[int, TableInfo], frozenset[tuple[str, str]]]:
+class ParsedCatalog(NamedTuple):
+    tables: dict[int, TableInfo]
+    others: frozenset[tuple[str, str]]
+    array_tables: dict[int, TableInfo]
+
+
+def parse_catalog(text: str) -> ParsedCatalog:
     """What :data:`CATALOG_SQL` returned."""
     data = json.loads(text)
     tables: dict[int, TableInfo] = {}
@@ -115,7 +130,18 @@ def parse_catalog(text: str) -> tuple[dict[int, TableInfo], frozenset[tuple[str,
             partitions=tuple(int(p) for p in t.get("partitions") or ()),
         )
     others = frozenset((str(schema), str(name)) for schema, name in data["others"])
-    return tables, others
+    arrays: dict[int, dict[str, VectorColumn]] = {}
+    array_tables: dict[int, TableInfo] = {}
+    for relid, attnum, dim, column, schema, name, columns in data.get("arrays") or ():
+        arrays.setdefault(relid, {})[column] = VectorColumn(column, attnum, dim and int(dim))
+        if relid not in tables:
+            array_tables[relid] = TableInfo(relid, schema, name, None, None, tuple(columns))
+    for relid, found in arrays.items():
+        if relid in tables:
+            tables[relid] = dataclasses.replace(tables[relid], arrays=found)
+        else:
+            array_tables[relid] = dataclasses.replace(array_tables[relid], arrays=found)
+    return ParsedCatalog(tables, others, array_tables)
 
 
 def list_indexes(conn: psycopg.Connection[Any]) -> list[IndexRow]:

@@ -235,14 +235,20 @@ class ClientState:
         values = [None if v is None else v.decode() for v in row]
         i = 0
         if reads.catalog:
-            tables, others = parse_catalog(values[i] or '{"tables": [], "others": []}')
+            tables, others, array_tables = parse_catalog(
+                values[i] or '{"tables": [], "others": []}'
+            )
             catalog = base.catalog
-            self._txn_columns = vector_dims(tables.values())
+            self._txn_columns = vector_dims([*tables.values(), *array_tables.values()])
             committed = self._committed_columns()
             exact = frozenset(r for r, a in self._txn_columns if (r, a) not in committed)
             self.txn_rewriter = Rewriter(
                 Catalog.from_tables(
-                    tables.values(), catalog.version, catalog.volatile, others, exact=exact
+                    [*tables.values(), *array_tables.values()],
+                    catalog.version,
+                    catalog.volatile,
+                    others,
+                    exact=exact,
                 )
             )
             i += 1

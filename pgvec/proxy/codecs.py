@@ -11,6 +11,10 @@ for binary results, so the Bind cannot tell them apart; what asyncpg looked up c
 - ``set_type_codec('vector', ...)`` (register_vector) first looks the type up by name
   (asyncpg's TYPE_BY_NAME query): from then on the session gets pgvector's binary form.
 
+An array of vectors (``vector[]``) asyncpg looks up by its OID together with its
+element type, so a lookup of that array alone says "no codec" only until the session
+registered one.
+
 Every other client gets pgvector's binary form in binary format.
 """
 

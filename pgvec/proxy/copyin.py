@@ -5,17 +5,20 @@ message. Into PostgreSQL (``COPY ... FROM STDIN``): a text field ``[1,2,3]`` (or
 ``\\\\x0000803f...``, as a dump of the stored bytea holds) becomes bytea hex, its
 backslash escaped as COPY's text format wants; a binary field in pgvector's binary form
 becomes the stored bytes. Out of PostgreSQL (``COPY ... TO STDOUT``): the other way, to
-pgvector's forms. NULL markers and other fields are left alone.
+pgvector's forms. An array of vectors is converted element by element
+(pgvec.vector_arrays); one in its stored form (a dump's) passes as it is. NULL markers
+and other fields are left alone.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import numpy as np
 
-from pgvec import vectors
+from pgvec import vector_arrays, vectors
 from pgvec.errors import InvalidVector, PgvecError
 from pgvec.rewrite.decision import CopyIn, CopyOut
 from pgvec.wire.framing import frame
@@ -25,15 +28,15 @@ _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _INT16 = struct.Struct("!h")
 _INT32 = struct.Struct("!i")
 
-FieldConversion = Callable[[bytes, int | None], bytes]
+#: a field's conversion, by the field's position
+FieldConversions = Mapping[int, Callable[[bytes], bytes]]
 
 
 class BinaryRows:
-    """A binary COPY stream, with the vector fields at ``fields`` converted."""
+    """A binary COPY stream, with the fields at the positions of ``fields`` converted."""
 
-    def __init__(self, fields: Mapping[int, int | None], convert: FieldConversion) -> None:
+    def __init__(self, fields: FieldConversions) -> None:
         self._fields = fields
-        self._convert = convert
         self._buf = bytearray()
         self._header = False
         self._ended = False
@@ -96,8 +99,9 @@ class BinaryRows:
                 parts.append(_INT32.pack(-1))
                 continue
             value = bytes(buf[start : start + length])
-            if i in self._fields:
-                value = self._convert(value, self._fields[i])
+            convert = self._fields.get(i)
+            if convert is not None:
+                value = convert(value)
             parts.append(_INT32.pack(len(value)) + value)
         del buf[:pos]
         return b"".join(parts)
@@ -110,8 +114,24 @@ def _to_stored(value: bytes, dim: int | None) -> bytes:
     return value  # the stored form already (PostgreSQL's CHECK judges it)
 
 
-def _to_pgvector(value: bytes, dim: int | None) -> bytes:
+def _to_pgvector(value: bytes) -> bytes:
     return vectors.to_pgvector_binary(value) if len(value) % 4 == 0 else value
+
+
+def _array_to_stored(value: bytes, dim: int | None) -> bytes:
+    """A binary COPY field into an array of vectors: pgvector's form, or the stored
+    form (element type bytea, as a binary dump of the table holds it)."""
+    if value[8:12] == vectors.BYTEA_OID.to_bytes(4, "big"):
+        return value
+    return vector_arrays.binary_in(value, dim)
+
+
+def _array_text_to_stored(field: bytes, dim: int | None) -> bytes:
+    """A text COPY field into an array of vectors: pgvector's text form, or the stored
+    one (``{"\\\\x..."}`` in a dump: it holds backslashes, which no vector's text does)."""
+    if b"\\" in field:
+        return field
+    return vector_arrays.text_in(field, dim).replace(b"\\", b"\\\\")  # COPY's escape
 
 
 class _RowStream:
@@ -156,13 +176,24 @@ class CopyConverter(_RowStream):
         self._delim = copy.delimiter.encode()
         self._null = copy.null.encode()
         self.line = 0
-        fields: dict[int, int | None] = dict(copy.vector_fields)
-        super().__init__(BinaryRows(fields, self._binary_field) if copy.binary else None)
+        fields = {
+            **{
+                i: partial(self._binary_field, _to_stored, dim)
+                for i, dim in copy.vector_fields.items()
+            },
+            **{
+                i: partial(self._binary_field, _array_to_stored, dim)
+                for i, dim in copy.array_fields.items()
+            },
+        }
+        super().__init__(BinaryRows(fields) if copy.binary else None)
 
-    def _binary_field(self, value: bytes, dim: int | None) -> bytes:
+    def _binary_field(
+        self, convert: Callable[[bytes, int | None], bytes], dim: int | None, value: bytes
+    ) -> bytes:
         self.line += 1
         try:
-            return _to_stored(value, dim)
+            return convert(value, dim)
         except PgvecError as exc:
             exc.message = f"{exc.message} (COPY {self.copy.table}, row {self.line})"
             raise
@@ -189,17 +220,31 @@ class CopyConverter(_RowStream):
                     exc.message = f"{exc.message} (COPY {self.copy.table}, line {self.line})"
                     raise
                 fields[pos] = b"\\\\x" + vectors.to_bytes(value).hex().encode()
+        for pos, dim in self.copy.array_fields.items():
+            if pos < len(fields) and fields[pos] != self._null:
+                try:
+                    fields[pos] = _array_text_to_stored(fields[pos], dim)
+                except PgvecError as exc:
+                    exc.message = f"{exc.message} (COPY {self.copy.table}, line {self.line})"
+                    raise
         return self._delim.join(fields)
 
 
 class CopyOutConverter(_RowStream):
     """COPY TO STDOUT: PostgreSQL's rows, vectors in pgvector's forms."""
 
-    def __init__(self, copy: CopyOut) -> None:
+    def __init__(self, copy: CopyOut, face_oid: int | None = None) -> None:
+        """``face_oid``: the vector type's, the element type of arrays of vectors in
+        binary format (without one, they go as stored)."""
         self.copy = copy
         self._delim = copy.delimiter.encode()
-        fields: dict[int, int | None] = dict(copy.vector_fields)
-        super().__init__(BinaryRows(fields, _to_pgvector) if copy.binary else None)
+        fields: dict[int, Callable[[bytes], bytes]] = dict.fromkeys(
+            copy.vector_fields, _to_pgvector
+        )
+        if face_oid is not None:
+            array = partial(vector_arrays.binary_out, element_oid=face_oid, element=_to_pgvector)
+            fields.update(dict.fromkeys(copy.array_fields, array))
+        super().__init__(BinaryRows(fields) if copy.binary else None)
 
     def _row(self, line: bytes) -> bytes:
         fields = line.split(self._delim)
@@ -207,4 +252,7 @@ class CopyOutConverter(_RowStream):
             if pos < len(fields) and fields[pos].startswith(b"\\\\x"):
                 raw = bytes.fromhex(fields[pos][3:].decode())
                 fields[pos] = vectors.to_text(np.frombuffer(raw, "<f4")).encode()
+        for pos in self.copy.array_fields:  # {"\\\\x..."}: array text, COPY-escaped
+            if pos < len(fields):
+                fields[pos] = vector_arrays.text_out(fields[pos].replace(b"\\\\", b"\\"))
         return self._delim.join(fields)

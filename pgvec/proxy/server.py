@@ -127,7 +127,10 @@ class ProxyServer:
         est: Established,
     ) -> None:
         state = ClientState(db.vector_columns, db.note_ddl)
-        relay = Relay(writer.transport, VectorOutput(state.vector_columns, lambda: db.face_oid))
+        relay = Relay(
+            writer.transport,
+            VectorOutput(state.vector_columns, lambda: db.face_oid, lambda: db.face_array_oid),
+        )
         server = await take_over(est.server_reader, est.server_writer, relay)
         session = Session(db, buf, server.transport, relay, self._let_go, state)
         pair(server, await take_over(reader, writer, session))

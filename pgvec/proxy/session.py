@@ -24,13 +24,13 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pgvec import vectors
+from pgvec import vector_arrays, vectors
 from pgvec.errors import (
     ActiveTransaction,
     FeatureNotSupported,
@@ -112,6 +112,8 @@ class Statement:
     param_types: list[int]  # as declared to PostgreSQL (client's, extended, vectors -> bytea)
     client_nparams: int
     vector_params: dict[int, int | None] = field(default_factory=dict)  # 0-based -> dim
+    #: parameters that are arrays of vectors (vector[]), 0-based -> their vectors' dim
+    array_params: dict[int, int | None] = field(default_factory=dict)
     knn: KnnPlan | None = None
     intercept: Decision | None = None
     binary_result: bool = False  # the portal of an IndexAction wants its row in binary
@@ -172,6 +174,8 @@ class Session:
         self._builds: set[asyncio.Task[None]] = set()
         #: prepared statements that are asyncpg's type lookups (codecs.py)
         self._lookups: dict[str, Lookup] = {}
+        #: asyncpg registered a codec for the vector type (set_type_codec: codecs.py)
+        self._vector_codec = False
         #: the ANN steps of the EXPLAINs of top-k queries, by portal, for the plan
         self._explained: dict[str, list[str]] = {}
         # The client's bytes arrive in received(); what it cannot relay at once waits
@@ -243,25 +247,31 @@ class Session:
         if output is None or face is None or not bind.params or bind.params[0] is None:
             return
         if lookup is Lookup.BY_OID:
-            if face in oid_array(bind.params[0], bind.param_format(0)):
+            oids = oid_array(bind.params[0], bind.param_format(0))
+            # vector[] alone: asyncpg looks its element up with it, codec or none
+            if face in oids or (self.db.face_array_oid in oids and not self._vector_codec):
                 output.text_in_binary = True
         elif bind.params[0] == b"vector":
             output.text_in_binary = False
+            self._vector_codec = True
 
-    def _face_params(
-        self, vector_params: Collection[int], n: int
-    ) -> Callable[[list[int]], list[int]]:
-        """The ParameterDescription a client sees: the first ``n`` parameters, vector
-        ones (declared bytea to PostgreSQL) as the vector type."""
-        face = self.db.face_oid
+    def _face_params(self, info: Statement) -> Callable[[list[int]], list[int]]:
+        """The ParameterDescription a client sees: the statement's own parameters, vector
+        ones (declared bytea to PostgreSQL) as the vector type, arrays of vectors (bytea[])
+        as its array type."""
+        face, face_array = self.db.face_oid, self.db.face_array_oid
+        vector_params, array_params = info.vector_params, info.array_params
 
         def params(oids: list[int]) -> list[int]:
-            return [
-                face
-                if face is not None and i in vector_params and oid == vectors.BYTEA_OID
-                else oid
-                for i, oid in enumerate(oids[:n])
-            ]
+            out = oids[: info.client_nparams]
+            for i, oid in enumerate(out):
+                if face is not None and oid == vectors.BYTEA_OID and i in vector_params:
+                    out[i] = face
+                elif (
+                    face_array is not None and oid == vectors.BYTEA_ARRAY_OID and i in array_params
+                ):
+                    out[i] = face_array
+            return out
 
         return params
 
@@ -703,7 +713,7 @@ class Session:
             self._send(msg.raw)
             return
         if isinstance(decisions[0], CopyOut) and len(pieces) == 1:
-            out = CopyOutConverter(decisions[0])
+            out = CopyOutConverter(decisions[0], self.db.face_oid)
 
             def convert(reply: Message) -> bytes | None:
                 if reply.type == b"d":
@@ -1125,9 +1135,12 @@ class Session:
     def _parse_decision(self, msg: Message, parse: m.Parse, decision: Decision) -> None:
         if isinstance(decision, Restored):
             decision = Rewritten(RESTORED_NOOP)
-        face = self.db.face_oid
+        face, face_array = self.db.face_oid, self.db.face_array_oid
         declared = [i for i, t in enumerate(parse.param_types) if face is not None and t == face]
-        if isinstance(decision, Passthrough) and declared:
+        arrays = [
+            i for i, t in enumerate(parse.param_types) if face_array is not None and t == face_array
+        ]
+        if isinstance(decision, Passthrough) and (declared or arrays):
             decision = Rewritten(parse.sql)  # its vector parameters go as bytea
         if isinstance(decision, Passthrough | CopyIn | CopyOut):  # COPY: rows unconverted
             self._forward(msg)
@@ -1149,6 +1162,8 @@ class Session:
             sql = decision.sql
             for n, dim in decision.vector_params.items():
                 info.vector_params[n - 1] = dim
+            for n, dim in decision.array_params.items():
+                info.array_params[n - 1] = dim
         elif isinstance(decision, Knn):
             plan = decision.plan
             info.knn = plan
@@ -1160,8 +1175,12 @@ class Session:
             raise FeatureNotSupported(f"unexpected statement kind {type(decision).__name__}")
         for i in declared:  # declared as pgvector's type: a vector of any dimension
             info.vector_params.setdefault(i, None)
+        for i in arrays:  # declared as pgvector's vector[]
+            info.array_params.setdefault(i, None)
         for i in info.vector_params:
             types[i] = vectors.BYTEA_OID
+        for i in info.array_params:
+            types[i] = vectors.BYTEA_ARRAY_OID
         info.texts = (sql, parse.sql)
         self.statements[parse.name] = info
         self.relay.expect_request(b"P", statement=parse.name, texts=info.texts)
@@ -1231,6 +1250,11 @@ class Session:
             bind.params[i] = (
                 vectors.bytea_hex(vec).encode() if formats[i] == 0 else vectors.to_bytes(vec)
             )
+        for i, dim in info.array_params.items():
+            value = bind.params[i]
+            if value is not None:
+                convert = vector_arrays.text_in if formats[i] == 0 else vector_arrays.binary_in
+                bind.params[i] = convert(value, dim)
         if info.knn is not None:
             plan = info.knn
             limit = plan.limit
@@ -1331,7 +1355,7 @@ class Session:
             self.relay.expect_request(
                 b"D",
                 statement=desc.name,
-                params=self._face_params(info.vector_params, info.client_nparams),
+                params=self._face_params(info),
                 vector_names=info.vector_outputs,
             )
             self._send(msg.raw)

@@ -56,7 +56,10 @@ class SqlCatalog:
             self._snapshot = snapshot
             self._rewriter = Rewriter(
                 Catalog.from_tables(
-                    snapshot.tables.values(), snapshot.version, snapshot.volatile, snapshot.others
+                    [*snapshot.tables.values(), *snapshot.array_tables.values()],
+                    snapshot.version,
+                    snapshot.volatile,
+                    snapshot.others,
                 )
             )
         return self._rewriter

@@ -48,6 +48,8 @@ class Rewritten:
     #: RowDescription names of result columns whose values are vectors computed by an
     #: expression (PostgreSQL reports no table column for them)
     vector_outputs: frozenset[str] = frozenset()
+    #: parameters that are arrays of vectors ($n -> their vectors' dim, None: any)
+    array_params: Mapping[int, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class CopyIn:
     delimiter: str
     null: str
     binary: bool = False
+    #: the fields that are arrays of vectors, as vector_fields
+    array_fields: Mapping[int, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,8 @@ class CopyOut:
     vector_fields: Mapping[int, int | None]  # 0-based field position -> dim (None: any)
     binary: bool = False
     delimiter: str = "\t"
+    #: the fields that are arrays of vectors, as vector_fields
+    array_fields: Mapping[int, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,8 @@ class Database:
         self._vector_columns: dict[tuple[int, int], int] = {}
         #: OID of the type clients see vector columns as (``public.vector``), if any
         self.face_oid: int | None = None
+        #: and of its array type (``vector[]`` columns)
+        self.face_array_oid: int | None = None
         self._catalog_lock = asyncio.Lock()
         self._table_locks: dict[int, asyncio.Lock] = {}
         self._checkpointer: asyncio.Task[None] | None = None
@@ -369,14 +371,15 @@ class Database:
             return self._catalog
 
     def vector_columns(self) -> Mapping[tuple[int, int], int]:
-        """(table OID, attnum) -> dimension of every float vector column, as of the last
-        catalog read."""
+        """(table OID, attnum) -> dimension (0: any) of every float vector column and
+        array of vectors (a bytea and a bytea[] column: their types tell them apart), as
+        of the last catalog read."""
         return self._vector_columns
 
     async def check_face(self) -> None:
         """Make sure clients can be shown pgvector's type (CREATE EXTENSION vector)."""
         if self.face_oid is None:
-            self.face_oid = await self.run(self._read_face)
+            self.face_oid, self.face_array_oid = await self.run(self._read_face)
         if self.face_oid is None:
             raise CatalogError(
                 "type public.vector is missing: pgvec could not create it",
@@ -384,23 +387,23 @@ class Database:
                 "CREATE TYPE public.vector AS ENUM ()",
             )
 
-    def _read_face(self) -> int | None:
+    def _read_face(self) -> tuple[int | None, int | None]:
         with self.pool.connection() as conn:
-            return queries.face_type(conn)
+            return queries.face_types(conn)
 
     def _load_catalog(self) -> CatalogSnapshot:
         with self.pool.connection() as conn:
             indexes.forget_gone(self, conn)
-            tables, others = queries.load_catalog(conn)
+            tables, others, array_tables = queries.load_catalog(conn)
             volatile = queries.volatile_functions(conn)
-            self.face_oid = queries.face_type(conn)
+            self.face_oid, self.face_array_oid = queries.face_types(conn)
             indexes.check_fit(self, conn, tables, queries.list_indexes(conn))
         for relid, info in tables.items():
             if relid in self.tables:
                 self.tables[relid].info = info
-        self._vector_columns = vector_dims(tables.values())
+        self._vector_columns = vector_dims([*tables.values(), *array_tables.values()])
         version = (self._catalog.version + 1) if self._catalog else 1
-        return CatalogSnapshot(tables, others, volatile, version)
+        return CatalogSnapshot(tables, others, volatile, version, array_tables)
 
     # -- tables -----------------------------------------------------------------------
 

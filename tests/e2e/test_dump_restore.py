@@ -282,3 +282,32 @@ def test_two_operator_classes_on_one_column(
     finally:
         with psycopg.connect(pg_uri, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{second}" WITH (FORCE)')
+
+
+def test_arrays_of_vectors(
+    pgvec_server: PgvecServer, dbname: str, fresh_db: str, tmp_path: Path
+) -> None:
+    """A table with ``vector[]`` columns dumps and restores through pgvec, in plain and
+    custom format, and reads back the same."""
+    source = pgvec_server.uri(dbname)
+    with psycopg.connect(source, autocommit=True) as c:
+        c.execute("CREATE TABLE arr (id int PRIMARY KEY, a vector(2)[], b vector[])")
+        c.execute(
+            """INSERT INTO arr VALUES (1, '{"[1,2]","[3.5,4]"}', '{"[1]",NULL,"[1,2,3]"}'),"""
+            " (2, '{}', NULL)"
+        )
+    query = "SELECT id, a::text, b::text, pg_typeof(a)::text FROM arr ORDER BY id"
+    with psycopg.connect(source) as c:
+        expected = c.execute(query).fetchall()
+    assert expected[0][1:3] == ('{"[1,2]","[3.5,4]"}', '{[1],NULL,"[1,2,3]"}')
+    plain, custom = tmp_path / "arr.sql", tmp_path / "arr.dump"
+    run(str(BIN / "pg_dump"), "-t", "arr", "-d", source, "-f", str(plain))
+    run(str(BIN / "pg_dump"), "-Fc", "-t", "arr", "-d", source, "-f", str(custom))
+    target = pgvec_server.uri(fresh_db)
+    run(PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", str(plain))
+    with psycopg.connect(target, autocommit=True) as c:
+        assert c.execute(query).fetchall() == expected
+        c.execute("DROP TABLE arr")
+    run(str(BIN / "pg_restore"), "--exit-on-error", "-d", target, str(custom))
+    with psycopg.connect(target) as c:
+        assert c.execute(query).fetchall() == expected

@@ -87,6 +87,49 @@ def test_alter_table_add_column(catalog: Catalog) -> None:
     )
 
 
+def test_arrays_of_vectors(catalog: Catalog) -> None:
+    """``vector[]`` and its other spellings: a bytea[] whose elements are vectors."""
+    d = rewrite(
+        "CREATE TABLE t (a vector(3)[], b vector[2][2] NOT NULL, c vector ARRAY,"
+        " d vector ARRAY[4])",
+        catalog,
+    )
+    assert d == Rewritten(
+        "CREATE TABLE t (a bytea[] CONSTRAINT a_pgvec_dims CHECK (pgvec.is_vector_array(a, 3)),"
+        " b bytea[] NOT NULL CONSTRAINT b_pgvec_dims CHECK (pgvec.is_vector_array(b)),"
+        " c bytea[] CONSTRAINT c_pgvec_dims CHECK (pgvec.is_vector_array(c)),"
+        " d bytea[] CONSTRAINT d_pgvec_dims CHECK (pgvec.is_vector_array(d)))",
+        {},
+    )
+    d = rewrite("ALTER TABLE items ADD e2 vector(2)[]", catalog)
+    assert d == Rewritten(
+        "ALTER TABLE items ADD e2 bytea[] CONSTRAINT e2_pgvec_dims"
+        " CHECK (pgvec.is_vector_array(e2, 2))",
+        {},
+    )
+
+
+def test_casts_to_arrays_of_vectors(catalog: Catalog) -> None:
+    """``::vector[]`` of an ARRAY of vectors, of a parameter, of anything else (by its
+    text); the result columns are arrays of vectors to show as such."""
+    d = rewrite("SELECT ARRAY[$1, '[1,2,3]']::vector(3)[]", catalog)
+    assert d == Rewritten(
+        f'SELECT pgvec.vector_array_typmod(CAST(ARRAY[$1, {HEX123}] AS BYTEA[]), 3) AS "array"',
+        {1: 3},
+        frozenset({"array"}),
+    )
+    d = rewrite("SELECT $1::vector[] AS a", catalog)
+    assert d == Rewritten("SELECT CAST($1 AS BYTEA[]) AS a", {}, frozenset({"a"}), {1: None})
+    # an element that is no vector: the whole array is read from its text, no parameter
+    # taken for a vector
+    d = rewrite("SELECT ARRAY[$1, title]::vector[] FROM items", catalog)
+    assert d == Rewritten(
+        'SELECT pgvec.vector_array(CAST(ARRAY[$1, title] AS TEXT[])) AS "array" FROM items',
+        {},
+        frozenset({"array"}),
+    )
+
+
 def test_vector_without_dimension(catalog: Catalog) -> None:
     """pgvector's `vector` with no dimension: any dimension per row (LangChain's default)."""
     d = rewrite("CREATE TABLE t (e vector, id int, f vector NOT NULL)", catalog)
@@ -120,7 +163,7 @@ def test_alter_column_type_vector(catalog: Catalog) -> None:
 @pytest.mark.parametrize(
     ("sql", "error"),
     [
-        ("CREATE TABLE t (e vector[])", FeatureNotSupported),
+        ("ALTER TABLE items ALTER COLUMN embedding TYPE vector(3)[]", FeatureNotSupported),
         ("ALTER TABLE items ALTER COLUMN title TYPE vector(3)", FeatureNotSupported),
         ("ALTER TABLE items ALTER embedding TYPE vector(3) USING embedding", FeatureNotSupported),
         ("ALTER TABLE items ALTER COLUMN embedding TYPE vector(0)", InvalidParameter),

@@ -1,4 +1,5 @@
-"""``COPY table FROM STDIN`` and ``COPY table TO STDOUT`` of a table with vector columns.
+"""``COPY table FROM STDIN`` and ``COPY table TO STDOUT`` of a table with vector columns
+(or arrays of vectors: the same, element by element).
 
 From the client, rows arrive as CopyData; the proxy converts the vector fields to what
 PostgreSQL stores, field by field (pgvec.proxy.copyin): in text format ``[1,2,3]`` (or
@@ -28,7 +29,7 @@ def rewrite_copy(tokens: Sequence[Token], catalog: Catalog) -> CopyIn | CopyOut 
         return None
     schema, table_name = name
     table = catalog.lookup(table_name, schema)
-    if table is None or not table.vectors:
+    if table is None or not (table.vectors or table.arrays):
         return None
     columns = list(table.columns)
     tok = cur.peek()
@@ -70,8 +71,9 @@ def rewrite_copy(tokens: Sequence[Token], catalog: Catalog) -> CopyIn | CopyOut 
         for i, c in enumerate(columns)
         if c in table.vectors and not table.vectors[c].binary
     }
-    if not fields:
+    arrays = {i: table.arrays[c].dim for i, c in enumerate(columns) if c in table.arrays}
+    if not fields and not arrays:
         return None
     if direction == "out":
-        return CopyOut(fields, fmt == "binary", delimiter)
-    return CopyIn(table.name, fields, delimiter, null, binary=fmt == "binary")
+        return CopyOut(fields, fmt == "binary", delimiter, arrays)
+    return CopyIn(table.name, fields, delimiter, null, fmt == "binary", arrays)

@@ -100,13 +100,29 @@ def _column_def(element: Sequence[Token]) -> list[Edit]:
     name_tok, type_tok = element[0], element[1]
     name = name_tok.text if name_tok.token_type == TokenType.IDENTIFIER else name_tok.text.lower()
     dim, type_end, after = _vector_type(type_tok, element[2:])
-    if (after and after[0].token_type in (TokenType.L_BRACKET,)) or (
-        after and after[0].text.upper() == "ARRAY"
-    ):
-        raise FeatureNotSupported("arrays of vectors are not supported")
+    array_end = _array_suffix(after)
     end = element[-1].end + 1
+    if array_end is not None:  # vector[], vector(n)[], vector ARRAY: an array of vectors
+        check = f" CONSTRAINT {_constraint(name)} CHECK ({_is_vector(name, dim, 'vector_array')})"
+        return [(type_tok.start, array_end, "bytea[]"), (end, end, check)]
     check = f" CONSTRAINT {_constraint(name)} CHECK ({_is_vector(name, dim)})"
     return [(type_tok.start, type_end, "bytea"), (end, end, check)]
+
+
+def _array_suffix(after: Sequence[Token]) -> int | None:
+    """Where the array decoration that follows a type ends in the text (``[]``, ``[4]``,
+    repeated, or ``ARRAY``, ``ARRAY[4]``), None if there is none. PostgreSQL keeps
+    neither the sizes nor the number of dimensions of an array column. (What is not
+    one of these is left as written, for PostgreSQL's syntax error.)"""
+    i, end = 0, None
+    if after and after[0].token_type != TokenType.L_BRACKET and after[0].text.upper() == "ARRAY":
+        i, end = 1, after[0].end + 1
+    while i + 1 < len(after) and after[i].token_type == TokenType.L_BRACKET:
+        close = i + 1 if after[i + 1].token_type == TokenType.R_BRACKET else i + 2
+        if close >= len(after) or after[close].token_type != TokenType.R_BRACKET:
+            break
+        i, end = close + 1, after[close].end + 1
+    return end
 
 
 def _vector_type(type_tok: Token, rest: Sequence[Token]) -> tuple[int | None, int, list[Token]]:
@@ -133,10 +149,10 @@ def _constraint(column: str) -> str:
     return quote_ident(column + "_pgvec_dims")
 
 
-def _is_vector(column: str, dim: int | None) -> str:
+def _is_vector(column: str, dim: int | None, check: str = "vector") -> str:
     if dim is None:
-        return f"pgvec.is_vector({quote_ident(column)})"
-    return f"pgvec.is_vector({quote_ident(column)}, {dim})"
+        return f"pgvec.is_{check}({quote_ident(column)})"
+    return f"pgvec.is_{check}({quote_ident(column)}, {dim})"
 
 
 def _alter_type(action: Sequence[Token], table: TableInfo | None) -> list[Edit]:

@@ -133,12 +133,18 @@ class ExprPass:
     vector_params: dict[int, int | None]
     #: ids of nodes left alone (the top-k's distance, which the hit's distance replaces)
     skip: set[int] = field(default_factory=set)
+    #: $n -> dimension (None: any) of the parameters that stand for arrays of vectors
+    array_params: dict[int, int | None] = field(default_factory=dict)
+    #: the dimension of the array of vectors a column names (0: any); None: not one
+    array_dim: ColumnDim | None = None
     changed: bool = False
     #: ids of the nodes this pass put into the tree
     created: set[int] = field(default_factory=set)
     #: ids of the nodes (as now in the tree) whose values are vectors, with their
     #: dimension when known (0: not known)
     _vectors: dict[int, int] = field(default_factory=dict)
+    #: ids of the nodes whose values are arrays of vectors (bytea[] to PostgreSQL)
+    _arrays: set[int] = field(default_factory=set)
 
     def run(self, tree: exp.Expr) -> None:
         skipped = {id(n) for node in tree.walk() if id(node) in self.skip for n in node.walk()}
@@ -155,6 +161,9 @@ class ExprPass:
     def is_vector(self, node: exp.Expr) -> bool:
         return id(unparen(node)) in self._vectors
 
+    def is_vector_array(self, node: exp.Expr) -> bool:
+        return id(unparen(node)) in self._arrays
+
     def _dim(self, node: exp.Expr) -> int | None:
         dim = self._vectors.get(id(unparen(node)))
         return dim or None
@@ -170,6 +179,8 @@ class ExprPass:
             dim = self.column_dim(node)
             if dim is not None:
                 self._mark(node, dim)
+            elif self.array_dim is not None and self.array_dim(node) is not None:
+                self._arrays.add(id(node))
             return None
         if isinstance(node, exp.Paren):
             if self.is_vector(node.this):
@@ -182,6 +193,10 @@ class ExprPass:
                 item = item.this if isinstance(item, exp.Alias) else item
                 if self.is_vector(item):
                     self._mark(node, self._dim(item))
+            return None
+        if isinstance(node, exp.Array) and node.expressions:  # ARRAY[v1, v2]: a vector[]
+            if all(self.is_vector(e) for e in node.expressions):
+                self._arrays.add(id(node))
             return None
         if isinstance(node, (exp.Filter, exp.Window)):  # avg(v) FILTER (...) / OVER (...)
             if self.is_vector(node.this):
@@ -207,6 +222,12 @@ class ExprPass:
 
     def _cast(self, node: exp.Expr, to: exp.DataType) -> exp.Expr | None:
         inner = node.this
+        element = _array_of(to)
+        if element is not None and element.this == exp.DataType.Type.VECTOR:
+            return self._array_cast(inner, _typmod(element))
+        if to.this in _TEXT_TYPES and self.is_vector_array(inner):  # pgvector's text form
+            text = pgvec_call("vector_array_out", inner)
+            return text if to.this == exp.DataType.Type.TEXT else exp.Cast(this=text, to=to)
         if to.this == exp.DataType.Type.VECTOR:
             dim = _typmod(to)
             if self.is_vector(inner):
@@ -230,6 +251,39 @@ class ExprPass:
                 return text
             return exp.Cast(this=text, to=to)
         return None
+
+    def _array_cast(self, inner: exp.Expr, dim: int | None) -> exp.Expr:
+        """``x::vector[]`` (or ``vector(n)[]``): an ``ARRAY[...]`` of vectors, a
+        parameter, or anything whose text is an array of pgvector's text forms."""
+        bare = unparen(inner)
+        value: exp.Expr
+        n = param_number(bare)
+        operands = self._operands(bare.expressions, dim) if isinstance(bare, exp.Array) else None
+        if self.is_vector_array(inner):
+            value = inner
+        elif n is not None:
+            if self.array_params.get(n) is None:
+                self.array_params[n] = dim
+            value = exp.Cast(this=exp.Parameter(this=exp.Literal.number(n)), to=BYTEA_ARRAY.copy())
+        elif operands is not None:
+            value = exp.Cast(this=exp.Array(expressions=operands), to=BYTEA_ARRAY.copy())
+        else:
+            value = pgvec_call("vector_array", exp.Cast(this=inner, to=TEXT_ARRAY.copy()))
+        if dim is not None:
+            value = pgvec_call("vector_array_typmod", value, exp.Literal.number(dim))
+        self._arrays.add(id(value))
+        return value
+
+    def _operands(self, nodes: list[exp.Expr], dim: int | None) -> list[exp.Expr] | None:
+        """Each of ``nodes`` as a vector (:meth:`_operand`), or None (and no parameter
+        marked) if one is something else."""
+        marked = dict(self.vector_params)
+        out = [self._operand(node, dim) for node in nodes]
+        if any(o is None for o in out):
+            self.vector_params.clear()
+            self.vector_params.update(marked)
+            return None
+        return [o for o in out if o is not None]
 
     def _operand(self, node: exp.Expr, dim: int | None) -> exp.Expr | None:
         """``node`` as a vector, where a vector is expected: itself if it is one, a string
@@ -302,6 +356,18 @@ _TEXT_TYPES = frozenset(
         exp.DataType.Type.NAME,
     }
 )
+
+
+BYTEA_ARRAY = exp.DataType.build("bytea[]", dialect="postgres")
+TEXT_ARRAY = exp.DataType.build("text[]", dialect="postgres")
+
+
+def _array_of(to: exp.DataType) -> exp.DataType | None:
+    """The element type of an array type (``vector[]``: vector), None if not an array."""
+    if to.this == exp.DataType.Type.ARRAY and len(to.expressions) == 1:
+        element = to.expressions[0]
+        return element if isinstance(element, exp.DataType) else None
+    return None
 
 
 def _assignment(node: exp.Expr) -> bool:

@@ -23,6 +23,7 @@ from pgvec.rewrite.rules.example import (
     scalar_subquery,
 )
 from pgvec.rewrite.rules.expressions import (
+    TEXT_ARRAY,
     ExprPass,
     column_name,
     literal_vector,
@@ -55,6 +56,8 @@ class _Ctx:
     tokens: Sequence[Token]
     catalog: Catalog
     vector_params: dict[int, int | None] = field(default_factory=dict)
+    #: $n -> dim of the parameters that are arrays of vectors
+    array_params: dict[int, int | None] = field(default_factory=dict)
     # leaf replacements that can be spliced into the original text: (start, end, text)
     splices: list[tuple[int, int, str]] = field(default_factory=list)
     structural: bool = False  # an edit that needs regeneration
@@ -134,8 +137,9 @@ def _alias_of(table: exp.Table) -> str:
     return ident_name(table.this)
 
 
-def resolve(col: exp.Expr, catalog: Catalog) -> Binding | None:
-    """The catalog vector column a Column node refers to, if any."""
+def resolve(col: exp.Expr, catalog: Catalog, arrays: bool = False) -> Binding | None:
+    """The catalog vector column (or, if ``arrays``, array of vectors) a Column node
+    refers to, if any."""
     if not isinstance(col, exp.Column) or not isinstance(col.this, exp.Identifier):
         return None
     name = ident_name(col.this)
@@ -155,7 +159,7 @@ def resolve(col: exp.Expr, catalog: Catalog) -> Binding | None:
                     if qualifier is not None:
                         return None
                     continue
-                vcol = info.vectors.get(name)
+                vcol = (info.arrays if arrays else info.vectors).get(name)
                 if vcol is not None:
                     return Binding(info, alias, vcol, scope)
                 if qualifier is not None:
@@ -289,15 +293,45 @@ def _assignments(eqs: Sequence[exp.Expr], table: TableInfo, ctx: _Ctx) -> None:
             continue
         left = eq.this
         name = ident_name(left.this) if isinstance(left, exp.Column) else ident_name(left)
-        vcol = table.vectors.get(name)
-        if vcol is not None:
-            convert_value(eq.expression, vcol.dim, ctx)
+        _convert_for(table, name, eq.expression, ctx)
+
+
+def _convert_for(table: TableInfo, name: str, value: exp.Expr, ctx: _Ctx) -> None:
+    """A value bound for column ``name``: converted if it is a vector or an array of
+    vectors."""
+    vcol = table.vectors.get(name)
+    if vcol is not None:
+        convert_value(value, vcol.dim, ctx)
+        return
+    acol = table.arrays.get(name)
+    if acol is not None:
+        _convert_array(value, acol.dim, ctx)
+
+
+def _convert_array(node: exp.Expr, dim: int | None, ctx: _Ctx) -> None:
+    """A value bound for an array of vectors: $n recorded as one, a string literal
+    (``'{"[1,2]"}'``) read as pgvector's text form of one (PostgreSQL would read it as
+    bytea[])."""
+    inner = unparen(node)
+    n = param_number(inner)
+    if n is not None:
+        ctx.array_params[n] = dim
+        ctx.changed = True
+    elif isinstance(inner, exp.Literal) and inner.is_string:
+        value = pgvec_call("vector_array", exp.Cast(this=inner.copy(), to=TEXT_ARRAY.copy()))
+        if dim is not None:
+            value = pgvec_call("vector_array_typmod", value, exp.Literal.number(dim))
+        inner.replace(value)
+        ctx.changed = ctx.structural = True
+    elif dim is not None and not isinstance(inner, exp.Null):  # pgvector's error, not CHECK's
+        inner.replace(pgvec_call("vector_array_typmod", inner.copy(), exp.Literal.number(dim)))
+        ctx.changed = ctx.structural = True
 
 
 def rewrite_values(tree: exp.Expr, ctx: _Ctx) -> None:
     if isinstance(tree, exp.Insert):
         table, cols = _target(tree, ctx.catalog)
-        if table is None or not table.vectors:
+        if table is None or not (table.vectors or table.arrays):
             return
         names = cols if cols is not None else list(table.columns)
         values = tree.expression
@@ -305,15 +339,13 @@ def rewrite_values(tree: exp.Expr, ctx: _Ctx) -> None:
             for row in values.expressions:
                 items = row.expressions if isinstance(row, exp.Tuple) else [row]
                 for name, item in zip(names, list(items), strict=False):
-                    vcol = table.vectors.get(name)
-                    if vcol is not None:
-                        convert_value(item, vcol.dim, ctx)
+                    _convert_for(table, name, item, ctx)
         conflict = tree.args.get("conflict")
         if isinstance(conflict, exp.OnConflict):
             _assignments(conflict.expressions or [], table, ctx)
     elif isinstance(tree, exp.Update):
         table, _ = _target(tree, ctx.catalog)
-        if table is not None and table.vectors:
+        if table is not None and (table.vectors or table.arrays):
             _assignments(tree.expressions, table, ctx)
 
 
@@ -746,7 +778,13 @@ def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Ca
     shape = find_knn(tree, catalog)
     skip = {id(n) for n in shape.distances} if shape is not None else set()
     names = _item_names(tree)
-    vectors = ExprPass(partial(_column_dim, catalog), ctx.vector_params, skip)
+    vectors = ExprPass(
+        partial(_column_dim, catalog),
+        ctx.vector_params,
+        skip,
+        array_params=ctx.array_params,
+        array_dim=partial(_column_dim, catalog, arrays=True),
+    )
     vectors.run(tree)
     if _order_by_value(tree, vectors, shape) or vectors.changed:
         ctx.changed = True
@@ -765,13 +803,14 @@ def rewrite_query(sql: str, tokens: Sequence[Token], tree: exp.Expr, catalog: Ca
             out.append(text)
             pos = end
         out.append(sql[pos:])
-        return Rewritten("".join(out), dict(ctx.vector_params), outputs)
-    return Rewritten(generate(tree), dict(ctx.vector_params), outputs)
+        return Rewritten("".join(out), dict(ctx.vector_params), outputs, dict(ctx.array_params))
+    return Rewritten(generate(tree), dict(ctx.vector_params), outputs, dict(ctx.array_params))
 
 
-def _column_dim(catalog: Catalog, node: exp.Expr) -> int | None:
-    """The dimension of the vector column ``node`` names (0: any); None: not one."""
-    binding = resolve(node, catalog)
+def _column_dim(catalog: Catalog, node: exp.Expr, arrays: bool = False) -> int | None:
+    """The dimension of the vector column (or array of vectors) ``node`` names (0: any);
+    None: not one."""
+    binding = resolve(node, catalog, arrays)
     if binding is None:
         return None
     return binding.column.dim or 0
@@ -853,7 +892,9 @@ def _vector_outputs(tree: exp.Expr, vectors: ExprPass) -> frozenset[str]:
     for item in _result_items(tree):
         value = item.this if isinstance(item, exp.Alias) else item
         # (a table's column PostgreSQL reports as that column: the proxy knows those)
-        if vectors.is_vector(value) and not isinstance(unparen(value), exp.Column):
+        if (vectors.is_vector(value) or vectors.is_vector_array(value)) and not isinstance(
+            unparen(value), exp.Column
+        ):
             name = column_name(item)
             if name is not None:
                 out.add(name)
