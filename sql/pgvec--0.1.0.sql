@@ -695,6 +695,22 @@ UPDATE pgvec.indexes SET rel = relid WHERE rel IS NULL OR rel::oid <> relid;
 -- builds the last of them in its place; DROP INDEX of one of them forgets it.
 ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS standby jsonb NOT NULL DEFAULT '[]';
 
+-- The one-column CHECK constraints that call a function (pg_depend): the column, the
+-- function and the constraint's definition, which the views below read pgvec's out of.
+CREATE OR REPLACE VIEW pgvec._column_checks AS
+SELECT c.conrelid AS relid, n.nspname AS schema_name, r.relname AS table_name, a.attnum,
+       a.attname AS column_name, a.atttypid, d.refobjid AS fn, c.oid AS conoid,
+       pg_get_constraintdef(c.oid) AS def
+FROM pg_depend d
+JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+JOIN pg_class r ON r.oid = c.conrelid
+JOIN pg_namespace n ON n.oid = r.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+WHERE d.refclassid = 'pg_proc'::regclass
+  AND c.contype = 'c'
+  AND cardinality(c.conkey) = 1
+  AND NOT a.attisdropped;
+
 -- Vector columns, discovered from CHECK (pgvec.is_vector(col, dim)) constraints, columns
 -- of any dimension (dim NULL) from CHECK (pgvec.is_vector(col)) ones, and
 -- binary vector columns (is_binary, dim in bits) from CHECK (pgvec.is_binary_vector(
@@ -710,46 +726,24 @@ SELECT DISTINCT ON (v.relid, v.attnum)
        v.relid, v.schema_name, v.table_name, v.attnum, v.column_name, v.dim, v.checked,
        v.is_binary
 FROM (
-    SELECT c.conrelid AS relid,
-           n.nspname AS schema_name,
-           r.relname AS table_name,
-           a.attnum,
-           a.attname AS column_name,
-           (regexp_match(pg_get_constraintdef(c.oid),
+    SELECT k.relid, k.schema_name, k.table_name, k.attnum, k.column_name,
+           (regexp_match(k.def,
                          '^CHECK \((?:pgvec\.)?is_(?:binary_)?vector\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
                AS dim,
            true AS checked,
-           c.oid AS ord,
-           d.refobjid = 'pgvec.is_binary_vector(bytea,integer)'::regprocedure AS is_binary
-    FROM pg_depend d
-    JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
-    JOIN pg_class r ON r.oid = c.conrelid
-    JOIN pg_namespace n ON n.oid = r.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-    WHERE d.refclassid = 'pg_proc'::regclass
-      AND d.refobjid IN ('pgvec.is_vector(bytea,integer)'::regprocedure,
-                         'pgvec.is_binary_vector(bytea,integer)'::regprocedure)
-      AND c.contype = 'c'
-      AND cardinality(c.conkey) = 1
-      AND NOT a.attisdropped
-      AND pg_get_constraintdef(c.oid)
-          ~ '^CHECK \((?:pgvec\.)?is_(?:binary_)?vector\(.*, (\d+)\)\)( NOT VALID)?$'
+           k.conoid AS ord,
+           k.fn = 'pgvec.is_binary_vector(bytea,integer)'::regprocedure AS is_binary
+    FROM pgvec._column_checks k
+    WHERE k.fn IN ('pgvec.is_vector(bytea,integer)'::regprocedure,
+                   'pgvec.is_binary_vector(bytea,integer)'::regprocedure)
+      AND k.def ~ '^CHECK \((?:pgvec\.)?is_(?:binary_)?vector\(.*, (\d+)\)\)( NOT VALID)?$'
     UNION ALL
     -- a column of any dimension
-    SELECT c.conrelid, n.nspname, r.relname, a.attnum, a.attname, NULL::integer, true,
-           c.oid, false
-    FROM pg_depend d
-    JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
-    JOIN pg_class r ON r.oid = c.conrelid
-    JOIN pg_namespace n ON n.oid = r.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-    WHERE d.refclassid = 'pg_proc'::regclass
-      AND d.refobjid = 'pgvec.is_vector(bytea)'::regprocedure
-      AND c.contype = 'c'
-      AND cardinality(c.conkey) = 1
-      AND NOT a.attisdropped
-      AND pg_get_constraintdef(c.oid)
-          ~ '^CHECK \((?:pgvec\.)?is_vector\((?:"(?:[^"]|"")*"|[^",()]*)\)\)( NOT VALID)?$'
+    SELECT k.relid, k.schema_name, k.table_name, k.attnum, k.column_name, NULL::integer, true,
+           k.conoid, false
+    FROM pgvec._column_checks k
+    WHERE k.fn = 'pgvec.is_vector(bytea)'::regprocedure
+      AND k.def ~ '^CHECK \((?:pgvec\.)?is_vector\((?:"(?:[^"]|"")*"|[^",()]*)\)\)( NOT VALID)?$'
     UNION ALL
     -- an indexed column without its CHECK: binary when its index's metric is
     SELECT i.relid, n.nspname, r.relname, a.attnum, a.attname, i.dim, false, 0::oid,
@@ -765,22 +759,15 @@ ORDER BY v.relid, v.attnum, v.checked DESC, v.ord;
 -- Arrays of vectors (vector[], vector(n)[]), discovered from CHECK
 -- (pgvec.is_vector_array(col[, dim])) constraints on bytea[] columns as vector columns are.
 CREATE OR REPLACE VIEW pgvec.vector_array_columns AS
-SELECT DISTINCT ON (c.conrelid, a.attnum)
-       c.conrelid AS relid, a.attnum, a.attname AS column_name,
-       (regexp_match(pg_get_constraintdef(c.oid),
-                     '^CHECK \((?:pgvec\.)?is_vector_array\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
+SELECT DISTINCT ON (k.relid, k.attnum)
+       k.relid, k.attnum, k.column_name,
+       (regexp_match(k.def, '^CHECK \((?:pgvec\.)?is_vector_array\(.*, (\d+)\)\)( NOT VALID)?$'))[1]::integer
            AS dim
-FROM pg_depend d
-JOIN pg_constraint c ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
-JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-WHERE d.refclassid = 'pg_proc'::regclass
-  AND d.refobjid IN ('pgvec.is_vector_array(bytea[],integer)'::regprocedure,
-                     'pgvec.is_vector_array(bytea[])'::regprocedure)
-  AND c.contype = 'c'
-  AND cardinality(c.conkey) = 1
-  AND NOT a.attisdropped
-  AND a.atttypid = 'bytea[]'::regtype
-ORDER BY c.conrelid, a.attnum, c.oid;
+FROM pgvec._column_checks k
+WHERE k.fn IN ('pgvec.is_vector_array(bytea[],integer)'::regprocedure,
+               'pgvec.is_vector_array(bytea[])'::regprocedure)
+  AND k.atttypid = 'bytea[]'::regtype
+ORDER BY k.relid, k.attnum, k.conoid;
 
 -- A column's type as clients see it through pgvec: vector(n) for a vector column, else
 -- PostgreSQL's format_type(). The proxy calls it where a catalog query (psql's \d,

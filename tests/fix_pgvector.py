@@ -11,6 +11,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from tests.fix_proxy import pgvector_database
+
 
 @pytest.fixture
 def both(proxy_uri: str, real_pgvector_uri: str) -> dict[str, str]:
@@ -42,19 +44,7 @@ def _plain(value: Any) -> Any:
 
 
 @pytest.fixture
-def real_pgvector_db(pg_uri: str, dbname: str) -> Iterator[str]:
-    """A database next to the test's, with the real pgvector extension."""
-    name = dbname + "_pgv"
-    with psycopg.connect(pg_uri, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(pg_uri, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def real_pgvector_uri(pg_uri: str, real_pgvector_db: str) -> str:
-    uri = urlunsplit(urlsplit(pg_uri)._replace(path="/" + real_pgvector_db))
-    with psycopg.connect(uri, autocommit=True) as c:
-        c.execute("CREATE EXTENSION vector")
-    return uri
+def real_pgvector_uri(pg_uri: str) -> Iterator[str]:
+    """URI of a database next to the test's, with the real pgvector extension."""
+    with pgvector_database(pg_uri) as c:
+        yield urlunsplit(urlsplit(pg_uri)._replace(path="/" + c.info.dbname))
