@@ -49,6 +49,11 @@ def binary_in(value: bytes, dim: int | None) -> bytes:
     """A ``vector[]`` parameter in binary format -> the ``bytea[]`` PostgreSQL reads."""
 
     def element(data: bytes) -> bytes:
+        if data[:1] == b"[" and data[-1:] == b"]":
+            # text in binary format: how asyncpg sends a str element of pgvector's type
+            # (an enum's label to it) when no vector codec is registered. (pgvector's binary
+            # form never starts with "[": that would be over 23,000 dimensions.)
+            return vectors.to_bytes(vectors.parse_text(data.decode("utf-8", "replace"), dim))
         return vectors.to_bytes(vectors.from_pgvector_binary(data, dim))
 
     try:

@@ -92,8 +92,14 @@ def test_asyncpg(both: dict[str, str]) -> None:
         try:
             await conn.execute(TABLE)
             await conn.execute("""INSERT INTO items (embeddings) VALUES ('{"[1,2,3]",NULL}')""")
-            # without a codec, asyncpg reads the vectors as text (enum labels to it)
-            plain = [list(r[0]) for r in await conn.fetch("SELECT embeddings FROM items")]
+            # without a codec, asyncpg sends and reads the vectors as text (enum labels to
+            # it): SQLAlchemy's ARRAY(VECTOR(3)) on asyncpg
+            await conn.execute("INSERT INTO items (fixed) VALUES ($1)", ["[1,2]", None])
+            await conn.execute("INSERT INTO items (embeddings) VALUES ($1::vector(2)[])", ["[3,4]"])
+            plain = [
+                [r[0] and list(r[0]), r[1] and list(r[1])]
+                for r in await conn.fetch("SELECT embeddings, fixed FROM items ORDER BY id")
+            ]
             await conn.execute("DELETE FROM items")
             await register_asyncpg(conn)
             await conn.execute(
@@ -114,7 +120,7 @@ def test_asyncpg(both: dict[str, str]) -> None:
             await conn.close()
 
     out = on_both(both, lambda uri: asyncio.run(run_async(uri)))
-    assert out[0] == [["[1,2,3]", None]]
+    assert out[0] == [[["[1,2,3]", None], None], [None, ["[1,2]", None]], [["[3,4]"], None]]
     assert np.array_equal(out[1][0][1], EMBEDDINGS[1])
     assert np.array_equal(out[2][2][1], [3, 4])
 

@@ -88,6 +88,15 @@ def test_binary_both_ways() -> None:
     assert back == client
 
 
+def test_binary_in_takes_text_elements() -> None:
+    """asyncpg without a vector codec: a binary array whose elements are text."""
+    client = _binary_array(FACE, [b"[1,2]", None], [2])
+    stored = vector_arrays.binary_in(client, 2)
+    assert stored == _binary_array(
+        vectors.BYTEA_OID, [np.array([1, 2], "<f4").tobytes(), None], [2]
+    )
+
+
 def test_binary_in_refuses() -> None:
     good = _binary_array(FACE, [vectors.to_pgvector_binary(np.ones(2, "<f4").tobytes())], [1])
     with pytest.raises(DimensionMismatch, match="expected 3 dimensions, not 2"):
