@@ -162,6 +162,9 @@ class Session:
         #: CREATE and DROP INDEX of pgvec indexes in the open transaction (deferred.py),
         #: carried out at its commit
         self._deferred: list[deferred.Deferred] = []
+        #: a rewriter that searches exactly the tables ``_deferred`` indexes, and what it
+        #: was made from (_exact_while_indexing)
+        self._exact_rewriter: tuple[Rewriter, frozenset[int], Rewriter] | None = None
         #: the simple Query being handled runs in a transaction of its own (several.py)
         self._implicit_query = False
         #: the statements of ``_deferred`` ran in a Query's implicit transaction:
@@ -974,6 +977,7 @@ class Session:
                 await self._read_state(reads, ClientBackend(self.server, self.relay, sync=sync))
             assert state.txn_rewriter is not None
             rewriter = state.txn_rewriter
+        rewriter = self._exact_while_indexing(rewriter)
         if not rewriter.catalog.may_concern(sql):
             return None
         if not state.path_current() and rewriter.catalog.needs_search_path(sql):
@@ -981,6 +985,19 @@ class Session:
                 Reads(path=True), ClientBackend(self.server, self.relay, sync=sync)
             )
         return rewriter, state.search_path if state.path_current() else None
+
+    def _exact_while_indexing(self, rewriter: Rewriter) -> Rewriter:
+        """``rewriter``, with the tables the client's open transaction indexes searched
+        exactly, in SQL, until it commits: pgvec builds their indexes once it has, and
+        cannot read a table that transaction holds locked."""
+        indexed = frozenset(op.table.relid for op in deferred.creates(self._deferred))
+        if indexed <= rewriter.catalog.exact:
+            return rewriter
+        memo = self._exact_rewriter
+        if memo is None or memo[0] is not rewriter or memo[1] != indexed:
+            memo = (rewriter, indexed, rewriter.with_exact(indexed))
+            self._exact_rewriter = memo
+        return memo[2]
 
     def _check_committed(self, plan: KnnPlan) -> None:
         if self.state.uncommitted(plan.table.relid, plan.column.attnum):

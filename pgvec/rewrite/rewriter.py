@@ -207,6 +207,12 @@ class Rewriter:
             self._catalogs[search_path] = catalog
         return catalog
 
+    def with_exact(self, relids: frozenset[int]) -> Rewriter:
+        """A rewriter whose catalog also searches the tables ``relids`` exactly, in SQL
+        (:attr:`Catalog.exact`)."""
+        exact = self.catalog.exact | relids
+        return Rewriter(dataclasses.replace(self.catalog, exact=exact), self.maxsize)
+
     def with_table(self, table: TableInfo) -> Rewriter:
         """A rewriter whose catalog also holds ``table`` (not yet committed)."""
         tables = dict(self.catalog.tables)

@@ -6,9 +6,11 @@ leaves nothing. The clients run on psycopg's defaults (autocommit off).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -136,6 +138,40 @@ def test_create_index_on_a_table_of_the_same_transaction(
         51,
     )
     assert index_files(data_dir) != []
+
+
+@pytest.mark.parametrize("opclass", ["", " vector_cosine_ops"])
+def test_search_in_the_transaction_that_indexes_the_table(
+    pconn: psycopg.Connection, client: psycopg.Connection, opclass: str
+) -> None:
+    """A table made and filled before, indexed in the client's open transaction, then
+    searched in it (with a row of that transaction): the answer is exact, as PostgreSQL's
+    would be with the index it sees. (pgvec builds the index at the commit; it used to
+    fail with 55006, unable to track a table the transaction holds locked.)"""
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    pconn.execute(
+        "INSERT INTO t SELECT i, format('[%s,%s,%s]', i, i + 1, i % 7)::vector"
+        " FROM generate_series(1, 60) i"
+    )
+    client.execute(f"CREATE INDEX ON t USING hnsw (v{opclass})")
+    client.execute("INSERT INTO t VALUES (100, '[0.5,1,0.5]')")
+    query = f"SELECT id FROM t ORDER BY v {'<=>' if opclass else '<->'} %s LIMIT 4"
+    rows = client.execute("SELECT id, v::text FROM t").fetchall()
+    ids = np.array([i for i, _ in rows])
+    vs = np.array([json.loads(v) for _, v in rows], dtype=np.float64)
+    for q in ([0, 1, 0], [30.2, 31, 2.5]):
+        if opclass:
+            d = 1 - vs @ q / (np.linalg.norm(vs, axis=1) * np.linalg.norm(q))
+        else:
+            d = np.linalg.norm(vs - q, axis=1)
+        expected = [(int(i),) for i in ids[np.argsort(d, kind="stable")[:4]]]
+        assert client.execute(query, (json.dumps(q),)).fetchall() == expected
+    client.commit()
+    assert client.execute(query, ("[0,1,0]",)).fetchall()[0] == (100,)
+    assert pconn.execute("SELECT state, rows_indexed FROM pgvec.indexes").fetchone() == (
+        "ready",
+        61,
+    )
 
 
 def test_create_index_concurrently_in_a_transaction_is_refused(
