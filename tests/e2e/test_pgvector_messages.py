@@ -45,6 +45,9 @@ CREATE INDEX ON e USING hnsw (v vector_l2_ops) WITH (m = 1);
 CREATE INDEX ON e USING hnsw (v vector_l2_ops) WITH (ef_construction = 1001);
 CREATE INDEX ON e USING ivfflat (v vector_l2_ops) WITH (lists = 0);
 CREATE INDEX ON e USING ivfflat (v vector_l2_ops) WITH (lists = 40000);
+CREATE INDEX ON e USING hnsw (nosuch vector_l2_ops);
+CREATE INDEX ON e USING hnsw (id);
+CREATE INDEX ON e USING ivfflat (id vector_l2_ops);
 """
 
 

@@ -5,11 +5,14 @@ import struct
 import pytest
 
 from pgvec.errors import (
+    DatatypeMismatch,
     DimensionMismatch,
     FeatureNotSupported,
     InvalidParameter,
     InvalidVector,
     NonFiniteVector,
+    UndefinedColumn,
+    UndefinedObject,
 )
 from pgvec.rewrite import (
     Catalog,
@@ -48,7 +51,6 @@ HEX123 = "'\\x0000803f0000004000004040'::bytea"
         "SET LOCAL statement_timeout = 5",
         "SHOW hnsw.ef_search",
         "CREATE INDEX ON items (price)",
-        "CREATE INDEX ON items USING hnsw (title)",
         "CREATE INDEX ON unknown USING hnsw (e)",
         "SELECT '[1,2' FROM",  # does not parse: fail open
         "INSERT INTO cats VALUES (1, '[1,2]')",
@@ -178,6 +180,10 @@ def test_alter_column_type_vector(catalog: Catalog) -> None:
         ("SET hnsw.ef_search = 0", InvalidParameter),
         ("SET hnsw.ef_search = abc", InvalidParameter),
         ("SET ivfflat.probes TO 40000", InvalidParameter),
+        # pgvector's index on a column that is not a vector: PostgreSQL's errors
+        ("CREATE INDEX ON items USING hnsw (title)", UndefinedObject),
+        ("CREATE INDEX ON items USING ivfflat (title vector_l2_ops)", DatatypeMismatch),
+        ("CREATE INDEX ON items USING hnsw (nosuch vector_l2_ops)", UndefinedColumn),
     ],
 )
 def test_errors(sql: str, error: type[Exception], catalog: Catalog) -> None:

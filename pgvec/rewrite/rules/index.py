@@ -8,12 +8,15 @@ from collections.abc import Sequence
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
-from pgvec.rewrite.catalog import Catalog
+from pgvec.errors import DatatypeMismatch, UndefinedColumn, UndefinedObject
+from pgvec.rewrite.catalog import Catalog, TableInfo
 from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexAction, IndexDef, Reindex
 from pgvec.rewrite.dialect import tokenize
 from pgvec.rewrite.tokens import TokenCursor
 
 VECTOR_METHODS = frozenset({"hnsw", "ivfflat", "flat", "ivf_flat", "ivf_sq8", "ivf_pq", "diskann"})
+#: the methods pgvector has (PostgreSQL knows no other of the above)
+PGVECTOR_METHODS = frozenset({"hnsw", "ivfflat"})
 
 
 def rewrite_drop_index(tokens: Sequence[Token]) -> DropIndex | None:
@@ -57,6 +60,31 @@ def rewrite_reindex(tokens: Sequence[Token]) -> Reindex | None:
     return Reindex(name, concurrently)
 
 
+def _refuse_column(table: TableInfo, name: str, method: str, cur: TokenCursor) -> None:
+    """pgvector's index on a column of a vector table that is not a vector column: the
+    error PostgreSQL with pgvector gives (without pgvector, PostgreSQL would say only
+    that the access method does not exist)."""
+    if name not in table.columns:
+        raise UndefinedColumn(f'column "{name}" does not exist')
+    i = table.columns.index(name)
+    if name in table.arrays:
+        type_name = "vector[]"
+    elif i < len(table.column_types):
+        type_name = table.column_types[i]
+    else:
+        return  # (its type not known here: PostgreSQL's message)
+    tok = cur.peek()
+    if tok is not None and tok.token_type == TokenType.R_PAREN:
+        raise UndefinedObject(
+            f'data type {type_name} has no default operator class for access method "{method}"',
+            hint="You must specify an operator class for the index or define a default"
+            " operator class for the data type.",
+        )
+    opclass = cur.ident()
+    if opclass is not None:
+        raise DatatypeMismatch(f'operator class "{opclass}" does not accept data type {type_name}')
+
+
 def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateIndex | None:
     """CreateIndex for a vector method on a catalog vector column, else None (passthrough)."""
     cur = TokenCursor(tokens)
@@ -90,6 +118,8 @@ def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateInd
     col = cur.ident()
     column = table.vectors.get(col) if col is not None else None
     if column is None:
+        if col is not None and method in PGVECTOR_METHODS:
+            _refuse_column(table, col, method, cur)
         return None
     opclass: str | None = None
     if not _accept(cur, TokenType.R_PAREN):
