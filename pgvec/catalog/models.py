@@ -140,6 +140,9 @@ class IndexDef:
     opclass: str | None
     options: dict[str, str]
     concurrently: bool = False  # build in the background, return at once
+    #: a partial index's predicate (WHERE), as written: checked, then not kept (pgvec
+    #: indexes every row; a search filters by its own WHERE clause)
+    where: str | None = None
 
     @property
     def default_name(self) -> str:

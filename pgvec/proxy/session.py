@@ -82,6 +82,7 @@ from pgvec.rewrite.rules.created import provisional_table
 from pgvec.rewrite.rules.database import LetGo, database_to_let_go
 from pgvec.rewrite.rules.index import parse_index_name
 from pgvec.rewrite.split import Piece, split_statements
+from pgvec.rewrite.tokens import quote_ident
 from pgvec.wire import messages as m
 from pgvec.wire.framing import FrameBuffer, Message
 
@@ -786,6 +787,8 @@ class Session:
         self._check_deferred(idef)
         self._deferred.append(idef)
         self._deferred_in_query()
+        if idef.where is not None:  # (its predicate unchecked: the Query has not run yet)
+            self._partial_notice(idef)
         return several.index_call(idef)
 
     async def _drop_index_in_query(self, decision: DropIndex) -> str:
@@ -1060,6 +1063,27 @@ class Session:
             return m.encode_data_row([value]) + m.command_complete("SELECT 1")
         return m.command_complete(await self._run_ddl(decision, simple=simple))
 
+    async def _check_partial(self, idef: IndexDef, *, simple: bool) -> None:
+        """A partial index (``CREATE INDEX ... WHERE``): its predicate is checked on the
+        client's connection, as the client, and the client is told that pgvec indexes
+        every row (a search is filtered by its own WHERE clause, and k rows come back
+        whatever the filter, so the index's predicate is not needed)."""
+        if idef.where is None:
+            return
+        table = f"{quote_ident(idef.table.schema)}.{quote_ident(idef.table.name)}"
+        await ClientBackend(self.server, self.relay, sync=simple).rows(
+            f"SELECT FROM {table} WHERE {idef.where} LIMIT 0", [], [], [], binary=False
+        )
+        self._partial_notice(idef)
+
+    def _partial_notice(self, idef: IndexDef) -> None:
+        self.relay.emit(
+            m.notice_response(
+                f'index "{idef.default_name}" covers every row of table "{idef.table.name}":'
+                " pgvec keeps no WHERE clause of an index; a search is filtered by its own"
+            )
+        )
+
     def _check_not_aborted(self) -> None:
         if self.relay.txn_status == b"E":  # as PostgreSQL answers any statement
             raise InFailedTransaction(
@@ -1075,6 +1099,7 @@ class Session:
         if isinstance(decision, CreateIndex):
             table = decision.index.table
             await self._check_owner(table.relid, f"table {table.name}", simple=simple)
+            await self._check_partial(decision.index, simple=simple)
             if self.relay.txn_status == b"T":
                 if decision.index.concurrently:
                     raise ActiveTransaction(CONCURRENTLY_IN_BLOCK)

@@ -130,7 +130,7 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
     if head == "CREATE":
         words = {t.text.upper() for t in tokens[1:4]}
         if "INDEX" in words:
-            return rewrite_create_index(tokens, catalog) or _PASS
+            return rewrite_create_index(sql, tokens, catalog) or _PASS
         if "TABLE" in words:
             text = rewrite_create_table(sql, tokens)
             return Rewritten(text, {}) if text is not None else _PASS

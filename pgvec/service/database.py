@@ -748,6 +748,7 @@ class Database:
         async with self._table_lock(idef.table.relid):
             got = await self.run(indexes.register, self, idef, command)
             if got is None:
+                self.note_ddl()  # (a name may have changed: the same definition again)
                 return
             build, spec = got
             if not concurrently:

@@ -105,10 +105,11 @@ def pending_index(idef: IndexDef, pending: Sequence[IndexDef]) -> None:
 
 def record(
     db: Database, conn: psycopg.Connection, idef: IndexDef, spec: IndexSpec, state: str
-) -> tuple[str, bool] | None:
-    """Check CREATE INDEX and record the index in ``state``; returns its name and
-    whether it superseded the column's index of its operator class, or None if IF NOT
-    EXISTS found it already there."""
+) -> tuple[str, bool, bool] | None:
+    """Check CREATE INDEX and record the index in ``state``; returns its name, whether
+    it superseded the column's index of its operator class, and whether it is built
+    already (it superseded a ready index of the same method and options: what it would
+    build is there); None if IF NOT EXISTS found it already there."""
     info = idef.table
     column = idef.column
     schema = info.schema
@@ -138,11 +139,32 @@ def record(
                 f'index "{serving}" of the same operator class is released',
                 hint=f"Load it first: SELECT pgvec.load('{serving}');",
             )
+        options = json.dumps(dict(spec.params))
+        same = conn.execute(
+            f"SELECT state = 'ready' AND method = %s AND options = %s::jsonb FROM pgvec.indexes"
+            f" WHERE {_KEY}",
+            (spec.index_type, options, info.relid, *slot),
+        ).fetchone()
+        built = bool(same and same[0])
         conn.execute(
-            _SUPERSEDE, (name, spec.index_type, json.dumps(dict(spec.params)), info.relid, *slot)
+            _SUPERSEDE,
+            (
+                name,
+                spec.index_type,
+                options,
+                "ready" if built else state,
+                1 if built else 0,
+                info.relid,
+                *slot,
+            ),
         )
-        log.info("index %s supersedes %s (one index per operator class is built)", name, serving)
-        return name, True
+        log.info(
+            "index %s supersedes %s (one index per operator class is built)%s",
+            name,
+            serving,
+            ": the same definition, built already" if built else "",
+        )
+        return name, True, built
     conn.execute(
         "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
         " method, metric, options, state, progress, dim)"
@@ -161,15 +183,16 @@ def record(
             column.dim,
         ),
     )
-    return name, False
+    return name, False, False
 
 
 #: the column's index of an operator class becomes a standby of a new one, being built
+#: (or built already: the same definition)
 _SUPERSEDE = f"""
 UPDATE pgvec.indexes SET
     standby = standby || jsonb_build_array(jsonb_build_object('index_name', index_name,
         'method', method, 'options', options, 'created_at', created_at, 'state', state)),
-    index_name = %s, method = %s, options = %s, state = 'building', progress = 0,
+    index_name = %s, method = %s, options = %s, state = %s, progress = %s,
     error = NULL, created_at = now(), updated_at = now()
 WHERE {_KEY}"""
 #: the last standby index of the row is the row's again (its state as it was, if given)
@@ -185,7 +208,8 @@ RETURNING index_name::text, state"""
 
 def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSpec] | None:
     """Check CREATE INDEX, record the index as 'building' and return its Build (not yet
-    started); None if IF NOT EXISTS found it already there. Caller holds the table lock.
+    started); None if there is nothing to build (IF NOT EXISTS found it already there, or
+    it superseded a ready index of the same definition). Caller holds the table lock.
     """
     info = idef.table
     metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
@@ -193,9 +217,9 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
     spec = IndexSpec.create(idef.method, metric, idef.options)
     with db.pool.connection() as conn:
         recorded = record(db, conn, idef, spec, "building")
-        if recorded is None:
+        if recorded is None or recorded[2]:
             return None
-        name, supersedes = recorded
+        name, supersedes, _ = recorded
         build = Build(
             info.schema,
             name,

@@ -213,3 +213,45 @@ def test_a_promotion_cut_short_is_built_at_the_next_start(
             assert nearest(conn, QUERIES[0])[0] == exact(QUERIES[0])[0]
     manifest = next((data_dir / "indexes").rglob("manifest.json")).read_text()
     assert "IVF_FLAT" in manifest
+
+
+def test_partial_indexes_one_per_category(
+    pconn: psycopg.Connection, pg_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pgvector's README way of filtering: a partial index per category. pgvec indexes
+    every row once (the same definition again builds nothing), says so in a NOTICE, and
+    a filtered search returns the category's exact top-k; the predicate is checked as
+    PostgreSQL checks it."""
+    notices: list[str] = []
+    pconn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    fill(pconn)
+    pconn.execute("ALTER TABLE items ADD COLUMN category int")
+    pconn.execute("UPDATE items SET category = id % 3")
+    caplog.set_level("INFO", logger="pgvec")
+    partial = "CREATE INDEX items_c{0} ON items USING hnsw (embedding vector_l2_ops)"
+    tags = [
+        pconn.execute(partial.format(c) + f" WHERE (category = {c})").statusmessage
+        for c in range(3)
+    ]
+    assert tags == ["CREATE INDEX"] * 3
+    assert notices[-1] == (
+        'index "items_c2" covers every row of table "items": pgvec keeps no WHERE clause of'
+        " an index; a search is filtered by its own"
+    )
+    assert wait_ready(pconn) == [("items_c2", "HNSW", "ready", ["items_c0", "items_c1"])]
+    assert sum("built already" in r.getMessage() for r in caplog.records) == 2
+    for q in QUERIES:
+        got = pconn.execute(
+            "SELECT id FROM items WHERE category = 1 ORDER BY embedding <-> %s LIMIT 5",
+            (vec(q),),
+        ).fetchall()
+        ids = np.arange(N)[np.arange(N) % 3 == 1]
+        d = np.linalg.norm(ROWS[ids] - q, axis=1)
+        assert [r[0] for r in got] == ids[np.argsort(d)[:5]].tolist()
+    with pgvector_database(pg_uri) as real:
+        for conn in (pconn, real):
+            if conn is real:
+                fill(real)
+                real.execute("ALTER TABLE items ADD COLUMN category int")
+            with pytest.raises(psycopg.errors.UndefinedColumn, match='column "nosuch"'):
+                conn.execute(partial.format(9) + " WHERE nosuch = 1")

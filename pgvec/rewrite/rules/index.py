@@ -85,7 +85,7 @@ def _refuse_column(table: TableInfo, name: str, method: str, cur: TokenCursor) -
         raise DatatypeMismatch(f'operator class "{opclass}" does not accept data type {type_name}')
 
 
-def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateIndex | None:
+def rewrite_create_index(sql: str, tokens: Sequence[Token], catalog: Catalog) -> CreateIndex | None:
     """CreateIndex for a vector method on a catalog vector column, else None (passthrough)."""
     cur = TokenCursor(tokens)
     if not cur.accept("CREATE"):
@@ -143,10 +143,14 @@ def rewrite_create_index(tokens: Sequence[Token], catalog: Catalog) -> CreateInd
             if _accept(cur, TokenType.R_PAREN):
                 break
             return None
-    if not cur.done:  # TABLESPACE, WHERE (partial index), INCLUDE: not ours to judge
+    where: str | None = None
+    if cur.accept("WHERE") and not cur.done:  # a partial index: its predicate, as written
+        where = sql[tokens[cur.i].start : tokens[-1].end + 1]
+        cur.i = len(tokens)
+    if not cur.done:  # TABLESPACE, INCLUDE: not ours to judge
         return None
     return CreateIndex(
-        IndexDef(name, if_not_exists, table, column, method, opclass, options, concurrently)
+        IndexDef(name, if_not_exists, table, column, method, opclass, options, concurrently, where)
     )
 
 
