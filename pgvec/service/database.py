@@ -893,7 +893,8 @@ class Database:
     async def drop_index(self, schema: str | None, name: str, *, if_exists: bool) -> None:
         """DROP INDEX. An index that superseded others of its operator class on its
         column gives its place to the last of them, built in the background while the
-        dropped one serves (as REINDEX CONCURRENTLY)."""
+        dropped one serves (as REINDEX CONCURRENTLY), unless it is of the same method
+        and options."""
         row = await self.run(self._find_index, schema, name)
         if row is not None and row.index_name != name:  # a standby index: only a record
             await self.run(indexes.drop, self, schema, name, if_exists)
@@ -907,8 +908,8 @@ class Database:
             await asyncio.wait([build.task])  # stops at its next progress report
         promoted = await self.run(indexes.drop, self, schema, name, if_exists)
         if promoted is not None:
-            standby, state = promoted
-            if state != "released":  # (else REINDEX once loaded)
+            standby, state, rebuild = promoted
+            if rebuild and state != "released":  # (else REINDEX once loaded)
                 await self.reindex(schema, standby, concurrently=True)
         elif row is not None:
             self.released.pop(row.key, None)

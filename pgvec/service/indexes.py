@@ -411,9 +411,12 @@ def rebuild(conn: psycopg.Connection, state: TableState, row: IndexRow) -> None:
     )
 
 
-def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> tuple[str, str] | None:
+def drop(
+    db: Database, schema: str | None, name: str, if_exists: bool
+) -> tuple[str, str, bool] | None:
     """DROP INDEX; returns the name and state of the standby index that takes the
-    dropped one's place, if there is one (to be built: its files are the dropped one's)."""
+    dropped one's place, if there is one, and whether it is to be built (its files are
+    the dropped one's: not if it has the same method and options)."""
     with db.pool.connection() as conn:
         row = find(conn, schema, name)
         if row is None:
@@ -425,11 +428,16 @@ def drop(db: Database, schema: str | None, name: str, if_exists: bool) -> tuple[
             conn.execute(_FORGET_STANDBY, (name, relid, *slot))
             log.info("dropped standby index %s", name)
             return None
+        same = conn.execute(
+            "SELECT standby->-1->>'method' = method AND standby->-1->'options' = options"
+            f" FROM pgvec.indexes WHERE {_KEY}",
+            (relid, *slot),
+        ).fetchone()
         # (the state of the dropped index's files and memory, which the standby takes)
         promoted = conn.execute(_RESTORE_LAST, (row[4], None, relid, *slot)).fetchone()
         if promoted is not None:
             log.info("dropped index %s; %s takes its place", name, promoted[0])
-            return str(promoted[0]), str(promoted[1])
+            return str(promoted[0]), str(promoted[1]), not (same and same[0])
         conn.execute(f"DELETE FROM pgvec.indexes WHERE {_KEY}", (relid, *slot))
         state = db.tables.get(relid)
         if state is not None:

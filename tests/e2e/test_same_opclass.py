@@ -248,6 +248,13 @@ def test_partial_indexes_one_per_category(
         ids = np.arange(N)[np.arange(N) % 3 == 1]
         d = np.linalg.norm(ROWS[ids] - q, axis=1)
         assert [r[0] for r in got] == ids[np.argsort(d)[:5]].tolist()
+    # the one in its place has the same definition: it serves at once, nothing rebuilt
+    assert pconn.execute("DROP INDEX items_c2").statusmessage == "DROP INDEX"
+    assert indexes(pconn) == [("items_c1", "HNSW", "ready", ["items_c0"])]
+    explained = pconn.execute(
+        "EXPLAIN SELECT id FROM items ORDER BY embedding <-> %s LIMIT 5", (vec(QUERIES[0]),)
+    ).fetchall()
+    assert any("using items_c1" in line for (line,) in explained), explained
     with pgvector_database(pg_uri) as real:
         for conn in (pconn, real):
             if conn is real:
