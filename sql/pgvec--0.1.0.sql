@@ -769,6 +769,81 @@ WHERE k.fn IN ('pgvec.is_vector_array(bytea[],integer)'::regprocedure,
   AND k.atttypid = 'bytea[]'::regtype
 ORDER BY k.relid, k.attnum, k.conoid;
 
+-- information_schema.columns as clients see it through pgvec: a vector column's data_type
+-- is USER-DEFINED and its udt_name vector, an array of vectors' ARRAY and _vector, as with
+-- pgvector (LangChain's PGVectorStore checks them), where pgvec's vector type exists. The
+-- proxy reads this view where a query names information_schema.columns.
+CREATE OR REPLACE VIEW pgvec.information_schema_columns AS
+SELECT c.table_catalog,
+       c.table_schema,
+       c.table_name,
+       c.column_name,
+       c.ordinal_position,
+       c.column_default,
+       c.is_nullable,
+       CASE WHEN v.is_array IS NULL THEN c.data_type
+            WHEN v.is_array THEN 'ARRAY' ELSE 'USER-DEFINED' END::information_schema.character_data
+           AS data_type,
+       c.character_maximum_length,
+       c.character_octet_length,
+       c.numeric_precision,
+       c.numeric_precision_radix,
+       c.numeric_scale,
+       c.datetime_precision,
+       c.interval_type,
+       c.interval_precision,
+       c.character_set_catalog,
+       c.character_set_schema,
+       c.character_set_name,
+       c.collation_catalog,
+       c.collation_schema,
+       c.collation_name,
+       c.domain_catalog,
+       c.domain_schema,
+       c.domain_name,
+       c.udt_catalog,
+       CASE WHEN v.is_array IS NULL OR f.nspname IS NULL THEN c.udt_schema
+            ELSE f.nspname END::information_schema.sql_identifier AS udt_schema,
+       CASE WHEN v.is_array IS NULL OR f.nspname IS NULL THEN c.udt_name
+            WHEN v.is_array THEN f.arrayname ELSE f.typname END::information_schema.sql_identifier
+           AS udt_name,
+       c.scope_catalog,
+       c.scope_schema,
+       c.scope_name,
+       c.maximum_cardinality,
+       c.dtd_identifier,
+       c.is_self_referencing,
+       c.is_identity,
+       c.identity_generation,
+       c.identity_start,
+       c.identity_increment,
+       c.identity_maximum,
+       c.identity_minimum,
+       c.identity_cycle,
+       c.is_generated,
+       c.generation_expression,
+       c.is_updatable
+FROM information_schema.columns c
+LEFT JOIN (
+    SELECT schema_name, table_name, column_name, false AS is_array
+    FROM pgvec.vector_columns WHERE NOT is_binary
+    UNION ALL
+    SELECT n.nspname, r.relname, a.column_name, true
+    FROM pgvec.vector_array_columns a
+    JOIN pg_class r ON r.oid = a.relid
+    JOIN pg_namespace n ON n.oid = r.relnamespace
+) v ON v.schema_name = c.table_schema AND v.table_name = c.table_name
+   AND v.column_name = c.column_name
+LEFT JOIN (
+    SELECT n.nspname, t.typname, a.typname AS arrayname
+    FROM pg_type t
+    JOIN pg_namespace n ON n.oid = t.typnamespace
+    JOIN pg_type a ON a.oid = t.typarray
+    WHERE t.typname = 'vector'
+    ORDER BY t.typnamespace <> coalesce(to_regnamespace('public')::oid, 0), t.oid LIMIT 1
+) f ON true;
+GRANT SELECT ON pgvec.information_schema_columns TO PUBLIC;
+
 -- A column's type as clients see it through pgvec: vector(n) for a vector column, else
 -- PostgreSQL's format_type(). The proxy calls it where a catalog query (psql's \d,
 -- SQLAlchemy's reflection) asks format_type(atttypid, atttypmod) of a pg_attribute row.

@@ -22,6 +22,7 @@ _FIXED = re.compile(
     r"|\breindex\b"
     # a catalog query asking a column's type (rules/reflection.py)
     r"|\bformat_type\s*\([^)]*atttypid"
+    r"|\binformation_schema\"?\s*\.\s*\"?columns\b"
     r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
     # a restore's statements on pgvec's own objects (rules/restore.py)
     r"|\bpgvec\b\s*\.|\bschema\s+(?:if\s+not\s+exists\s+)?pgvec\b"
@@ -108,7 +109,9 @@ class Catalog:
 
 
 # substrings one of which every statement of interest holds (checked on lower-cased text)
-_GATE = re.compile(r"<->|<=>|<#>|<\+>|'\[|vector|hnsw|ivfflat|pgvec|flat|ivf_|index|atttypid")
+_GATE = re.compile(
+    r"<->|<=>|<#>|<\+>|'\[|vector|hnsw|ivfflat|pgvec|flat|ivf_|index|atttypid|information_schema"
+)
 _WORD = re.compile(r"[^\W\d][\w$]*")
 _MANY = 16
 

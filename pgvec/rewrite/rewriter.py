@@ -24,7 +24,7 @@ from pgvec.rewrite.rules.index import (
     rewrite_reindex,
 )
 from pgvec.rewrite.rules.query import rewrite_query
-from pgvec.rewrite.rules.reflection import rewrite_format_type
+from pgvec.rewrite.rules.reflection import rewrite_reflection
 from pgvec.rewrite.rules.restore import rewrite_restore
 from pgvec.rewrite.rules.settings import rewrite_set
 
@@ -114,7 +114,7 @@ def _decide(sql: str, catalog: Catalog) -> Decision:
     head = tokens[0].text.upper()
     second = tokens[1].text.upper() if len(tokens) > 1 else ""
     if head in ("SELECT", "WITH"):
-        reflected = rewrite_format_type(sql)
+        reflected = rewrite_reflection(sql)
         if reflected is not None:  # a catalog query: nothing else of it is pgvec's
             return Rewritten(reflected, {})
     if head in ("CREATE", "ALTER", "COMMENT", "COPY", "SELECT"):

@@ -6,6 +6,7 @@ and against real pgvector: the same calls give the same documents and scores.
 from __future__ import annotations
 
 import asyncio
+import uuid
 import warnings
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -103,3 +104,35 @@ def real_uri(pg_uri: str, dbname: str) -> Any:
     yield urlunsplit(urlsplit(pg_uri)._replace(path="/" + name))
     with psycopg.connect(pg_uri, autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _v2_session(uri: str) -> list[Any]:
+    """LangChain's newer store, PGVectorStore over a PGEngine, as its documentation
+    shows it: it checks the table's columns in information_schema.columns (a vector
+    column's data_type must be USER-DEFINED) before it writes or searches."""
+    from langchain_postgres import PGEngine, PGVectorStore
+
+    engine = PGEngine.from_connection_string(url=_sa(uri))
+    try:
+        engine.init_vectorstore_table(table_name="notes_v2", vector_size=16)
+        store = PGVectorStore.create_sync(
+            engine=engine,
+            table_name="notes_v2",
+            embedding_service=DeterministicFakeEmbedding(size=16),
+        )
+        ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, i)) for i in IDS[:12]]
+        store.add_texts(TEXTS[:12], metadatas=METADATA[:12], ids=ids)
+        return [
+            _results(store.similarity_search_with_score("sql note 3", k=3)),
+            _results(store.similarity_search("vectors", k=2)),
+        ]
+    finally:
+        engine.close() if hasattr(engine, "close") else None
+
+
+def test_pgvectorstore_v2(proxy_uri: str, real_uri: str) -> None:
+    with psycopg.connect(real_uri, autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    got = _v2_session(proxy_uri)
+    assert got == _v2_session(real_uri)
+    assert len(got[0]) == 3

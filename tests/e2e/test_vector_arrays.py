@@ -282,3 +282,23 @@ def test_ordinary_role_in_one_transaction(proxy_uri: str, app_role: str) -> None
     assert [e.tolist() for e in inside[0][0]] == [[1, 2, 3]]
     assert inside[0][1][1] is None
     assert after == [('{"[1,2,3]"}', '{"[1,2]",NULL}'), ('{"[1.5,2,3]","[4.5,5,6]"}', None)]
+
+
+def test_information_schema(both: dict[str, str]) -> None:
+    """information_schema.columns describes vector columns and arrays of vectors as
+    pgvector's types (LangChain's PGVectorStore checks a column's data_type)."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri, autocommit=True) as c:
+            c.execute(TABLE)
+            return c.execute(
+                "SELECT column_name, data_type, udt_schema, udt_name"
+                " FROM information_schema.columns WHERE table_name = 'items'"
+                " ORDER BY ordinal_position"
+            ).fetchall()
+
+    assert on_both(both, run)[1:] == [
+        ("embedding", "USER-DEFINED", "public", "vector"),
+        ("embeddings", "ARRAY", "public", "_vector"),
+        ("fixed", "ARRAY", "public", "_vector"),
+    ]

@@ -501,9 +501,23 @@ def test_catalog_queries_see_vector_types(catalog: Catalog) -> None:
         "pgvec.format_type(pg_catalog.pg_attribute.attrelid, pg_catalog.pg_attribute.attnum,"
         in d.sql
     )
+    # LangChain's PGVectorStore asks information_schema.columns for a column's data_type
+    langchain = (
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_name = $1 AND table_schema = $2"
+    )
+    assert rewrite(langchain, catalog) == Rewritten(
+        "SELECT column_name, data_type FROM pgvec.information_schema_columns"
+        " WHERE table_name = $1 AND table_schema = $2"
+    )
+    quoted = 'SELECT * FROM "information_schema"."columns" AS c'
+    assert rewrite(quoted, catalog) == Rewritten(
+        "SELECT * FROM pgvec.information_schema_columns AS c"
+    )
     # pg_dump asks the type's name (it dumps bytea + CHECK), and DDL is left alone
     for sql in (
         "SELECT pg_catalog.format_type(t.oid, a.atttypmod) AS atttypname FROM pg_type t",
         "CREATE VIEW v AS SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a",
+        "SELECT table_name FROM information_schema.tables",
     ):
         assert rewrite(sql, catalog) == Passthrough(), sql

@@ -7,6 +7,10 @@ is bytea to PostgreSQL; through pgvec such a call becomes
 ``vector(n)`` for it (and format_type's answer for every other column). pg_dump asks
 ``format_type(t.oid, a.atttypmod)`` of the type instead, and so still dumps the bytea
 column with its CHECK, which a restore through pgvec recognises.
+
+``information_schema.columns`` (LangChain's PGVectorStore checks a column's
+``data_type``) becomes ``pgvec.information_schema_columns``, the same view with vector
+columns as ``USER-DEFINED`` ``vector`` and arrays of vectors as ``ARRAY`` ``_vector``.
 """
 
 from __future__ import annotations
@@ -20,16 +24,26 @@ _CALL = re.compile(
 )
 
 
-def rewrite_format_type(sql: str) -> str | None:
-    """``sql`` with its ``format_type(<x>.atttypid, <x>.atttypmod)`` calls made pgvec's,
-    or None if it has none."""
-    if "atttypid" not in sql.lower():
-        return None
-    new, n = _CALL.subn(
-        lambda m: (
-            f"pgvec.format_type({m['a']}attrelid, {m['a']}attnum, {m['a']}atttypid,"
-            f" {m['a']}atttypmod)"
-        ),
-        sql,
-    )
-    return new if n else None
+_COLUMNS = re.compile(
+    r'(?<![\w$."])(?:information_schema|"information_schema")\s*\.\s*(?:columns|"columns")(?![\w$"])',
+    re.IGNORECASE,
+)
+
+
+def rewrite_reflection(sql: str) -> str | None:
+    """``sql`` with its ``format_type(<x>.atttypid, <x>.atttypmod)`` calls made pgvec's
+    and ``information_schema.columns`` made ``pgvec.information_schema_columns``, or None
+    if it has neither."""
+    low = sql.lower()
+    n = m = 0
+    if "atttypid" in low:
+        sql, n = _CALL.subn(
+            lambda m: (
+                f"pgvec.format_type({m['a']}attrelid, {m['a']}attnum, {m['a']}atttypid,"
+                f" {m['a']}atttypmod)"
+            ),
+            sql,
+        )
+    if "information_schema" in low:
+        sql, m = _COLUMNS.subn("pgvec.information_schema_columns", sql)
+    return sql if n or m else None
