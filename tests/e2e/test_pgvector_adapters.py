@@ -96,6 +96,20 @@ def test_psycopg3(both: dict[str, str], data: np.ndarray) -> None:
     assert isinstance(out[1][0][1], np.ndarray) and out[1][0][1].dtype == np.float32
 
 
+def test_insert_select(both: dict[str, str]) -> None:
+    """A vector literal in an INSERT ... SELECT's select list (found by LangChain's
+    suite: it was stored as the bytes of its text and failed the CHECK)."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri, autocommit=True) as c:
+            c.execute("CREATE TABLE items (id int PRIMARY KEY, t text, embedding vector(3))")
+            c.execute("INSERT INTO items SELECT i, 'x', '[1,2,3]' FROM generate_series(1, 2) i")
+            c.execute("INSERT INTO items (embedding, id) SELECT %s, 3", ("[4,5,6]",))
+            return c.execute("SELECT id, embedding::text FROM items ORDER BY id").fetchall()
+
+    assert on_both(both, run) == [(1, "[1,2,3]"), (2, "[1,2,3]"), (3, "[4,5,6]")]
+
+
 def test_psycopg2(both: dict[str, str], data: np.ndarray) -> None:
     def run(uri: str) -> Any:
         c = psycopg2.connect(uri)

@@ -216,6 +216,19 @@ def test_insert_literal_and_param(catalog: Catalog) -> None:
     assert struct.unpack("<3f", bytes.fromhex("0000803f0000004000004040")) == (1.0, 2.0, 3.0)
 
 
+def test_insert_select(catalog: Catalog) -> None:
+    """INSERT ... SELECT: a literal or parameter of its select list bound for a vector
+    column is a vector, as in VALUES (PostgreSQL would read the literal as bytea)."""
+    d = rewrite(
+        "INSERT INTO items SELECT i, 'a', 2, '[1,2,3]' FROM generate_series(1, 2) i", catalog
+    )
+    assert d == Rewritten(
+        f"INSERT INTO items SELECT i, 'a', 2, {HEX123} FROM generate_series(1, 2) i", {}
+    )
+    d = rewrite("INSERT INTO items (embedding, id) SELECT $1 AS e, 5", catalog)
+    assert d == Rewritten("INSERT INTO items (embedding, id) SELECT $1 AS e, 5", {1: 3})
+
+
 def test_parameters_without_spaces(catalog: Catalog) -> None:
     """``$1,$2``: sqlglot alone takes it for a dollar-quoted string; PostgreSQL, and
     pgvec, for two parameters (a string holding the same text stays as written)."""

@@ -340,6 +340,9 @@ def rewrite_values(tree: exp.Expr, ctx: _Ctx) -> None:
                 items = row.expressions if isinstance(row, exp.Tuple) else [row]
                 for name, item in zip(names, list(items), strict=False):
                     _convert_for(table, name, item, ctx)
+        elif isinstance(values, exp.Select):  # INSERT ... SELECT: its items, in order
+            for name, item in zip(names, list(values.expressions), strict=False):
+                _convert_for(table, name, item.this if isinstance(item, exp.Alias) else item, ctx)
         conflict = tree.args.get("conflict")
         if isinstance(conflict, exp.OnConflict):
             _assignments(conflict.expressions or [], table, ctx)
