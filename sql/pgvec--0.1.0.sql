@@ -844,6 +844,39 @@ LEFT JOIN (
 ) f ON true;
 GRANT SELECT ON pgvec.information_schema_columns TO PUBLIC;
 
+-- pg_indexes as clients see it through pgvec: PostgreSQL's rows, then pgvec's indexes
+-- (standby ones too) with the definition pgvector's would have (LangChain's PGVectorStore
+-- looks its index up there). The proxy reads this view where a query names pg_indexes.
+CREATE OR REPLACE VIEW pgvec.pg_indexes AS
+SELECT schemaname, tablename, indexname, tablespace, indexdef FROM pg_catalog.pg_indexes
+UNION ALL
+SELECT n.nspname, r.relname, x.name::name, NULL::name,
+       format('CREATE INDEX %I ON %I.%I USING %s (%I%s)%s', x.name, n.nspname, r.relname,
+              CASE x.method WHEN 'HNSW' THEN 'hnsw' WHEN 'IVF_FLAT' THEN 'ivfflat'
+                            ELSE lower(x.method) END,
+              a.attname,
+              -- (none where it is the default, as PostgreSQL writes it: ivfflat's L2)
+              CASE WHEN x.method = 'IVF_FLAT' AND i.metric = 'L2' THEN ''
+                   WHEN i.metric = 'L2' THEN ' vector_l2_ops' WHEN i.metric = 'IP' THEN ' vector_ip_ops'
+                   WHEN i.metric = 'COSINE' THEN ' vector_cosine_ops'
+                   WHEN i.metric = 'L1' THEN ' vector_l1_ops'
+                   ELSE lower(' bit_' || i.metric || '_ops') END,
+              (SELECT ' WITH (' || string_agg(format('%s=%L',
+                          CASE o.key WHEN 'M' THEN 'm' WHEN 'efConstruction' THEN 'ef_construction'
+                                     WHEN 'nlist' THEN 'lists' ELSE o.key END, o.value), ', ')
+                      || ')'
+               FROM jsonb_each_text(x.options) o))
+FROM pgvec.indexes i
+JOIN pg_class r ON r.oid = i.relid
+JOIN pg_namespace n ON n.oid = r.relnamespace
+JOIN pg_attribute a ON a.attrelid = i.relid AND a.attnum = i.attnum
+CROSS JOIN LATERAL (
+    SELECT i.index_name::text AS name, i.method, i.options
+    UNION ALL
+    SELECT s->>'index_name', s->>'method', s->'options' FROM jsonb_array_elements(i.standby) s
+) x;
+GRANT SELECT ON pgvec.pg_indexes TO PUBLIC;
+
 -- A column's type as clients see it through pgvec: vector(n) for a vector column, else
 -- PostgreSQL's format_type(). The proxy calls it where a catalog query (psql's \d,
 -- SQLAlchemy's reflection) asks format_type(atttypid, atttypmod) of a pg_attribute row.

@@ -22,7 +22,7 @@ _FIXED = re.compile(
     r"|\breindex\b"
     # a catalog query asking a column's type (rules/reflection.py)
     r"|\bformat_type\s*\([^)]*atttypid"
-    r"|\binformation_schema\"?\s*\.\s*\"?columns\b"
+    r"|\binformation_schema\"?\s*\.\s*\"?columns\b|\bpg_indexes\b"
     r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
     # a restore's statements on pgvec's own objects (rules/restore.py)
     r"|\bpgvec\b\s*\.|\bschema\s+(?:if\s+not\s+exists\s+)?pgvec\b"

@@ -111,6 +111,7 @@ def _v2_session(uri: str) -> list[Any]:
     shows it: it checks the table's columns in information_schema.columns (a vector
     column's data_type must be USER-DEFINED) before it writes or searches."""
     from langchain_postgres import PGEngine, PGVectorStore
+    from langchain_postgres.v2.indexes import HNSWIndex
 
     engine = PGEngine.from_connection_string(url=_sa(uri))
     try:
@@ -122,10 +123,18 @@ def _v2_session(uri: str) -> list[Any]:
         )
         ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, i)) for i in IDS[:12]]
         store.add_texts(TEXTS[:12], metadatas=METADATA[:12], ids=ids)
-        return [
+        out = [
             _results(store.similarity_search_with_score("sql note 3", k=3)),
             _results(store.similarity_search("vectors", k=2)),
         ]
+        # its index, looked up in pg_indexes
+        store.apply_vector_index(HNSWIndex(name="notes_v2_hnsw"))
+        out.append([store.is_valid_index("notes_v2_hnsw"), store.is_valid_index("nosuch")])
+        out.append(_results(store.similarity_search_with_score("sql note 3", k=3)))
+        store.reindex("notes_v2_hnsw")
+        store.drop_vector_index("notes_v2_hnsw")
+        out.append(store.is_valid_index("notes_v2_hnsw"))
+        return out
     finally:
         engine.close() if hasattr(engine, "close") else None
 
@@ -135,4 +144,4 @@ def test_pgvectorstore_v2(proxy_uri: str, real_uri: str) -> None:
         c.execute("CREATE EXTENSION IF NOT EXISTS vector")
     got = _v2_session(proxy_uri)
     assert got == _v2_session(real_uri)
-    assert len(got[0]) == 3
+    assert len(got[0]) == 3 and got[2] == [True, False] and got[4] is False

@@ -110,6 +110,36 @@ def test_insert_select(both: dict[str, str]) -> None:
     assert on_both(both, run) == [(1, "[1,2,3]"), (2, "[1,2,3]"), (3, "[4,5,6]")]
 
 
+def test_pg_indexes(both: dict[str, str], data: np.ndarray) -> None:
+    """pg_indexes lists pgvec's indexes, with the definitions pgvector's have."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri, autocommit=True) as c:
+            c.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(3))")
+            with c.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO items VALUES (%s, %s)",
+                    [(i, "[" + ",".join(map(str, v)) + "]") for i, v in enumerate(data)],
+                )
+            c.execute(
+                "CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_cosine_ops)"
+                " WITH (m = 16, ef_construction = 64)"
+            )
+            c.execute("CREATE INDEX items_ivf ON items USING ivfflat (embedding) WITH (lists = 4)")
+            return c.execute(
+                "SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes"
+                " WHERE tablename = 'items' ORDER BY indexname"
+            ).fetchall()
+
+    assert on_both(both, run)[0] == (
+        "public",
+        "items",
+        "items_hnsw",
+        "CREATE INDEX items_hnsw ON public.items USING hnsw (embedding vector_cosine_ops)"
+        " WITH (m='16', ef_construction='64')",
+    )
+
+
 def test_psycopg2(both: dict[str, str], data: np.ndarray) -> None:
     def run(uri: str) -> Any:
         c = psycopg2.connect(uri)

@@ -527,6 +527,11 @@ def test_catalog_queries_see_vector_types(catalog: Catalog) -> None:
     assert rewrite(quoted, catalog) == Rewritten(
         "SELECT * FROM pgvec.information_schema_columns AS c"
     )
+    # and pg_indexes, where it looks its index up
+    indexes = "SELECT tablename, indexname FROM pg_catalog.pg_indexes WHERE tablename = $1"
+    assert rewrite(indexes, catalog) == Rewritten(
+        "SELECT tablename, indexname FROM pgvec.pg_indexes WHERE tablename = $1"
+    )
     # pg_dump asks the type's name (it dumps bytea + CHECK), and DDL is left alone
     for sql in (
         "SELECT pg_catalog.format_type(t.oid, a.atttypmod) AS atttypname FROM pg_type t",

@@ -10,7 +10,9 @@ column with its CHECK, which a restore through pgvec recognises.
 
 ``information_schema.columns`` (LangChain's PGVectorStore checks a column's
 ``data_type``) becomes ``pgvec.information_schema_columns``, the same view with vector
-columns as ``USER-DEFINED`` ``vector`` and arrays of vectors as ``ARRAY`` ``_vector``.
+columns as ``USER-DEFINED`` ``vector`` and arrays of vectors as ``ARRAY`` ``_vector``;
+``pg_indexes`` (where LangChain looks its index up) becomes ``pgvec.pg_indexes``, which
+also lists pgvec's indexes, with pgvector's definitions.
 """
 
 from __future__ import annotations
@@ -30,12 +32,20 @@ _COLUMNS = re.compile(
 )
 
 
+_INDEXES = re.compile(
+    r'(?<![\w$."])(?:(?:pg_catalog|"pg_catalog")\s*\.\s*)?(?:pg_indexes|"pg_indexes")(?![\w$"])',
+    re.IGNORECASE,
+)
+
+
 def rewrite_reflection(sql: str) -> str | None:
-    """``sql`` with its ``format_type(<x>.atttypid, <x>.atttypmod)`` calls made pgvec's
-    and ``information_schema.columns`` made ``pgvec.information_schema_columns``, or None
-    if it has neither."""
+    """``sql`` with its ``format_type(<x>.atttypid, <x>.atttypmod)`` calls made pgvec's,
+    ``information_schema.columns`` made ``pgvec.information_schema_columns`` and
+    ``pg_indexes`` ``pgvec.pg_indexes``, or None if it has none of them."""
     low = sql.lower()
-    n = m = 0
+    n = m = k = 0
+    if "pg_indexes" in low:
+        sql, k = _INDEXES.subn("pgvec.pg_indexes", sql)
     if "atttypid" in low:
         sql, n = _CALL.subn(
             lambda m: (
@@ -46,4 +56,4 @@ def rewrite_reflection(sql: str) -> str | None:
         )
     if "information_schema" in low:
         sql, m = _COLUMNS.subn("pgvec.information_schema_columns", sql)
-    return sql if n or m else None
+    return sql if n or m or k else None
