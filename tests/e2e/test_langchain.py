@@ -136,7 +136,7 @@ def _v2_session(uri: str) -> list[Any]:
         out.append(store.is_valid_index("notes_v2_hnsw"))
         return out
     finally:
-        engine.close() if hasattr(engine, "close") else None
+        asyncio.run(engine.close())
 
 
 def test_pgvectorstore_v2(proxy_uri: str, real_uri: str) -> None:
