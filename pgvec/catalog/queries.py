@@ -131,16 +131,17 @@ def parse_catalog(text: str) -> ParsedCatalog:
         )
     others = frozenset((str(schema), str(name)) for schema, name in data["others"])
     arrays: dict[int, dict[str, VectorColumn]] = {}
-    array_tables: dict[int, TableInfo] = {}
+    names: dict[int, tuple[str, str, tuple[str, ...]]] = {}
     for relid, attnum, dim, column, schema, name, columns in data.get("arrays") or ():
         arrays.setdefault(relid, {})[column] = VectorColumn(column, attnum, dim and int(dim))
-        if relid not in tables:
-            array_tables[relid] = TableInfo(relid, schema, name, None, None, tuple(columns))
+        names[relid] = (schema, name, tuple(columns))
+    array_tables: dict[int, TableInfo] = {}
     for relid, found in arrays.items():
         if relid in tables:
             tables[relid] = dataclasses.replace(tables[relid], arrays=found)
         else:
-            array_tables[relid] = dataclasses.replace(array_tables[relid], arrays=found)
+            schema, name, columns = names[relid]
+            array_tables[relid] = TableInfo(relid, schema, name, None, None, columns, arrays=found)
     return ParsedCatalog(tables, others, array_tables)
 
 

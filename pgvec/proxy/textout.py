@@ -25,9 +25,7 @@ from pgvec import vector_arrays, vectors
 from pgvec.wire import messages as m
 from pgvec.wire.framing import Message
 
-BYTEA = 17
-BYTEA_ARRAY = 1001
-TEXT = 25
+BYTEA, BYTEA_ARRAY, TEXT = vectors.BYTEA_OID, vectors.BYTEA_ARRAY_OID, vectors.TEXT_OID
 TEXT_ARRAY = 1009
 #: a field's type OID followed by its type size, as in a RowDescription of a bytea field
 _BYTEA_FIELD = BYTEA.to_bytes(4, "big") + (-1).to_bytes(2, "big", signed=True)

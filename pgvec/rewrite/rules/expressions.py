@@ -268,9 +268,8 @@ class ExprPass:
         elif operands is not None:
             value = exp.Cast(this=exp.Array(expressions=operands), to=BYTEA_ARRAY.copy())
         else:
-            value = pgvec_call("vector_array", exp.Cast(this=inner, to=TEXT_ARRAY.copy()))
-        if dim is not None:
-            value = pgvec_call("vector_array_typmod", value, exp.Literal.number(dim))
+            value = vector_array_from_text(inner, None)
+        value = vector_array_typmod(value, dim)
         self._arrays.add(id(value))
         return value
 
@@ -360,6 +359,21 @@ _TEXT_TYPES = frozenset(
 
 BYTEA_ARRAY = exp.DataType.build("bytea[]", dialect="postgres")
 TEXT_ARRAY = exp.DataType.build("text[]", dialect="postgres")
+
+
+def vector_array_typmod(value: exp.Expr, dim: int | None) -> exp.Expr:
+    """``value`` (an array of vectors) with each vector checked to have ``dim``
+    dimensions, pgvector's error if not; as it is when ``dim`` is None."""
+    if dim is None:
+        return value
+    return pgvec_call("vector_array_typmod", value, exp.Literal.number(dim))
+
+
+def vector_array_from_text(node: exp.Expr, dim: int | None) -> exp.Expr:
+    """The array of vectors whose text ``node`` is (pgvector's ``{"[1,2]","[3,4]"}``)."""
+    return vector_array_typmod(
+        pgvec_call("vector_array", exp.Cast(this=node, to=TEXT_ARRAY.copy())), dim
+    )
 
 
 def _array_of(to: exp.DataType) -> exp.DataType | None:

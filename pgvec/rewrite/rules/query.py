@@ -23,13 +23,14 @@ from pgvec.rewrite.rules.example import (
     scalar_subquery,
 )
 from pgvec.rewrite.rules.expressions import (
-    TEXT_ARRAY,
     ExprPass,
     column_name,
     literal_vector,
     param_number,
     pgvec_call,
     unparen,
+    vector_array_from_text,
+    vector_array_typmod,
 )
 from pgvec.rewrite.rules.predicate import to_predicate
 from pgvec.rewrite.tokens import quote_ident
@@ -318,13 +319,10 @@ def _convert_array(node: exp.Expr, dim: int | None, ctx: _Ctx) -> None:
         ctx.array_params[n] = dim
         ctx.changed = True
     elif isinstance(inner, exp.Literal) and inner.is_string:
-        value = pgvec_call("vector_array", exp.Cast(this=inner.copy(), to=TEXT_ARRAY.copy()))
-        if dim is not None:
-            value = pgvec_call("vector_array_typmod", value, exp.Literal.number(dim))
-        inner.replace(value)
+        inner.replace(vector_array_from_text(inner.copy(), dim))
         ctx.changed = ctx.structural = True
     elif dim is not None and not isinstance(inner, exp.Null):  # pgvector's error, not CHECK's
-        inner.replace(pgvec_call("vector_array_typmod", inner.copy(), exp.Literal.number(dim)))
+        inner.replace(vector_array_typmod(inner.copy(), dim))
         ctx.changed = ctx.structural = True
 
 
