@@ -8,6 +8,14 @@ anyone in as that role without a password (trust, as the embedded server does), 
 Milvus without authentication, and is refused with Milvus's authentication error where
 it does not: a Milvus client without credentials may do what a SQL client without
 credentials may, no more. Connections are pooled per (role, password).
+
+``root``, Milvus's built-in superuser (``token="root:Milvus"`` in most of Milvus's
+documents), is the PostgreSQL role of that name where there is one, and pgvec's upstream
+role where there is none (looked up at most once a second), with the password the
+caller gave: PostgreSQL still decides
+whether that password lets it in, so it may do no more than a caller without
+credentials may where PostgreSQL trusts it, and nothing where it checks passwords and
+the password is wrong.
 """
 
 from __future__ import annotations
@@ -37,6 +45,10 @@ POOL_MAX_IDLE = 60.0
 APPLICATION = "pgvec milvus"
 #: the password of a caller that gave none (see Connections._pool)
 _NO_PASSWORD = secrets.token_urlsafe(32)
+#: Milvus's built-in superuser
+ROOT = "root"
+#: seconds before pgvec looks again whether PostgreSQL has a role named root
+ROOT_RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,10 +96,12 @@ class Connections:
         self.dsn = dsn
         self._pools: dict[tuple[str | None, str], AsyncConnectionPool] = {}
         self._lock = asyncio.Lock()
+        self._root: tuple[float, str | None] = (-ROOT_RECHECK, None)  # (when, role)
 
     async def _pool(self, caller: Caller) -> AsyncConnectionPool:
         digest = hashlib.sha256((caller.password or "").encode()).hexdigest()
-        key = (caller.user, digest)
+        role = await self._role(caller.user)
+        key = (role, digest)
         pool = self._pools.get(key)
         if pool is not None:
             return pool
@@ -100,11 +114,7 @@ class Connections:
             # role (trust), as it would a SQL client sending none. An empty password would
             # make libpq fall back to the server's PGPASSWORD or .pgpass: so an
             # unguessable one, which trust ignores and password methods refuse.
-            conninfo = make_conninfo(
-                self.dsn,
-                user=caller.user or conninfo_to_dict(self.dsn).get("user"),
-                password=caller.password or _NO_PASSWORD,
-            )
+            conninfo = make_conninfo(self.dsn, user=role, password=caller.password or _NO_PASSWORD)
             # the first connection proves the credentials before the pool is kept
             try:
                 conn = await psycopg.AsyncConnection.connect(conninfo, application_name=APPLICATION)
@@ -125,6 +135,31 @@ class Connections:
             await pool.open()
             self._pools[key] = pool
             return pool
+
+    async def _role(self, user: str | None) -> str | None:
+        """The PostgreSQL role a caller connects as: its user's; pgvec's upstream role
+        for a caller without credentials, and for Milvus's ``root`` where PostgreSQL
+        has no role of that name."""
+        named = conninfo_to_dict(self.dsn).get("user")
+        upstream = None if named is None else str(named)
+        if user is None:
+            return upstream
+        if user != ROOT:
+            return user
+        checked, role = self._root
+        if time.monotonic() - checked < ROOT_RECHECK:
+            return role
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.dsn, application_name=APPLICATION)
+        except psycopg.OperationalError:
+            return user  # (and its own connection fails with its own error)
+        try:
+            cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+            role = user if await cur.fetchone() is not None else upstream
+        finally:
+            await conn.close()
+        self._root = (time.monotonic(), role)
+        return role
 
     @asynccontextmanager
     async def connection(self, caller: Caller) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

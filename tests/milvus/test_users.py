@@ -4,6 +4,7 @@ connecting as a user, permission denied until a role's grant, row-level security
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 import psycopg
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
+
+from pgvec.milvus.context import ROOT_RECHECK
 
 #: roles the tests make start so; PostgreSQL checks their passwords (see password_checked)
 PREFIX = "mvu_"
@@ -276,6 +279,14 @@ def test_no_credentials_get_no_more_than_a_sql_client_without_them(names: str, d
             ok = MilvusClient(uri, token=f"{service}:service-pw")
             assert ok.list_collections() == []
             ok.close()
+            # Milvus's root, where PostgreSQL has no such role: the service role, with
+            # the password given, which PostgreSQL checks
+            with pytest.raises(MilvusException) as err:
+                MilvusClient(uri, token="root:Milvus")
+            assert err.value.code == 1800
+            root = MilvusClient(uri, user="root", password="service-pw")
+            assert root.list_collections() == []
+            root.close()
         finally:
             server.stop()
 
@@ -325,3 +336,29 @@ def test_a_filter_needs_the_right_to_read_its_fields(
             as_eve.search("docs", data=q, limit=3, **kw)
         assert err.value.code == 1401 and "permission denied" in err.value.message, kw
     as_eve.close()
+
+
+def test_root_is_the_role_named_root_where_there_is_one(
+    client: MilvusClient, milvus_uri: str, db_uri: str
+) -> None:
+    """``token="root:Milvus"``, in most of Milvus's documents: without a role named root,
+    the upstream role (trusted here, as the embedded server is); with one, that role and
+    its privileges, no more."""
+    as_root = MilvusClient(milvus_uri, token="root:Milvus")
+    as_root.create_collection("by_root", dimension=DIM)
+    as_root.insert("by_root", [{"id": 1, "vector": [0.1] * DIM}])
+    assert as_root.query("by_root", filter="id == 1", output_fields=["id"])[0]["id"] == 1
+    as_root.close()
+    with psycopg.connect(db_uri, autocommit=True) as conn:
+        conn.execute("CREATE ROLE root LOGIN")
+    time.sleep(ROOT_RECHECK)  # pgvec looks for a role named root at most once a second
+    try:
+        limited = MilvusClient(milvus_uri, token="root:Milvus")
+        with pytest.raises(MilvusException) as err:
+            limited.query("by_root", filter="id == 1", output_fields=["id"])
+        assert err.value.code == 1401
+        limited.close()
+    finally:
+        with psycopg.connect(db_uri, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY root")
+            conn.execute("DROP ROLE root")
