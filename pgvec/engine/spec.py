@@ -176,6 +176,11 @@ _OPTIONS: dict[str, Mapping[str, _Opt | _FloatOpt]] = {
 }
 
 
+def option_names(index_type: str) -> frozenset[str]:
+    """The options (lower case) an index type takes."""
+    return frozenset(_OPTIONS[normalize_index_type(index_type)])
+
+
 def normalize_index_type(index_type: str) -> str:
     name = index_type.strip()
     canonical = _TYPE_ALIASES.get(name.lower(), name.upper())

@@ -8,6 +8,7 @@ table, including those made in SQL. Load and release act on the table's indexes.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +17,13 @@ import psycopg
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from pgvec.catalog.models import TableInfo
-from pgvec.engine.spec import Metric
+from pgvec.engine.spec import Metric, option_names
 from pgvec.errors import PgvecError
 from pgvec.milvus.schema import Collection, Field
 from pgvec.milvus.status import IndexNotFound, ParameterInvalid
 from pgvec.service.database import Database
+
+log = logging.getLogger(__name__)
 
 #: Milvus index types and the method pgvec builds for each
 METHODS = {
@@ -141,7 +144,13 @@ def parse_index_params(
     for key, value in params.items():  # the legacy flat form: {"nlist": "16", ...}
         if key not in ("index_type", "metric_type", "params"):
             options.setdefault(key, value)
-    return method, metric, options
+    # Milvus ignores what the index type does not use (pymilvus's own examples give
+    # FLAT and HNSW an nlist); SQL's CREATE INDEX ... WITH refuses it, as PostgreSQL does
+    known = option_names(method)
+    ignored = sorted(k for k in options if k.lower() not in known)
+    if ignored:
+        log.debug("index %s ignores %s", index_type, ", ".join(ignored))
+    return method, metric, {k: v for k, v in options.items() if k.lower() in known}
 
 
 def same_index(
@@ -164,8 +173,9 @@ def describe(index: IndexInfo, table: str) -> milvus_pb2.IndexDescription:
         index_state_fail_reason=index.error or "",
     )
     out.params.add(key="index_type", value=_TYPES.get(index.method, index.method.upper()))
-    out.params.add(key="metric_type", value=index.metric.upper())
-    out.params.add(key="params", value=json.dumps(dict(index.options), separators=(",", ":")))
+    if index.metric:  # (a scalar index has none, nor parameters)
+        out.params.add(key="metric_type", value=index.metric.upper())
+        out.params.add(key="params", value=json.dumps(dict(index.options), separators=(",", ":")))
     return out
 
 

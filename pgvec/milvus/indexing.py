@@ -8,7 +8,7 @@ from typing import Any
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from pgvec.catalog.models import IndexDef
-from pgvec.milvus import catalog, indexes, partitions
+from pgvec.milvus import catalog, indexes, partitions, scalar_indexes
 from pgvec.milvus.base import ServiceBase, kv
 from pgvec.milvus.context import Caller
 from pgvec.milvus.rpc import rpc
@@ -18,7 +18,6 @@ from pgvec.milvus.status import (
     IndexNotFound,
     MilvusError,
     ParameterInvalid,
-    Unsupported,
 )
 
 
@@ -31,6 +30,7 @@ class IndexRPCs(ServiceBase):
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
             found = await indexes.list_indexes(conn, coll)
+            found += await scalar_indexes.list_indexes(conn, coll)
         return coll, indexes.pick(found, coll.table, request.index_name, request.field_name)
 
     # -- indexes ------------------------------------------------------------------
@@ -46,7 +46,10 @@ class IndexRPCs(ServiceBase):
                     f"cannot create index on non-exist field: {request.field_name}"
                 )
             if not f.is_vector:
-                raise Unsupported("scalar indexes are not needed: PostgreSQL indexes the columns")
+                index_type = kv(request.extra_params).get("index_type", "")
+                name = request.index_name or f.name
+                await scalar_indexes.create(conn, coll, f, name, index_type)
+                return common_pb2.Status()
             method, metric, options = indexes.parse_index_params(
                 kv(request.extra_params), binary=f.is_binary
             )
@@ -102,15 +105,20 @@ class IndexRPCs(ServiceBase):
                 raise MilvusError(
                     "index cannot be dropped, collection is loaded, please release it first"
                 )
+            scalar = await scalar_indexes.list_indexes(conn, coll)
             found = indexes.pick(
-                await indexes.list_indexes(conn, coll),
+                await indexes.list_indexes(conn, coll) + scalar,
                 coll.table,
                 request.index_name,
                 request.field_name,
             )
             await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
+            for i in found:
+                if i in scalar:
+                    await scalar_indexes.drop(conn, coll, i)
         for i in found:
-            await db.drop_index(coll.schema_name, i.pg_name, if_exists=True)
+            if i not in scalar:
+                await db.drop_index(coll.schema_name, i.pg_name, if_exists=True)
         return common_pb2.Status()
 
     # -- load and release ---------------------------------------------------------
