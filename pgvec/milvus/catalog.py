@@ -188,11 +188,12 @@ async def rename(
             await conn.execute(
                 sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(coll.ident, sql.Identifier(schema))
             )
-        await conn.execute(
-            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(schema, coll.table), sql.Identifier(new_name)
+        if schema == coll.schema_name or new_name != coll.table:  # (a move keeps its name)
+            await conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(schema, coll.table), sql.Identifier(new_name)
+                )
             )
-        )
 
 
 async def set_loaded(conn: psycopg.AsyncConnection[Any], coll: Collection, loaded: bool) -> None:

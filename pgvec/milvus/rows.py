@@ -89,10 +89,18 @@ class RowRPCs(ServiceBase):
             output_fields=[c.field_name for c in columns if not c.is_dynamic]
             + ([*outputs.dynamic_keys] if outputs.reads_dynamic else []),
             primary_field_name=coll.pk.name,
-            session_ts=self.clock.now(),  # query iterators pin it as their snapshot
+            session_ts=self._session_ts(params),
         )
         out.fields_data.extend(columns)
         return out
+
+    def _session_ts(self, params: dict[str, str]) -> int:
+        """The snapshot an iterator pins its pages to, for a request of one (pymilvus
+        says ``iterator: True``); 0 otherwise, as Milvus (pymilvus shows it in every
+        result's extra info)."""
+        if params.get("iterator", "").strip('"').lower() == "true":
+            return self.clock.now()
+        return 0
 
     async def _searchable(
         self, conn: psycopg.AsyncConnection[Any], caller: Caller, request: Any, db: Database
@@ -133,7 +141,9 @@ class RowRPCs(ServiceBase):
                 db, conn, coll, info, request, args, consistency, self.cursors, leaves
             )
         return milvus_pb2.SearchResults(
-            collection_name=coll.name, results=result, session_ts=self.clock.now()
+            collection_name=coll.name,
+            results=result,
+            session_ts=self._session_ts(kv(request.search_params)),
         )
 
     @rpc(milvus_pb2.SearchResults)

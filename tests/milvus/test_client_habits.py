@@ -1,0 +1,192 @@
+"""What pymilvus's own example programs do, and Milvus takes: index parameters the index
+type does not use, scalar indexes, moving a collection to another database, and result
+objects without an iterator's snapshot timestamp."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from pymilvus import DataType, MilvusClient, MilvusException
+
+DIM = 8
+
+
+def make(client: MilvusClient, name: str = "docs") -> np.ndarray:
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("title", DataType.VARCHAR, max_length=64)
+    schema.add_field("year", DataType.INT64)
+    schema.add_field("score", DataType.DOUBLE)
+    schema.add_field("tags", DataType.ARRAY, element_type=DataType.INT64, max_capacity=4)
+    schema.add_field("meta", DataType.JSON)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    client.create_collection(name, schema=schema)
+    vecs = np.random.default_rng(3).random((40, DIM), dtype=np.float32)
+    client.insert(
+        name,
+        [
+            {
+                "id": i,
+                "title": f"t{i}",
+                "year": 2000 + i % 5,
+                "score": i / 10,
+                "tags": [i % 3],
+                "meta": {"k": i},
+                "vec": vecs[i].tolist(),
+            }
+            for i in range(40)
+        ],
+    )
+    return vecs
+
+
+@pytest.mark.parametrize(
+    ("index_type", "params"),
+    [("FLAT", {"nlist": 128}), ("HNSW", {"M": 8, "efConstruction": 64, "nlist": 16})],
+)
+def test_index_parameters_the_type_does_not_use_are_ignored(
+    client: MilvusClient, index_type: str, params: dict
+) -> None:
+    vecs = make(client)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type=index_type, metric_type="L2", params=params)
+    client.create_index("docs", ip)
+    described = client.describe_index("docs", "vec")
+    assert described["index_type"] == index_type
+    assert "nlist" not in described["params"]
+    if index_type == "HNSW":
+        assert described["params"]["M"] == 8
+    # creating it again with the same parameters is the same index
+    client.create_index("docs", ip)
+    client.load_collection("docs")
+    hits = client.search("docs", [vecs[5].tolist()], limit=1)[0]
+    assert hits[0]["id"] == 5
+
+
+def test_bad_values_of_known_parameters_are_still_refused(client: MilvusClient) -> None:
+    make(client)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="IVF_FLAT", metric_type="L2", params={"nlist": 0})
+    with pytest.raises(MilvusException) as err:
+        client.create_index("docs", ip)
+    assert err.value.code == 1100 and "nlist" in err.value.message
+
+
+def test_scalar_indexes_are_postgresql_indexes(
+    client: MilvusClient, milvus_server, dbname: str
+) -> None:
+    vecs = make(client)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="HNSW", metric_type="L2")
+    ip.add_index("title", index_type="INVERTED", index_name="by_title")
+    ip.add_index("year", index_type="STL_SORT")
+    ip.add_index("tags", index_type="INVERTED")
+    ip.add_index("meta", index_type="INVERTED")
+    ip.add_index("score")  # AUTOINDEX
+    client.create_index("docs", ip)
+    assert sorted(client.list_indexes("docs")) == [
+        "by_title",
+        "meta",
+        "score",
+        "tags",
+        "vec",
+        "year",
+    ]
+    title = client.describe_index("docs", "by_title")
+    assert title["index_type"] == "INVERTED" and title["field_name"] == "title"
+    assert title["total_rows"] == 40 and title["state"] == "Finished"
+    assert client.describe_index("docs", "year")["index_type"] == "STL_SORT"
+    assert client.describe_index("docs", "score")["index_type"] == "AUTOINDEX"
+    assert client.list_indexes("docs", field_name="title") == ["by_title"]
+    client.create_index("docs", ip)  # again: the same indexes, no error
+    with psycopg.connect(milvus_server.uri(dbname)) as conn:
+        defs = dict(
+            conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'docs'"
+            ).fetchall()
+        )
+    assert "USING btree (title)" in defs["docs_by_title_idx"]
+    assert "USING btree (year)" in defs["docs_year_idx"]
+    assert "USING gin (tags)" in defs["docs_tags_idx"]
+    assert "USING gin (meta)" in defs["docs_meta_idx"]
+    client.load_collection("docs")
+    hits = client.search(
+        "docs", [vecs[7].tolist()], limit=3, filter='title == "t7"', output_fields=["year"]
+    )[0]
+    assert [(h["id"], h["entity"]["year"]) for h in hits] == [(7, 2002)]
+    with pytest.raises(MilvusException) as err:  # Milvus: loaded indexes are not dropped
+        client.drop_index("docs", "by_title")
+    assert "release" in err.value.message
+    client.release_collection("docs")
+    client.drop_index("docs", "by_title")
+    assert "by_title" not in client.list_indexes("docs")
+    with psycopg.connect(milvus_server.uri(dbname)) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'docs_by_title_idx'"
+        ).fetchone()
+    assert left == (0,)
+
+
+@pytest.mark.parametrize(
+    ("field", "index_type", "message"),
+    [
+        ("title", "STL_SORT", "STL_SORT are only supported on numeric field"),
+        ("year", "Trie", "TRIE are only supported on varchar field"),
+        ("score", "BITMAP", "bitmap index are only supported"),
+        ("year", "HNSW", "data type Int64 can't build with this index HNSW"),
+    ],
+)
+def test_scalar_index_types_the_field_cannot_take(
+    client: MilvusClient, field: str, index_type: str, message: str
+) -> None:
+    make(client)
+    ip = client.prepare_index_params()
+    ip.add_index(field, index_type=index_type)
+    with pytest.raises(MilvusException) as err:
+        client.create_index("docs", ip)
+    assert err.value.code == 1100 and message in err.value.message
+
+
+def test_a_second_kind_of_index_on_a_scalar_field_is_refused(client: MilvusClient) -> None:
+    make(client)
+    ip = client.prepare_index_params()
+    ip.add_index("year", index_type="STL_SORT")
+    client.create_index("docs", ip)
+    other = client.prepare_index_params()
+    other.add_index("year", index_type="INVERTED")
+    with pytest.raises(MilvusException) as err:
+        client.create_index("docs", other)
+    assert "at most one distinct index" in err.value.message
+
+
+def test_a_collection_moves_to_another_database_under_its_name(client: MilvusClient) -> None:
+    make(client, "rn")
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_index("rn", ip)
+    client.load_collection("rn")
+    client.create_database("db2")
+    client.rename_collection("rn", "rn", target_db="db2")
+    assert "rn" not in client.list_collections()
+    client.use_database("db2")
+    assert client.list_collections() == ["rn"]
+    assert client.query("rn", filter="id < 3", output_fields=["title"])[0]["title"] == "t0"
+
+
+def test_only_iterators_get_a_snapshot_timestamp(client: MilvusClient) -> None:
+    vecs = make(client)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_index("docs", ip)
+    client.load_collection("docs")
+    rows = client.query("docs", filter="id < 2", output_fields=["title"])
+    assert not rows.extra.get("iterator_session_ts")
+    hits = client.search("docs", [vecs[0].tolist()], limit=2)
+    assert not hits.extra.get("iterator_session_ts")
+    it = client.query_iterator("docs", batch_size=15, filter="id >= 0", output_fields=["id"])
+    seen = []
+    while page := it.next():
+        seen += [r["id"] for r in page]
+    it.close()
+    assert sorted(seen) == list(range(40))
