@@ -1313,6 +1313,25 @@ CREATE TABLE IF NOT EXISTS pgvec.aliases (
 
 GRANT SELECT ON pgvec.collections, pgvec.aliases TO PUBLIC;
 
+-- Milvus database properties (a Milvus database is a schema), by the schema's OID; set
+-- by its owner through pgvec.set_database_properties. pgvec acts on none of them.
+CREATE TABLE IF NOT EXISTS pgvec.databases (
+    nspoid     oid PRIMARY KEY,
+    properties jsonb NOT NULL DEFAULT '{}'
+);
+GRANT SELECT ON pgvec.databases TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgvec.set_database_properties(nsp regnamespace, properties jsonb)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF NOT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE oid = nsp), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of schema %', nsp USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO pgvec.databases AS d (nspoid, properties) VALUES (nsp, properties)
+    ON CONFLICT (nspoid) DO UPDATE SET properties = EXCLUDED.properties;
+END
+$fn$;
+
 -- Milvus-style int64 primary keys for auto_id collections (and for rows inserted through
 -- SQL that leave the key out): physical milliseconds << 18 | a sequence's low 18 bits,
 -- the shape of Milvus's TSO-based ids.

@@ -8,6 +8,7 @@ table of that schema with a vector column, made through the Milvus API or in SQL
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -257,12 +258,50 @@ async def list_dbs(conn: psycopg.AsyncConnection[Any]) -> list[str]:
     return [db_name_of(r[0]) for r in await cur.fetchall()]
 
 
-async def create_db(conn: psycopg.AsyncConnection[Any], db: str) -> None:
+async def create_db(
+    conn: psycopg.AsyncConnection[Any], db: str, properties: Mapping[str, str]
+) -> None:
     _check_name(db)
+    schema = schema_of(db)
     try:
-        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_of(db))))
+        async with conn.transaction():
+            await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            await _set_db_properties(conn, schema, properties)  # (a reused OID's go)
     except psycopg.errors.DuplicateSchema:
         raise DatabaseExists(f"database already exist: {db}") from None
+
+
+async def db_properties(conn: psycopg.AsyncConnection[Any], db: str) -> dict[str, str]:
+    """The properties of database ``db`` (Milvus's DescribeDatabase)."""
+    schema = schema_of(db)
+    await _check_db(conn, schema)
+    cur = await conn.execute(
+        "SELECT d.properties FROM pgvec.databases d"
+        " JOIN pg_namespace n ON n.oid = d.nspoid WHERE n.nspname = %s",
+        (schema,),
+    )
+    row = await cur.fetchone()
+    return {k: str(v) for k, v in (row[0] if row else {}).items()}
+
+
+async def alter_db(
+    conn: psycopg.AsyncConnection[Any], db: str, changes: Mapping[str, str], drop: Sequence[str]
+) -> None:
+    """Set ``changes`` and remove the keys ``drop`` from the properties of ``db``."""
+    properties = await db_properties(conn, db)
+    properties.update(changes)
+    for key in drop:
+        properties.pop(key, None)
+    await _set_db_properties(conn, schema_of(db), properties)
+
+
+async def _set_db_properties(
+    conn: psycopg.AsyncConnection[Any], schema: str, properties: Mapping[str, str]
+) -> None:
+    await conn.execute(
+        "SELECT pgvec.set_database_properties(%s::regnamespace, %s::jsonb)",
+        (sql.Identifier(schema).as_string(conn), json.dumps(dict(properties))),
+    )
 
 
 async def drop_db(conn: psycopg.AsyncConnection[Any], db: str) -> None:

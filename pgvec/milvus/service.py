@@ -68,7 +68,16 @@ class MilvusService(
     @rpc(common_pb2.Status)
     async def CreateDatabase(self, request: Any, caller: Caller) -> Any:
         async with self.connections.connection(caller) as conn:
-            await catalog.create_db(conn, request.db_name)
+            await catalog.create_db(conn, request.db_name, kv(request.properties))
+        return common_pb2.Status()
+
+    @rpc(common_pb2.Status)
+    async def AlterDatabase(self, request: Any, caller: Caller) -> Any:
+        """Database properties are kept and described back; pgvec acts on none of them."""
+        async with self.connections.connection(caller) as conn:
+            await catalog.alter_db(
+                conn, request.db_name, kv(request.properties), list(request.delete_keys)
+            )
         return common_pb2.Status()
 
     @rpc(common_pb2.Status)
@@ -87,8 +96,11 @@ class MilvusService(
     async def DescribeDatabase(self, request: Any, caller: Caller) -> Any:
         name = request.db_name or catalog.DEFAULT_DB
         async with self.connections.connection(caller) as conn:
-            await catalog.list_names(conn, name)  # raises if there is no such database
-        return milvus_pb2.DescribeDatabaseResponse(db_name=name)
+            properties = await catalog.db_properties(conn, name)  # raises if there is none
+        out = milvus_pb2.DescribeDatabaseResponse(db_name=name)
+        for key, value in properties.items():
+            out.properties.add(key=key, value=value)
+        return out
 
     # -- collections --------------------------------------------------------------
 

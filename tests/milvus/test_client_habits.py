@@ -190,3 +190,19 @@ def test_only_iterators_get_a_snapshot_timestamp(client: MilvusClient) -> None:
         seen += [r["id"] for r in page]
     it.close()
     assert sorted(seen) == list(range(40))
+
+
+def test_database_properties(client: MilvusClient, milvus_uri: str) -> None:
+    client.create_database("db1", properties={"key1": "value1"})
+    assert client.describe_database("db1") == {"name": "db1", "key1": "value1"}
+    client.alter_database_properties("db1", properties={"key": "value"})
+    assert client.describe_database("db1") == {"name": "db1", "key1": "value1", "key": "value"}
+    client.drop_database_properties("db1", property_keys=["key1"])
+    assert client.describe_database("db1") == {"name": "db1", "key": "value"}
+    assert client.describe_database("default") == {"name": "default"}
+    client.drop_database("db1")
+    client.create_database("db1")  # a new database has none of the old one's
+    assert client.describe_database("db1") == {"name": "db1"}
+    with pytest.raises(MilvusException) as err:
+        client.alter_database_properties("nosuch", properties={"k": "v"})
+    assert err.value.code == 800

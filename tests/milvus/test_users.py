@@ -362,3 +362,18 @@ def test_root_is_the_role_named_root_where_there_is_one(
         with psycopg.connect(db_uri, autocommit=True) as conn:
             conn.execute("DROP OWNED BY root")
             conn.execute("DROP ROLE root")
+
+
+def test_database_properties_are_the_schema_owners_to_set(
+    client: MilvusClient, milvus_uri: str, names: str
+) -> None:
+    client.create_database("db1", properties={"k": "v"})
+    bob = names + "bob"
+    client.create_user(bob, "pw-of-bob")
+    as_bob = MilvusClient(milvus_uri, user=bob, password="pw-of-bob")
+    for db in ("db1", "default"):
+        with pytest.raises(MilvusException) as err:
+            as_bob.alter_database_properties(db, properties={"k": "changed"})
+        assert err.value.code == 1401
+    assert client.describe_database("db1") == {"name": "db1", "k": "v"}
+    as_bob.close()
