@@ -1302,6 +1302,8 @@ CREATE TABLE IF NOT EXISTS pgvec.collections (
     loaded      boolean NOT NULL DEFAULT false,
     created_ts  bigint NOT NULL DEFAULT 0
 );
+ALTER TABLE pgvec.collections
+    ADD COLUMN IF NOT EXISTS released_partitions text[] NOT NULL DEFAULT '{}';
 
 -- Milvus aliases: another name for a collection, within its database (schema).
 CREATE TABLE IF NOT EXISTS pgvec.aliases (
@@ -1386,7 +1388,20 @@ BEGIN
             USING ERRCODE = '42501';
     END IF;
     INSERT INTO pgvec.collections AS c (relid, schema, loaded) VALUES (rel, '', loaded)
-    ON CONFLICT (relid) DO UPDATE SET loaded = EXCLUDED.loaded;
+    ON CONFLICT (relid) DO UPDATE SET loaded = EXCLUDED.loaded, released_partitions = '{}';
+END
+$fn$;
+
+-- The partitions of a loaded collection released on their own (Milvus's
+-- release_partitions of some of them): searches and queries leave them out.
+CREATE OR REPLACE FUNCTION pgvec.set_partitions_released(rel regclass, names text[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF NOT has_table_privilege(session_user, rel, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = rel)
+            USING ERRCODE = '42501';
+    END IF;
+    UPDATE pgvec.collections SET released_partitions = names WHERE relid = rel;
 END
 $fn$;
 

@@ -38,7 +38,7 @@ _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pgvec", "pg_toast")
 
 _RESOLVE_SQL = """
 SELECT c.oid::int8, c.relname::text, m.schema, m.consistency, m.properties, m.loaded,
-       m.created_ts
+       m.created_ts, m.released_partitions
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pgvec.collections m ON m.relid = c.oid
@@ -86,7 +86,7 @@ async def resolve(conn: psycopg.AsyncConnection[Any], db: str, name: str) -> Col
     row = await cur.fetchone()
     if row is None:
         raise CollectionNotFound(f"collection '{name}' does not exist")
-    relid, table, stored, consistency, properties, loaded, created_ts = row
+    relid, table, stored, consistency, properties, loaded, created_ts, released = row
     cur = await conn.execute(_COLUMNS_SQL, (relid,))
     columns = await cur.fetchall()
     pk = next((c[0] for c in columns if c[5]), None)
@@ -117,6 +117,7 @@ async def resolve(conn: psycopg.AsyncConnection[Any], db: str, name: str) -> Col
         dynamic=bool(dynamic),
         consistency=2 if consistency is None else int(consistency),
         loaded=bool(loaded),
+        released=frozenset(released or ()),
         created_ts=int(created_ts or 0),
         properties=dict(properties or {}),
         registered=bool(stored),
@@ -195,6 +196,16 @@ async def rename(
                     sql.Identifier(schema, coll.table), sql.Identifier(new_name)
                 )
             )
+
+
+async def set_released(
+    conn: psycopg.AsyncConnection[Any], coll: Collection, names: Sequence[str]
+) -> None:
+    """Mark the partitions ``names`` of a loaded collection released (the others loaded)."""
+    await conn.execute(
+        "SELECT pgvec.set_partitions_released(%s::oid::regclass, %s::text[])",
+        (coll.relid, sorted(names)),
+    )
 
 
 async def set_loaded(conn: psycopg.AsyncConnection[Any], coll: Collection, loaded: bool) -> None:

@@ -3,6 +3,7 @@ collection (see :mod:`pgvec.milvus.indexes` for how they map onto pgvec indexes)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
@@ -125,6 +126,16 @@ class IndexRPCs(ServiceBase):
 
     @rpc(common_pb2.Status)
     async def LoadCollection(self, request: Any, caller: Caller) -> Any:
+        return await self._load(request, caller, lambda coll, every: ())
+
+    async def _load(
+        self,
+        request: Any,
+        caller: Caller,
+        released: Callable[[Collection, list[str]], Iterable[str]],
+    ) -> Any:
+        """Load the collection; ``released(coll, partitions)``: the partitions that stay
+        released (LoadPartitions of some of them)."""
         db = await self._db()
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
@@ -139,6 +150,9 @@ class IndexRPCs(ServiceBase):
             # anything; a load that fails rolls the mark back
             async with conn.transaction():
                 await catalog.set_loaded(conn, coll, True)
+                stay = list(released(coll, list(await partitions.leaves(conn, coll))))
+                if stay:
+                    await catalog.set_released(conn, coll, stay)
                 for i in found:
                     if i.state == "released":
                         await db.load(i.pg_name, coll.schema_name)
@@ -155,27 +169,40 @@ class IndexRPCs(ServiceBase):
                     await db.release(i.pg_name, coll.schema_name)
         return common_pb2.Status()
 
-    # Partitions are loaded and released with their collection: LoadPartitions loads it,
-    # ReleasePartitions of every partition releases it, of some answers success.
+    # A partition is loaded and released with its collection, or on its own: the
+    # collection's index stays in memory while one of its partitions is loaded, and
+    # searches and queries leave out the partitions released on their own
+    # (Collection.released); they cannot be dropped until then, as in Milvus.
 
     @rpc(common_pb2.Status)
     async def LoadPartitions(self, request: Any, caller: Caller) -> Any:
-        await self._partition_names(request, caller)
-        return await self.LoadCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
+        named = await self._partition_names(request, caller)
+
+        def released(coll: Collection, every: list[str]) -> Iterable[str]:
+            before = coll.released if coll.loaded else every
+            return [n for n in before if n not in named]
+
+        return await self._load(request, caller, released)
 
     @rpc(common_pb2.Status)
     async def ReleasePartitions(self, request: Any, caller: Caller) -> Any:
-        named, every = await self._partition_names(request, caller)
-        if set(named) != set(every):
-            return common_pb2.Status()
+        named = await self._partition_names(request, caller)
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            every = list(await partitions.leaves(conn, coll))
+            released = set(coll.released) | set(named)
+            if not released.issuperset(every):
+                if coll.loaded:
+                    await catalog.set_released(conn, coll, sorted(released))
+                return common_pb2.Status()
         return await self.ReleaseCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
 
-    async def _partition_names(self, request: Any, caller: Caller) -> tuple[list[str], list[str]]:
+    async def _partition_names(self, request: Any, caller: Caller) -> list[str]:
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
             named = list(request.partition_names)
             await partitions.check_names(conn, coll, named)
-            return named, list(await partitions.leaves(conn, coll))
+            return named
 
     @rpc(milvus_pb2.GetLoadingProgressResponse)
     async def GetLoadingProgress(self, request: Any, caller: Caller) -> Any:
@@ -195,6 +222,9 @@ class IndexRPCs(ServiceBase):
                     return milvus_pb2.GetLoadStateResponse(state=common_pb2.LoadStateNotExist)
                 raise
             loaded = await self._loaded(conn, coll)
+            named = list(request.partition_names)
+            await partitions.check_names(conn, coll, named)
+            loaded = loaded and not coll.released.intersection(named)
         return milvus_pb2.GetLoadStateResponse(
             state=common_pb2.LoadStateLoaded if loaded else common_pb2.LoadStateNotLoad
         )

@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import sql
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
+from pgvec.milvus import catalog
 from pgvec.milvus.base import ServiceBase
 from pgvec.milvus.context import Caller
 from pgvec.milvus.partitions import (
@@ -32,7 +33,9 @@ class PartitionRPCs(ServiceBase):
         return milvus_pb2.ShowPartitionsResponse(
             partition_names=names,
             partitionIDs=[found[n] for n in names],
-            inMemory_percentages=[100 if coll.loaded else 0] * len(names),
+            inMemory_percentages=[
+                100 if coll.loaded and n not in coll.released else 0 for n in names
+            ],
         )
 
     async def has_partition(self, request: Any, caller: Caller) -> Any:
@@ -77,11 +80,18 @@ class PartitionRPCs(ServiceBase):
             found = await leaves(conn, coll)
             if name not in found or not await is_list_partitioned(conn, coll):
                 raise PartitionNotFound(f"partition not found[partition={name}]")
-            await conn.execute(
-                sql.SQL("DROP TABLE {}").format(
-                    sql.Identifier(coll.schema_name, leaf_name(coll.table, name))
+            if coll.loaded and name not in coll.released:
+                raise MilvusError(
+                    "partition cannot be dropped, partition is loaded, please release it first"
                 )
-            )
+            async with conn.transaction():
+                await conn.execute(
+                    sql.SQL("DROP TABLE {}").format(
+                        sql.Identifier(coll.schema_name, leaf_name(coll.table, name))
+                    )
+                )
+                if name in coll.released:
+                    await catalog.set_released(conn, coll, sorted(coll.released - {name}))
         (await self._db()).note_ddl()
         return common_pb2.Status()
 

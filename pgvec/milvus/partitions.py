@@ -28,7 +28,7 @@ from pymilvus.grpc_gen import schema_pb2
 from pgvec.milvus.data import PARTITION as COLUMN
 from pgvec.milvus.filters import Filter
 from pgvec.milvus.schema import Collection, Field
-from pgvec.milvus.status import ParameterInvalid, PartitionNotFound
+from pgvec.milvus.status import ParameterInvalid, PartitionNotFound, PartitionNotLoaded
 
 DEFAULT_PARTITION = "_default"
 DEFAULT_KEY_PARTITIONS = 16
@@ -145,6 +145,19 @@ async def check_names(
         if name not in found:
             raise PartitionNotFound(f"partition not found[partition={name}]")
     return {n: found[n] for n in names}
+
+
+async def readable(
+    conn: psycopg.AsyncConnection[Any], coll: Collection, named: Sequence[str]
+) -> list[str]:
+    """The partitions a search or query naming ``named`` reads: those, each loaded, or
+    (none named) every loaded one; [] for every partition."""
+    for name in named:
+        if name in coll.released:
+            raise PartitionNotLoaded(f"partition not loaded[partition={name}]")
+    if named or not coll.released:
+        return list(named)
+    return [n for n in await leaves(conn, coll) if n not in coll.released]
 
 
 async def only(

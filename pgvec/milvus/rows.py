@@ -82,7 +82,8 @@ class RowRPCs(ServiceBase):
             outputs = data.Outputs(coll, list(request.output_fields), with_pk=True)
             if outputs.count:
                 outputs = data.Outputs(coll, list(request.output_fields), with_pk=False)
-            where = await partitions.only(conn, coll, where, list(request.partition_names))
+            named = await partitions.readable(conn, coll, list(request.partition_names))
+            where = await partitions.only(conn, coll, where, named)
             columns = await data.query(conn, coll, where, outputs, limit, offset)
         out = milvus_pb2.QueryResults(
             collection_name=coll.name,
@@ -121,7 +122,7 @@ class RowRPCs(ServiceBase):
         if not await self._loaded(conn, coll, found):
             raise CollectionNotLoaded(f"collection not loaded[collection={coll.name}]")
         info = await indexes.table_info(db, coll.relid)
-        named = list(request.partition_names)
+        named = await partitions.readable(conn, coll, list(request.partition_names))
         leaves = None
         if named:
             chosen = await partitions.check_names(conn, coll, named)

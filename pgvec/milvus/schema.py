@@ -110,6 +110,7 @@ class Collection:
     dynamic: bool = False
     consistency: int = 2  # Bounded, Milvus's default
     loaded: bool = False
+    released: frozenset[str] = frozenset()  # partitions of a loaded collection released
     created_ts: int = 0
     properties: Mapping[str, str] = field(default_factory=dict)
     registered: bool = False  # created through the Milvus API (has a pgvec.collections row)

@@ -50,6 +50,10 @@ class PartitionNotFound(MilvusError):
     code = 200
 
 
+class PartitionNotLoaded(MilvusError):
+    code = 201
+
+
 class IndexNotFound(MilvusError):
     code = 700
     error_code = INDEX_NOT_EXIST

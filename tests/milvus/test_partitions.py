@@ -152,3 +152,49 @@ def test_partition_key(client: MilvusClient, sql: psycopg.Connection) -> None:
             [{"id": 999, "tenant": "t1", "vec": vecs[0].tolist()}],
             partition_name="_default_0",
         )
+
+
+def test_partitions_load_and_release_on_their_own(client: MilvusClient) -> None:
+    """As in Milvus since 2.3: a partition released on its own is left out of searches
+    and queries that name none, refused where one names it, and only then dropped."""
+    data = make(client)
+    q = np.random.default_rng(4).random(DIM, dtype=np.float32)
+    with pytest.raises(MilvusException) as err:
+        client.drop_partition("items", "p2")
+    assert "partition is loaded, please release it first" in err.value.message
+    client.release_partitions("items", ["p2"])
+    loaded = ("_default", "p1", "p3")
+    hits = client.search("items", data=[q.tolist()], limit=8)[0]
+    assert [h["id"] for h in hits] == exact(data, q, loaded, 8)[0]
+    got = client.query("items", filter="cat == 3", output_fields=["id"])
+    assert sorted(r["id"] for r in got) == sorted(
+        i for p in loaded for i in data[p][0] if i % 5 == 3
+    )
+    with pytest.raises(MilvusException) as err:
+        client.search("items", data=[q.tolist()], limit=3, partition_names=["p2"])
+    assert err.value.code == 201 and "partition not loaded" in err.value.message
+    with pytest.raises(MilvusException) as err:
+        client.query("items", filter="cat == 3", partition_names=["p1", "p2"])
+    assert err.value.code == 201
+    assert client.get_load_state("items")["state"].name == "Loaded"
+    assert client.get_load_state("items", partition_name="p2")["state"].name == "NotLoad"
+    # loaded again: found again
+    client.load_partitions("items", ["p2"])
+    hits = client.search("items", data=[q.tolist()], limit=3, partition_names=["p2"])[0]
+    assert [h["id"] for h in hits] == exact(data, q, ("p2",), 3)[0]
+    # released partition by partition: the collection is released with the last one
+    client.release_partitions("items", ["p2"])
+    client.drop_partition("items", "p2")
+    client.release_partitions("items", ["_default", "p1", "p3"])
+    assert client.get_load_state("items")["state"].name == "NotLoad"
+    with pytest.raises(MilvusException) as err:
+        client.search("items", data=[q.tolist()], limit=3)
+    assert err.value.code == 101
+    # loading some partitions of a released collection loads those only
+    client.load_partitions("items", ["p3"])
+    hits = client.search("items", data=[q.tolist()], limit=5)[0]
+    assert [h["id"] for h in hits] == exact(data, q, ("p3",), 5)[0]
+    client.create_partition("items", "p2")  # (a new partition of a loaded collection loads)
+    client.load_collection("items")
+    hits = client.search("items", data=[q.tolist()], limit=5)[0]
+    assert [h["id"] for h in hits] == exact(data, q, ("_default", "p1", "p3"), 5)[0]
