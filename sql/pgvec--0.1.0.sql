@@ -1380,6 +1380,14 @@ BEGIN
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION pgvec.set_collection_schema(rel regclass, schema bytea)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM pgvec._check_owner(rel);
+    UPDATE pgvec.collections SET schema = set_collection_schema.schema WHERE relid = rel;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION pgvec.set_collection_loaded(rel regclass, loaded boolean)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN

@@ -17,6 +17,8 @@ from pymilvus.grpc_gen import schema_pb2
 
 from pgvec.milvus import partitions
 from pgvec.milvus.schema import (
+    DT,
+    MAX_VARCHAR,
     Collection,
     ColumnRow,
     check_schema,
@@ -30,6 +32,7 @@ from pgvec.milvus.status import (
     DatabaseNotFound,
     MilvusError,
     ParameterInvalid,
+    Unsupported,
 )
 
 DEFAULT_DB = "default"
@@ -351,3 +354,70 @@ def _check_name(name: str) -> None:
             "collection name can only contain numbers, letters and underscores: "
             f"invalid collection name: {name}"
         )
+
+
+#: the field properties AlterCollectionField takes
+_FIELD_PROPERTIES = ("max_length", "max_capacity", "mmap.enabled")
+
+
+async def alter_field(
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    name: str,
+    changes: Mapping[str, str],
+    drop: Sequence[str],
+) -> None:
+    """Milvus's AlterCollectionField: ``max_length`` of a VARCHAR field widens (or
+    narrows, where every value fits) its column; ``max_capacity`` and ``mmap.enabled``
+    are kept in the schema (PostgreSQL keeps the rows on disk and in its buffers, as
+    mmap does). Each in one transaction with the stored schema."""
+    f = coll.field(name)
+    if f is None:
+        raise ParameterInvalid(f"field {name} does not exist in collection {coll.name}")
+    if not coll.registered:
+        raise Unsupported(
+            f"table {coll.table} was made in SQL: change its columns with ALTER TABLE"
+        )
+    for key in [*changes, *drop]:
+        if key not in _FIELD_PROPERTIES:
+            raise ParameterInvalid(f"{key} is not a field property Milvus alters")
+    cur = await conn.execute("SELECT schema FROM pgvec.collections WHERE relid = %s", (coll.relid,))
+    row = await cur.fetchone()
+    if row is None:  # dropped meanwhile
+        raise CollectionNotFound(f"collection '{coll.name}' does not exist")
+    proto = schema_pb2.CollectionSchema.FromString(bytes(row[0]))
+    field = next(x for x in proto.fields if x.name == name)
+    params = {p.key: p.value for p in field.type_params}
+    async with conn.transaction():
+        for key, value in changes.items():
+            if key == "max_length":
+                n = _int_value(key, value)
+                if f.type != DT.VarChar or not 0 < n <= MAX_VARCHAR:
+                    raise ParameterInvalid(
+                        f"max_length of field {name} can be altered on a VarChar field only,"
+                        f" to a value in (0, {MAX_VARCHAR}]"
+                    )
+                await conn.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE character varying({})").format(
+                        coll.ident, sql.Identifier(name), sql.Literal(n)
+                    )
+                )
+            elif key == "max_capacity" and (f.type != DT.Array or _int_value(key, value) < 1):
+                raise ParameterInvalid(f"max_capacity of field {name}: an ARRAY field's, >= 1")
+            params[key] = value
+        for key in drop:
+            params.pop(key, None)
+        del field.type_params[:]
+        for key, value in params.items():
+            field.type_params.add(key=key, value=value)
+        await conn.execute(
+            "SELECT pgvec.set_collection_schema(%s::oid::regclass, %s)",
+            (coll.relid, proto.SerializeToString()),
+        )
+
+
+def _int_value(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ParameterInvalid(f"{key} must be an integer, not {value}") from None

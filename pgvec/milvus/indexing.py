@@ -19,6 +19,7 @@ from pgvec.milvus.status import (
     IndexNotFound,
     MilvusError,
     ParameterInvalid,
+    Unsupported,
 )
 
 
@@ -32,7 +33,8 @@ class IndexRPCs(ServiceBase):
             coll = await self._collection(conn, caller, request.collection_name)
             found = await indexes.list_indexes(conn, coll)
             found += await scalar_indexes.list_indexes(conn, coll)
-        return coll, indexes.pick(found, coll.table, request.index_name, request.field_name)
+        field = getattr(request, "field_name", "")  # (AlterIndex names none)
+        return coll, indexes.pick(found, coll.table, request.index_name, field)
 
     # -- indexes ------------------------------------------------------------------
 
@@ -74,6 +76,21 @@ class IndexRPCs(ServiceBase):
                 options=options,
             )
         )
+        return common_pb2.Status()
+
+    @rpc(common_pb2.Status)
+    async def AlterIndex(self, request: Any, caller: Caller) -> Any:
+        """Milvus's index properties: ``mmap.enabled``, off (pgvec's indexes are in
+        memory, but DISKANN's, which is searched from disk)."""
+        await self._indexes_named(request, caller)  # Milvus's errors for a wrong name
+        for key, value in kv(request.extra_params).items():
+            if key != "mmap.enabled":
+                raise ParameterInvalid(f"{key} is not an index property Milvus alters")
+            if value.strip().lower() not in ("false", "0"):
+                raise Unsupported(
+                    "mmap.enabled: pgvec keeps its indexes in memory; for an index larger"
+                    " than memory, create a DISKANN index, which is searched from disk"
+                )
         return common_pb2.Status()
 
     @rpc(milvus_pb2.DescribeIndexResponse)

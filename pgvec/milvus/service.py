@@ -210,6 +210,16 @@ class MilvusService(
             )
         return common_pb2.Status()
 
+    @rpc(common_pb2.Status)
+    async def AlterCollectionField(self, request: Any, caller: Caller) -> Any:
+        async with self.connections.connection(caller) as conn:
+            coll = await self._collection(conn, caller, request.collection_name)
+            await catalog.alter_field(
+                conn, coll, request.field_name, kv(request.properties), list(request.delete_keys)
+            )
+        (await self._db()).note_ddl()
+        return common_pb2.Status()
+
     @rpc(milvus_pb2.GetCollectionStatisticsResponse)
     async def GetCollectionStatistics(self, request: Any, caller: Caller) -> Any:
         async with self.connections.connection(caller) as conn:

@@ -12,6 +12,18 @@ from pymilvus import DataType, MilvusClient, MilvusException
 DIM = 8
 
 
+def row(i: int, vec: np.ndarray | None = None) -> dict:
+    return {
+        "id": i,
+        "title": f"t{i}",
+        "year": 2000 + i % 5,
+        "score": i / 10,
+        "tags": [i % 3],
+        "meta": {"k": i},
+        "vec": (np.full(DIM, i / 40, np.float32) if vec is None else vec).tolist(),
+    }
+
+
 def make(client: MilvusClient, name: str = "docs") -> np.ndarray:
     schema = MilvusClient.create_schema(auto_id=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
@@ -23,21 +35,7 @@ def make(client: MilvusClient, name: str = "docs") -> np.ndarray:
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
     client.create_collection(name, schema=schema)
     vecs = np.random.default_rng(3).random((40, DIM), dtype=np.float32)
-    client.insert(
-        name,
-        [
-            {
-                "id": i,
-                "title": f"t{i}",
-                "year": 2000 + i % 5,
-                "score": i / 10,
-                "tags": [i % 3],
-                "meta": {"k": i},
-                "vec": vecs[i].tolist(),
-            }
-            for i in range(40)
-        ],
-    )
+    client.insert(name, [row(i, vecs[i]) for i in range(40)])
     return vecs
 
 
@@ -206,3 +204,46 @@ def test_database_properties(client: MilvusClient, milvus_uri: str) -> None:
     with pytest.raises(MilvusException) as err:
         client.alter_database_properties("nosuch", properties={"k": "v"})
     assert err.value.code == 800
+
+
+def test_alter_a_field(client: MilvusClient, milvus_server, dbname: str) -> None:
+    make(client)
+    long_title = "x" * 100
+    with pytest.raises(MilvusException):  # (64 characters at most)
+        client.insert("docs", [{**row(99), "title": long_title}])
+    client.alter_collection_field("docs", "title", field_params={"max_length": 2500})
+    client.alter_collection_field("docs", "tags", field_params={"mmap.enabled": True})
+    fields = {f["name"]: f for f in client.describe_collection("docs")["fields"]}
+    assert fields["title"]["params"]["max_length"] == 2500
+    assert fields["tags"]["params"]["mmap_enabled"] is True
+    client.insert("docs", [{**row(99), "title": long_title}])
+    with psycopg.connect(milvus_server.uri(dbname)) as conn:
+        assert conn.execute("SELECT title FROM docs WHERE id = 99").fetchone() == (long_title,)
+        kind = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'docs'::regclass AND attname = 'title'"
+        ).fetchone()
+    assert kind == ("character varying(2500)",)
+    # narrower than a stored value: PostgreSQL refuses, and nothing changes
+    with pytest.raises(MilvusException):
+        client.alter_collection_field("docs", "title", field_params={"max_length": 10})
+    fields = {f["name"]: f for f in client.describe_collection("docs")["fields"]}
+    assert fields["title"]["params"]["max_length"] == 2500
+    for name, params in (("year", {"max_length": 10}), ("nosuch", {"max_length": 10})):
+        with pytest.raises(MilvusException) as err:
+            client.alter_collection_field("docs", name, field_params=params)
+        assert err.value.code == 1100
+
+
+def test_alter_index_properties(client: MilvusClient) -> None:
+    make(client)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="HNSW", metric_type="L2")
+    client.create_index("docs", ip)
+    client.alter_index_properties("docs", "vec", properties={"mmap.enabled": False})
+    with pytest.raises(MilvusException) as err:
+        client.alter_index_properties("docs", "vec", properties={"mmap.enabled": True})
+    assert "DISKANN" in err.value.message
+    with pytest.raises(MilvusException) as err:
+        client.alter_index_properties("docs", "nosuch", properties={"mmap.enabled": False})
+    assert err.value.code == 700
