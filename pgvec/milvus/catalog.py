@@ -18,6 +18,7 @@ from pymilvus.grpc_gen import schema_pb2
 from pgvec.milvus import partitions
 from pgvec.milvus.schema import (
     DT,
+    MAX_CAPACITY,
     MAX_VARCHAR,
     Collection,
     ColumnRow,
@@ -402,8 +403,13 @@ async def alter_field(
                         coll.ident, sql.Identifier(name), sql.Literal(n)
                     )
                 )
-            elif key == "max_capacity" and (f.type != DT.Array or _int_value(key, value) < 1):
-                raise ParameterInvalid(f"max_capacity of field {name}: an ARRAY field's, >= 1")
+            elif key == "max_capacity" and (
+                f.type != DT.Array or not 0 < _int_value(key, value) <= MAX_CAPACITY
+            ):
+                raise ParameterInvalid(
+                    f"max_capacity of field {name} can be altered on an Array field only,"
+                    f" to a value in (0, {MAX_CAPACITY}]"
+                )
             params[key] = value
         for key in drop:
             params.pop(key, None)

@@ -60,6 +60,10 @@ async def write(
     """Insert (or upsert) the rows (into ``partition``, if named); returns their primary
     keys, in order."""
     names, values = _columns(coll, columns, num_rows, upsert=upsert)
+    if upsert and coll.pk.name in names:
+        keys = values[names.index(coll.pk.name)]
+        if len(set(keys)) < len(keys):  # Milvus refuses them since 2.5.x and 2.6.x
+            raise ParameterInvalid("duplicate primary keys are not allowed in the same batch")
     if partition is not None:
         names.append(PARTITION)
         values.append([partition] * num_rows)

@@ -116,6 +116,13 @@ def scalars_of(data: schema_pb2.FieldData, f: Field, rows: int, default: Any = N
     s = data.scalars
     if f.is_array:
         values: list[Any] = [_array_values(cell, f) for cell in s.array_data.data]
+        if f.max_capacity:
+            for i, v in enumerate(values):
+                if len(v) > f.max_capacity:
+                    raise ParameterInvalid(
+                        f"the length ({len(v)}) of {i}th array exceeds max capacity"
+                        f" ({f.max_capacity}) of field {f.name}"
+                    )
     else:
         slot = _SCALAR_SLOTS.get(f.type)
         which = s.WhichOneof("data")

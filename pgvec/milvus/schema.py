@@ -64,6 +64,8 @@ _FROM_PG: dict[str, int] = {
     "json": DT.JSON,
 }
 MAX_VARCHAR = 65535
+#: Milvus's bound of an ARRAY field's max_capacity
+MAX_CAPACITY = 4096
 MAX_DIM = 32768
 MAX_BINARY_DIM = 65536 - 8  # bits (the engine's bound: dimensions up to 65535)
 FIRST_FIELD_ID = 100
@@ -79,6 +81,7 @@ class Field:
     dim: int = 0  # vectors
     max_length: int = 0  # VARCHAR, and VARCHAR elements of an ARRAY
     element_type: int = 0  # ARRAY
+    max_capacity: int = 0  # ARRAY (0: not checked, a table made in SQL)
     primary: bool = False
     auto_id: bool = False
     nullable: bool = False
@@ -206,12 +209,21 @@ def field_of(f: schema_pb2.FieldSchema, field_id: int) -> Field:
             raise ParameterInvalid(
                 f"element type {DT.Name(element)} of field {f.name} is not supported in an array"
             )
+        capacity = 0
+        if "max_capacity" in _params(f):
+            capacity = _int_param(f, "max_capacity")
+            if not 0 < capacity <= MAX_CAPACITY:
+                raise ParameterInvalid(
+                    f"the maximum capacity specified for a Array should be in (0, "
+                    f"{MAX_CAPACITY}], but got {capacity} instead (field {f.name})"
+                )
         return Field(
             f.name,
             kind,
             column,
             max_length=n,
             element_type=element,
+            max_capacity=capacity,
             nullable=f.nullable,
             field_id=field_id,
         )
@@ -409,5 +421,5 @@ def to_proto(f: Field) -> schema_pb2.FieldSchema:
         out.type_params.add(key="max_length", value=str(f.max_length))
     if f.is_array:
         out.element_type = f.element_type
-        out.type_params.add(key="max_capacity", value="4096")
+        out.type_params.add(key="max_capacity", value=str(MAX_CAPACITY))
     return out

@@ -229,7 +229,19 @@ def test_alter_a_field(client: MilvusClient, milvus_server, dbname: str) -> None
         client.alter_collection_field("docs", "title", field_params={"max_length": 10})
     fields = {f["name"]: f for f in client.describe_collection("docs")["fields"]}
     assert fields["title"]["params"]["max_length"] == 2500
-    for name, params in (("year", {"max_length": 10}), ("nosuch", {"max_length": 10})):
+    # an ARRAY's max_capacity (4): checked on insert, and altered
+    with pytest.raises(MilvusException) as err:
+        client.insert("docs", [{**row(98), "tags": [1, 2, 3, 4, 5]}])
+    assert err.value.code == 1100 and "exceeds max capacity (4)" in err.value.message
+    client.alter_collection_field("docs", "tags", field_params={"max_capacity": 8})
+    client.insert("docs", [{**row(98), "tags": [1, 2, 3, 4, 5]}])
+    with psycopg.connect(milvus_server.uri(dbname)) as conn:
+        assert conn.execute("SELECT tags FROM docs WHERE id = 98").fetchone() == ([1, 2, 3, 4, 5],)
+    for name, params in (
+        ("year", {"max_length": 10}),
+        ("nosuch", {"max_length": 10}),
+        ("tags", {"max_capacity": 5000}),
+    ):
         with pytest.raises(MilvusException) as err:
             client.alter_collection_field("docs", name, field_params=params)
         assert err.value.code == 1100

@@ -122,6 +122,13 @@ def test_bad_input_keeps_the_data(client: MilvusClient) -> None:
         client.insert("c", [{"id": 4, "vector": [1, 2, 3, 4]}, {"id": 1, "vector": [0, 0, 0, 1]}])
     assert "duplicate" in str(err.value)
     assert client.query("c", filter="id >= 0", output_fields=["id"]) == [{"id": 1}]
+    # an upsert of one key twice in a batch: refused, as Milvus since 2.5.x and 2.6.x
+    with pytest.raises(MilvusException) as err:
+        client.upsert("c", [{"id": 1, "vector": [0, 0, 0, 1]}, {"id": 1, "vector": [0, 0, 1, 0]}])
+    assert err.value.code == 1100
+    assert "duplicate primary keys are not allowed in the same batch" in err.value.message
+    got = client.query("c", filter="id >= 0", output_fields=["id", "vector"])
+    assert [(r["id"], r["vector"]) for r in got] == [(1, [1, 2, 3, 4])]
     with pytest.raises(MilvusException) as err:
         client.query("c", filter="id <", output_fields=["id"])
     assert err.value.code == 1100 and "column" in err.value.message
