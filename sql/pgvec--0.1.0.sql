@@ -1252,10 +1252,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION pgvec.track_in_transaction(rel regclass)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    IF NOT has_table_privilege(session_user, rel, 'TRIGGER') THEN
-        RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = rel)
-            USING ERRCODE = '42501';
-    END IF;
+    PERFORM pgvec._check_privilege(rel, 'TRIGGER');
     PERFORM pgvec.track(rel);
 END
 $fn$;
@@ -1348,6 +1345,18 @@ $fn$;
 
 -- Only the table's owner (or a member of the owning role) registers, alters or drops a
 -- collection's row; anyone who may read the table loads and releases it.
+-- The session's user (the client's, in a SECURITY DEFINER function) has ``privilege``
+-- on rel, or PostgreSQL's own error.
+CREATE OR REPLACE FUNCTION pgvec._check_privilege(rel regclass, privilege text)
+RETURNS void LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    IF NOT has_table_privilege(session_user, rel, privilege) THEN
+        RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = rel)
+            USING ERRCODE = '42501';
+    END IF;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION pgvec._check_owner(rel regclass)
 RETURNS void LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
@@ -1391,10 +1400,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION pgvec.set_collection_loaded(rel regclass, loaded boolean)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    IF NOT has_table_privilege(session_user, rel, 'SELECT') THEN
-        RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = rel)
-            USING ERRCODE = '42501';
-    END IF;
+    PERFORM pgvec._check_privilege(rel, 'SELECT');
     INSERT INTO pgvec.collections AS c (relid, schema, loaded) VALUES (rel, '', loaded)
     ON CONFLICT (relid) DO UPDATE SET loaded = EXCLUDED.loaded, released_partitions = '{}';
 END
@@ -1405,10 +1411,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION pgvec.set_partitions_released(rel regclass, names text[])
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    IF NOT has_table_privilege(session_user, rel, 'SELECT') THEN
-        RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = rel)
-            USING ERRCODE = '42501';
-    END IF;
+    PERFORM pgvec._check_privilege(rel, 'SELECT');
     UPDATE pgvec.collections SET released_partitions = names WHERE relid = rel;
 END
 $fn$;
