@@ -695,6 +695,11 @@ UPDATE pgvec.indexes SET rel = relid WHERE rel IS NULL OR rel::oid <> relid;
 -- builds the last of them in its place; DROP INDEX of one of them forgets it.
 ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS standby jsonb NOT NULL DEFAULT '[]';
 
+-- What a Milvus client asked for, which DescribeIndex echoes as Milvus does: the index
+-- type as given (AUTOINDEX) and the properties of AlterIndex (mmap.enabled). Set by the
+-- table's owner through pgvec.set_milvus_index_params.
+ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS milvus_params jsonb NOT NULL DEFAULT '{}';
+
 -- The one-column CHECK constraints that call a function (pg_depend): the column, the
 -- function and the constraint's definition, which the views below read pgvec's out of.
 CREATE OR REPLACE VIEW pgvec._column_checks AS
@@ -1386,6 +1391,15 @@ BEGIN
     PERFORM pgvec._check_owner(rel);
     UPDATE pgvec.collections SET properties = set_collection_properties.properties
     WHERE relid = rel;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pgvec.set_milvus_index_params(tbl regclass, index_name name, params jsonb)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM pgvec._check_owner(tbl);
+    UPDATE pgvec.indexes i SET milvus_params = set_milvus_index_params.params
+    WHERE i.relid = tbl AND i.index_name = set_milvus_index_params.index_name;
 END
 $fn$;
 

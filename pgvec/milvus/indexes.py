@@ -7,6 +7,7 @@ table, including those made in SQL. Load and release act on the table's indexes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -62,7 +63,7 @@ _STATES = {
 _INDEXES_SQL = """
 SELECT i.index_name::text, i.column_name::text, i.method, i.metric, i.options,
        coalesce(l.state, i.state), coalesce(l.rows, i.rows_indexed), coalesce(l.error, i.error),
-       coalesce(l.progress, i.progress)
+       coalesce(l.progress, i.progress), i.milvus_params
 FROM pgvec.indexes i
 LEFT JOIN LATERAL (
     SELECT CASE WHEN bool_or(x.state = 'failed') THEN 'failed'
@@ -90,6 +91,8 @@ class IndexInfo:
     rows: int
     error: str | None
     progress: float
+    #: what a Milvus client asked for: the index type as given, AlterIndex's properties
+    milvus: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def milvus_name(self, table: str) -> str:
         prefix, suffix = f"{table}_", "_idx"
@@ -101,7 +104,9 @@ class IndexInfo:
 async def list_indexes(conn: psycopg.AsyncConnection[Any], coll: Collection) -> list[IndexInfo]:
     cur = await conn.execute(_INDEXES_SQL, (coll.relid,))
     return [
-        IndexInfo(r[0], r[1], r[2], r[3], r[4] or {}, r[5], int(r[6]), r[7], float(r[8]))
+        IndexInfo(
+            r[0], r[1], r[2], r[3], r[4] or {}, r[5], int(r[6]), r[7], float(r[8]), r[9] or {}
+        )
         for r in await cur.fetchall()
     ]
 
@@ -172,11 +177,25 @@ def describe(index: IndexInfo, table: str) -> milvus_pb2.IndexDescription:
         state=_STATES.get(index.state, common_pb2.InProgress),
         index_state_fail_reason=index.error or "",
     )
-    out.params.add(key="index_type", value=_TYPES.get(index.method, index.method.upper()))
+    asked = dict(index.milvus)
+    kind = asked.pop("index_type", None) or _TYPES.get(index.method, index.method.upper())
+    out.params.add(key="index_type", value=kind)
     if index.metric:  # (a scalar index has none, nor parameters)
         out.params.add(key="metric_type", value=index.metric.upper())
         out.params.add(key="params", value=json.dumps(dict(index.options), separators=(",", ":")))
+    for key, value in asked.items():
+        out.params.add(key=key, value=str(value))
     return out
+
+
+async def set_milvus_params(
+    conn: psycopg.AsyncConnection[Any], coll: Collection, index: str, params: Mapping[str, str]
+) -> None:
+    """Keep what a client asked for of index ``index`` (its PostgreSQL name)."""
+    await conn.execute(
+        "SELECT pgvec.set_milvus_index_params(%s::oid::regclass, %s, %s::jsonb)",
+        (coll.relid, index, json.dumps(dict(params))),
+    )
 
 
 def pick(indexes: list[IndexInfo], table: str, index_name: str, field_name: str) -> list[IndexInfo]:

@@ -19,7 +19,6 @@ from pgvec.milvus.status import (
     IndexNotFound,
     MilvusError,
     ParameterInvalid,
-    Unsupported,
 )
 
 
@@ -65,9 +64,10 @@ class IndexRPCs(ServiceBase):
                 )
             await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
         info = await indexes.table_info(db, coll.relid)
+        pg_name = f"{coll.table}_{request.index_name or f.name}_idx"
         await db.create_index(
             IndexDef(
-                name=f"{coll.table}_{request.index_name or f.name}_idx",
+                name=pg_name,
                 if_not_exists=False,
                 table=info,
                 column=info.vectors[f.name],
@@ -76,21 +76,26 @@ class IndexRPCs(ServiceBase):
                 options=options,
             )
         )
+        asked = kv(request.extra_params).get("index_type") or "AUTOINDEX"
+        async with self.connections.connection(caller) as conn:
+            await indexes.set_milvus_params(conn, coll, pg_name, {"index_type": asked})
         return common_pb2.Status()
 
     @rpc(common_pb2.Status)
     async def AlterIndex(self, request: Any, caller: Caller) -> Any:
-        """Milvus's index properties: ``mmap.enabled``, off (pgvec's indexes are in
-        memory, but DISKANN's, which is searched from disk)."""
-        await self._indexes_named(request, caller)  # Milvus's errors for a wrong name
-        for key, value in kv(request.extra_params).items():
+        """Milvus's index properties (``mmap.enabled``): kept and described back; pgvec
+        keeps its indexes in memory whatever they say (DISKANN's are searched from disk)."""
+        changes = kv(request.extra_params)
+        for key in [*changes, *request.delete_keys]:
             if key != "mmap.enabled":
                 raise ParameterInvalid(f"{key} is not an index property Milvus alters")
-            if value.strip().lower() not in ("false", "0"):
-                raise Unsupported(
-                    "mmap.enabled: pgvec keeps its indexes in memory; for an index larger"
-                    " than memory, create a DISKANN index, which is searched from disk"
-                )
+        coll, found = await self._indexes_named(request, caller)
+        async with self.connections.connection(caller) as conn:
+            for index in found:
+                params = {**index.milvus, **changes}
+                for key in request.delete_keys:
+                    params.pop(key, None)
+                await indexes.set_milvus_params(conn, coll, index.pg_name, params)
         return common_pb2.Status()
 
     @rpc(milvus_pb2.DescribeIndexResponse)
@@ -124,12 +129,15 @@ class IndexRPCs(ServiceBase):
                     "index cannot be dropped, collection is loaded, please release it first"
                 )
             scalar = await scalar_indexes.list_indexes(conn, coll)
-            found = indexes.pick(
-                await indexes.list_indexes(conn, coll) + scalar,
-                coll.table,
-                request.index_name,
-                request.field_name,
-            )
+            try:
+                found = indexes.pick(
+                    await indexes.list_indexes(conn, coll) + scalar,
+                    coll.table,
+                    request.index_name,
+                    request.field_name,
+                )
+            except IndexNotFound:  # Milvus answers success: there is nothing to drop
+                return common_pb2.Status()
             await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
             for i in found:
                 if i in scalar:

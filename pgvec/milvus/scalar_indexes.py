@@ -61,12 +61,12 @@ async def create(
 ) -> None:
     """A scalar index ``name`` of ``index_type`` on ``f``; the same index again is a no-op,
     as in Milvus, and a different one on the same field is refused."""
-    index_type = (index_type or "AUTOINDEX").upper()
-    method = _check(f, index_type)
+    given = index_type or "AUTOINDEX"  # (described back as given: Trie)
+    method = _check(f, given.upper())
     pg_name = f"{coll.table}_{name}_idx"
     for existing in await list_indexes(conn, coll):
         if existing.field == f.name or existing.pg_name == pg_name:
-            if existing.field == f.name and existing.method == index_type:
+            if existing.field == f.name and existing.method.upper() == given.upper():
                 return
             raise ParameterInvalid(
                 "CreateIndex failed: at most one distinct index is allowed per field"
@@ -79,7 +79,7 @@ async def create(
         )
         await conn.execute(
             sql.SQL("COMMENT ON INDEX {} IS {}").format(
-                sql.Identifier(coll.schema_name, pg_name), sql.Literal(_MARK + index_type)
+                sql.Identifier(coll.schema_name, pg_name), sql.Literal(_MARK + given)
             )
         )
 
