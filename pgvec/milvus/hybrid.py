@@ -24,7 +24,7 @@ from pgvec.milvus import data
 from pgvec.milvus.indexes import IndexInfo
 from pgvec.milvus.schema import Collection
 from pgvec.milvus.search import SearchArgs, parse_args, result, search_hits
-from pgvec.milvus.status import ParameterInvalid
+from pgvec.milvus.status import ParameterInvalid, Unsupported
 from pgvec.service.database import Database
 
 Hits = list[tuple[Any, float]]
@@ -84,6 +84,24 @@ def fuse(
     return ranked[:limit]
 
 
+def function_ranker(score: schema_pb2.FunctionScore) -> tuple[str, dict[str, Any]]:
+    """The strategy and parameters of a reranking Function (``reranker``: weighted or
+    rrf, as the RRFRanker and WeightedRanker of rank_params); Milvus's model and decay
+    rerankers are refused, not ignored."""
+    if len(score.functions) != 1:
+        raise ParameterInvalid("a search takes one reranking function")
+    fn = score.functions[0]
+    params = {kv.key: _json(kv.value) for kv in fn.params}
+    name = str(params.pop("reranker", "")).lower()
+    if name not in ("weighted", "rrf"):
+        raise Unsupported(
+            f"reranker {name or fn.name!r} is not supported by pgvec yet: use weighted or rrf"
+        )
+    if isinstance(params.get("norm_score"), str):
+        params["norm_score"] = params["norm_score"].lower() == "true"
+    return name, params
+
+
 async def run(
     db: Database,
     conn: psycopg.AsyncConnection[Any],
@@ -99,6 +117,8 @@ async def run(
     ranking = _rank_params(request.rank_params)
     strategy = str(ranking.get("strategy", "rrf")).lower()
     params = ranking.get("params") or {}
+    if request.function_score.functions:  # pymilvus 3's ranker=Function(...)
+        strategy, params = function_ranker(request.function_score)
     limit = int(ranking.get("limit", 10))
     offset = int(ranking.get("offset", 0))
     round_decimal = int(ranking.get("round_decimal", -1))

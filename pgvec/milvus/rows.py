@@ -131,6 +131,8 @@ class RowRPCs(ServiceBase):
 
     @rpc(milvus_pb2.SearchResults)
     async def Search(self, request: Any, caller: Caller) -> Any:
+        if request.function_score.functions:  # (a decay or model reranker of one search)
+            raise Unsupported("rerankers of a single search are not supported by pgvec yet")
         if request.sub_reqs:
             raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
         db = await self._db()

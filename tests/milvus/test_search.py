@@ -219,6 +219,25 @@ def test_hybrid_search_rrf_and_weighted(client: MilvusClient) -> None:
     assert np.allclose([h["distance"] for h in got], [rrf[k] for k in want], atol=1e-6)
     weighted = client.hybrid_search("two", reqs, WeightedRanker(0.0, 1.0), limit=3)[0]
     assert [h["id"] for h in weighted] == lb[:3]
+    # pymilvus 3's rerankers as Functions: the same rankings
+    from pymilvus import Function, FunctionType
+
+    def ranker(**params) -> Function:
+        return Function("r", FunctionType.RERANK, input_field_names=[], params=params)
+
+    got = client.hybrid_search("two", reqs, ranker(reranker="rrf", k=60), limit=5)[0]
+    assert [h["id"] for h in got] == want
+    weighted = client.hybrid_search(
+        "two", reqs, ranker(reranker="weighted", weights=[0.0, 1.0]), limit=3
+    )[0]
+    assert [h["id"] for h in weighted] == lb[:3]
+    decay = ranker(reranker="decay", function="gauss", origin=0, scale=10)
+    with pytest.raises(MilvusException) as err:  # refused, not ignored
+        client.hybrid_search("two", reqs, decay, limit=3)
+    assert err.value.code == 1100 and "decay" in err.value.message
+    with pytest.raises(MilvusException) as err:
+        client.search("two", [qa.tolist()], anns_field="a", limit=3, ranker=decay)
+    assert err.value.code == 1100
 
 
 def test_hybrid_search_right_after_a_delete_in_sql(
