@@ -97,6 +97,8 @@ class Connections:
         self._pools: dict[tuple[str | None, str], AsyncConnectionPool] = {}
         self._lock = asyncio.Lock()
         self._root: tuple[float, str | None] = (-ROOT_RECHECK, None)  # (when, role)
+        named = conninfo_to_dict(dsn).get("user")
+        self._upstream_user = None if named is None else str(named)
 
     async def _pool(self, caller: Caller) -> AsyncConnectionPool:
         digest = hashlib.sha256((caller.password or "").encode()).hexdigest()
@@ -140,8 +142,7 @@ class Connections:
         """The PostgreSQL role a caller connects as: its user's; pgvec's upstream role
         for a caller without credentials, and for Milvus's ``root`` where PostgreSQL
         has no role of that name."""
-        named = conninfo_to_dict(self.dsn).get("user")
-        upstream = None if named is None else str(named)
+        upstream = self._upstream_user
         if user is None:
             return upstream
         if user != ROOT:
