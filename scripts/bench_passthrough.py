@@ -37,7 +37,7 @@ import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_proxy import ServerProcess, free_port
+from bench_proxy import ServerProcess, free_port, profile
 
 log = logging.getLogger("bench_passthrough")
 
@@ -259,16 +259,6 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
         print("\nProxy CPU time per transaction (user + system, microseconds):")
         for (mode, name, clients), us in cpu.items():
             print(f"  -M {mode} {clients} clients {name}: {us:.1f}")
-
-
-def profile(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:
-    """py-spy sampling ``pid`` (every thread, native frames off) for ``seconds``."""
-    exe = shutil.which("py-spy")
-    if exe is None:
-        raise SystemExit("py-spy not found: pip install py-spy")
-    cmd = [exe, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
-           "--format", "raw", "--output", out, "--nonblocking"]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def report(

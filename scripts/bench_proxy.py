@@ -7,12 +7,14 @@ top-10 queries with psycopg and reports build seconds, QPS, latency and recall@1
 
     python scripts/bench_proxy.py                 # 100,000 x 128, 1,000 queries
     python scripts/bench_proxy.py --rows 20000 --queries 200
+    python scripts/bench_proxy.py --skip-pgvector --profile /tmp/topk.txt   # py-spy on the server
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import psutil
 import psycopg
 
 
@@ -77,6 +80,25 @@ def summary(name: str, build: float | None, lat: list[float], rec: float) -> dic
         "p99_ms": float(np.percentile(a, 99)),
         "recall@10": rec,
     }
+
+
+def profile(pid: int, out: str, seconds: int | None = None) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (every thread, native frames off) for ``seconds``, or
+    until sent SIGINT."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        raise SystemExit("py-spy not found: pip install py-spy")
+    cmd = [exe, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+           "--output", out, "--nonblocking"]  # fmt: skip
+    if seconds is not None:
+        cmd += ["--duration", str(seconds)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def cpu_us(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far, in microseconds."""
+    times = psutil.Process(pid).cpu_times()
+    return (times.user + times.system) * 1e6
 
 
 def free_port() -> int:
@@ -176,8 +198,15 @@ def load_items(conn: psycopg.Connection, data: np.ndarray) -> float:
 
 
 def bench_pgvec(
-    dsn: str, data_dir: Path, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int
+    dsn: str,
+    data_dir: Path,
+    data: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    k: int,
+    spy: str | None = None,
 ) -> tuple[list[dict[str, object]], float]:
+    """``spy``: a file for py-spy's samples of the server during the text-parameter run."""
     server = ServerProcess(dsn, data_dir)
     uri = dsn_for_port(dsn, server.port)
     out = []
@@ -191,8 +220,15 @@ def bench_pgvec(
             )
             build = time.perf_counter() - t0
             sql = "SELECT id FROM items ORDER BY embedding <-> %s LIMIT %s"
+            sampler = profile(server.pid, spy) if spy else None
+            before = cpu_us(server.pid)
             got, lat = run_queries(conn, sql, queries, True, k)
-            out.append(summary("pgvec (proxy, text param)", build, lat, recall(got, truth)))
+            used = (cpu_us(server.pid) - before) / len(queries)
+            if sampler is not None:
+                sampler.send_signal(signal.SIGINT)
+                sampler.wait(60)
+            row = summary("pgvec (proxy, text param)", build, lat, recall(got, truth))
+            out.append({**row, "server_cpu_us": used})
             got, lat = run_queries(conn, sql, queries, False, k)
             out.append(summary("pgvec (proxy, bytea param)", None, lat, recall(got, truth)))
             conn.execute("SET pgvec.consistency = 'eventually'")
@@ -246,6 +282,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--dsn", help="use this PostgreSQL (needs pgvector) instead of pgserver")
     ap.add_argument("--skip-pgvector", action="store_true", help="only pgvec and raw FAISS")
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="py-spy's samples of pgvec's server during the text-parameter queries (raw)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -258,7 +299,9 @@ def main() -> None:
         if not args.skip_pgvector:
             row, load_pv = bench_pgvector(bench_dsn, data, queries, truth, args.k)
             results.append(row)
-        rows, load_pgvec = bench_pgvec(bench_dsn, Path(tmp) / "pgvec", data, queries, truth, args.k)
+        rows, load_pgvec = bench_pgvec(
+            bench_dsn, Path(tmp) / "pgvec", data, queries, truth, args.k, args.profile
+        )
         results += rows
         results.append(bench_faiss(data, queries, truth, args.k))
 
@@ -275,6 +318,11 @@ def main() -> None:
             f"| {r['system']:28} | {b:>7} | {r['qps']:5.0f} | {r['p50_ms']:6.2f} |"
             f" {r['p99_ms']:6.2f} | {r['recall@10']:9.3f} |"
         )
+    for r in results:
+        if "server_cpu_us" in r:
+            print(f"{r['system']}: pgvec's server spent {r['server_cpu_us']:.0f} us of CPU a query")
+    if args.profile:
+        print(f"py-spy's samples of that run: {args.profile}")
     if not args.skip_pgvector:
         base = results[0]
         for r in results[1:-1]:

@@ -3,12 +3,12 @@ collection (see :mod:`pgvec.milvus.indexes` for how they map onto pgvec indexes)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
-from pgvec.catalog.models import IndexDef
+from pgvec.catalog.models import IndexDef, IndexRow
 from pgvec.milvus import catalog, indexes, partitions, scalar_indexes
 from pgvec.milvus.base import ServiceBase, kv
 from pgvec.milvus.context import Caller
@@ -175,13 +175,24 @@ class IndexRPCs(ServiceBase):
             # anything; a load that fails rolls the mark back
             async with conn.transaction():
                 await catalog.set_loaded(conn, coll, True)
-                stay = list(released(coll, list(await partitions.leaves(conn, coll))))
-                if stay:
+                every = await partitions.leaves(conn, coll)
+                stay = list(released(coll, list(every)))
+                if stay:  # the other partitions' indexes only
                     await catalog.set_released(conn, coll, stay)
+                    for row in await self._leaf_indexes(every, set(every) - set(stay)):
+                        if row.state == "released":
+                            await db.load(row.index_name, row.schema_name)
+                    return common_pb2.Status()
                 for i in found:
                     if i.state == "released":
                         await db.load(i.pg_name, coll.schema_name)
         return common_pb2.Status()
+
+    async def _leaf_indexes(self, leaves: Mapping[str, int], names: set[str]) -> list[IndexRow]:
+        """The indexes of the partitions ``names`` (``leaves``: partition -> leaf OID)."""
+        db = await self._db()
+        relids = {relid for name, relid in leaves.items() if name in names}
+        return [row for row in await db.run(db.index_rows) if row.relid in relids]
 
     @rpc(common_pb2.Status)
     async def ReleaseCollection(self, request: Any, caller: Caller) -> Any:
@@ -190,14 +201,14 @@ class IndexRPCs(ServiceBase):
             coll = await self._collection(conn, caller, request.collection_name)
             await catalog.set_loaded(conn, coll, False)
             for i in await indexes.list_indexes(conn, coll):
-                if i.state == "ready":
+                if i.state in ("ready", "released"):  # (released: some partitions' only)
                     await db.release(i.pg_name, coll.schema_name)
         return common_pb2.Status()
 
-    # A partition is loaded and released with its collection, or on its own: the
-    # collection's index stays in memory while one of its partitions is loaded, and
-    # searches and queries leave out the partitions released on their own
-    # (Collection.released); they cannot be dropped until then, as in Milvus.
+    # A partition is loaded and released with its collection, or on its own: its leaf's
+    # index is loaded or released, and searches and queries leave out the partitions
+    # released on their own (Collection.released); they cannot be dropped until then,
+    # as in Milvus.
 
     @rpc(common_pb2.Status)
     async def LoadPartitions(self, request: Any, caller: Caller) -> Any:
@@ -214,11 +225,15 @@ class IndexRPCs(ServiceBase):
         named = await self._partition_names(request, caller)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
-            every = list(await partitions.leaves(conn, coll))
+            every = await partitions.leaves(conn, coll)
             released = set(coll.released) | set(named)
             if not released.issuperset(every):
                 if coll.loaded:
                     await catalog.set_released(conn, coll, sorted(released))
+                    db = await self._db()
+                    for row in await self._leaf_indexes(every, set(named)):
+                        if row.state == "ready":  # its memory goes back
+                            await db.release(row.index_name, row.schema_name)
                 return common_pb2.Status()
         return await self.ReleaseCollection.__wrapped__(self, request, caller)  # type: ignore[attr-defined]
 

@@ -4,6 +4,8 @@ partition keys; the same table searched from SQL."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import psycopg
 import pytest
@@ -154,16 +156,38 @@ def test_partition_key(client: MilvusClient, sql: psycopg.Connection) -> None:
         )
 
 
-def test_partitions_load_and_release_on_their_own(client: MilvusClient) -> None:
+def index_states(db_uri: str) -> dict[str, str]:
+    """The state of each partition's index, by partition."""
+    with psycopg.connect(db_uri) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, i.state FROM pgvec.indexes i JOIN pg_class c ON c.oid = i.relid"
+            " WHERE c.relispartition"
+        ).fetchall()
+    return {name.split("$", 1)[1]: state for name, state in rows}
+
+
+def test_partitions_load_and_release_on_their_own(client: MilvusClient, db_uri: str) -> None:
     """As in Milvus since 2.3: a partition released on its own is left out of searches
-    and queries that name none, refused where one names it, and only then dropped."""
+    and queries that name none, refused where one names it, and only then dropped; its
+    index leaves memory and comes back when it is loaded."""
     data = make(client)
     q = np.random.default_rng(4).random(DIM, dtype=np.float32)
+    client.search("items", data=[q.tolist()], limit=1)  # builds the partitions' indexes
+    deadline = time.monotonic() + 60
+    while set(index_states(db_uri).items()) != {(p, "ready") for p in ("_default", *PARTS)}:
+        assert time.monotonic() < deadline, index_states(db_uri)
+        time.sleep(0.1)
     with pytest.raises(MilvusException) as err:
         client.drop_partition("items", "p2")
     assert "partition is loaded, please release it first" in err.value.message
     client.release_partitions("items", ["p2"])
     loaded = ("_default", "p1", "p3")
+    assert index_states(db_uri) == {
+        "_default": "ready",
+        "p1": "ready",
+        "p2": "released",
+        "p3": "ready",
+    }
     hits = client.search("items", data=[q.tolist()], limit=8)[0]
     assert [h["id"] for h in hits] == exact(data, q, loaded, 8)[0]
     got = client.query("items", filter="cat == 3", output_fields=["id"])
@@ -180,6 +204,7 @@ def test_partitions_load_and_release_on_their_own(client: MilvusClient) -> None:
     assert client.get_load_state("items", partition_name="p2")["state"].name == "NotLoad"
     # loaded again: found again
     client.load_partitions("items", ["p2"])
+    assert set(index_states(db_uri).values()) == {"ready"}
     hits = client.search("items", data=[q.tolist()], limit=3, partition_names=["p2"])[0]
     assert [h["id"] for h in hits] == exact(data, q, ("p2",), 3)[0]
     # released partition by partition: the collection is released with the last one
@@ -191,10 +216,14 @@ def test_partitions_load_and_release_on_their_own(client: MilvusClient) -> None:
         client.search("items", data=[q.tolist()], limit=3)
     assert err.value.code == 101
     # loading some partitions of a released collection loads those only
+    assert set(index_states(db_uri).values()) == {"released"}
     client.load_partitions("items", ["p3"])
+    assert index_states(db_uri) == {"_default": "released", "p1": "released", "p3": "ready"}
     hits = client.search("items", data=[q.tolist()], limit=5)[0]
     assert [h["id"] for h in hits] == exact(data, q, ("p3",), 5)[0]
     client.create_partition("items", "p2")  # (a new partition of a loaded collection loads)
     client.load_collection("items")
     hits = client.search("items", data=[q.tolist()], limit=5)[0]
     assert [h["id"] for h in hits] == exact(data, q, ("_default", "p1", "p3"), 5)[0]
+    states = index_states(db_uri)  # (the new p2's index is built at its first search)
+    assert [states[p] for p in ("_default", "p1", "p3")] == ["ready"] * 3
