@@ -128,7 +128,7 @@ class IndexRPCs(ServiceBase):
                 raise MilvusError(
                     "index cannot be dropped, collection is loaded, please release it first"
                 )
-            scalar = await scalar_indexes.list_indexes(conn, coll)
+            scalar = await scalar_indexes.list_indexes(conn, coll, counted=False)
             try:
                 found = indexes.pick(
                     await indexes.list_indexes(conn, coll) + scalar,
@@ -222,9 +222,10 @@ class IndexRPCs(ServiceBase):
 
     @rpc(common_pb2.Status)
     async def ReleasePartitions(self, request: Any, caller: Caller) -> Any:
-        named = await self._partition_names(request, caller)
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
+            named = list(request.partition_names)
+            await partitions.check_names(conn, coll, named)
             every = await partitions.leaves(conn, coll)
             released = set(coll.released) | set(named)
             if not released.issuperset(every):

@@ -136,9 +136,10 @@ class RowRPCs(ServiceBase):
         if request.sub_reqs:
             raise Unsupported("advanced (hybrid) search is not supported by pgvec yet")
         db = await self._db()
+        params = kv(request.search_params)
         async with self.connections.connection(caller) as conn:
             coll, found, info, leaves = await self._searchable(conn, caller, request, db)
-            args = searching.parse_args(coll, kv(request.search_params), found)
+            args = searching.parse_args(coll, params, found)
             consistency = self._consistency(request, coll)
             result = await searching.run(
                 db, conn, coll, info, request, args, consistency, self.cursors, leaves
@@ -146,7 +147,7 @@ class RowRPCs(ServiceBase):
         return milvus_pb2.SearchResults(
             collection_name=coll.name,
             results=result,
-            session_ts=self._session_ts(kv(request.search_params)),
+            session_ts=self._session_ts(params),
         )
 
     @rpc(milvus_pb2.SearchResults)

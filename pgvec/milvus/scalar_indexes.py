@@ -64,7 +64,7 @@ async def create(
     given = index_type or "AUTOINDEX"  # (described back as given: Trie)
     method = _check(f, given.upper())
     pg_name = f"{coll.table}_{name}_idx"
-    for existing in await list_indexes(conn, coll):
+    for existing in await list_indexes(conn, coll, counted=False):
         if existing.field == f.name or existing.pg_name == pg_name:
             if existing.field == f.name and existing.method.upper() == given.upper():
                 return
@@ -84,15 +84,18 @@ async def create(
         )
 
 
-async def list_indexes(conn: psycopg.AsyncConnection[Any], coll: Collection) -> list[IndexInfo]:
-    """The collection's scalar indexes, with its row count as their indexed rows."""
+async def list_indexes(
+    conn: psycopg.AsyncConnection[Any], coll: Collection, *, counted: bool = True
+) -> list[IndexInfo]:
+    """The collection's scalar indexes, with its row count as their indexed rows
+    (``counted``; 0 without: to find or drop one, not to describe it)."""
     cur = await conn.execute(_LIST_SQL, (_MARK, coll.relid, _MARK))
     rows = await cur.fetchall()
-    if not rows:
-        return []
-    cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(coll.ident))
-    count = await cur.fetchone()
-    n = int(count[0]) if count else 0
+    n = 0
+    if rows and counted:
+        cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(coll.ident))
+        count = await cur.fetchone()
+        n = int(count[0]) if count else 0
     return [IndexInfo(r[0], r[1], r[2], "", {}, "ready", n, None, 1.0) for r in rows]
 
 
