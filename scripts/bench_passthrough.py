@@ -17,6 +17,10 @@ connection, and pgvec's ratios to PgBouncer.
 
 ``--floor`` adds ``relay_floor.py``: a relay in Python on uvloop that frames every message
 and does nothing else, the floor under any proxy written in Python on this machine.
+``--floor-processes N`` adds the same relay run as N processes sharing one port: what a
+pgvec of several protocol processes could reach at most.
+
+    python scripts/bench_passthrough.py --floor --floor-processes 2 --modes prepared
 """
 
 from __future__ import annotations
@@ -134,11 +138,15 @@ def pgbench(port: int, dbname: str, clients: int, seconds: int, mode: str) -> tu
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time a process has used (0 without one)."""
+    """User + system CPU time a process and its children have used (0 without one)."""
     if pid is None:
         return 0.0
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
@@ -151,6 +159,13 @@ def main() -> None:
     ap.add_argument("--pgvec-args", default="", help="extra arguments for pgvec serve")
     ap.add_argument(
         "--floor", action="store_true", help="also relay through scripts/relay_floor.py"
+    )
+    ap.add_argument(
+        "--floor-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also relay through N relay_floor.py processes sharing one port",
     )
     ap.add_argument(
         "--profile",
@@ -208,19 +223,25 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
     if not args.skip_pgbouncer:
         bouncer = PgBouncer(tmp, "127.0.0.1", tcp_port, "bench", max(args.clients) + 8)
         targets["PgBouncer"] = bouncer.port
-    floor = None
+    floors: list[subprocess.Popen[bytes]] = []
     pids: dict[str, int | None] = {"PgBouncer": bouncer.pid if bouncer else None}
-    if args.floor:
+    wanted = ([1] if args.floor else []) + (
+        [args.floor_processes] if args.floor_processes > 1 else []
+    )
+    for n in wanted:
         port = free_port()
         floor = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("relay_floor.py")),
-             "--port", str(port), "--upstream-port", str(tcp_port)],
+             "--port", str(port), "--upstream-port", str(tcp_port), "--processes", str(n)],
             stdout=subprocess.PIPE,
         )  # fmt: skip
         assert floor.stdout is not None
-        floor.stdout.readline()  # its banner: listening
-        targets["Python floor"] = port
-        pids["Python floor"] = floor.pid
+        for _ in range(n):
+            floor.stdout.readline()  # each relay's banner: listening
+        name = "Python floor" if n == 1 else f"Python floor x{n}"
+        targets[name] = port
+        pids[name] = floor.pid
+        floors.append(floor)
     pgvec = ServerProcess(upstream, tmp / "pgvec", shlex.split(args.pgvec_args))
     targets["pgvec"] = pgvec.port
     pids["pgvec"] = pgvec.pid
@@ -251,7 +272,9 @@ def _run(args: argparse.Namespace, tmp: Path, tcp_port: int) -> None:
         pgvec.stop()
         if bouncer is not None:
             bouncer.stop()
-        if floor is not None:
+        for floor in floors:
+            for child in psutil.Process(floor.pid).children(recursive=True):
+                child.terminate()
             floor.terminate()
             floor.wait(20)
     report(results, args.modes, args.clients, list(targets))

@@ -7,13 +7,20 @@ frames of every read (type byte and length, as any proxy that looks at messages 
 but keeps no state and changes nothing. What pgvec costs above it is pgvec's own
 bookkeeping; what it costs above PgBouncer is the price of Python and its event loop.
 
+With ``--processes N`` it runs N such relays on one port (SO_REUSEPORT: the kernel spreads
+the connections over them): what a proxy of several Python processes could reach, the
+ceiling of the process architecture issue 11 asks about.
+
     python scripts/relay_floor.py --port 6433 --upstream-port 5432
+    python scripts/relay_floor.py --port 6433 --upstream-port 5432 --processes 2
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import os
 from typing import cast
 
 import uvloop
@@ -83,7 +90,7 @@ class _Side(asyncio.Protocol):
             self.peer.transport.close()
 
 
-async def serve(port: int, upstream_host: str, upstream_port: int) -> None:
+async def serve(port: int, upstream_host: str, upstream_port: int, reuse_port: bool) -> None:
     loop = asyncio.get_running_loop()
 
     async def connect(client: _Side) -> None:
@@ -107,9 +114,14 @@ async def serve(port: int, upstream_host: str, upstream_port: int) -> None:
         task.add_done_callback(pending.discard)
         return client
 
-    server = await loop.create_server(accepted, "127.0.0.1", port)
-    print(f"relaying 127.0.0.1:{port} to {upstream_host}:{upstream_port}", flush=True)
+    server = await loop.create_server(accepted, "127.0.0.1", port, reuse_port=reuse_port or None)
+    print(f"relaying 127.0.0.1:{port} to {upstream_host}:{upstream_port} (pid {os.getpid()})",
+          flush=True)  # fmt: skip
     await server.serve_forever()
+
+
+def run(port: int, upstream_host: str, upstream_port: int, reuse_port: bool) -> None:
+    uvloop.run(serve(port, upstream_host, upstream_port, reuse_port))
 
 
 def main() -> None:
@@ -117,8 +129,20 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--upstream-host", default="127.0.0.1")
     ap.add_argument("--upstream-port", type=int, required=True)
+    ap.add_argument("--processes", type=int, default=1, help="relays sharing the port")
     args = ap.parse_args()
-    uvloop.run(serve(args.port, args.upstream_host, args.upstream_port))
+    where = (args.port, args.upstream_host, args.upstream_port)
+    if args.processes <= 1:
+        run(*where, reuse_port=False)
+        return
+    procs = [
+        multiprocessing.Process(target=run, args=(*where, True), daemon=True)
+        for _ in range(args.processes)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
 
 
 if __name__ == "__main__":
