@@ -59,6 +59,8 @@ class SearchArgs:
     group_by: Field | None
     group_size: int
     round_decimal: int
+    #: a grouping search fills each group to group_size where the rows allow
+    strict_group_size: bool = False
     #: the page a search iterator (v2) asks for
     page: iterators.Page | None = None
 
@@ -99,6 +101,9 @@ def parse_args(
         group_by = coll.field(str(group_name))
         if group_by is None or group_by.is_vector or group_by.type in (DT.JSON, DT.Array):
             raise ParameterInvalid(f"group by field {group_name} is not a scalar field")
+    group_size = _int(params.get("group_size", inner.get("group_size", 1)), "group_size")
+    if group_size < 1:
+        raise ParameterInvalid(f"group_size [{group_size}] is invalid, it should be at least 1")
     return SearchArgs(
         field=field,
         metric=metric,
@@ -108,7 +113,8 @@ def parse_args(
         radius=_float(inner.get("radius")),
         range_filter=_float(inner.get("range_filter")),
         group_by=group_by,
-        group_size=_int(params.get("group_size", inner.get("group_size", 1)), "group_size"),
+        group_size=group_size,
+        strict_group_size=_bool(params.get("strict_group_size", inner.get("strict_group_size"))),
         round_decimal=_int(params.get("round_decimal", "-1"), "round_decimal"),
         page=iterators.page_of(params),
     )
@@ -119,6 +125,11 @@ def _int(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ParameterInvalid(f"{name} [{value}] is invalid, it should be an integer") from None
+
+
+def _bool(value: Any) -> bool:
+    """A flag as pymilvus sends it: JSON ``true`` / ``false`` (or a bool in ``params``)."""
+    return value is True or str(value).lower() == "true"
 
 
 def _float(value: Any) -> float | None:
@@ -303,9 +314,11 @@ async def search_hits(
                 rows: Mapping[Any, Sequence[Any]] = {k: (k,) for k in keys}
             else:
                 rows = await data.rows_by_key(conn, coll, outputs, list(keys), where)
-            hits = [_pick(args, ks, ds, rows, outputs, admit) for ks, ds in found]
+            picked = [_pick(args, ks, ds, rows, outputs, admit) for ks, ds in found]
+            hits = [h for h, _ in picked]
             short = any(
-                len(h) < want and len(ks) >= fetch for h, (ks, _) in zip(hits, found, strict=True)
+                not full and len(ks) >= fetch
+                for (_, full), (ks, _) in zip(picked, found, strict=True)
             )
             if not refine or not short or fetch >= MAX_CANDIDATES:
                 break
@@ -314,7 +327,7 @@ async def search_hits(
         if checking:  # the search failed: the connection is free again once it is read
             with contextlib.suppress(Exception):
                 await checking.pop()
-    return [h[args.offset : want] for h in hits], dict(rows)
+    return hits, dict(rows)
 
 
 def _filter_spec(coll: Collection, info: TableInfo, where: Filter) -> FilterSpec | None:
@@ -353,10 +366,15 @@ def _pick(
     rows: Mapping[Any, Sequence[Any]],
     outputs: data.Outputs,
     admit: Callable[[Any, float], bool] | None = None,
-) -> list[tuple[Any, float]]:
+) -> tuple[list[tuple[Any, float]], bool]:
+    """The hits of one query vector, after offset, and whether the candidates filled it.
+
+    A grouping search (``group_by``) returns, as Milvus does, ``limit`` groups after
+    ``offset`` groups, in the order of their best hits, each with up to ``group_size``
+    hits, best first, one group after another."""
     scores = milvus_score(args.metric, np.asarray(distances, dtype=np.float64))
     out: list[tuple[Any, float]] = []
-    groups: dict[Any, int] = {}
+    groups: dict[Any, list[tuple[Any, float]]] = {}
     want = args.limit + args.offset
     g = outputs.fields.index(args.group_by) if args.group_by is not None else -1
     for key, score in zip(keys, scores.tolist(), strict=True):
@@ -366,15 +384,22 @@ def _pick(
         if admit is not None and not admit(key, score):
             continue
         if g >= 0:
-            value = row[g]
-            taken = groups.get(value, 0)
-            if taken >= args.group_size or (taken == 0 and len(groups) >= want):
-                continue
-            groups[value] = taken + 1
-        elif len(out) >= want:
+            group = groups.get(row[g])
+            if group is None:
+                if len(groups) < want:
+                    groups[row[g]] = [(key, score)]
+            elif len(group) < args.group_size:
+                group.append((key, score))
+            continue
+        if len(out) >= want:
             break
         out.append((key, score))
-    return out
+    if g < 0:
+        return out[args.offset :], len(out) >= want
+    full = len(groups) >= want and (
+        not args.strict_group_size or all(len(h) >= args.group_size for h in groups.values())
+    )
+    return [hit for group in list(groups.values())[args.offset :] for hit in group], full
 
 
 def result(

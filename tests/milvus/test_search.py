@@ -110,6 +110,28 @@ def test_range_and_grouping(client: MilvusClient) -> None:
     )[0]
     cats = [h["entity"]["cat"] for h in grouped]
     assert len(cats) == 3 and len(set(cats)) == 3
+    # group_size: up to that many hits a group, group after group in the order of their
+    # best hits (Milvus's order); offset skips whole groups
+    cat = {int(i): int(i) % 10 for i in ids}
+    order: dict[int, list[int]] = {}
+    for i in ids:
+        group = order.setdefault(cat[i], [])
+        if len(group) < 2:
+            group.append(int(i))
+    want = [i for group in list(order.values())[:3] for i in group]
+    for strict in (False, True):
+        grouped = client.search(
+            "items", data=[q.tolist()], limit=3, group_by_field="cat", group_size=2,
+            strict_group_size=strict, output_fields=["cat"],
+        )[0]  # fmt: skip
+        assert [h["id"] for h in grouped] == want
+    paged = client.search(
+        "items", data=[q.tolist()], limit=2, offset=1, group_by_field="cat", group_size=2
+    )[0]
+    assert [h["id"] for h in paged] == want[2:6]
+    with pytest.raises(MilvusException) as err:
+        client.search("items", data=[q.tolist()], limit=3, group_by_field="cat", group_size=0)
+    assert err.value.code == 1100 and "group_size" in err.value.message
 
 
 def test_metric_mismatch_and_bad_vectors(client: MilvusClient) -> None:
