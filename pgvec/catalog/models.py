@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from pgvec.errors import InvalidTableDefinition
+from pgvec.filter.sql import object_name
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class IndexDef:
 
     @property
     def default_name(self) -> str:
-        return self.name or f"{self.table.name}_{self.column.name}_idx"
+        return self.name or object_name(self.table.name, self.column.name, "idx")
 
 
 @dataclass(frozen=True)

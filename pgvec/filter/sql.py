@@ -7,6 +7,36 @@ same name is written the same way everywhere.
 
 from __future__ import annotations
 
+#: PostgreSQL's NAMEDATALEN: an identifier keeps at most NAMEDATALEN - 1 bytes
+NAMEDATALEN = 64
+
+
+def truncated(name: str) -> str:
+    """``name`` as PostgreSQL keeps an identifier: its first NAMEDATALEN - 1 bytes, cut
+    at a character boundary (PostgreSQL says so in a NOTICE, and the longer name means
+    the same table or column)."""
+    if len(name) < NAMEDATALEN // 4:  # four bytes a character at most
+        return name
+    raw = name.encode()
+    if len(raw) < NAMEDATALEN:
+        return name
+    return raw[: NAMEDATALEN - 1].decode(errors="ignore")
+
+
+def object_name(name1: str, name2: str, label: str) -> str:
+    """The name PostgreSQL makes for an object of ``name1`` and ``name2`` (an index of a
+    table's column): ``name1_name2_label``, the longer of the two names cut, a byte at a
+    time, until it fits (PostgreSQL's makeObjectName)."""
+    b1, b2 = name1.encode(), name2.encode()
+    room = NAMEDATALEN - 1 - len(label.encode()) - 2
+    n1, n2 = len(b1), len(b2)
+    while n1 + n2 > room:
+        if n1 > n2:
+            n1 -= 1
+        else:
+            n2 -= 1
+    return f"{b1[:n1].decode(errors='ignore')}_{b2[:n2].decode(errors='ignore')}_{label}"
+
 
 def is_wordlike(text: str) -> bool:
     """Whether ``text`` could be an unquoted identifier's first letters and has no space."""

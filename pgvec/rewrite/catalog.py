@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from pgvec.catalog.models import TableInfo, VectorColumn
+from pgvec.filter.sql import NAMEDATALEN
 
 __all__ = ["Catalog", "TableInfo", "VectorColumn"]
 
@@ -118,9 +119,10 @@ _MANY = 16
 
 class _Matcher:
     def __init__(self, names: set[str]) -> None:
-        simple = {n for n in names if _WORD.fullmatch(n)}
+        # a name as long as PostgreSQL keeps one: any longer word it begins names it too
+        simple = {n for n in names if _WORD.fullmatch(n) and len(n.encode()) < NAMEDATALEN - 1}
         self.names = frozenset(simple)
-        self.odd = tuple(names - simple)  # names that need quoting: substring test
+        self.odd = tuple(names - simple)  # quoted or cut names: substring test
         self.few = tuple(
             (n, re.compile(rf"(?<![\w$]){re.escape(n)}(?![\w$])")) for n in sorted(simple)
         )

@@ -18,6 +18,8 @@ from sqlglot.generators.postgres import PostgresGenerator
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pgvec.filter.sql import NAMEDATALEN, truncated
+
 VECTOR_OPERATORS: tuple[str, ...] = ("<->", "<=>", "<#>", "<+>")
 
 # Token types reused for the four operators. The last two are not used by the
@@ -89,7 +91,8 @@ _PARAM = re.compile(r"'(?:[^']|'')*'|(\$\d+)(?=[^\s\d])")
 
 
 def tokenize(sql: str) -> list[Token]:
-    """The statement's tokens.
+    """The statement's tokens, identifiers longer than PostgreSQL keeps them cut as it
+    cuts them (so that they name what they name in PostgreSQL).
 
     sqlglot takes ``$1,$2`` for the start of a dollar-quoted string (of tag ``1,``) and
     fails, where PostgreSQL reads two parameters (a tag never starts with a digit). Such
@@ -97,7 +100,7 @@ def tokenize(sql: str) -> list[Token]:
     they are in ``sql``.
     """
     try:
-        return DIALECT.tokenize(sql)
+        return _truncated(DIALECT.tokenize(sql))
     except TokenError:
         cuts = [m.end(1) for m in _PARAM.finditer(sql) if m.group(1)]
         if not cuts:
@@ -109,7 +112,17 @@ def tokenize(sql: str) -> list[Token]:
     for token in tokens:
         token.start -= bisect_left(added, token.start)
         token.end -= bisect_left(added, token.end)
+    return _truncated(tokens)
+
+
+def _truncated(tokens: list[Token]) -> list[Token]:
+    for token in tokens:
+        if len(token.text) >= NAMEDATALEN // 4 and token.token_type in _NAMES:
+            token.text = truncated(token.text)
     return tokens
+
+
+_NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
 
 
 def generate(tree: exp.Expr) -> str:

@@ -778,7 +778,7 @@ class Database:
                 name is not None
                 and not idef.if_not_exists
                 and name not in dropped
-                and indexes.unique_name(conn, schema, name) != name
+                and indexes.taken(conn, schema, name)
             ):
                 raise DuplicateRelation(f'relation "{name}" already exists')
         indexes.pending_index(idef, pending)

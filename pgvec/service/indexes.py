@@ -24,6 +24,7 @@ from pgvec.errors import (
     QueryCanceled,
     UndefinedObject,
 )
+from pgvec.filter.sql import object_name
 from pgvec.service.builds import Build
 from pgvec.sync.table import TableState
 
@@ -53,17 +54,25 @@ def find(conn: psycopg.Connection, schema: str | None, name: str) -> tuple[Any, 
     ).fetchone()
 
 
-def unique_name(conn: psycopg.Connection, schema: str, base: str) -> str:
-    """PostgreSQL's choice of a default index name: base, base1, base2, ..."""
-    name, n = base, 0
-    while conn.execute(
-        "SELECT 1 FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
-        " WHERE s.nspname = %(s)s AND c.relname = %(n)s"
-        f" UNION ALL SELECT 1 FROM pgvec.indexes WHERE {_NAMED}",
-        {"s": schema, "n": name},
-    ).fetchone():
+def taken(conn: psycopg.Connection, schema: str, name: str) -> bool:
+    """Whether a relation or a pgvec index of schema ``schema`` is named ``name``."""
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
+            " WHERE s.nspname = %(s)s AND c.relname = %(n)s"
+            f" UNION ALL SELECT 1 FROM pgvec.indexes WHERE {_NAMED}",
+            {"s": schema, "n": name},
+        ).fetchone()
+    )
+
+
+def default_name(conn: psycopg.Connection, schema: str, table: str, column: str) -> str:
+    """PostgreSQL's choice of a name for an index of ``table``'s ``column``:
+    table_column_idx, then table_column_idx1, ..., cut to fit NAMEDATALEN."""
+    label, n = "idx", 0
+    while taken(conn, schema, name := object_name(table, column, label)):
         n += 1
-        name = f"{base}{n}"
+        label = f"idx{n}"
     return name
 
 
@@ -114,10 +123,10 @@ def record(
     column = idef.column
     schema = info.schema
     if idef.name is None:
-        name = unique_name(conn, schema, f"{info.name}_{column.name}_idx")
+        name = default_name(conn, schema, info.name, column.name)
     else:
         name = idef.name
-        if unique_name(conn, schema, name) != name:
+        if taken(conn, schema, name):
             if idef.if_not_exists:
                 log.info('relation "%s" already exists, skipping', name)
                 return None

@@ -110,6 +110,40 @@ def test_insert_select(both: dict[str, str]) -> None:
     assert on_both(both, run) == [(1, "[1,2,3]"), (2, "[1,2,3]"), (3, "[4,5,6]")]
 
 
+def test_names_longer_than_postgresql_keeps(both: dict[str, str], data: np.ndarray) -> None:
+    """Table, schema and column names longer than 63 bytes name what PostgreSQL cuts
+    them to (pgvector-haystack's tests name their tables after themselves): pgvec saw no
+    vector table in them and passed the statements through to bytea."""
+    table, schema, col = "t" * 70, "s" * 70, "e" * 40 + "é" * 20  # 80 bytes
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+            c.execute(f'CREATE TABLE {schema}.{table} (id int PRIMARY KEY, "{col}" vector(3))')
+            c.execute(f"INSERT INTO {schema}.{table} VALUES (1, '[1,2,3]'), (2, '[1,1,1]')")
+            register_vector(c)
+            c.execute(f"SET search_path = {schema}, public")
+            for i, v in enumerate(data[:20], start=3):
+                c.execute(f"INSERT INTO {table} VALUES (%s, %s)", (i, v))
+            c.commit()
+            c.execute(f'CREATE INDEX ON {table} USING hnsw ("{col}" vector_l2_ops)')
+            c.commit()
+            q = np.array([1, 1, 1], dtype=np.float32)
+            nearest = c.execute(
+                f'SELECT id, "{col}", "{col}" <-> %s FROM {schema}.{table}'
+                f' ORDER BY "{col}" <-> %s LIMIT 3',
+                (q, q),
+            ).fetchall()
+            by_table = c.execute(
+                f"SELECT id FROM {table} ORDER BY {table}.\"{col}\" <=> '[1,2,3]' LIMIT 2"
+            ).fetchall()
+            # the distances differ in the last digits (see the README)
+            return [[(i, e, round(d, 5)) for i, e, d in nearest], by_table]
+
+    out = on_both(both, run)
+    assert out[0][0][0] == 2 and out[1][0][0] == 1
+
+
 def test_pg_indexes(both: dict[str, str]) -> None:
     """pg_indexes lists pgvec's indexes, with the definitions pgvector's have."""
 
