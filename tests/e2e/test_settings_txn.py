@@ -155,6 +155,13 @@ def test_bad_value_is_still_refused(client: psycopg.Connection) -> None:
         answers(client)
     client.rollback()
     assert show(client, "pgvec.consistency") == "strong"
+    # a parameter in SET is PostgreSQL's syntax error, as without pgvec (llama-index's
+    # async MMR sends one), not a bad value
+    for sql in ("SET hnsw.ef_search = %s", "SET LOCAL ivfflat.probes TO %s"):
+        with pytest.raises(psycopg.errors.SyntaxError, match=r'at or near "\$1"'):
+            client.execute(sql, (40,))
+        client.rollback()
+    assert show(client, "hnsw.ef_search") == "40"
 
 
 def test_role_and_database_settings_apply(

@@ -47,8 +47,8 @@ def rewrite_set(sql: str, tokens: Sequence[Token]) -> SetParam | None:
     if not (cur.accept("=") or cur.accept("TO")):
         return None
     rest = list(tokens[cur.i :])
-    if not rest:
-        return None
+    if not rest or any(t.token_type == TokenType.PARAMETER for t in rest):
+        return None  # a parameter ($1): PostgreSQL's own syntax error (42601)
     if (
         len(rest) == 1
         and rest[0].text.upper() == "DEFAULT"
