@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -137,6 +138,8 @@ class _Writer:
     def __init__(self, first_param: int):
         self.first = first_param
         self.values: list[bytes | None] = []
+        #: each JSON path's SQL, written once: a test of it reads it more than once
+        self._paths: dict[tuple[Column, tuple[str | int, ...]], str] = {}
 
     def bind(self, value: object, type_name: str | None) -> str:
         """A new placeholder for ``value``, cast to ``type_name`` if given."""
@@ -166,25 +169,28 @@ class _Writer:
             sql = f"{left} {_op(node.op)} {right}"
             if node.collation is not None:
                 sql += f" COLLATE {quoted(node.collation)}"
-            return _false_if_null(sql, node.left, node.right)
+            return self.json_test(sql, (node.left, node.right), mismatch=node.op == "<>")
         if isinstance(node, In):
             if not node.items:
                 return "true" if node.negated else "false"
             target = self.expr(node.target)[0]
             items = ", ".join(self.expr(i)[0] for i in node.items)
             sql = f"{target} {'NOT IN' if node.negated else 'IN'} ({items})"
-            return _false_if_null(sql, node.target, *node.items)
+            return self.json_test(sql, (node.target, *node.items), mismatch=node.negated)
         if isinstance(node, Like):
             target = self.expr(node.target)[0]
             sql = f"{target} LIKE {self.bind(node.pattern, 'text')}"
-            return _false_if_null(sql, node.target)
+            return self.json_test(sql, (node.target,))
         if isinstance(node, IsNullExpr):
             if isinstance(node.target, JsonPath) and node.target.as_type is None:
                 path = self.json_path(node.target)
                 return f"COALESCE(jsonb_typeof({path}) = 'null', true)"
             return f"({self.expr(node.target)[0]}) IS NULL"
         if isinstance(node, BoolValue):
-            return _false_if_null(f"({self.expr(node.part)[0]})", node.part)
+            sql = f"({self.expr(node.part)[0]})"
+            if isinstance(node.part, Call) and node.part.name.lower() == "exists":
+                return sql  # true or false, never unknown
+            return self.json_test(sql, (node.part,))
         raise TypeError(f"not a predicate: {node!r}")
 
     def any_of(self, node: AnyOf) -> str:
@@ -257,6 +263,13 @@ class _Writer:
 
     def json_path(self, node: JsonPath) -> str:
         """``"col" -> 'k' -> 0``: the jsonb value at the path, NULL where it is absent."""
+        key = (node.column, tuple(node.path))
+        sql = self._paths.get(key)
+        if sql is None:
+            sql = self._paths[key] = self._json_path(node)
+        return sql
+
+    def _json_path(self, node: JsonPath) -> str:
         sql = quoted(node.column.name)
         if tn.base(node.column.type) == "json":
             sql += "::jsonb"
@@ -270,18 +283,35 @@ class _Writer:
     def json_value(self, node: JsonPath) -> tuple[str, str]:
         """The value at the path as ``as_type``: NULL when it is of another JSON type."""
         path = self.json_path(node)
-        as_type = node.as_type
-        if as_type is None or tn.kind(as_type) == "json":
+        json_type = _json_type(node.as_type)
+        if json_type is None:
             return path, "jsonb"
-        if tn.base(as_type) in _NUMBER_TYPES:
-            json_type, sql, type_name = "number", f"{path}::numeric", "numeric"
-        elif as_type == "boolean":
-            json_type, sql, type_name = "boolean", f"{path}::boolean", "boolean"
-        elif tn.kind(as_type) == "text":
-            json_type, sql, type_name = "string", f"{path} #>> '{{}}'", "text"
+        if json_type == "number":
+            sql, type_name = f"{path}::numeric", "numeric"
+        elif json_type == "boolean":
+            sql, type_name = f"{path}::boolean", "boolean"
         else:
-            raise ValueError(f"a JSON value cannot be read as {as_type}")
+            sql, type_name = f"{path} #>> '{{}}'", "text"
         return f"CASE WHEN jsonb_typeof({path}) = '{json_type}' THEN {sql} END", type_name
+
+    def json_test(self, sql: str, parts: Sequence[Expr], *, mismatch: bool = False) -> str:
+        """A test reading JSON values, with Milvus's meaning: unknown (NULL, so that NOT
+        keeps it out too) where a value it reads is absent or JSON null; where one is of
+        another type than the test reads it as, false (``mismatch``: true, for != and
+        not in)."""
+        paths = [p for part in parts for p in _json_paths(part)]
+        if not paths:
+            return sql
+        reads = [self.json_path(p) for p in paths]
+        present = " AND ".join(f"jsonb_typeof({r}) <> 'null'" for r in reads)
+        typed = [
+            f"jsonb_typeof({r}) = '{json_type}'"
+            for r, p in zip(reads, paths, strict=True)
+            if (json_type := _json_type(p.as_type)) is not None
+        ]
+        if typed:
+            sql = f"CASE WHEN {' AND '.join(typed)} THEN {sql} ELSE {str(mismatch).lower()} END"
+        return f"(CASE WHEN {present} THEN {sql} END)"
 
     def arith(self, node: Arith) -> tuple[str, str]:
         left, left_type = self.expr(node.left)
@@ -311,8 +341,8 @@ class _Writer:
                 f"CASE WHEN jsonb_typeof({sql}) = 'array' THEN jsonb_array_length({sql}) END",
                 "integer",
             )
-        if name == "exists" and len(args) == 1:
-            return f"({self.expr(args[0])[0]} IS NOT NULL)", "boolean"
+        if name == "exists" and len(args) == 1:  # a JSON null is no value
+            return f"COALESCE(jsonb_typeof({self.expr(args[0])[0]}) <> 'null', false)", "boolean"
         test = _CONTAINS.get(name)
         if test is None or len(args) != 2:
             raise ValueError(f"unknown function {node.name}/{len(args)}")
@@ -350,23 +380,29 @@ def _op(op: str) -> str:
     return op
 
 
-def _false_if_null(sql: str, *parts: Expr) -> str:
-    """A test on JSON is false, not NULL, when the value is absent or of another type."""
-    if any(_reads_json(p) for p in parts):
-        return f"COALESCE({sql}, false)"
-    return sql
+def _json_type(as_type: str | None) -> str | None:
+    """The JSON type a value read as ``as_type`` must have (None: read as JSON)."""
+    if as_type is None or tn.kind(as_type) == "json":
+        return None
+    if tn.base(as_type) in _NUMBER_TYPES:
+        return "number"
+    if as_type == "boolean":
+        return "boolean"
+    if tn.kind(as_type) == "text":
+        return "string"
+    raise ValueError(f"a JSON value cannot be read as {as_type}")
 
 
-def _reads_json(node: Expr) -> bool:
+def _json_paths(node: Expr) -> list[JsonPath]:
     if isinstance(node, JsonPath):
-        return True
+        return [node]
     if isinstance(node, Arith):
-        return _reads_json(node.left) or _reads_json(node.right)
+        return _json_paths(node.left) + _json_paths(node.right)
     if isinstance(node, Neg):
-        return _reads_json(node.part)
+        return _json_paths(node.part)
     if isinstance(node, Call):
-        return any(_reads_json(a) for a in node.args)
-    return False
+        return [p for a in node.args for p in _json_paths(a)]
+    return []
 
 
 #: where a filter over a partitioned table names the leaf partition it is run for
