@@ -56,10 +56,13 @@ async def write(
     *,
     upsert: bool,
     partition: str | None = None,
+    partial: bool = False,
 ) -> list[Any]:
     """Insert (or upsert) the rows (into ``partition``, if named); returns their primary
-    keys, in order."""
-    names, values = _columns(coll, columns, num_rows, upsert=upsert)
+    keys, in order. ``partial``: an upsert that changes only the fields given (and adds
+    the dynamic keys given to a row's others), as Milvus 2.6's partial update; a new
+    row still needs every field that is neither nullable nor defaulted."""
+    names, values = _columns(coll, columns, num_rows, upsert=upsert, partial=partial)
     if upsert and coll.pk.name in names:
         keys = values[names.index(coll.pk.name)]
         if len(set(keys)) < len(keys):  # Milvus refuses them since 2.5.x and 2.6.x
@@ -81,14 +84,16 @@ async def write(
         cur = await conn.execute("SELECT row_security_active(%s::oid)", (coll.relid,))
         row = await cur.fetchone()
         staged = upsert or bool(row and row[0])
+        idents = sql.SQL(", ").join(sql.Identifier(n) for n in names)
         if staged:
             target = sql.Identifier("_pgvec_upsert")
-            await conn.execute(
-                sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-                    target, coll.ident
-                )
+            # a partial update's rows lack fields the table requires: only its columns
+            made = (
+                "CREATE TEMP TABLE {s} ON COMMIT DROP AS SELECT {c} FROM {t} WITH NO DATA"
+                if partial
+                else "CREATE TEMP TABLE {s} (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-        idents = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+            await conn.execute(sql.SQL(made).format(s=target, c=idents, t=coll.ident))
         async with conn.cursor().copy(
             sql.SQL("COPY {} ({}) FROM STDIN").format(target, idents)
         ) as copy:
@@ -100,6 +105,8 @@ async def write(
                     t=coll.ident, c=idents, s=target
                 )
             )
+        elif partial:
+            await _partial_update(conn, coll, names, target)
         elif upsert:
             updates = sql.SQL(", ").join(
                 sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
@@ -122,8 +129,52 @@ async def write(
     return values[names.index(pk.name)]
 
 
+async def _partial_update(
+    conn: psycopg.AsyncConnection[Any],
+    coll: Collection,
+    names: list[str],
+    staged: sql.Composable,
+) -> None:
+    """The staged rows of a partial update: the fields given set on the rows of their
+    keys, the dynamic keys given added to the row's others; the rows of new keys
+    inserted. (INSERT ... ON CONFLICT cannot: PostgreSQL checks NOT NULL before it looks
+    for the conflict.)"""
+    pk = sql.Identifier(coll.pk.name)
+    sets = sql.SQL(", ").join(
+        sql.SQL("{n} = COALESCE(t.{n}, '{{}}') || s.{n}" if n == DYNAMIC else "{n} = s.{n}").format(
+            n=sql.Identifier(n)
+        )
+        for n in names
+        if n != coll.pk.name
+    )
+    if names != [coll.pk.name]:
+        await conn.execute(
+            sql.SQL("UPDATE {t} AS t SET {sets} FROM {s} AS s WHERE t.{k} = s.{k}").format(
+                t=coll.ident, sets=sets, s=staged, k=pk
+            )
+        )
+    idents = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    try:
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} ({c}) SELECT {c} FROM {s} AS s"
+                " WHERE NOT EXISTS (SELECT FROM {t} AS t WHERE t.{k} = s.{k})"
+            ).format(t=coll.ident, c=idents, s=staged, k=pk)
+        )
+    except psycopg.errors.NotNullViolation as exc:
+        raise ParameterInvalid(
+            f"Insert missed an field `{exc.diag.column_name or '?'}` to collection without"
+            " set nullable==true or set default_value (a partial update of a new row)"
+        ) from None
+
+
 def _columns(
-    coll: Collection, columns: Sequence[schema_pb2.FieldData], rows: int, *, upsert: bool
+    coll: Collection,
+    columns: Sequence[schema_pb2.FieldData],
+    rows: int,
+    *,
+    upsert: bool,
+    partial: bool = False,
 ) -> tuple[list[str], list[list[Any]]]:
     if rows <= 0:
         raise ParameterInvalid("num_rows should be greater than 0")
@@ -153,7 +204,7 @@ def _columns(
         if data is None:
             if f.primary and f.auto_id:
                 continue
-            if f.primary or not (f.nullable or _has_default(coll, f)):
+            if f.primary or not (partial or f.nullable or _has_default(coll, f)):
                 raise ParameterInvalid(
                     f"Insert missed an field `{f.name}` to collection without set "
                     "nullable==true or set default_value"

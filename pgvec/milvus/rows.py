@@ -41,6 +41,7 @@ class RowRPCs(ServiceBase):
                 request.num_rows,
                 upsert=upsert,
                 partition=partition,
+                partial=upsert and request.partial_update,
             )
         out = milvus_pb2.MutationResult(timestamp=await self._written(coll))
         _set_ids(out.IDs, coll, keys)

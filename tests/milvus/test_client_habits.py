@@ -270,3 +270,48 @@ def test_index_described_as_asked_and_its_properties(client: MilvusClient) -> No
     with pytest.raises(MilvusException) as err:
         client.alter_index_properties("docs", "nosuch", properties={"mmap.enabled": False})
     assert err.value.code == 700
+
+
+def test_partial_update_changes_only_the_fields_given(client: MilvusClient) -> None:
+    """upsert(partial_update=True), Milvus 2.6's: a row keeps the fields not given and
+    its other dynamic keys; a new row needs every field without a default."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("title", DataType.VARCHAR, max_length=16)
+    schema.add_field("note", DataType.VARCHAR, max_length=16, nullable=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=2)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection("p", schema=schema, index_params=ip, consistency_level="Strong")
+    client.insert(
+        "p",
+        [
+            {"id": 1, "title": "old", "note": "n1", "vec": [1.0, 2.0], "a": 1, "b": 2},
+            {"id": 2, "title": "two", "note": None, "vec": [3.0, 4.0]},
+        ],
+    )
+    out = client.upsert("p", [{"id": 1, "title": "new", "b": 3, "c": 4}], partial_update=True)
+    assert out["upsert_count"] == 1
+    got = client.get("p", ids=[1, 2], output_fields=["*"])
+    assert sorted(got, key=lambda r: r["id"]) == [
+        {"id": 1, "title": "new", "note": "n1", "vec": [1.0, 2.0], "a": 1, "b": 3, "c": 4},
+        {"id": 2, "title": "two", "note": None, "vec": [3.0, 4.0]},
+    ]
+    # a vector alone moves the row in searches
+    client.upsert("p", [{"id": 2, "vec": [1.0, 2.1]}], partial_update=True)
+    hits = client.search("p", data=[[1.0, 2.05]], limit=2, output_fields=["title"])[0]
+    assert sorted(h["id"] for h in hits) == [1, 2]
+    assert client.get("p", ids=[2], output_fields=["title"])[0]["title"] == "two"
+    # a new key without its required fields: refused, nothing written
+    with pytest.raises(MilvusException) as err:
+        client.upsert("p", [{"id": 3, "title": "x"}], partial_update=True)
+    assert err.value.code == 1100 and "vec" in err.value.message
+    assert client.get("p", ids=[3]) == []
+    # a whole new row is written
+    client.upsert("p", [{"id": 3, "title": "x", "vec": [0.0, 0.0]}], partial_update=True)
+    assert client.get("p", ids=[3], output_fields=["note"])[0]["note"] is None
+    # a full upsert still replaces the row
+    client.upsert("p", [{"id": 1, "title": "full", "vec": [1.0, 2.0]}])
+    assert client.get("p", ids=[1], output_fields=["*"])[0] == {
+        "id": 1, "title": "full", "note": None, "vec": [1.0, 2.0],
+    }  # fmt: skip
