@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 from pymilvus.grpc_gen import schema_pb2
 
+from pgvec.filter.sql import NAMEDATALEN
 from pgvec.milvus import partitions
 from pgvec.milvus.schema import (
     DT,
@@ -221,7 +222,7 @@ async def set_loaded(conn: psycopg.AsyncConnection[Any], coll: Collection, loade
 async def set_alias(
     conn: psycopg.AsyncConnection[Any], db: str, alias: str, coll: Collection, replace: bool
 ) -> None:
-    _check_name(alias)
+    _check_name(alias, limit=255)  # kept in pgvec.aliases: no relation of its name
     schema = schema_of(db)
     cur = await conn.execute(
         "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -276,7 +277,7 @@ async def list_dbs(conn: psycopg.AsyncConnection[Any]) -> list[str]:
 async def create_db(
     conn: psycopg.AsyncConnection[Any], db: str, properties: Mapping[str, str]
 ) -> None:
-    _check_name(db)
+    _check_name(db, limit=NAMEDATALEN - 1, what="database")
     schema = schema_of(db)
     try:
         async with conn.transaction():
@@ -339,11 +340,25 @@ async def _check_db(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
         raise DatabaseNotFound(f"database not found[database={db_name_of(schema)}]")
 
 
-def _check_name(name: str) -> None:
+#: the longest name a collection may have: its partitions' tables are named
+#: ``<collection>$<partition>``, ``$_default_63`` the longest of pgvec's own, and
+#: PostgreSQL keeps NAMEDATALEN - 1 bytes of a table's name
+MAX_COLLECTION_NAME = (
+    NAMEDATALEN - 1 - len(partitions.leaf_name("", f"{partitions.DEFAULT_PARTITION}_63"))
+)
+
+
+def _check_name(name: str, *, limit: int = MAX_COLLECTION_NAME, what: str = "collection") -> None:
     if not name:
-        raise ParameterInvalid("collection name should not be empty")
+        raise ParameterInvalid(f"{what} name should not be empty")
     if len(name) > 255:
-        raise ParameterInvalid("the length of a collection name must be less than 255 characters")
+        raise ParameterInvalid(f"the length of a {what} name must be less than 255 characters")
+    if len(name.encode()) > limit:
+        raise ParameterInvalid(
+            f"the length of a {what} name must be at most {limit} bytes in pgvec (PostgreSQL"
+            " keeps 63 bytes of a table's or schema's name, and a collection's partitions are"
+            f" tables named <collection>$<partition>): invalid {what} name: {name}"
+        )
     first = name[0]
     if not (first == "_" or first.isalpha()):
         raise ParameterInvalid(

@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import sql
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
+from pgvec.filter.sql import NAMEDATALEN
 from pgvec.milvus import catalog
 from pgvec.milvus.base import ServiceBase
 from pgvec.milvus.context import Caller
@@ -50,6 +51,12 @@ class PartitionRPCs(ServiceBase):
             raise ParameterInvalid("the length of a partition name must be 1 to 255 characters")
         async with self.connections.connection(caller) as conn:
             coll = await self._collection(conn, caller, request.collection_name)
+            if len(leaf_name(coll.table, name).encode()) > NAMEDATALEN - 1:
+                raise ParameterInvalid(
+                    f"the partition name {name} is too long for collection {coll.name} in"
+                    f" pgvec: its table, {coll.table}${name}, is longer than the 63 bytes"
+                    " PostgreSQL keeps of a name"
+                )
             if not await is_list_partitioned(conn, coll):
                 raise Unsupported(
                     f"collection {coll.name} has no partitions other than _default: it was"

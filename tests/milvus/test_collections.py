@@ -180,3 +180,26 @@ def test_a_table_of_any_dimension_is_no_collection(client: MilvusClient, db_uri:
         )
     assert client.list_collections() == []
     assert not client.has_collection("lc")
+
+
+def test_names_longer_than_postgresql_keeps_are_refused(client: MilvusClient) -> None:
+    """A collection's table and its partitions' tables (<collection>$<partition>) must
+    fit PostgreSQL's 63 bytes: a longer name is refused (1100), not cut into another's."""
+    longest = "c" * 51
+    with pytest.raises(MilvusException) as err:
+        client.create_collection(longest + "x", dimension=2)
+    assert err.value.code == 1100 and "at most 51 bytes" in err.value.message
+    assert not client.has_collection(longest + "x")
+    client.create_collection(longest, dimension=2, consistency_level="Strong")
+    client.insert(longest, [{"id": 1, "vector": [1.0, 2.0]}])
+    assert client.search(longest, [[1.0, 2.0]], limit=1)[0][0]["id"] == 1
+    client.create_partition(longest, "p" * 11)  # 51 + 1 + 11 = 63 bytes
+    with pytest.raises(MilvusException) as err:
+        client.create_partition(longest, "p" * 12)
+    assert err.value.code == 1100 and "too long" in err.value.message
+    assert sorted(client.list_partitions(longest)) == ["_default", "p" * 11]
+    with pytest.raises(MilvusException) as err:
+        client.rename_collection(longest, "r" * 60)
+    assert err.value.code == 1100
+    client.create_alias(longest, "a" * 100)  # an alias is no table: Milvus's 255
+    assert client.describe_alias("a" * 100)["collection_name"] == longest
