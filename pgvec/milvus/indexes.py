@@ -20,6 +20,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.spec import Metric, option_names
 from pgvec.errors import PgvecError
+from pgvec.filter.sql import object_name
 from pgvec.milvus.schema import Collection, Field
 from pgvec.milvus.status import IndexNotFound, ParameterInvalid
 from pgvec.service.database import Database
@@ -95,7 +96,10 @@ class IndexInfo:
     milvus: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def milvus_name(self, table: str) -> str:
-        prefix, suffix = f"{table}_", "_idx"
+        given = self.milvus.get("index_name")
+        if given:
+            return given
+        prefix, suffix = f"{table}_", "_idx"  # (an index made before the name was kept)
         if self.pg_name.startswith(prefix) and self.pg_name.endswith(suffix):
             return self.pg_name[len(prefix) : -len(suffix)] or self.field
         return self.pg_name
@@ -178,6 +182,7 @@ def describe(index: IndexInfo, table: str) -> milvus_pb2.IndexDescription:
         index_state_fail_reason=index.error or "",
     )
     asked = dict(index.milvus)
+    asked.pop("index_name", None)
     kind = asked.pop("index_type", None) or _TYPES.get(index.method, index.method.upper())
     out.params.add(key="index_type", value=kind)
     if index.metric:  # (a scalar index has none, nor parameters)
@@ -186,6 +191,12 @@ def describe(index: IndexInfo, table: str) -> milvus_pb2.IndexDescription:
     for key, value in asked.items():
         out.params.add(key=key, value=str(value))
     return out
+
+
+def pg_name(table: str, index_name: str) -> str:
+    """The PostgreSQL name of a collection's index: ``<collection>_<index name>_idx``,
+    cut as PostgreSQL would to fit its 63 bytes (the Milvus name is kept beside it)."""
+    return object_name(table, index_name, "idx")
 
 
 async def set_milvus_params(

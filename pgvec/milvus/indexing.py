@@ -64,7 +64,8 @@ class IndexRPCs(ServiceBase):
                 )
             await conn.execute("SELECT pgvec._check_owner(%s::oid::regclass)", (coll.relid,))
         info = await indexes.table_info(db, coll.relid)
-        pg_name = f"{coll.table}_{request.index_name or f.name}_idx"
+        name = request.index_name or f.name
+        pg_name = indexes.pg_name(coll.table, name)
         await db.create_index(
             IndexDef(
                 name=pg_name,
@@ -78,7 +79,9 @@ class IndexRPCs(ServiceBase):
         )
         asked = kv(request.extra_params).get("index_type") or "AUTOINDEX"
         async with self.connections.connection(caller) as conn:
-            await indexes.set_milvus_params(conn, coll, pg_name, {"index_type": asked})
+            await indexes.set_milvus_params(
+                conn, coll, pg_name, {"index_type": asked, "index_name": name}
+            )
         return common_pb2.Status()
 
     @rpc(common_pb2.Status)

@@ -4,9 +4,9 @@ GIN on an ARRAY (``array_contains``) or JSON one (``json_contains``, ``meta["k"]
 
 pgvec's filters are SQL, so PostgreSQL's planner uses the index wherever it helps, as
 Milvus uses its own. The index is created as the caller (so it needs the table's
-ownership, as CREATE INDEX does) under the name ``<collection>_<index name>_idx``, and
-carries a comment that records the Milvus index type it was asked for, which
-DescribeIndex reports back.
+ownership, as CREATE INDEX does) under the name ``<collection>_<index name>_idx`` (cut
+to fit, as PostgreSQL cuts names), and carries a comment that records the Milvus index
+type it was asked for and the index's Milvus name, which DescribeIndex reports back.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pgvec.milvus import indexes
 from pgvec.milvus.indexes import IndexInfo
 from pgvec.milvus.schema import DT, Collection, Field
 from pgvec.milvus.status import ParameterInvalid
@@ -24,7 +25,8 @@ from pgvec.milvus.status import ParameterInvalid
 TYPES = frozenset({"INVERTED", "STL_SORT", "TRIE", "BITMAP", "AUTOINDEX"})
 _NUMERIC = frozenset({DT.Int8, DT.Int16, DT.Int32, DT.Int64, DT.Float, DT.Double})
 _STRING = frozenset({DT.VarChar, DT.String})
-#: the comment that marks a PostgreSQL index as a Milvus scalar index, and its type
+#: the comment that marks a PostgreSQL index as a Milvus scalar index, then its type and
+#: its Milvus name
 _MARK = "pgvec milvus scalar index "
 
 _LIST_SQL = """
@@ -63,7 +65,7 @@ async def create(
     as in Milvus, and a different one on the same field is refused."""
     given = index_type or "AUTOINDEX"  # (described back as given: Trie)
     method = _check(f, given.upper())
-    pg_name = f"{coll.table}_{name}_idx"
+    pg_name = indexes.pg_name(coll.table, name)
     for existing in await list_indexes(conn, coll, counted=False):
         if existing.field == f.name or existing.pg_name == pg_name:
             if existing.field == f.name and existing.method.upper() == given.upper():
@@ -79,7 +81,7 @@ async def create(
         )
         await conn.execute(
             sql.SQL("COMMENT ON INDEX {} IS {}").format(
-                sql.Identifier(coll.schema_name, pg_name), sql.Literal(_MARK + given)
+                sql.Identifier(coll.schema_name, pg_name), sql.Literal(f"{_MARK}{given} {name}")
             )
         )
 
@@ -96,7 +98,12 @@ async def list_indexes(
         cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(coll.ident))
         count = await cur.fetchone()
         n = int(count[0]) if count else 0
-    return [IndexInfo(r[0], r[1], r[2], "", {}, "ready", n, None, 1.0) for r in rows]
+    out = []
+    for pg_name, field, marked in rows:
+        kind, _, name = marked.partition(" ")
+        milvus = {"index_name": name} if name else {}
+        out.append(IndexInfo(pg_name, field, kind, "", {}, "ready", n, None, 1.0, milvus))
+    return out
 
 
 async def drop(conn: psycopg.AsyncConnection[Any], coll: Collection, index: IndexInfo) -> None:

@@ -315,3 +315,29 @@ def test_partial_update_changes_only_the_fields_given(client: MilvusClient) -> N
     assert client.get("p", ids=[1], output_fields=["*"])[0] == {
         "id": 1, "title": "full", "note": None, "vec": [1.0, 2.0],
     }  # fmt: skip
+
+
+def test_long_index_names_are_kept(client: MilvusClient) -> None:
+    """An index's PostgreSQL name (<collection>_<index>_idx) is cut to fit 63 bytes, as
+    PostgreSQL cuts names; its Milvus name is kept whole and found by."""
+    name, vec, text = "c" * 40, "v" * 30, "t" * 30
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field(vec, DataType.FLOAT_VECTOR, dim=2)
+    schema.add_field(text, DataType.VARCHAR, max_length=8)
+    client.create_collection(name, schema=schema)
+    client.insert(name, [{"id": 1, vec: [1.0, 2.0], text: "x"}])
+    ip = client.prepare_index_params()
+    ip.add_index(vec, index_type="HNSW", metric_type="L2")
+    ip.add_index(text, index_type="INVERTED", index_name="by_" + text)
+    client.create_index(name, ip)
+    assert sorted(client.list_indexes(name)) == sorted([vec, "by_" + text])
+    assert client.describe_index(name, vec)["index_type"] == "HNSW"
+    described = client.describe_index(name, "by_" + text)
+    assert described["index_type"] == "INVERTED" and described["field_name"] == text
+    client.load_collection(name)
+    assert client.search(name, [[1.0, 2.0]], limit=1, anns_field=vec)[0][0]["id"] == 1
+    client.release_collection(name)
+    client.drop_index(name, "by_" + text)
+    client.drop_index(name, vec)
+    assert client.list_indexes(name) == []
