@@ -882,6 +882,36 @@ CROSS JOIN LATERAL (
 ) x;
 GRANT SELECT ON pgvec.pg_indexes TO PUBLIC;
 
+-- pg_extension and pg_available_extensions as clients see them through pgvec: pgvector's
+-- extension is there wherever pgvec's vector type is (pgvec answers CREATE EXTENSION
+-- vector itself and gives its surface in every database it serves), at the version whose
+-- surface pgvec gives; where the real pgvector is installed, its own row stands. Tools
+-- look it up before they create tables or choose index types (supabase's vecs, psql's
+-- \dx). The proxy reads these views where a query names the catalogs; pg_dump reads
+-- pg_extension's tableoid, which a view has as a column of its own.
+CREATE OR REPLACE VIEW pgvec.pg_extension AS
+SELECT e.oid, e.extname, e.extowner, e.extnamespace, e.extrelocatable, e.extversion,
+       e.extconfig, e.extcondition, e.tableoid
+FROM pg_catalog.pg_extension e
+UNION ALL
+SELECT t.oid, 'vector'::name, t.typowner, t.typnamespace, true, '0.6.0'::text, NULL::oid[],
+       NULL::text[], 'pg_catalog.pg_extension'::regclass::oid
+FROM pg_catalog.pg_type t
+WHERE t.oid = to_regtype('public.vector')
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'vector');
+GRANT SELECT ON pgvec.pg_extension TO PUBLIC;
+
+CREATE OR REPLACE VIEW pgvec.pg_available_extensions AS
+SELECT a.name, a.default_version, a.installed_version, a.comment
+FROM pg_catalog.pg_available_extensions a
+WHERE a.name <> 'vector' OR EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'vector')
+UNION ALL
+SELECT 'vector'::name, '0.6.0'::text, '0.6.0'::text,
+       'vector data type and ivfflat and hnsw access methods'::text
+WHERE to_regtype('public.vector') IS NOT NULL
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'vector');
+GRANT SELECT ON pgvec.pg_available_extensions TO PUBLIC;
+
 -- A column's type as clients see it through pgvec: vector(n) for a vector column, else
 -- PostgreSQL's format_type(). The proxy calls it where a catalog query (psql's \d,
 -- SQLAlchemy's reflection) asks format_type(atttypid, atttypmod) of a pg_attribute row.

@@ -144,6 +144,35 @@ def test_names_longer_than_postgresql_keeps(both: dict[str, str], data: np.ndarr
     assert out[0][0][0] == 2 and out[1][0][0] == 1
 
 
+def test_the_extension_is_listed(both: dict[str, str]) -> None:
+    """pg_extension and pg_available_extensions list pgvector's extension, as tools look
+    it and its version up (supabase's vecs reads installed_version; psql's \\dx)."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            c.commit()
+            ext = c.execute(
+                "SELECT extname, n.nspname, extversion FROM pg_catalog.pg_extension e"
+                " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE extname = 'vector'"
+            ).fetchall()
+            available = c.execute(
+                "SELECT installed_version FROM pg_available_extensions"
+                " WHERE name = 'vector' LIMIT 1"
+            ).fetchall()
+            listed = subprocess.run(
+                ["psql", "-X", "-A", "-t", "-d", uri, "-c", r"\dx vector"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            return ext, available, listed.split("|")[:2]
+
+    out = {name: run(uri) for name, uri in both.items()}
+    for ext, available, listed in out.values():
+        assert [e[:2] for e in ext] == [("vector", "public")] and ext[0][2].startswith("0.6")
+        assert len(available) == 1 and available[0][0].startswith("0.6")
+        assert listed[0] == "vector" and listed[1].startswith("0.6")
+
+
 def test_pg_indexes(both: dict[str, str]) -> None:
     """pg_indexes lists pgvec's indexes, with the definitions pgvector's have."""
 

@@ -12,7 +12,9 @@ column with its CHECK, which a restore through pgvec recognises.
 ``data_type``) becomes ``pgvec.information_schema_columns``, the same view with vector
 columns as ``USER-DEFINED`` ``vector`` and arrays of vectors as ``ARRAY`` ``_vector``;
 ``pg_indexes`` (where LangChain looks its index up) becomes ``pgvec.pg_indexes``, which
-also lists pgvec's indexes, with pgvector's definitions.
+also lists pgvec's indexes, with pgvector's definitions. ``pg_extension`` and
+``pg_available_extensions`` (where tools look pgvector and its version up) become pgvec's
+views of them, which list pgvector's extension where pgvec gives its surface.
 """
 
 from __future__ import annotations
@@ -38,14 +40,25 @@ _INDEXES = re.compile(
 )
 
 
+_EXTENSIONS = re.compile(
+    r"(?<![\w$.\"'])(?:(?:pg_catalog|\"pg_catalog\")\s*\.\s*)?"
+    r"(?:(pg_extension|pg_available_extensions)|\"(pg_extension|pg_available_extensions)\")"
+    r"(?![\w$\"'])",
+    re.IGNORECASE,
+)
+
+
 def rewrite_reflection(sql: str) -> str | None:
     """``sql`` with its ``format_type(<x>.atttypid, <x>.atttypmod)`` calls made pgvec's,
-    ``information_schema.columns`` made ``pgvec.information_schema_columns`` and
-    ``pg_indexes`` ``pgvec.pg_indexes``, or None if it has none of them."""
+    ``information_schema.columns`` made ``pgvec.information_schema_columns``, and
+    ``pg_indexes``, ``pg_extension`` and ``pg_available_extensions`` pgvec's views of
+    them, or None if it has none of them."""
     low = sql.lower()
-    n = m = k = 0
+    n = m = k = e = 0
     if "pg_indexes" in low:
         sql, k = _INDEXES.subn("pgvec.pg_indexes", sql)
+    if "extension" in low:
+        sql, e = _EXTENSIONS.subn(lambda x: f"pgvec.{(x[1] or x[2]).lower()}", sql)
     if "atttypid" in low:
         sql, n = _CALL.subn(
             lambda m: (
@@ -56,4 +69,4 @@ def rewrite_reflection(sql: str) -> str | None:
         )
     if "information_schema" in low:
         sql, m = _COLUMNS.subn("pgvec.information_schema_columns", sql)
-    return sql if n or m or k else None
+    return sql if n or m or k or e else None
