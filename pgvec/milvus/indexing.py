@@ -3,9 +3,11 @@ collection (see :mod:`pgvec.milvus.indexes` for how they map onto pgvec indexes)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from psycopg import sql
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from pgvec.catalog.models import IndexDef, IndexRow
@@ -32,8 +34,19 @@ class IndexRPCs(ServiceBase):
             coll = await self._collection(conn, caller, request.collection_name)
             found = await indexes.list_indexes(conn, coll)
             found += await scalar_indexes.list_indexes(conn, coll)
-        field = getattr(request, "field_name", "")  # (AlterIndex names none)
-        return coll, indexes.pick(found, coll.table, request.index_name, field)
+            field = getattr(request, "field_name", "")  # (AlterIndex names none)
+            picked = indexes.pick(found, coll.table, request.index_name, field)
+            # a built index holds every row (those written since too): the table's
+            # rows, as the caller sees them, as Milvus counts a collection's
+            if any(i.state in ("ready", "released") for i in picked):
+                cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(coll.ident))
+                row = await cur.fetchone()
+                rows = int(row[0]) if row else 0
+                picked = [
+                    dataclasses.replace(i, rows=rows) if i.state in ("ready", "released") else i
+                    for i in picked
+                ]
+        return coll, picked
 
     # -- indexes ------------------------------------------------------------------
 
@@ -131,7 +144,7 @@ class IndexRPCs(ServiceBase):
                 raise MilvusError(
                     "index cannot be dropped, collection is loaded, please release it first"
                 )
-            scalar = await scalar_indexes.list_indexes(conn, coll, counted=False)
+            scalar = await scalar_indexes.list_indexes(conn, coll)
             try:
                 found = indexes.pick(
                     await indexes.list_indexes(conn, coll) + scalar,

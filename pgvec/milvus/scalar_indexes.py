@@ -66,7 +66,7 @@ async def create(
     given = index_type or "AUTOINDEX"  # (described back as given: Trie)
     method = _check(f, given.upper())
     pg_name = indexes.pg_name(coll.table, name)
-    for existing in await list_indexes(conn, coll, counted=False):
+    for existing in await list_indexes(conn, coll):
         if existing.field == f.name or existing.pg_name == pg_name:
             if existing.field == f.name and existing.method.upper() == given.upper():
                 return
@@ -86,23 +86,15 @@ async def create(
         )
 
 
-async def list_indexes(
-    conn: psycopg.AsyncConnection[Any], coll: Collection, *, counted: bool = True
-) -> list[IndexInfo]:
-    """The collection's scalar indexes, with its row count as their indexed rows
-    (``counted``; 0 without: to find or drop one, not to describe it)."""
+async def list_indexes(conn: psycopg.AsyncConnection[Any], coll: Collection) -> list[IndexInfo]:
+    """The collection's scalar indexes (ready, their rows counted by the caller that
+    describes them)."""
     cur = await conn.execute(_LIST_SQL, (_MARK, coll.relid, _MARK))
-    rows = await cur.fetchall()
-    n = 0
-    if rows and counted:
-        cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(coll.ident))
-        count = await cur.fetchone()
-        n = int(count[0]) if count else 0
     out = []
-    for pg_name, field, marked in rows:
+    for pg_name, field, marked in await cur.fetchall():
         kind, _, name = marked.partition(" ")
         milvus = {"index_name": name} if name else {}
-        out.append(IndexInfo(pg_name, field, kind, "", {}, "ready", n, None, 1.0, milvus))
+        out.append(IndexInfo(pg_name, field, kind, "", {}, "ready", 0, None, 1.0, milvus))
     return out
 
 

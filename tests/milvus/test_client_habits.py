@@ -341,3 +341,19 @@ def test_long_index_names_are_kept(client: MilvusClient) -> None:
     client.drop_index(name, "by_" + text)
     client.drop_index(name, vec)
     assert client.list_indexes(name) == []
+
+
+def test_describe_index_counts_the_rows(client: MilvusClient) -> None:
+    """describe_index's indexed_rows and total_rows are the collection's rows, those
+    written after the index was made too (milvus-haystack and pymilvus's waits poll
+    them); they were the rows of the build, 0 for an index made on an empty collection."""
+    client.create_collection("n", dimension=2, consistency_level="Strong")
+    client.insert("n", [{"id": i, "vector": [float(i), 1.0]} for i in range(30)])
+    described = client.describe_index("n", "vector")
+    assert (described["indexed_rows"], described["total_rows"]) == (30, 30)
+    assert described["pending_index_rows"] == 0
+    client.release_collection("n")
+    ip = client.prepare_index_params()
+    ip.add_index("id", index_type="STL_SORT")
+    client.create_index("n", ip)
+    assert client.describe_index("n", "id")["indexed_rows"] == 30
