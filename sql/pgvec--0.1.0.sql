@@ -931,6 +931,22 @@ RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
 $fn$;
 
 
+-- A column's typmod as clients see it through pgvec: n for a vector(n) column or an
+-- array of them, -1 for one without a dimension, as pgvector's (supabase's vecs reads a
+-- collection's dimension as pg_attribute.atttypmod); atttypmod for every other column.
+-- The proxy calls it where a catalog query reads atttypmod other than for format_type.
+CREATE OR REPLACE FUNCTION pgvec.atttypmod(rel oid, att smallint, typ oid, typmod integer)
+RETURNS integer LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN typ = 'bytea'::regtype THEN
+        coalesce((SELECT coalesce(v.dim, -1) FROM pgvec.vector_columns v
+                  WHERE v.relid = rel AND v.attnum = att AND NOT v.is_binary), typmod)
+    WHEN typ = 'bytea[]'::regtype THEN
+        coalesce((SELECT coalesce(v.dim, -1) FROM pgvec.vector_array_columns v
+                  WHERE v.relid = rel AND v.attnum = att), typmod)
+    ELSE typmod END
+$fn$;
+
+
 -- indexes created before pgvec.indexes recorded their dimension
 UPDATE pgvec.indexes i SET dim = v.dim
 FROM pgvec.vector_columns v

@@ -24,7 +24,7 @@ _FIXED = re.compile(
     # a catalog query asking a column's type (rules/reflection.py)
     r"|\bformat_type\s*\([^)]*atttypid"
     r"|\binformation_schema\"?\s*\.\s*\"?columns\b|\bpg_indexes\b"
-    r"|\bpg_(?:available_)?extensions?\b"
+    r"|\bpg_(?:available_)?extensions?\b|\batttypmod\b"
     r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
     # a restore's statements on pgvec's own objects (rules/restore.py)
     r"|\bpgvec\b\s*\.|\bschema\s+(?:if\s+not\s+exists\s+)?pgvec\b"
@@ -113,7 +113,7 @@ class Catalog:
 # substrings one of which every statement of interest holds (checked on lower-cased text)
 _GATE = re.compile(
     r"<->|<=>|<#>|<\+>|'\[|vector|hnsw|ivfflat|pgvec|flat|ivf_|index|atttypid|information_schema"
-    r"|extension"
+    r"|extension|atttypmod"
 )
 _WORD = re.compile(r"[^\W\d][\w$]*")
 _MANY = 16

@@ -173,6 +173,24 @@ def test_the_extension_is_listed(both: dict[str, str]) -> None:
         assert listed[0] == "vector" and listed[1].startswith("0.6")
 
 
+def test_a_vector_columns_typmod_is_its_dimension(both: dict[str, str]) -> None:
+    """pg_attribute.atttypmod of a vector(n) column is n, as pgvector's (supabase's vecs
+    reads a collection's dimension there); pg_dump's format_type(t.oid, a.atttypmod) is
+    left alone (tests/e2e/test_dump_restore.py)."""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri, autocommit=True) as c:
+            c.execute(
+                "CREATE TABLE tt (id int PRIMARY KEY, a vector(3), b vector, c vector(2)[], d int)"
+            )
+            return c.execute(
+                "SELECT attname, atttypmod FROM pg_attribute pa"
+                " WHERE pa.attrelid = 'tt'::regclass AND attnum > 1 ORDER BY attnum"
+            ).fetchall()
+
+    assert on_both(both, run) == [("a", 3), ("b", -1), ("c", 2), ("d", -1)]
+
+
 def test_pg_indexes(both: dict[str, str]) -> None:
     """pg_indexes lists pgvec's indexes, with the definitions pgvector's have."""
 

@@ -14,7 +14,9 @@ columns as ``USER-DEFINED`` ``vector`` and arrays of vectors as ``ARRAY`` ``_vec
 ``pg_indexes`` (where LangChain looks its index up) becomes ``pgvec.pg_indexes``, which
 also lists pgvec's indexes, with pgvector's definitions. ``pg_extension`` and
 ``pg_available_extensions`` (where tools look pgvector and its version up) become pgvec's
-views of them, which list pgvector's extension where pgvec gives its surface.
+views of them, which list pgvector's extension where pgvec gives its surface. A bare
+``atttypmod`` (supabase's vecs reads a vector column's dimension there) becomes
+``pgvec.atttypmod(...)``, n for a ``vector(n)`` column.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ _INDEXES = re.compile(
 )
 
 
+_TYPMOD = re.compile(
+    r"(?<![\w$.\"'])(?P<a>(?:[A-Za-z_][\w$]*\s*\.\s*)*)atttypmod(?![\w$\"'])",
+    re.IGNORECASE,
+)
+
+
 _EXTENSIONS = re.compile(
     r"(?<![\w$.\"'])(?:(?:pg_catalog|\"pg_catalog\")\s*\.\s*)?"
     r"(?:(pg_extension|pg_available_extensions)|\"(pg_extension|pg_available_extensions)\")"
@@ -54,11 +62,22 @@ def rewrite_reflection(sql: str) -> str | None:
     ``pg_indexes``, ``pg_extension`` and ``pg_available_extensions`` pgvec's views of
     them, or None if it has none of them."""
     low = sql.lower()
-    n = m = k = e = 0
+    n = m = k = e = t = 0
     if "pg_indexes" in low:
         sql, k = _INDEXES.subn("pgvec.pg_indexes", sql)
     if "extension" in low:
         sql, e = _EXTENSIONS.subn(lambda x: f"pgvec.{(x[1] or x[2]).lower()}", sql)
+    if "atttypmod" in low and "format_type" not in low:
+        # a typmod read by itself (a vector column's dimension, to vecs). Not where
+        # format_type reads it: pg_dump writes format_type(t.oid, a.atttypmod), which
+        # would dump bytea(n)
+        sql, t = _TYPMOD.subn(
+            lambda m: (
+                f"pgvec.atttypmod({m['a']}attrelid, {m['a']}attnum, {m['a']}atttypid,"
+                f" {m['a']}atttypmod)"
+            ),
+            sql,
+        )
     if "atttypid" in low:
         sql, n = _CALL.subn(
             lambda m: (
@@ -69,4 +88,4 @@ def rewrite_reflection(sql: str) -> str | None:
         )
     if "information_schema" in low:
         sql, m = _COLUMNS.subn("pgvec.information_schema_columns", sql)
-    return sql if n or m or k or e else None
+    return sql if n or m or k or e or t else None
