@@ -39,6 +39,11 @@ def kv(pairs: Any) -> dict[str, str]:
     return {p.key: p.value for p in pairs}
 
 
+def flag(value: Any) -> bool:
+    """A flag as pymilvus sends it: JSON ``true`` (``"true"``, quoted or not), or a bool."""
+    return value is True or str(value).strip('"').lower() == "true"
+
+
 class ServiceBase:
     """The state MilvusService's mixins share, and the steps many of its RPCs take."""
 

@@ -106,7 +106,7 @@ async def write(
                 )
             )
         elif partial:
-            await _partial_update(conn, coll, names, target)
+            await _partial_update(conn, coll, names, idents, target)
         elif upsert:
             updates = sql.SQL(", ").join(
                 sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
@@ -133,6 +133,7 @@ async def _partial_update(
     conn: psycopg.AsyncConnection[Any],
     coll: Collection,
     names: list[str],
+    idents: sql.Composable,
     staged: sql.Composable,
 ) -> None:
     """The staged rows of a partial update: the fields given set on the rows of their
@@ -153,7 +154,6 @@ async def _partial_update(
                 t=coll.ident, sets=sets, s=staged, k=pk
             )
         )
-    idents = sql.SQL(", ").join(sql.Identifier(n) for n in names)
     try:
         await conn.execute(
             sql.SQL(

@@ -21,6 +21,7 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from pgvec.catalog.models import TableInfo
 from pgvec.engine.spec import Metric
 from pgvec.milvus import data
+from pgvec.milvus.base import flag
 from pgvec.milvus.indexes import IndexInfo
 from pgvec.milvus.schema import Collection
 from pgvec.milvus.search import SearchArgs, parse_args, result, search_hits
@@ -98,7 +99,7 @@ def function_ranker(score: schema_pb2.FunctionScore) -> tuple[str, dict[str, Any
             f"reranker {name or fn.name!r} is not supported by pgvec yet: use weighted or rrf"
         )
     if isinstance(params.get("norm_score"), str):
-        params["norm_score"] = params["norm_score"].lower() == "true"
+        params["norm_score"] = flag(params["norm_score"])
     return name, params
 
 

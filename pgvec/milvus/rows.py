@@ -10,7 +10,7 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from pgvec.catalog.models import TableInfo
 from pgvec.milvus import data, hybrid, indexes, partitions
 from pgvec.milvus import search as searching
-from pgvec.milvus.base import ServiceBase, kv
+from pgvec.milvus.base import ServiceBase, flag, kv
 from pgvec.milvus.context import Caller
 from pgvec.milvus.filters import EVERYTHING, compile_filter
 from pgvec.milvus.rpc import rpc
@@ -100,7 +100,7 @@ class RowRPCs(ServiceBase):
         """The snapshot an iterator pins its pages to, for a request of one (pymilvus
         says ``iterator: True``); 0 otherwise, as Milvus (pymilvus shows it in every
         result's extra info)."""
-        if params.get("iterator", "").strip('"').lower() == "true":
+        if flag(params.get("iterator", "")):
             return self.clock.now()
         return 0
 

@@ -29,6 +29,7 @@ from pgvec.engine.spec import Metric
 from pgvec.filter.render import leaf_condition
 from pgvec.filter.sql import quoted
 from pgvec.milvus import data, iterators
+from pgvec.milvus.base import flag
 from pgvec.milvus.filters import EVERYTHING, Filter, compile_filter
 from pgvec.milvus.indexes import IndexInfo, vector_field
 from pgvec.milvus.schema import DT, Collection, Field
@@ -114,7 +115,7 @@ def parse_args(
         range_filter=_float(inner.get("range_filter")),
         group_by=group_by,
         group_size=group_size,
-        strict_group_size=_bool(params.get("strict_group_size", inner.get("strict_group_size"))),
+        strict_group_size=flag(params.get("strict_group_size", inner.get("strict_group_size"))),
         round_decimal=_int(params.get("round_decimal", "-1"), "round_decimal"),
         page=iterators.page_of(params),
     )
@@ -125,11 +126,6 @@ def _int(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ParameterInvalid(f"{name} [{value}] is invalid, it should be an integer") from None
-
-
-def _bool(value: Any) -> bool:
-    """A flag as pymilvus sends it: JSON ``true`` / ``false`` (or a bool in ``params``)."""
-    return value is True or str(value).lower() == "true"
 
 
 def _float(value: Any) -> float | None:
