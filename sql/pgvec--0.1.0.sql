@@ -1311,15 +1311,51 @@ $fn$;
 -- CREATE INDEX ... USING hnsw as one statement of several in one simple Query: the proxy
 -- sends this in its place (built once the Query's transaction commits). It checks, as
 -- the client, what PostgreSQL's CREATE INDEX checks first (the table's owner; not
--- SECURITY DEFINER, so current_user is the client's role), then logs the table's changes.
-CREATE OR REPLACE PROCEDURE pgvec.create_index_in_query(rel regclass)
+-- SECURITY DEFINER, so current_user is the client's role) and the index's name, after the
+-- Query's earlier statements (pgvec.index_name_free), then logs the table's changes.
+DROP PROCEDURE IF EXISTS pgvec.create_index_in_query(regclass);
+CREATE OR REPLACE PROCEDURE pgvec.create_index_in_query(
+    rel regclass, idx name, if_not_exists boolean, dropped boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', (SELECT relname FROM pg_class WHERE oid = rel)
             USING ERRCODE = '42501';
     END IF;
-    PERFORM pgvec.track_in_transaction(rel);
+    IF idx IS NULL OR pgvec.index_name_free(
+            (SELECT s.nspname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+             WHERE c.oid = rel),
+            idx, if_not_exists, dropped) THEN
+        PERFORM pgvec.track_in_transaction(rel);
+    END IF;
+END
+$fn$;
+
+-- CREATE INDEX's check of its name in a transaction block, run as the client in its
+-- transaction (pgvec builds the index at the commit): free if no relation of schema nsp
+-- and no pgvec index of a table that exists is named idx, as the client sees them now (a
+-- table its transaction dropped took its indexes with it). ``dropped``: the transaction
+-- dropped the pgvec index of that name (pgvec drops it at the commit). Taken: 42P07, or,
+-- with IF NOT EXISTS, PostgreSQL's NOTICE and false.
+CREATE OR REPLACE FUNCTION pgvec.index_name_free(
+    nsp name, idx name, if_not_exists boolean, dropped boolean)
+RETURNS boolean LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF EXISTS (SELECT FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+               WHERE s.nspname = nsp AND c.relname = idx)
+       OR (NOT dropped AND EXISTS (
+            SELECT FROM pgvec.indexes i JOIN pg_class c ON c.oid = i.relid
+            WHERE i.schema_name = nsp
+              AND (i.index_name = idx OR i.standby @> jsonb_build_array(
+                       jsonb_build_object('index_name', idx::text)))))
+    THEN
+        IF if_not_exists THEN
+            RAISE NOTICE 'relation "%" already exists, skipping', idx;
+            RETURN false;
+        END IF;
+        RAISE EXCEPTION 'relation "%" already exists', idx USING ERRCODE = '42P07';
+    END IF;
+    RETURN true;
 END
 $fn$;
 

@@ -781,15 +781,18 @@ class Session:
     def _create_index_in_query(self, idef: IndexDef) -> str:
         """CREATE INDEX as one statement of several: checked now, built at the commit."""
         if self.relay.txn_status == b"E":
-            return several.index_call(idef)  # PostgreSQL says the transaction is aborted
+            return several.index_call(idef, False)  # PostgreSQL says the txn is aborted
         if idef.concurrently:
             raise ActiveTransaction(CONCURRENTLY_IN_BLOCK)
-        self._check_deferred(idef)
+        dropped = self._check_deferred(idef)
+        if dropped is None:
+            return RESTORED_NOOP  # (IF NOT EXISTS: made by the transaction already)
         self._deferred.append(idef)
         self._deferred_in_query()
         if idef.where is not None:  # (its predicate unchecked: the Query has not run yet)
             self._partial_notice(idef)
-        return several.index_call(idef)
+        # its name is checked by the statement sent, after the Query's earlier ones
+        return several.index_call(idef, dropped)
 
     async def _drop_index_in_query(self, decision: DropIndex) -> str:
         """DROP INDEX of a pgvec index as one statement of several: checked now, dropped
@@ -915,11 +918,17 @@ class Session:
         if row is not None:  # (a missing index gets its own error where it is used)
             await self._check_owner(row.relid, f"index {name}", simple=simple)
 
-    def _check_deferred(self, idef: IndexDef) -> None:
+    def _check_deferred(self, idef: IndexDef) -> bool | None:
         """Check a CREATE INDEX carried out at the commit, as of the transaction's own
-        CREATE and DROP INDEXes before it."""
+        CREATE INDEXes before it. Its name is checked in the client's transaction
+        (pgvec.index_name_free); returns whether the transaction dropped a pgvec index of
+        that name, which is free then, or None for IF NOT EXISTS of an index the
+        transaction made already (with PostgreSQL's NOTICE)."""
         ops = self._deferred
-        self.db.check_index(idef, deferred.creates(ops), deferred.dropped_names(ops))
+        if self.db.check_index(idef, deferred.creates(ops)):
+            self.relay.emit(m.notice_response(f'relation "{idef.name}" already exists, skipping'))
+            return None
+        return idef.name is not None and idef.name in deferred.dropped_names(ops)
 
     def _transaction_end(self, status: bytes) -> None:
         """The CREATE INDEXes and DROP INDEXes of a transaction: carried out once it
@@ -1106,15 +1115,26 @@ class Session:
                 # built once the transaction commits; nothing if it rolls back. The
                 # change-log triggers come with the transaction, so that its own later
                 # writes are logged and no lock of it is waited for after the commit
-                self._check_deferred(decision.index)
-                await ClientBackend(self.server, self.relay, sync=simple).rows(
-                    "SELECT pgvec.track_in_transaction($1::oid::regclass)",
-                    [str(decision.index.table.relid).encode()],
-                    [0],
+                idef = decision.index
+                dropped = self._check_deferred(idef)
+                if dropped is None:
+                    return "CREATE INDEX"
+                tracked = await ClientBackend(self.server, self.relay, sync=simple).rows(
+                    "SELECT pgvec.track_in_transaction($1::oid::regclass) WHERE $3::name IS"
+                    " NULL OR pgvec.index_name_free($2, $3, $4::boolean, $5::boolean)",
+                    [
+                        str(idef.table.relid).encode(),
+                        idef.table.schema.encode(),
+                        None if idef.name is None else idef.name.encode(),
+                        b"t" if idef.if_not_exists else b"f",
+                        b"t" if dropped else b"f",
+                    ],
+                    [0] * 5,
                     [0],
                     binary=False,
                 )
-                self._deferred.append(decision.index)
+                if tracked:  # (else IF NOT EXISTS, and the name is taken: NOTICE, nothing)
+                    self._deferred.append(idef)
                 return "CREATE INDEX"
             loop = asyncio.get_running_loop()
 

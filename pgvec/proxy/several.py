@@ -35,11 +35,16 @@ _CONTROL = re.compile(
 )
 
 
-def index_call(idef: IndexDef) -> str:
+def index_call(idef: IndexDef, dropped: bool) -> str:
     """The statement sent in the place of CREATE INDEX (its table named, not numbered:
-    an earlier statement of the Query may have created it)."""
+    an earlier statement of the Query may have created it). ``dropped``: the transaction
+    dropped a pgvec index of the new one's name."""
     table = f"{quote_ident(idef.table.schema)}.{quote_ident(idef.table.name)}"
-    return f"CALL pgvec.create_index_in_query({sql_literal(table)})"
+    name = "NULL" if idef.name is None else sql_literal(idef.name)
+    return (
+        f"CALL pgvec.create_index_in_query({sql_literal(table)}, {name},"
+        f" {str(idef.if_not_exists).lower()}, {str(dropped).lower()})"
+    )
 
 
 _PATH = re.compile(r"search_path|\bset\s+schema\b", re.IGNORECASE)

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -47,7 +47,6 @@ from pgvec.engine.predicate import Unsupported, Where
 from pgvec.engine.spec import IndexSpec, Metric, SearchParams
 from pgvec.errors import (
     CatalogError,
-    DuplicateRelation,
     FeatureNotSupported,
     IndexNotLoaded,
     ObjectInUse,
@@ -758,14 +757,14 @@ class Database:
         if not concurrently:
             await asyncio.shield(task)
 
-    def check_index(
-        self, idef: IndexDef, pending: Sequence[IndexDef] = (), dropped: Collection[str] = ()
-    ) -> None:
-        """The errors CREATE INDEX would raise before reading any row: operator class,
-        options, primary key, its name taken (by a relation, a pgvec index not among
-        ``dropped``, or among ``pending``: the transaction block's CREATE INDEXes and DROP
+    def check_index(self, idef: IndexDef, pending: Sequence[IndexDef] = ()) -> bool:
+        """The errors a CREATE INDEX of a transaction block would raise before reading any
+        row, but for its name taken by a relation or an index the transaction sees
+        (pgvec.index_name_free checks that in the client's transaction): operator class,
+        options, primary key, its name among ``pending`` (the transaction's CREATE
         INDEXes, which are checked now and carried out at commit), an index of that
-        operator class on a partitioned table's column already."""
+        operator class on a partitioned table's column already. True: IF NOT EXISTS, and
+        one of ``pending`` has its name (nothing to do)."""
         IndexSpec.create(
             idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
         )
@@ -773,15 +772,7 @@ class Database:
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk
         with self.pool.connection() as conn:
             indexes.serving_index(conn, idef)
-            name, schema = idef.name, idef.table.schema
-            if (
-                name is not None
-                and not idef.if_not_exists
-                and name not in dropped
-                and indexes.taken(conn, schema, name)
-            ):
-                raise DuplicateRelation(f'relation "{name}" already exists')
-        indexes.pending_index(idef, pending)
+        return indexes.pending_index(idef, pending)
 
     async def create_committed_index(self, idef: IndexDef) -> None:
         """Build, in the background, an index whose CREATE INDEX ran in a transaction

@@ -99,17 +99,19 @@ def serving_index(conn: psycopg.Connection, idef: IndexDef) -> str | None:
     return name
 
 
-def pending_index(idef: IndexDef, pending: Sequence[IndexDef]) -> None:
-    """Raise DuplicateObject if ``pending`` (CREATE INDEXes of the transaction block, not
-    built yet) has an index of the same name, as PostgreSQL's second CREATE INDEX would."""
+def pending_index(idef: IndexDef, pending: Sequence[IndexDef]) -> bool:
+    """Whether ``pending`` (CREATE INDEXes of the transaction block, not built yet) has
+    an index of the same name, which IF NOT EXISTS skips; else DuplicateRelation, as
+    PostgreSQL's second CREATE INDEX would raise."""
     for other in pending:
         if idef.name is not None and (other.name, other.table.schema) == (
             idef.name,
             idef.table.schema,
         ):
             if idef.if_not_exists:
-                return
+                return True
             raise DuplicateRelation(f'relation "{idef.name}" already exists')
+    return False
 
 
 def record(

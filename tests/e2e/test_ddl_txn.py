@@ -292,3 +292,73 @@ def test_drop_and_create_in_one_transaction(
         ("t_idx", "IVF_FLAT", "ready")
     ]
     client.rollback()
+
+
+@pytest.mark.parametrize("role", [False, True], ids=["superuser", "role"])
+def test_drop_table_then_create_it_and_its_index_again_in_one_transaction(
+    pconn: psycopg.Connection, proxy_uri: str, app_role: str, role: bool
+) -> None:
+    """txtai's re-index: DROP TABLE; CREATE TABLE; CREATE INDEX under the dropped
+    table's index name, in one transaction. The name is free in the transaction's own
+    view, as PostgreSQL sees it; pgvec said 42P07, checking it in its own snapshot, where
+    the dropped table's index still stands. Rolled back, the old index serves; committed,
+    the new one is built and searched. As an ordinary role owning the table too."""
+    uri = proxy_uri.replace("postgres@", f"{app_role}@") if role else proxy_uri
+    with psycopg.connect(uri, autocommit=True) as owner:
+        owner.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+        owner.execute("INSERT INTO t VALUES (1, '[1,1,1]'), (2, '[2,2,2]')")
+        owner.execute("CREATE INDEX t_idx ON t USING hnsw (v)")
+    with psycopg.connect(uri) as client:
+        client.execute("DROP TABLE t")
+        client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+        client.execute("INSERT INTO t VALUES (7, '[7,7,7]'), (8, '[8,8,8]')")
+        client.execute("CREATE INDEX t_idx ON t USING hnsw (v)")
+        with pytest.raises(psycopg.errors.DuplicateTable, match='relation "t_idx" already exists'):
+            client.execute("CREATE INDEX t_idx ON t USING hnsw (v vector_cosine_ops)")
+        client.rollback()
+        assert pconn.execute("SELECT id FROM t ORDER BY v <-> '[2,2,2]' LIMIT 1").fetchone() == (2,)
+        client.execute("DROP TABLE t")
+        client.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+        client.execute("INSERT INTO t VALUES (7, '[7,7,7]'), (8, '[8,8,8]')")
+        client.execute("CREATE INDEX t_idx ON t USING hnsw (v)")
+        client.commit()
+        assert client.execute("SELECT id FROM t ORDER BY v <-> '[8,8,8]' LIMIT 1").fetchone() == (
+            8,
+        )
+        assert pconn.execute("SELECT index_name, state FROM pgvec.indexes").fetchall() == [
+            ("t_idx", "ready")
+        ]
+        assert "t_idx" in explain(client)
+
+
+def test_index_name_is_checked_after_the_earlier_statements_of_its_query(
+    pconn: psycopg.Connection, client: psycopg.Connection
+) -> None:
+    """The same re-index as one simple Query of several statements: the name is checked
+    when the CREATE INDEX runs, after the DROP TABLE before it; IF NOT EXISTS of a taken
+    name gets PostgreSQL's NOTICE and builds nothing."""
+    pconn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+    pconn.execute("INSERT INTO t VALUES (1, '[1,1,1]')")
+    pconn.execute("CREATE INDEX t_idx ON t USING hnsw (v)")
+    notices: list[str] = []
+    client.add_notice_handler(lambda d: notices.append(d.message_primary))
+    with pytest.raises(psycopg.errors.DuplicateTable, match='relation "t_idx" already exists'):
+        client.execute("SELECT 1; CREATE INDEX t_idx ON t USING hnsw (v vector_cosine_ops)")
+    client.rollback()
+    client.execute(
+        "DROP TABLE t; CREATE TABLE t (id int PRIMARY KEY, v vector(3));"
+        " INSERT INTO t VALUES (7, '[7,7,7]'), (8, '[8,8,8]');"
+        " CREATE INDEX t_idx ON t USING hnsw (v);"
+        " CREATE INDEX IF NOT EXISTS t_idx ON t USING hnsw (v vector_cosine_ops)"
+    )
+    assert notices == ['relation "t_idx" already exists, skipping']
+    client.commit()
+    assert client.execute("SELECT id FROM t ORDER BY v <-> '[8,8,8]' LIMIT 1").fetchone() == (8,)
+    assert pconn.execute("SELECT index_name, metric, state FROM pgvec.indexes").fetchall() == [
+        ("t_idx", "L2", "ready")
+    ]
+    client.rollback()
+    client.execute("CREATE INDEX IF NOT EXISTS t_idx ON t USING hnsw (v vector_cosine_ops)")
+    assert notices[-1] == 'relation "t_idx" already exists, skipping'
+    client.commit()
+    assert pconn.execute("SELECT count(*) FROM pgvec.indexes").fetchone() == (1,)
