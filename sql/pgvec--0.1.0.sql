@@ -912,6 +912,18 @@ WHERE to_regtype('public.vector') IS NOT NULL
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'vector');
 GRANT SELECT ON pgvec.pg_available_extensions TO PUBLIC;
 
+CREATE OR REPLACE VIEW pgvec.pg_available_extension_versions AS
+SELECT a.name, a.version, a.installed, a.superuser, a.trusted, a.relocatable, a.schema,
+       a.requires, a.comment
+FROM pg_catalog.pg_available_extension_versions a
+WHERE a.name <> 'vector' OR EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'vector')
+UNION ALL
+SELECT 'vector'::name, '0.6.0'::text, true, true, false, true, NULL::name, NULL::name[],
+       'vector data type and ivfflat and hnsw access methods'::text
+WHERE to_regtype('public.vector') IS NOT NULL
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'vector');
+GRANT SELECT ON pgvec.pg_available_extension_versions TO PUBLIC;
+
 -- A column's type as clients see it through pgvec: vector(n) for a vector column, else
 -- PostgreSQL's format_type(). The proxy calls it where a catalog query (psql's \d,
 -- SQLAlchemy's reflection) asks format_type(atttypid, atttypmod) of a pg_attribute row.

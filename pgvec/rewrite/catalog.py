@@ -24,7 +24,8 @@ _FIXED = re.compile(
     # a catalog query asking a column's type (rules/reflection.py)
     r"|\bformat_type\s*\([^)]*atttypid"
     r"|\binformation_schema\"?\s*\.\s*\"?columns\b|\bpg_indexes\b"
-    r"|\bpg_(?:available_)?extensions?\b|\batttypmod\b"
+    r"|\bpg_(?:available_)?extensions?\b|\bpg_available_extension_versions\b"
+    r"|\batttypmod\b"
     r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
     # a restore's statements on pgvec's own objects (rules/restore.py)
     r"|\bpgvec\b\s*\.|\bschema\s+(?:if\s+not\s+exists\s+)?pgvec\b"

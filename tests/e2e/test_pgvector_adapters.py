@@ -145,8 +145,9 @@ def test_names_longer_than_postgresql_keeps(both: dict[str, str], data: np.ndarr
 
 
 def test_the_extension_is_listed(both: dict[str, str]) -> None:
-    """pg_extension and pg_available_extensions list pgvector's extension, as tools look
-    it and its version up (supabase's vecs reads installed_version; psql's \\dx)."""
+    """pg_extension, pg_available_extensions and pg_available_extension_versions list
+    pgvector's extension (installed, at 0.6), as tools look it and its version up
+    (supabase's vecs reads installed_version; psql's \\dx)."""
 
     def run(uri: str) -> Any:
         with psycopg.connect(uri) as c:
@@ -160,16 +161,21 @@ def test_the_extension_is_listed(both: dict[str, str]) -> None:
                 "SELECT installed_version FROM pg_available_extensions"
                 " WHERE name = 'vector' LIMIT 1"
             ).fetchall()
+            versions = c.execute(
+                "SELECT version, installed FROM pg_available_extension_versions"
+                " WHERE name = 'vector' AND installed"
+            ).fetchall()
             listed = subprocess.run(
                 ["psql", "-X", "-A", "-t", "-d", uri, "-c", r"\dx vector"],
                 capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
-            return ext, available, listed.split("|")[:2]
+            return ext, available, versions, listed.split("|")[:2]
 
     out = {name: run(uri) for name, uri in both.items()}
-    for ext, available, listed in out.values():
+    for ext, available, versions, listed in out.values():
         assert [e[:2] for e in ext] == [("vector", "public")] and ext[0][2].startswith("0.6")
         assert len(available) == 1 and available[0][0].startswith("0.6")
+        assert len(versions) == 1 and versions[0][0].startswith("0.6") and versions[0][1]
         assert listed[0] == "vector" and listed[1].startswith("0.6")
 
 

@@ -12,9 +12,10 @@ column with its CHECK, which a restore through pgvec recognises.
 ``data_type``) becomes ``pgvec.information_schema_columns``, the same view with vector
 columns as ``USER-DEFINED`` ``vector`` and arrays of vectors as ``ARRAY`` ``_vector``;
 ``pg_indexes`` (where LangChain looks its index up) becomes ``pgvec.pg_indexes``, which
-also lists pgvec's indexes, with pgvector's definitions. ``pg_extension`` and
-``pg_available_extensions`` (where tools look pgvector and its version up) become pgvec's
-views of them, which list pgvector's extension where pgvec gives its surface. A bare
+also lists pgvec's indexes, with pgvector's definitions. ``pg_extension``,
+``pg_available_extensions`` and ``pg_available_extension_versions`` (where tools look
+pgvector and its version up) become pgvec's views of them, which list pgvector's
+extension where pgvec gives its surface. A bare
 ``atttypmod`` (supabase's vecs reads a vector column's dimension there) becomes
 ``pgvec.atttypmod(...)``, n for a ``vector(n)`` column.
 """
@@ -50,7 +51,8 @@ _TYPMOD = re.compile(
 
 _EXTENSIONS = re.compile(
     r"(?<![\w$.\"'])(?:(?:pg_catalog|\"pg_catalog\")\s*\.\s*)?"
-    r"(?:(pg_extension|pg_available_extensions)|\"(pg_extension|pg_available_extensions)\")"
+    r"(?:(pg_extension|pg_available_extensions|pg_available_extension_versions)"
+    r"|\"(pg_extension|pg_available_extensions|pg_available_extension_versions)\")"
     r"(?![\w$\"'])",
     re.IGNORECASE,
 )
@@ -59,8 +61,9 @@ _EXTENSIONS = re.compile(
 def rewrite_reflection(sql: str) -> str | None:
     """``sql`` with its ``format_type(<x>.atttypid, <x>.atttypmod)`` calls made pgvec's,
     ``information_schema.columns`` made ``pgvec.information_schema_columns``, and
-    ``pg_indexes``, ``pg_extension`` and ``pg_available_extensions`` pgvec's views of
-    them, or None if it has none of them."""
+    ``pg_indexes``, ``pg_extension``, ``pg_available_extensions`` and
+    ``pg_available_extension_versions`` pgvec's views of them, or None if it has none of
+    them."""
     low = sql.lower()
     n = m = k = e = t = 0
     if "pg_indexes" in low:
