@@ -54,12 +54,15 @@ class Metric(enum.Enum):
         raise InvalidParameter(f"operator {op} is not a vector distance operator")
 
     @classmethod
-    def from_opclass(cls, opclass: str) -> Metric:
+    def from_opclass(cls, opclass: str, method: str | None = None) -> Metric:
+        """The metric of a pgvector operator class; ``method``: the index's access method,
+        for PostgreSQL's error (an unknown operator class)."""
         name = opclass.strip().lower()
         for metric, oc in _OPCLASSES.items():
             if oc == name:
                 return metric
-        raise UndefinedObject(f'operator class "{opclass}" does not exist for vector indexes')
+        where = "vector indexes" if method is None else f'access method "{method}"'
+        raise UndefinedObject(f'operator class "{opclass}" does not exist for {where}')
 
     @classmethod
     def from_name(cls, name: str, *, binary: bool = False) -> Metric:

@@ -766,7 +766,9 @@ class Database:
         operator class on a partitioned table's column already. True: IF NOT EXISTS, and
         one of ``pending`` has its name (nothing to do)."""
         IndexSpec.create(
-            idef.method, Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS), idef.options
+            idef.method,
+            Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS, idef.method),
+            idef.options,
         )
         _ = idef.column.fixed_dim
         _ = TableState(idef.table, self.table_dir(idef.table.relid)).pk

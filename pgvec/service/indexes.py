@@ -81,7 +81,7 @@ def serving_index(conn: psycopg.Connection, idef: IndexDef) -> str | None:
     supersedes (pgvec builds one index per operator class of a column: the one created
     last); a partitioned table's is not superseded (DuplicateObject, unless IF NOT
     EXISTS)."""
-    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
+    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS, idef.method)
     row = conn.execute(
         "SELECT index_name FROM pgvec.indexes WHERE relid = %s AND attnum = %s AND metric = %s",
         (idef.table.relid, idef.column.attnum, metric.name),
@@ -223,7 +223,7 @@ def register(db: Database, idef: IndexDef, command: str) -> tuple[Build, IndexSp
     it superseded a ready index of the same definition). Caller holds the table lock.
     """
     info = idef.table
-    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
+    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS, idef.method)
     metric.check_column(idef.column.binary)
     spec = IndexSpec.create(idef.method, metric, idef.options)
     with db.pool.connection() as conn:

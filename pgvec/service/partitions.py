@@ -225,7 +225,7 @@ async def set_resident(
 def _register_parent(db: Database, idef: IndexDef) -> bool:
     """Record the index of a partitioned table (no files: its leaves hold the indexes);
     False if IF NOT EXISTS found it there."""
-    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS)
+    metric = Metric.from_opclass(idef.opclass or DEFAULT_OPCLASS, idef.method)
     spec = IndexSpec.create(idef.method, metric, idef.options)
     with db.pool.connection() as conn:
         return indexes.record(db, conn, idef, spec, "ready") is not None

@@ -48,6 +48,10 @@ CREATE INDEX ON e USING ivfflat (v vector_l2_ops) WITH (lists = 40000);
 CREATE INDEX ON e USING hnsw (nosuch vector_l2_ops);
 CREATE INDEX ON e USING hnsw (id);
 CREATE INDEX ON e USING ivfflat (id vector_l2_ops);
+CREATE INDEX ON e USING hnsw (v text_ops);
+CREATE INDEX ON e USING ivfflat (v nosuch_ops);
+CREATE INDEX ON e USING hnsw (v, id);
+CREATE INDEX ON e USING hnsw (v vector_l2_ops, (id + 1));
 """
 
 

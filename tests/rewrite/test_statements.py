@@ -338,6 +338,18 @@ def test_create_index(catalog: Catalog) -> None:
     assert isinstance(d, CreateIndex) and d.index.concurrently
 
 
+def test_create_index_of_an_expression_is_not_a_column(catalog: Catalog) -> None:
+    """``lower(title)`` is an expression, not a column named lower (pgvec said
+    ``column "lower" does not exist``): PostgreSQL judges it."""
+    assert rewrite("CREATE INDEX ON items USING hnsw (lower(title))", catalog) == Passthrough()
+    with pytest.raises(FeatureNotSupported, match="does not support multicolumn indexes"):
+        rewrite("CREATE INDEX ON items USING hnsw (embedding, (f(a, b)))", catalog)
+    d = rewrite(
+        "CREATE INDEX ON items USING hnsw (embedding) WITH (m = 4, ef_construction = 8)", catalog
+    )
+    assert isinstance(d, CreateIndex) and d.index.options == {"m": "4", "ef_construction": "8"}
+
+
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [

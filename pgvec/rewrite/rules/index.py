@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 
-from pgvec.errors import DatatypeMismatch, UndefinedColumn, UndefinedObject
+from pgvec.errors import DatatypeMismatch, FeatureNotSupported, UndefinedColumn, UndefinedObject
 from pgvec.rewrite.catalog import Catalog, TableInfo
 from pgvec.rewrite.decision import CreateIndex, DropIndex, IndexAction, IndexDef, Reindex
 from pgvec.rewrite.dialect import tokenize
@@ -85,6 +85,24 @@ def _refuse_column(table: TableInfo, name: str, method: str, cur: TokenCursor) -
         raise DatatypeMismatch(f'operator class "{opclass}" does not accept data type {type_name}')
 
 
+def _refuse_multicolumn(tokens: Sequence[Token], i: int, method: str) -> None:
+    """PostgreSQL's first check of an index over several columns (tokens[i] is the first
+    after the opening parenthesis): no vector index method takes more than one."""
+    depth = 0
+    for tok in tokens[i:]:
+        kind = tok.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            if depth == 0:
+                return
+            depth -= 1
+        elif kind == TokenType.COMMA and depth == 0:
+            raise FeatureNotSupported(
+                f'access method "{method}" does not support multicolumn indexes'
+            )
+
+
 def rewrite_create_index(sql: str, tokens: Sequence[Token], catalog: Catalog) -> CreateIndex | None:
     """CreateIndex for a vector method on a catalog vector column, else None (passthrough)."""
     cur = TokenCursor(tokens)
@@ -115,7 +133,11 @@ def rewrite_create_index(sql: str, tokens: Sequence[Token], catalog: Catalog) ->
     table = catalog.lookup(qname[1], qname[0])
     if table is None or not _accept(cur, TokenType.L_PAREN):
         return None
+    _refuse_multicolumn(tokens, cur.i, method)
     col = cur.ident()
+    nxt = cur.peek()
+    if nxt is not None and nxt.token_type == TokenType.L_PAREN:
+        return None  # an expression: f(x) (PostgreSQL: no access method of this name)
     column = table.vectors.get(col) if col is not None else None
     if column is None:
         if col is not None and method in PGVECTOR_METHODS:
