@@ -694,6 +694,10 @@ UPDATE pgvec.indexes SET rel = relid WHERE rel IS NULL OR rel::oid <> relid;
 -- ({"index_name", "method", "options", "created_at"}). DROP INDEX of the row's index
 -- builds the last of them in its place; DROP INDEX of one of them forgets it.
 ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS standby jsonb NOT NULL DEFAULT '[]';
+-- The options its CREATE INDEX gave (WITH, by pgvector's names: {m=16}; NULL without
+-- any), as pg_class.reloptions and pg_indexes show them through pgvec; a standby index
+-- keeps its own in "reloptions".
+ALTER TABLE pgvec.indexes ADD COLUMN IF NOT EXISTS reloptions text[];
 
 -- What a Milvus client asked for, which DescribeIndex echoes as Milvus does: the index
 -- type as given (AUTOINDEX) and the properties of AlterIndex (mmap.enabled). Set by the
@@ -849,6 +853,29 @@ LEFT JOIN (
 ) f ON true;
 GRANT SELECT ON pgvec.information_schema_columns TO PUBLIC;
 
+-- The name pgvector gives an index option pgvec keeps under Milvus's name.
+CREATE OR REPLACE FUNCTION pgvec._option_name(key text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT CASE key WHEN 'M' THEN 'm' WHEN 'efConstruction' THEN 'ef_construction'
+                    WHEN 'nlist' THEN 'lists' ELSE key END
+$fn$;
+
+-- Each pgvec index, standby ones too, as PostgreSQL would list it: its table's schema,
+-- name, method, the options its CREATE INDEX gave and when it was made.
+CREATE OR REPLACE VIEW pgvec.index_entries AS
+SELECT i.schema_name, i.relid, i.attnum, i.metric, x.name, x.method, x.reloptions, x.created_at
+FROM pgvec.indexes i
+CROSS JOIN LATERAL (
+    SELECT i.index_name::text AS name, i.method, i.reloptions, i.created_at
+    UNION ALL
+    SELECT s->>'index_name', s->>'method',
+           CASE WHEN jsonb_typeof(s->'reloptions') = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text(s->'reloptions')) END,
+           (s->>'created_at')::timestamptz
+    FROM jsonb_array_elements(i.standby) s
+) x;
+GRANT SELECT ON pgvec.index_entries TO PUBLIC;
+
 -- pg_indexes as clients see it through pgvec: PostgreSQL's rows, then pgvec's indexes
 -- (standby ones too) with the definition pgvector's would have (LangChain's PGVectorStore
 -- looks its index up there). The proxy reads this view where a query names pg_indexes.
@@ -861,26 +888,57 @@ SELECT n.nspname, r.relname, x.name::name, NULL::name,
                             ELSE lower(x.method) END,
               a.attname,
               -- (none where it is the default, as PostgreSQL writes it: ivfflat's L2)
-              CASE WHEN x.method = 'IVF_FLAT' AND i.metric = 'L2' THEN ''
-                   WHEN i.metric = 'L2' THEN ' vector_l2_ops' WHEN i.metric = 'IP' THEN ' vector_ip_ops'
-                   WHEN i.metric = 'COSINE' THEN ' vector_cosine_ops'
-                   WHEN i.metric = 'L1' THEN ' vector_l1_ops'
-                   ELSE lower(' bit_' || i.metric || '_ops') END,
-              (SELECT ' WITH (' || string_agg(format('%s=%L',
-                          CASE o.key WHEN 'M' THEN 'm' WHEN 'efConstruction' THEN 'ef_construction'
-                                     WHEN 'nlist' THEN 'lists' ELSE o.key END, o.value), ', ')
+              CASE WHEN x.method = 'IVF_FLAT' AND x.metric = 'L2' THEN ''
+                   WHEN x.metric = 'L2' THEN ' vector_l2_ops' WHEN x.metric = 'IP' THEN ' vector_ip_ops'
+                   WHEN x.metric = 'COSINE' THEN ' vector_cosine_ops'
+                   WHEN x.metric = 'L1' THEN ' vector_l1_ops'
+                   ELSE lower(' bit_' || x.metric || '_ops') END,
+              (SELECT ' WITH (' || string_agg(format('%s=%L', split_part(o, '=', 1),
+                                                     substr(o, strpos(o, '=') + 1)), ', ')
                       || ')'
-               FROM jsonb_each_text(x.options) o))
-FROM pgvec.indexes i
-JOIN pg_class r ON r.oid = i.relid
+               FROM unnest(x.reloptions) o))
+FROM pgvec.index_entries x
+JOIN pg_class r ON r.oid = x.relid
 JOIN pg_namespace n ON n.oid = r.relnamespace
-JOIN pg_attribute a ON a.attrelid = i.relid AND a.attnum = i.attnum
-CROSS JOIN LATERAL (
-    SELECT i.index_name::text AS name, i.method, i.options
-    UNION ALL
-    SELECT s->>'index_name', s->>'method', s->'options' FROM jsonb_array_elements(i.standby) s
-) x;
+JOIN pg_attribute a ON a.attrelid = x.relid AND a.attnum = x.attnum;
 GRANT SELECT ON pgvec.pg_indexes TO PUBLIC;
+
+-- The OID pg_class shows a pgvec index under (pgvec.pg_class): from its name and when it
+-- was made (an index made again gets another), in the top 2^28 OIDs, which PostgreSQL's
+-- counter reaches only after some four billion objects. No relation has it, so regclass
+-- and the other catalogs do not know it.
+CREATE OR REPLACE FUNCTION pgvec.index_oid(nsp name, idx text, made timestamptz)
+RETURNS oid LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+    SELECT (4026531840::bigint
+            + (hashtext(nsp || '.' || idx || '@' || coalesce(extract(epoch FROM made), 0)::text)::bigint
+               & 268435455))::oid
+$fn$;
+
+-- pg_class as clients see it through pgvec: PostgreSQL's rows, then one for each pgvec
+-- index (standby ones too), as an index of its table (relkind 'i', or 'I' on a
+-- partitioned table; the table's schema and owner; no access method; the options its
+-- CREATE INDEX gave): tools look an index up there by name and kind (supabase's vecs,
+-- pgvector-haystack). The proxy reads this view where a query names pg_class; its last
+-- column is pg_class's tableoid, which pg_dump reads.
+CREATE OR REPLACE VIEW pgvec.pg_class AS
+SELECT c.*, c.tableoid FROM pg_catalog.pg_class c
+UNION ALL
+SELECT (r.r).*, 'pg_catalog.pg_class'::regclass::oid
+FROM pgvec.index_entries x
+JOIN pg_catalog.pg_class t ON t.oid = x.relid
+CROSS JOIN LATERAL (
+    SELECT jsonb_populate_record(t, jsonb_build_object(
+        'oid', pgvec.index_oid(x.schema_name, x.name, x.created_at), 'relname', x.name,
+        'reltype', 0, 'reloftype', 0, 'relam', 0, 'relfilenode', 0, 'relpages', 0,
+        'reltuples', -1, 'relallvisible', 0, 'reltoastrelid', 0, 'relhasindex', false,
+        'relkind', CASE t.relkind WHEN 'p' THEN 'I' ELSE 'i' END, 'relnatts', 1,
+        'relchecks', 0, 'relhasrules', false, 'relhastriggers', false,
+        'relhassubclass', false, 'relrowsecurity', false, 'relforcerowsecurity', false,
+        'relispopulated', true, 'relreplident', 'n', 'relispartition', t.relispartition,
+        'relrewrite', 0, 'relfrozenxid', 0, 'relminmxid', 0, 'relacl', NULL,
+        'reloptions', x.reloptions, 'relpartbound', NULL)) AS r
+) r;
+GRANT SELECT ON pgvec.pg_class TO PUBLIC;
 
 -- pg_extension and pg_available_extensions as clients see them through pgvec: pgvector's
 -- extension is there wherever pgvec's vector type is (pgvec answers CREATE EXTENSION

@@ -23,7 +23,7 @@ _FIXED = re.compile(
     r"|\breindex\b"
     # a catalog query asking a column's type (rules/reflection.py)
     r"|\bformat_type\s*\([^)]*atttypid"
-    r"|\binformation_schema\"?\s*\.\s*\"?columns\b|\bpg_indexes\b"
+    r"|\binformation_schema\"?\s*\.\s*\"?columns\b|\bpg_indexes\b|\bpg_class\b"
     r"|\bpg_(?:available_)?extensions?\b|\bpg_available_extension_versions\b"
     r"|\batttypmod\b"
     r"|\bpgvec\s*\.\s*(?:load|release)\s*\("
@@ -114,7 +114,7 @@ class Catalog:
 # substrings one of which every statement of interest holds (checked on lower-cased text)
 _GATE = re.compile(
     r"<->|<=>|<#>|<\+>|'\[|vector|hnsw|ivfflat|pgvec|flat|ivf_|index|atttypid|information_schema"
-    r"|extension|atttypmod"
+    r"|extension|atttypmod|pg_class"
 )
 _WORD = re.compile(r"[^\W\d][\w$]*")
 _MANY = 16

@@ -134,6 +134,7 @@ def record(
                 return None
             raise DuplicateRelation(f'relation "{name}" already exists')
     slot = Slot(column.attnum, spec.metric.name)
+    given = json.dumps(idef.options)  # (pg_class.reloptions: _RELOPTIONS)
     serving = serving_index(conn, idef)
     if serving is not None and idef.if_not_exists and (idef.name is None or info.partitioned):
         return None  # (pgvec's own: a partition's index, a partitioned table's)
@@ -163,6 +164,7 @@ def record(
                 name,
                 spec.index_type,
                 options,
+                given,
                 "ready" if built else state,
                 1 if built else 0,
                 info.relid,
@@ -178,8 +180,8 @@ def record(
         return name, True, built
     conn.execute(
         "INSERT INTO pgvec.indexes (index_name, schema_name, relid, attnum, column_name,"
-        " method, metric, options, state, progress, dim)"
-        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        " method, metric, options, state, progress, dim, reloptions)"
+        f" VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,{_RELOPTIONS})",
         (
             name,
             schema,
@@ -192,25 +194,34 @@ def record(
             state,
             1 if state == "ready" else 0,
             column.dim,
+            given,
         ),
     )
     return name, False, False
 
 
+#: a CREATE INDEX's options (a JSON object) as pg_class.reloptions shows them: {m=16}
+_RELOPTIONS = (
+    "(SELECT array_agg(pgvec._option_name(o.key) || '=' || o.value)"
+    " FROM jsonb_each_text(%s::jsonb) o)"
+)
 #: the column's index of an operator class becomes a standby of a new one, being built
 #: (or built already: the same definition)
 _SUPERSEDE = f"""
 UPDATE pgvec.indexes SET
     standby = standby || jsonb_build_array(jsonb_build_object('index_name', index_name,
-        'method', method, 'options', options, 'created_at', created_at, 'state', state)),
-    index_name = %s, method = %s, options = %s, state = %s, progress = %s,
-    error = NULL, created_at = now(), updated_at = now()
+        'method', method, 'options', options, 'created_at', created_at, 'state', state,
+        'reloptions', reloptions)),
+    index_name = %s, method = %s, options = %s, reloptions = {_RELOPTIONS}, state = %s,
+    progress = %s, error = NULL, created_at = now(), updated_at = now()
 WHERE {_KEY}"""
 #: the last standby index of the row is the row's again (its state as it was, if given)
 _RESTORE_LAST = f"""
 UPDATE pgvec.indexes SET
     index_name = standby->-1->>'index_name', method = standby->-1->>'method',
     options = standby->-1->'options', created_at = (standby->-1->>'created_at')::timestamptz,
+    reloptions = CASE WHEN jsonb_typeof(standby->-1->'reloptions') = 'array'
+                      THEN ARRAY(SELECT jsonb_array_elements_text(standby->-1->'reloptions')) END,
     state = coalesce(%s, standby->-1->>'state'), error = %s, progress = 1,
     standby = standby - -1, updated_at = now()
 WHERE {_KEY} AND standby <> '[]'

@@ -226,6 +226,74 @@ def test_pg_indexes(both: dict[str, str]) -> None:
     )
 
 
+def test_pg_class(both: dict[str, str], app_role: str) -> None:
+    """pg_class has a row for each pgvec index, as tools look indexes up: by schema, name
+    and kind, with the options its CREATE INDEX gave (pgvector-haystack's test of
+    recreating its index compares OIDs and reloptions; supabase's vecs finds its index by
+    name). As an ordinary role too."""
+
+    index = """
+        SELECT c.oid, c.reloptions FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'i' AND n.nspname = %s AND c.relname = %s"""
+    vecs = """
+        select relname as table_name from pg_class pc
+        where pc.relnamespace = 'public'::regnamespace
+          and relname ilike 'ix_vector%%' and pc.relkind = 'i'"""
+
+    def run(uri: str) -> Any:
+        with psycopg.connect(uri, autocommit=True) as c:
+            c.execute(f"GRANT CREATE ON SCHEMA public TO {app_role}")
+        role_uri = uri.replace("postgres@", f"{app_role}@")
+        with psycopg.connect(role_uri) as c:
+            c.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(3))")
+            c.execute("INSERT INTO items VALUES (1, '[1,1,1]'), (2, '[2,2,2]')")
+            c.execute("CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)")
+            c.commit()
+            first_oid, first_options = c.execute(index, ("public", "items_hnsw")).fetchone()
+            c.execute("DROP INDEX items_hnsw")
+            c.execute(
+                "CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)"
+                " WITH (m = 32, ef_construction = 128)"
+            )
+            c.commit()
+            second_oid, second_options = c.execute(index, ("public", "items_hnsw")).fetchone()
+            c.execute(
+                "CREATE INDEX ix_vector_cosine_ops_hnsw_m16_efc64_ab12 ON items"
+                " USING hnsw (embedding vector_cosine_ops)"
+            )
+            c.commit()
+            found = (
+                first_options,
+                second_oid != first_oid,
+                sorted(second_options),
+                c.execute(vecs).fetchall(),
+                c.execute(index, ("public", "nope")).fetchall(),
+                c.execute(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_vector%'"
+                ).fetchall(),
+            )
+            c.execute("DROP TABLE items")  # (the role is dropped after the test)
+            c.commit()
+        with psycopg.connect(uri, autocommit=True) as c:
+            c.execute(f"REVOKE CREATE ON SCHEMA public FROM {app_role}")
+        return found
+
+    assert on_both(both, run) == (
+        None,
+        True,
+        ["ef_construction=128", "m=32"],
+        [("ix_vector_cosine_ops_hnsw_m16_efc64_ab12",)],
+        [],
+        [
+            (
+                "CREATE INDEX ix_vector_cosine_ops_hnsw_m16_efc64_ab12 ON public.items"
+                " USING hnsw (embedding vector_cosine_ops)",
+            )
+        ],
+    )
+
+
 def test_psycopg2(both: dict[str, str], data: np.ndarray) -> None:
     def run(uri: str) -> Any:
         c = psycopg2.connect(uri)

@@ -544,8 +544,19 @@ def test_catalog_queries_see_vector_types(catalog: Catalog) -> None:
     assert rewrite(indexes, catalog) == Rewritten(
         "SELECT tablename, indexname FROM pgvec.pg_indexes WHERE tablename = $1"
     )
-    # pg_dump asks the type's name (it dumps bytea + CHECK), and DDL is left alone
+    # pg_class, where tools look an index up by its kind (and only there)
+    kinds = (
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_class t ON t.oid = c.oid"
+        " WHERE c.relkind = 'i' AND c.oid <> 'pg_class'::regclass"
+    )
+    assert rewrite(kinds, catalog) == Rewritten(
+        "SELECT c.oid FROM pgvec.pg_class c JOIN pgvec.pg_class t ON t.oid = c.oid"
+        " WHERE c.relkind = 'i' AND c.oid <> 'pg_class'::regclass"
+    )
+    # pg_dump asks the type's name (it dumps bytea + CHECK), and DDL is left alone;
+    # asyncpg's type lookups read pg_class for composite types' columns
     for sql in (
+        "SELECT array_agg(a.atttypid) FROM pg_attribute a JOIN pg_class c ON a.attrelid = c.oid",
         "SELECT pg_catalog.format_type(t.oid, a.atttypmod) AS atttypname FROM pg_type t",
         "CREATE VIEW v AS SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a",
         "SELECT table_name FROM information_schema.tables",

@@ -12,10 +12,12 @@ column with its CHECK, which a restore through pgvec recognises.
 ``data_type``) becomes ``pgvec.information_schema_columns``, the same view with vector
 columns as ``USER-DEFINED`` ``vector`` and arrays of vectors as ``ARRAY`` ``_vector``;
 ``pg_indexes`` (where LangChain looks its index up) becomes ``pgvec.pg_indexes``, which
-also lists pgvec's indexes, with pgvector's definitions. ``pg_extension``,
-``pg_available_extensions`` and ``pg_available_extension_versions`` (where tools look
-pgvector and its version up) become pgvec's views of them, which list pgvector's
-extension where pgvec gives its surface. A bare
+also lists pgvec's indexes, with pgvector's definitions, and ``pg_class`` in a query that
+asks relations' kinds (vecs and haystack look their indexes up so) ``pgvec.pg_class``,
+which has a row for each of them. ``pg_extension``, ``pg_available_extensions`` and
+``pg_available_extension_versions`` (where tools look pgvector and its version up)
+become pgvec's views of them, which list pgvector's extension where pgvec gives its
+surface. A bare
 ``atttypmod`` (supabase's vecs reads a vector column's dimension there) becomes
 ``pgvec.atttypmod(...)``, n for a ``vector(n)`` column.
 """
@@ -43,6 +45,12 @@ _INDEXES = re.compile(
 )
 
 
+_CLASS = re.compile(
+    r'(?<![\w$."\'])(?:(?:pg_catalog|"pg_catalog")\s*\.\s*)?(?:pg_class|"pg_class")(?![\w$"\'])',
+    re.IGNORECASE,
+)
+
+
 _TYPMOD = re.compile(
     r"(?<![\w$.\"'])(?P<a>(?:[A-Za-z_][\w$]*\s*\.\s*)*)atttypmod(?![\w$\"'])",
     re.IGNORECASE,
@@ -61,13 +69,18 @@ _EXTENSIONS = re.compile(
 def rewrite_reflection(sql: str) -> str | None:
     """``sql`` with its ``format_type(<x>.atttypid, <x>.atttypmod)`` calls made pgvec's,
     ``information_schema.columns`` made ``pgvec.information_schema_columns``, and
-    ``pg_indexes``, ``pg_extension``, ``pg_available_extensions`` and
+    ``pg_indexes``, ``pg_class``, ``pg_extension``, ``pg_available_extensions`` and
     ``pg_available_extension_versions`` pgvec's views of them, or None if it has none of
     them."""
     low = sql.lower()
     n = m = k = e = t = 0
     if "pg_indexes" in low:
         sql, k = _INDEXES.subn("pgvec.pg_indexes", sql)
+    if "pg_class" in low and "relkind" in low:
+        # (a query that asks relations' kinds may look for indexes; asyncpg's type
+        # lookups read pg_class for composite types' columns, and are left alone)
+        sql, c = _CLASS.subn("pgvec.pg_class", sql)
+        k += c
     if "extension" in low:
         sql, e = _EXTENSIONS.subn(lambda x: f"pgvec.{(x[1] or x[2]).lower()}", sql)
     if "atttypmod" in low and "format_type" not in low:
